@@ -1,0 +1,364 @@
+//! Load generator: N connections, each logging in and then doing HEARTBEAT /
+//! HEARTBEAT_ACK ping-pong (one outstanding at a time) for T seconds. Prints round trips per
+//! second and latency percentiles, as text and as one JSON line.
+//!
+//! `--target echo` drives the bare mio echo server (`examples/echo.rs`) the same way (no
+//! login; the 46-byte heartbeat frame comes back as is), which is the ceiling to compare
+//! with. `--storm K` adds K connections that log in and out in a loop during the
+//! measurement, so the heartbeat latency can be compared with and without password hashing
+//! going on.
+//!
+//! ```text
+//! cargo run --release -- --iterations 10000 --data-dir /tmp/sd &      # prints the admin password
+//! cargo run --release --example echo -- 127.0.0.1:7451 &
+//! cargo run --release --example loadgen -- --addr 127.0.0.1:7450 --password PW --conns 100 --secs 10
+//! cargo run --release --example loadgen -- --target echo --addr 127.0.0.1:7451 --conns 100 --secs 10
+//! ```
+//! One thread and one `Poll` drive every connection, so the generator's own cost per round
+//! trip is the same for both targets.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use sessiond::protocol::{
+    self, DecodeLimits, Frame, Heartbeat, LoginRequest, LogoutRequest, Message,
+    Token as SessionToken,
+};
+
+#[derive(Clone)]
+struct Args {
+    addr: SocketAddr,
+    target_echo: bool,
+    conns: usize,
+    secs: u64,
+    user: String,
+    password: String,
+    storm: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        addr: "127.0.0.1:7450".parse().map_err(|_| "addr")?,
+        target_echo: false,
+        conns: 100,
+        secs: 10,
+        user: "admin".into(),
+        password: std::env::var("SESSIOND_PASSWORD").unwrap_or_default(),
+        storm: 0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--addr" => a.addr = val()?.parse().map_err(|_| "bad --addr")?,
+            "--target" => {
+                a.target_echo = match val()?.as_str() {
+                    "echo" => true,
+                    "sessiond" => false,
+                    other => return Err(format!("--target sessiond|echo, not {other}")),
+                }
+            }
+            "--conns" => a.conns = val()?.parse().map_err(|_| "bad --conns")?,
+            "--secs" => a.secs = val()?.parse().map_err(|_| "bad --secs")?,
+            "--user" => a.user = val()?,
+            "--password" => a.password = val()?,
+            "--storm" => a.storm = val()?.parse().map_err(|_| "bad --storm")?,
+            _ => {
+                return Err(
+                    "usage: loadgen [--target sessiond|echo] [--addr A] [--conns N] \
+                            [--secs T] [--user U] [--password P | $SESSIOND_PASSWORD] [--storm K]"
+                        .into(),
+                )
+            }
+        }
+    }
+    if a.conns == 0 || a.secs == 0 {
+        return Err("--conns and --secs must be > 0".into());
+    }
+    Ok(a)
+}
+
+#[derive(PartialEq)]
+enum Role {
+    /// Measured: heartbeat ping-pong.
+    Pinger,
+    /// Background: login, logout, login, ...
+    Stormer,
+}
+
+#[derive(PartialEq)]
+enum State {
+    LoggingIn,
+    Ready,
+    Waiting,
+    LoggingOut,
+}
+
+struct Conn {
+    stream: TcpStream,
+    role: Role,
+    state: State,
+    input: BytesMut,
+    output: Vec<u8>,
+    token: Option<SessionToken>,
+    sent_at: Instant,
+    next_id: u32,
+}
+
+impl Conn {
+    fn queue(&mut self, msg: Message) {
+        self.next_id = self.next_id.wrapping_add(1);
+        Frame::reply(self.next_id, msg).encode(&mut self.output);
+    }
+}
+
+fn main() {
+    match parse_args().and_then(|a| run(a).map_err(|e| e.to_string())) {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn login_msg(a: &Args) -> Message {
+    Message::LoginRequest(LoginRequest {
+        username: a.user.clone(),
+        password: a.password.as_str().into(),
+        client: "loadgen".into(),
+        platform: std::env::consts::OS.into(),
+    })
+}
+
+fn run(a: Args) -> io::Result<()> {
+    let mut poll = Poll::new()?;
+    let mut conns: Vec<Conn> = Vec::new();
+    let total = a.conns + if a.target_echo { 0 } else { a.storm };
+    for i in 0..total {
+        let mut stream = TcpStream::connect(a.addr)?;
+        poll.registry().register(
+            &mut stream,
+            Token(i),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let role = if i < a.conns {
+            Role::Pinger
+        } else {
+            Role::Stormer
+        };
+        let mut c = Conn {
+            stream,
+            role,
+            state: State::LoggingIn,
+            input: BytesMut::with_capacity(4096),
+            output: Vec::with_capacity(256),
+            token: None,
+            sent_at: Instant::now(),
+            next_id: 0,
+        };
+        if a.target_echo {
+            c.state = State::Ready;
+            c.token = Some(SessionToken([0x42; 32]));
+        } else {
+            c.queue(login_msg(&a));
+        }
+        conns.push(c);
+    }
+    let mut events = Events::with_capacity(4096);
+    let setup_deadline = Instant::now() + Duration::from_secs(120);
+    let mut latencies: Vec<u32> = Vec::with_capacity(1 << 20);
+    let mut round_trips: u64 = 0;
+    let mut logins: u64 = 0;
+    let mut errors: u64 = 0;
+    let mut measuring_since: Option<Instant> = None;
+    let mut end = Instant::now() + Duration::from_secs(a.secs);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let now = Instant::now();
+        // Start the clock once every pinger is logged in (or at once for echo).
+        if measuring_since.is_none()
+            && conns
+                .iter()
+                .filter(|c| c.role == Role::Pinger)
+                .all(|c| c.state != State::LoggingIn)
+        {
+            measuring_since = Some(now);
+            end = now + Duration::from_secs(a.secs);
+            for c in conns.iter_mut().filter(|c| c.role == Role::Pinger) {
+                ping(c, now);
+            }
+            flush_all(&mut conns);
+        }
+        if measuring_since.is_none() && now > setup_deadline {
+            return Err(io::Error::other(
+                "not every connection logged in within 120 s",
+            ));
+        }
+        if measuring_since.is_some() && now >= end {
+            break;
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for ev in events.iter() {
+            let i = ev.token().0;
+            let c = &mut conns[i];
+            if ev.is_writable() {
+                flush(c);
+            }
+            if !ev.is_readable() {
+                continue;
+            }
+            loop {
+                match c.stream.read(&mut buf) {
+                    Ok(0) => return Err(io::Error::other("server closed a connection")),
+                    Ok(n) => c.input.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            let now = Instant::now();
+            loop {
+                if a.target_echo {
+                    // The echo answers with our own 46-byte heartbeat frame.
+                    if c.input.len() < 46 {
+                        break;
+                    }
+                    let _ = c.input.split_to(46);
+                    if measuring_since.is_some() {
+                        record(&mut latencies, &mut round_trips, c.sent_at, now);
+                        ping(c, now);
+                    }
+                    continue;
+                }
+                let frame = match protocol::decode(&mut c.input, DecodeLimits::client(1 << 20)) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => return Err(io::Error::other(format!("bad frame: {e}"))),
+                };
+                match (frame.message, &c.state) {
+                    (Message::LoginSuccess(s), State::LoggingIn) => {
+                        logins += 1;
+                        c.token = Some(s.token);
+                        c.state = State::Ready;
+                        if c.role == Role::Stormer {
+                            let token = c.token.clone().unwrap_or(SessionToken([0; 32]));
+                            c.queue(Message::LogoutRequest(LogoutRequest { token }));
+                            c.state = State::LoggingOut;
+                        } else if measuring_since.is_some() {
+                            ping(c, now);
+                        }
+                    }
+                    (Message::LoginFailure(f), _)
+                        if f.reason == protocol::LoginFailureReason::ServerBusy =>
+                    {
+                        // The hash queue is full: ask again (the server says when).
+                        c.queue(login_msg(&a));
+                    }
+                    (Message::LoginFailure(f), _) => {
+                        return Err(io::Error::other(format!(
+                            "login failed: {} (check --user / --password)",
+                            f.message
+                        )))
+                    }
+                    (Message::LogoutSuccess(_), State::LoggingOut) => {
+                        c.queue(login_msg(&a));
+                        c.state = State::LoggingIn;
+                    }
+                    (Message::HeartbeatAck(_), State::Waiting) => {
+                        if measuring_since.is_some() {
+                            record(&mut latencies, &mut round_trips, c.sent_at, now);
+                            ping(c, now);
+                        } else {
+                            c.state = State::Ready;
+                        }
+                    }
+                    (Message::GeneralFailure(g), _) => {
+                        errors += 1;
+                        if frame.flags.is_fatal() {
+                            return Err(io::Error::other(format!("server error: {}", g.code)));
+                        }
+                    }
+                    (other, _) => {
+                        return Err(io::Error::other(format!(
+                            "unexpected {}",
+                            other.opcode().name()
+                        )))
+                    }
+                }
+            }
+            flush(c);
+        }
+    }
+    let secs = measuring_since
+        .map(|s| s.elapsed().as_secs_f64())
+        .unwrap_or(0.0)
+        .max(1e-9);
+    latencies.sort_unstable();
+    let pct = |p: f64| -> u32 {
+        if latencies.is_empty() {
+            return 0;
+        }
+        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies[i.min(latencies.len() - 1)]
+    };
+    let rps = round_trips as f64 / secs;
+    let target = if a.target_echo { "echo" } else { "sessiond" };
+    println!(
+        "{target}: {} conns, {:.1} s: {round_trips} round trips, {rps:.0}/s, p50 {} us, p99 {} us, p999 {} us, storm logins {logins}, errors {errors}",
+        a.conns,
+        secs,
+        pct(0.50),
+        pct(0.99),
+        pct(0.999)
+    );
+    println!(
+        "{{\"target\":\"{target}\",\"conns\":{},\"storm\":{},\"secs\":{secs:.3},\"round_trips\":{round_trips},\"rps\":{rps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"logins\":{logins},\"errors\":{errors}}}",
+        a.conns,
+        a.storm,
+        pct(0.50),
+        pct(0.99),
+        pct(0.999)
+    );
+    Ok(())
+}
+
+fn ping(c: &mut Conn, now: Instant) {
+    let Some(token) = c.token.clone() else { return };
+    c.queue(Message::Heartbeat(Heartbeat { token }));
+    c.sent_at = now;
+    c.state = State::Waiting;
+    flush(c);
+}
+
+fn record(lat: &mut Vec<u32>, n: &mut u64, sent: Instant, now: Instant) {
+    *n += 1;
+    let us = now.duration_since(sent).as_micros().min(u32::MAX as u128) as u32;
+    if lat.len() < lat.capacity() {
+        lat.push(us);
+    }
+}
+
+fn flush_all(conns: &mut [Conn]) {
+    for c in conns {
+        flush(c);
+    }
+}
+
+fn flush(c: &mut Conn) {
+    while !c.output.is_empty() {
+        match c.stream.write(&c.output) {
+            Ok(n) => {
+                c.output.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A connection still connecting reports NotConnected; WRITABLE comes later.
+            Err(_) => return,
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Command-line options of the `sessiond` binary: parsing, defaults and `--help`.
+//!
+//! Owns turning `argv` into a [`ServerConfig`] plus a data directory. Hand-written: a
+//! dozen flags do not justify a parser dependency.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::protocol::MIN_MAX_FRAME;
+use crate::server::ServerConfig;
+
+/// What the command line asked for.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Run(Box<Options>),
+    Help,
+    Version,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub server: ServerConfig,
+    pub data_dir: PathBuf,
+}
+
+pub const HELP: &str = "\
+sessiond: a low-overhead login-session server (protocol.md, version 1)
+
+USAGE:
+    sessiond [OPTIONS]
+
+On the first start with no users it creates an `admin` account with a random
+password and prints it once. Logging: RUST_LOG=info (default), debug, warn.
+
+OPTIONS:
+    --listen ADDR               address to listen on          [default: 127.0.0.1:7450]
+    --data-dir DIR              where users are kept          [default: ./sessiond-data]
+    --heartbeat-interval DUR    advertised heartbeat interval [default: 5s]
+    --heartbeat-timeout DUR     close after this much silence [default: 15s]
+    --login-timeout DUR         time to log in after connect  [default: 10s]
+    --session-idle DUR          session idle expiry           [default: 30m]
+    --session-lifetime DUR      session absolute expiry       [default: 24h]
+    --max-frame BYTES           maximum frame size            [default: 65536, min 1024]
+    --hash-workers N            password hashing threads      [default: 2]
+    --hash-queue N              logins waiting for a hash     [default: 256]
+    --iterations N              PBKDF2-HMAC-SHA256 iterations [default: 600000]
+    -h, --help                  print this help
+    -V, --version               print the version
+
+DUR is a number with an optional unit: ms, s (default), m, h. Example: 500ms, 15, 30m.
+";
+
+/// Parses `args` (without the program name).
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
+    let mut server = ServerConfig {
+        hash_workers: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 8),
+        ..ServerConfig::default()
+    };
+    let mut data_dir = PathBuf::from("sessiond-data");
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        let e = &mut server.engine;
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "--listen" => {
+                let v = value(&flag)?;
+                server.listen = v
+                    .parse::<SocketAddr>()
+                    .map_err(|_| format!("--listen: not an address: {v}"))?;
+            }
+            "--data-dir" => data_dir = PathBuf::from(value(&flag)?),
+            "--heartbeat-interval" => e.heartbeat_interval = duration(&flag, &value(&flag)?)?,
+            "--heartbeat-timeout" => e.heartbeat_timeout = duration(&flag, &value(&flag)?)?,
+            "--login-timeout" => e.login_timeout = duration(&flag, &value(&flag)?)?,
+            "--session-idle" => e.session_idle = duration(&flag, &value(&flag)?)?,
+            "--session-lifetime" => e.session_lifetime = duration(&flag, &value(&flag)?)?,
+            "--max-frame" => {
+                let n: usize = number(&flag, &value(&flag)?)?;
+                if !(MIN_MAX_FRAME..=16 << 20).contains(&n) {
+                    return Err(format!("--max-frame must be {MIN_MAX_FRAME}..=16777216"));
+                }
+                e.max_frame = n;
+            }
+            "--hash-workers" => {
+                server.hash_workers = number(&flag, &value(&flag)?)?;
+                if !(1..=256).contains(&server.hash_workers) {
+                    return Err("--hash-workers must be 1..=256".into());
+                }
+            }
+            "--hash-queue" => server.hash_queue = number(&flag, &value(&flag)?)?,
+            "--iterations" => {
+                server.iterations = number(&flag, &value(&flag)?)?;
+                if !(1..=10_000_000).contains(&server.iterations) {
+                    return Err("--iterations must be 1..=10000000".into());
+                }
+            }
+            other => return Err(format!("unknown option {other} (see --help)")),
+        }
+    }
+    let e = &server.engine;
+    if e.heartbeat_interval.is_zero() || e.heartbeat_timeout <= e.heartbeat_interval {
+        return Err("--heartbeat-timeout must be longer than --heartbeat-interval (> 0)".into());
+    }
+    if e.login_timeout.is_zero() || e.session_idle.is_zero() || e.session_lifetime.is_zero() {
+        return Err("timeouts must be greater than zero".into());
+    }
+    Ok(Command::Run(Box::new(Options { server, data_dir })))
+}
+
+fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
+    v.parse().map_err(|_| format!("{flag}: not a number: {v}"))
+}
+
+/// `500ms`, `15`, `15s`, `30m`, `24h`.
+pub fn duration(flag: &str, v: &str) -> Result<Duration, String> {
+    let bad = || format!("{flag}: not a duration: {v} (examples: 500ms, 15s, 30m, 24h)");
+    let (digits, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => v.split_at(i),
+        None => (v, "s"),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
+        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
+        _ => return Err(bad()),
+    };
+    // Every duration must fit the protocol's u32 millisecond fields.
+    if d.as_millis() > u32::MAX as u128 {
+        return Err(format!("{flag}: at most 49 days"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Options, String> {
+        match parse(args.iter().map(|s| s.to_string()))? {
+            Command::Run(o) => Ok(*o),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_work_on_loopback() {
+        let o = run(&[]).unwrap();
+        assert_eq!(o.server.listen.to_string(), "127.0.0.1:7450");
+        assert_eq!(o.server.engine.heartbeat_timeout, Duration::from_secs(15));
+        assert_eq!(o.data_dir, PathBuf::from("sessiond-data"));
+    }
+
+    #[test]
+    fn flags_and_units() {
+        let o = run(&[
+            "--listen=127.0.0.1:0",
+            "--heartbeat-interval",
+            "500ms",
+            "--heartbeat-timeout",
+            "2s",
+            "--session-idle=30m",
+            "--session-lifetime=24h",
+            "--max-frame",
+            "4096",
+            "--iterations",
+            "1000",
+        ])
+        .unwrap();
+        assert_eq!(o.server.listen.port(), 0);
+        assert_eq!(
+            o.server.engine.heartbeat_interval,
+            Duration::from_millis(500)
+        );
+        assert_eq!(o.server.engine.session_idle, Duration::from_secs(1800));
+        assert_eq!(o.server.engine.session_lifetime, Duration::from_secs(86400));
+        assert_eq!(o.server.engine.max_frame, 4096);
+        assert_eq!(o.server.iterations, 1000);
+    }
+
+    #[test]
+    fn rejects_nonsense() {
+        assert!(run(&["--bogus"]).is_err());
+        assert!(run(&["--listen"]).is_err());
+        assert!(run(&["--max-frame", "10"]).is_err());
+        assert!(run(&["--heartbeat-interval", "20s"]).is_err());
+        assert!(run(&["--heartbeat-timeout", "5x"]).is_err());
+        assert!(run(&["--iterations", "0"]).is_err());
+        assert!(run(&["--session-lifetime", "9999h"]).is_err());
+        assert!(matches!(parse(["-h".to_string()]), Ok(Command::Help)));
+    }
+}

@@ -1,0 +1,326 @@
+//! A blocking Rust client for protocol.md version 1, used by the examples and the tests.
+//!
+//! Owns one TCP connection: encodes requests with increasing request ids, waits for the
+//! reply with the same id, and keeps server pushes (frames with the `PUSH` flag) in a queue
+//! for the caller. It does not heartbeat on its own: the caller decides when (the example
+//! client does it on the interval LOGIN_SUCCESS gives).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use crate::auth::Secret;
+use crate::protocol::{
+    self, DecodeError, DecodeLimits, DisconnectReason, DisconnectRequest, ErrorCode, Frame,
+    GeneralFailure, Heartbeat, HeartbeatAck, LoginFailure, LoginRequest, LoginSuccess,
+    LogoutRequest, Message, Token,
+};
+
+/// Why a client call failed.
+#[derive(Debug)]
+pub enum ClientError {
+    Io(io::Error),
+    /// No reply within the timeout.
+    Timeout,
+    /// The server closed the connection; with the reason when it said one.
+    Closed(Option<DisconnectReason>),
+    /// The server answered GENERAL_FAILURE. `fatal`: it closes the connection after it.
+    Server {
+        failure: GeneralFailure,
+        fatal: bool,
+    },
+    /// The server sent bytes that are not a valid frame.
+    Decode(DecodeError),
+    /// The server answered with a message this call does not expect.
+    Unexpected(Box<Frame>),
+    /// The call needs a session (log in first) or its input is invalid.
+    Usage(&'static str),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Io(e) => write!(f, "network error: {e}"),
+            ClientError::Timeout => f.write_str("no answer from the server in time"),
+            ClientError::Closed(Some(r)) => {
+                write!(f, "server closed the connection ({})", r.name())
+            }
+            ClientError::Closed(None) => f.write_str("server closed the connection"),
+            ClientError::Server { failure, fatal } => write!(
+                f,
+                "server error {}: {}{}",
+                failure.code,
+                failure.message,
+                if *fatal { " (connection closed)" } else { "" }
+            ),
+            ClientError::Decode(e) => write!(f, "bad frame from server: {e}"),
+            ClientError::Unexpected(fr) => {
+                write!(f, "unexpected {} from server", fr.message.opcode().name())
+            }
+            ClientError::Usage(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<io::Error> for ClientError {
+    fn from(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout,
+            _ => ClientError::Io(e),
+        }
+    }
+}
+
+/// Result of a login attempt that reached the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginOutcome {
+    Success(LoginSuccess),
+    Failure(LoginFailure),
+}
+
+/// One connection to a sessiond server.
+pub struct Client {
+    stream: TcpStream,
+    input: BytesMut,
+    next_id: u32,
+    pushes: VecDeque<Frame>,
+    session: Option<LoginSuccess>,
+    timeout: Duration,
+    closed: bool,
+}
+
+impl Client {
+    /// Connects with a timeout (each resolved address is tried in turn).
+    pub fn connect<A: ToSocketAddrs>(addr: A, timeout: Duration) -> Result<Client, ClientError> {
+        let mut last = None;
+        for a in addr.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&a, timeout) {
+                Ok(stream) => return Client::from_stream(stream, timeout),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))
+            .into())
+    }
+
+    fn from_stream(stream: TcpStream, timeout: Duration) -> Result<Client, ClientError> {
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            stream,
+            input: BytesMut::with_capacity(4096),
+            next_id: 1,
+            pushes: VecDeque::new(),
+            session: None,
+            timeout,
+            closed: false,
+        })
+    }
+
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.peer_addr()
+    }
+
+    /// How long each call waits for its reply.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// The session from the last successful login, if any.
+    pub fn session(&self) -> Option<&LoginSuccess> {
+        self.session.as_ref()
+    }
+
+    /// The token of the current session, if logged in.
+    pub fn token(&self) -> Option<&Token> {
+        self.session.as_ref().map(|s| &s.token)
+    }
+
+    /// Pushes received so far and not yet taken.
+    pub fn take_pushes(&mut self) -> Vec<Frame> {
+        self.pushes.drain(..).collect()
+    }
+
+    /// LOGIN_REQUEST. A LOGIN_FAILURE is `Ok(LoginOutcome::Failure)`, not an error.
+    pub fn login(
+        &mut self,
+        username: &str,
+        password: &str,
+        client: &str,
+        platform: &str,
+    ) -> Result<LoginOutcome, ClientError> {
+        let req = LoginRequest {
+            username: username.to_owned(),
+            password: Secret::from(password),
+            client: client.to_owned(),
+            platform: platform.to_owned(),
+        };
+        req.check().map_err(ClientError::Usage)?;
+        let reply = self.request(Message::LoginRequest(req))?;
+        match reply.message {
+            Message::LoginSuccess(s) => {
+                self.session = Some(s.clone());
+                Ok(LoginOutcome::Success(s))
+            }
+            Message::LoginFailure(f) => Ok(LoginOutcome::Failure(f)),
+            _ => Err(ClientError::Unexpected(Box::new(reply))),
+        }
+    }
+
+    /// HEARTBEAT with the session's token.
+    pub fn heartbeat(&mut self) -> Result<HeartbeatAck, ClientError> {
+        let token = self.current_token()?;
+        let reply = self.request(Message::Heartbeat(Heartbeat { token }))?;
+        match reply.message {
+            Message::HeartbeatAck(a) => Ok(a),
+            _ => Err(ClientError::Unexpected(Box::new(reply))),
+        }
+    }
+
+    /// LOGOUT_REQUEST; returns the id of the session that ended.
+    pub fn logout(&mut self) -> Result<u64, ClientError> {
+        let token = self.current_token()?;
+        let reply = self.request(Message::LogoutRequest(LogoutRequest { token }))?;
+        match reply.message {
+            Message::LogoutSuccess(s) => {
+                self.session = None;
+                Ok(s.session_id)
+            }
+            _ => Err(ClientError::Unexpected(Box::new(reply))),
+        }
+    }
+
+    /// DISCONNECT_REQUEST, then waits for DISCONNECT_ACK and the close.
+    pub fn disconnect(mut self) -> Result<DisconnectReason, ClientError> {
+        let reply = self.request(Message::DisconnectRequest(DisconnectRequest))?;
+        match reply.message {
+            Message::DisconnectAck(a) => {
+                let _ = self.stream.shutdown(Shutdown::Both);
+                Ok(a.reason)
+            }
+            _ => Err(ClientError::Unexpected(Box::new(reply))),
+        }
+    }
+
+    fn current_token(&self) -> Result<Token, ClientError> {
+        self.session
+            .as_ref()
+            .map(|s| s.token.clone())
+            .ok_or(ClientError::Usage("not logged in"))
+    }
+
+    /// Sends `message` with a fresh request id and waits for the reply carrying that id.
+    /// GENERAL_FAILURE replies become `ClientError::Server`.
+    pub fn request(&mut self, message: Message) -> Result<Frame, ClientError> {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.send(&Frame::reply(id, message))?;
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let frame = self.recv_until(deadline)?;
+            if frame.flags.is_push() || frame.request_id != id {
+                self.note_push(frame)?;
+                continue;
+            }
+            return match frame.message {
+                Message::GeneralFailure(failure) => {
+                    let fatal = frame.flags.is_fatal();
+                    Err(ClientError::Server { failure, fatal })
+                }
+                _ => Ok(frame),
+            };
+        }
+    }
+
+    /// A push or stray frame: queued; a fatal one also ends the connection.
+    fn note_push(&mut self, frame: Frame) -> Result<(), ClientError> {
+        let fatal = frame.flags.is_fatal();
+        let reason = match &frame.message {
+            Message::DisconnectAck(a) => Some(a.reason),
+            _ => None,
+        };
+        let failure = match &frame.message {
+            Message::GeneralFailure(g) => Some(g.clone()),
+            _ => None,
+        };
+        self.pushes.push_back(frame);
+        if fatal {
+            self.closed = true;
+            if let Some(failure) = failure {
+                return Err(ClientError::Server {
+                    failure,
+                    fatal: true,
+                });
+            }
+            return Err(ClientError::Closed(reason));
+        }
+        Ok(())
+    }
+
+    /// Writes a frame as is (tests use it to send frames in odd orders).
+    pub fn send(&mut self, frame: &Frame) -> Result<(), ClientError> {
+        self.send_raw(&frame.to_vec())
+    }
+
+    /// Writes raw bytes (tests use it for malformed input).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.stream.write_all(bytes)?;
+        Ok(())
+    }
+
+    /// The next frame from the server, waiting at most `timeout`.
+    pub fn recv(&mut self, timeout: Duration) -> Result<Frame, ClientError> {
+        self.recv_until(Instant::now() + timeout)
+    }
+
+    /// Waits up to `timeout` for a push; returns `Ok(None)` if none came.
+    pub fn poll_push(&mut self, timeout: Duration) -> Result<Option<Frame>, ClientError> {
+        if let Some(f) = self.pushes.pop_front() {
+            return Ok(Some(f));
+        }
+        match self.recv(timeout) {
+            Ok(f) => Ok(Some(f)),
+            Err(ClientError::Timeout) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn recv_until(&mut self, deadline: Instant) -> Result<Frame, ClientError> {
+        loop {
+            match protocol::decode(&mut self.input, DecodeLimits::client(1 << 24)) {
+                Ok(Some(f)) => return Ok(f),
+                Ok(None) => {}
+                Err(e) => return Err(ClientError::Decode(e)),
+            }
+            if self.closed {
+                return Err(ClientError::Closed(None));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::Timeout);
+            }
+            self.stream.set_read_timeout(Some(left))?;
+            let mut buf = [0u8; 4096];
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.closed = true;
+                    return Err(ClientError::Closed(None));
+                }
+                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// True when `e` is a GENERAL_FAILURE with `code`.
+pub fn is_server_error(e: &ClientError, code: ErrorCode) -> bool {
+    matches!(e, ClientError::Server { failure, .. } if failure.code == code)
+}

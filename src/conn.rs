@@ -1,0 +1,181 @@
+//! Per-connection state: the state machine's states, the byte buffers, and the timers.
+//!
+//! Owns what one connection is. The transitions (the one `match` on state and message) live
+//! in `engine`, which also owns the tables a transition touches. Nothing here does I/O.
+//!
+//! ```text
+//!                  TCP accept
+//!                      |
+//!                      v   login deadline runs
+//!       +------> AwaitingAuth ----------------------------+
+//!       |          |      ^                               | login deadline:
+//!       |          |      | LOGIN_FAILURE                 |   DISCONNECT_ACK(LOGIN_TIMEOUT)
+//!       |   LOGIN_REQUEST |                               |
+//!       |          v      |                               |
+//!       |      Authenticating (hash on a worker;          |
+//!       |          |        input left unread)            |
+//!       |          | LOGIN_SUCCESS                        |
+//!       |          v                                      |
+//!       |       Active <-- HEARTBEAT / HEARTBEAT_ACK      |
+//!       |          |   \                                  |
+//!       |  LOGOUT_SUCCESS \ heartbeat timeout:            |
+//!       +----------+       \  DISCONNECT_ACK(IDLE_TIMEOUT)|
+//!                           v                             v
+//!   any state --DISCONNECT_REQUEST--> Closing <-----------+
+//!             (DISCONNECT_ACK)          also after any FATAL frame;
+//!                                       output is flushed, then the socket closes
+//! ```
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::BytesMut;
+
+use crate::timer::TimerId;
+
+/// A connection's key: its slab index plus a generation, so an event or a hash result for
+/// a connection that has since closed (its slot reused) is recognised and dropped
+/// (h2's `Key { index, stream_id }` ABA guard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub index: u32,
+    pub generation: u32,
+}
+
+impl ConnId {
+    /// Packs into one u64 (mio tokens, hash job tickets).
+    pub fn to_u64(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.index)
+    }
+
+    pub fn from_u64(v: u64) -> ConnId {
+        ConnId {
+            index: v as u32,
+            generation: (v >> 32) as u32,
+        }
+    }
+}
+
+/// Where a connection is in protocol.md section 4.
+#[derive(Debug)]
+pub enum ConnState {
+    /// Waiting for LOGIN_REQUEST; `deadline` is the login deadline.
+    AwaitingAuth { deadline: Instant },
+    /// A password is being verified on a worker. Input stays buffered, unread, until the
+    /// answer comes, so frames pipelined behind the login keep their order.
+    Authenticating(Box<PendingLogin>),
+    /// Logged in to `session_id`.
+    Active { session_id: u64 },
+    /// The last frame is queued; the socket closes once output is flushed.
+    Closing,
+}
+
+/// What the engine remembers about a login while its hash runs.
+#[derive(Debug)]
+pub struct PendingLogin {
+    pub request_id: u32,
+    /// None when the username is unknown (a dummy hash runs instead).
+    pub user_id: Option<u64>,
+    pub username: String,
+    pub client: String,
+    pub platform: String,
+    /// The login deadline still in force if the login fails.
+    pub deadline: Instant,
+}
+
+impl ConnState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConnState::AwaitingAuth { .. } => "AWAITING_AUTH",
+            ConnState::Authenticating(_) => "AUTHENTICATING",
+            ConnState::Active { .. } => "ACTIVE",
+            ConnState::Closing => "CLOSING",
+        }
+    }
+
+    /// Whether frames are taken from the input buffer in this state.
+    pub fn reads_frames(&self) -> bool {
+        matches!(
+            self,
+            ConnState::AwaitingAuth { .. } | ConnState::Active { .. }
+        )
+    }
+}
+
+/// One client connection, as the engine sees it.
+#[derive(Debug)]
+pub struct Conn {
+    pub id: ConnId,
+    pub state: ConnState,
+    pub peer: SocketAddr,
+    /// Bytes read but not yet decoded. The server module reads into it.
+    pub input: BytesMut,
+    /// Encoded frames not yet written. The server module writes from it.
+    pub output: BytesMut,
+    /// The connection's one deadline timer: the login deadline in AwaitingAuth, the
+    /// heartbeat timeout in Active.
+    pub timer: Option<TimerId>,
+    /// Last valid frame (protocol.md 7: resets the heartbeat timeout). Stored, not
+    /// rescheduled: the timer re-arms from it when it fires.
+    pub last_valid: Instant,
+    /// Error replies in a row (protocol.md 2: 16 close the connection).
+    pub consecutive_errors: u32,
+    /// The peer closed its side; close once buffered frames are handled.
+    pub peer_closed: bool,
+    /// Already on the engine's list of connections with output to flush.
+    pub flagged: bool,
+}
+
+impl Conn {
+    pub fn new(id: ConnId, peer: SocketAddr, now: Instant, login_deadline: Instant) -> Conn {
+        Conn {
+            id,
+            state: ConnState::AwaitingAuth {
+                deadline: login_deadline,
+            },
+            peer,
+            input: BytesMut::new(),
+            output: BytesMut::new(),
+            timer: None,
+            last_valid: now,
+            consecutive_errors: 0,
+            peer_closed: false,
+            flagged: false,
+        }
+    }
+
+    pub fn is_closing(&self) -> bool {
+        matches!(self.state, ConnState::Closing)
+    }
+
+    /// The session this connection is logged in to.
+    pub fn session_id(&self) -> Option<u64> {
+        match self.state {
+            ConnState::Active { session_id } => Some(session_id),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conn_id_packs_both_halves() {
+        let id = ConnId {
+            index: 0xdead_beef,
+            generation: 0x0102_0304,
+        };
+        assert_eq!(id.to_u64(), 0x0102_0304_dead_beef);
+        assert_eq!(ConnId::from_u64(id.to_u64()), id);
+    }
+
+    #[test]
+    fn only_waiting_and_active_read_frames() {
+        let t = Instant::now();
+        assert!(ConnState::AwaitingAuth { deadline: t }.reads_frames());
+        assert!(ConnState::Active { session_id: 1 }.reads_frames());
+        assert!(!ConnState::Closing.reads_frames());
+    }
+}

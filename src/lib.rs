@@ -1,0 +1,28 @@
+//! sessiond: a login-session server speaking the binary protocol of `protocol.md`.
+//!
+//! A sans-IO core with one thin loop (like quinn-proto and rustls):
+//!
+//! - [`protocol`]: the codec. Bytes to frames and back; no state, no time.
+//! - [`session`]: users, sessions, tokens and the expiry rule. Pure logic.
+//! - [`timer`]: the hierarchical timer wheel behind every deadline.
+//! - [`conn`]: one connection's state and buffers (the state diagram lives there).
+//! - [`engine`]: the server's decisions: the (state, message) match, timers, hash jobs.
+//!   Takes `now` as an argument; never calls the clock, never touches a socket.
+//! - [`auth`]: PBKDF2 password records and the worker pool that hashes off the loop,
+//!   answering through `mio::Waker`.
+//! - [`server`]: the only module that knows mio: poll loop, accept, read, write.
+//! - [`store`]: the only module that touches files: the data directory.
+//! - [`client`]: a blocking Rust client, used by the examples and tests.
+//! - [`cli`]: the `sessiond` binary's options.
+#![deny(unsafe_code)]
+
+pub mod auth;
+pub mod cli;
+pub mod client;
+pub mod conn;
+pub mod engine;
+pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod store;
+pub mod timer;

@@ -1,0 +1,87 @@
+//! The `sessiond` binary: parse options, open the data directory, create the first admin
+//! if there are no users, then run the server loop.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use log::{error, info};
+use sessiond::auth::PasswordRecord;
+use sessiond::cli::{self, Command};
+use sessiond::protocol::Role;
+use sessiond::server::Server;
+use sessiond::session::token::random_password;
+use sessiond::store;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let opts = match cli::parse(std::env::args().skip(1)) {
+        Ok(Command::Run(o)) => o,
+        Ok(Command::Help) => {
+            print!("{}", cli::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!(
+                "sessiond {} (protocol version 1)",
+                env!("CARGO_PKG_VERSION")
+            );
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("sessiond: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(*opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("sessiond: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = &opts.data_dir;
+    store::ensure_data_dir(dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    let mut users = store::load_users(dir)
+        .map_err(|e| format!("cannot load {}: {e}", dir.join(store::USERS_FILE).display()))?;
+    if users.is_empty() {
+        let password = random_password(20)?;
+        let record = PasswordRecord::create(password.as_bytes(), opts.server.iterations)?;
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
+        users
+            .create("admin", record, Role::Admin, now_ms)
+            .map_err(|_| "cannot create the admin account")?;
+        store::save_users(dir, &users)?;
+        // Printed once, to stdout only (never to the log); only the hash is stored.
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "sessiond: first start, created the administrator account"
+        )?;
+        writeln!(out, "    username: admin")?;
+        writeln!(out, "    password: {password}")?;
+        writeln!(
+            out,
+            "This password is shown only now; sessiond keeps only its hash."
+        )?;
+        out.flush()?;
+        info!("created account admin in {}", dir.display());
+    }
+    info!(
+        "data directory {}, {} user(s), {} hash worker(s) at {} PBKDF2 iterations",
+        dir.display(),
+        users.len(),
+        opts.server.hash_workers,
+        opts.server.iterations
+    );
+    let mut server = Server::bind(opts.server.clone(), users)
+        .map_err(|e| format!("cannot listen on {}: {e}", opts.server.listen))?;
+    println!("sessiond: listening on {}", server.local_addr());
+    server.run()?;
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! The disconnect family (protocol.md 5.8 and 5.9): DISCONNECT_REQUEST and DISCONNECT_ACK.
+
+use bytes::BufMut;
+
+use super::error::DecodeErrorKind;
+use super::wire::Reader;
+
+/// DISCONNECT_REQUEST (0x08): empty payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisconnectRequest;
+
+impl DisconnectRequest {
+    pub fn decode(_r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(DisconnectRequest)
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        0
+    }
+
+    pub fn encode<B: BufMut>(&self, _dst: &mut B) {}
+}
+
+/// Why the server closes (protocol.md 5.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisconnectReason {
+    ClientRequest,
+    IdleTimeout,
+    LoginTimeout,
+    /// A reason this codec does not know (a newer server).
+    Other(u16),
+}
+
+impl DisconnectReason {
+    pub fn to_u16(self) -> u16 {
+        match self {
+            DisconnectReason::ClientRequest => 0x0000,
+            DisconnectReason::IdleTimeout => 0x0001,
+            DisconnectReason::LoginTimeout => 0x0002,
+            DisconnectReason::Other(v) => v,
+        }
+    }
+
+    pub fn from_u16(v: u16) -> Self {
+        match v {
+            0x0000 => DisconnectReason::ClientRequest,
+            0x0001 => DisconnectReason::IdleTimeout,
+            0x0002 => DisconnectReason::LoginTimeout,
+            other => DisconnectReason::Other(other),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DisconnectReason::ClientRequest => "CLIENT_REQUEST",
+            DisconnectReason::IdleTimeout => "IDLE_TIMEOUT",
+            DisconnectReason::LoginTimeout => "LOGIN_TIMEOUT",
+            DisconnectReason::Other(_) => "UNKNOWN_REASON",
+        }
+    }
+}
+
+/// DISCONNECT_ACK (0x09): `reason u16`. Always sent with the FATAL flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisconnectAck {
+    pub reason: DisconnectReason,
+}
+
+impl DisconnectAck {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(DisconnectAck {
+            reason: DisconnectReason::from_u16(r.u16()?),
+        })
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        2
+    }
+
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_u16(self.reason.to_u16());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{decode_slice, Flags, Frame, Message};
+
+    #[test]
+    fn disconnect_request_vector() {
+        // header only: op 08, request 4, length 0; then a junk byte that must stay unread
+        let bytes = [
+            0x53, 0x44, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00,
+            0xaa,
+        ];
+        let frame = Frame::reply(4, Message::DisconnectRequest(DisconnectRequest));
+        assert_eq!(decode_slice(&bytes), Ok((frame.clone(), 14)));
+        assert_eq!(frame.to_vec(), bytes[..14]);
+    }
+
+    #[test]
+    fn disconnect_ack_vectors() {
+        // reply to request 4, FATAL
+        let reply = [
+            0x53, 0x44, 0x01, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00,
+            0x02, // header
+            0x00, 0x00, // CLIENT_REQUEST
+        ];
+        let frame = Frame {
+            request_id: 4,
+            flags: Flags::FATAL,
+            message: Message::DisconnectAck(DisconnectAck {
+                reason: DisconnectReason::ClientRequest,
+            }),
+        };
+        assert_eq!(decode_slice(&reply), Ok((frame.clone(), reply.len())));
+        assert_eq!(frame.to_vec(), reply);
+
+        // pushed on idle timeout: FATAL | PUSH, request id 0
+        let push = [
+            0x53, 0x44, 0x01, 0x09, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x02, // header
+            0x00, 0x01, // IDLE_TIMEOUT
+        ];
+        let frame = Frame::push(
+            Message::DisconnectAck(DisconnectAck {
+                reason: DisconnectReason::IdleTimeout,
+            }),
+            true,
+        );
+        assert_eq!(decode_slice(&push), Ok((frame.clone(), push.len())));
+        assert_eq!(frame.to_vec(), push);
+    }
+}

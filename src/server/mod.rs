@@ -1,0 +1,452 @@
+//! The only module that knows mio: one `Poll`, the listener, the client sockets, the hash
+//! pool's waker, and the loop that moves bytes between sockets and the [`Engine`].
+//!
+//! Owns sockets and readiness. Every protocol decision is the engine's; this module reads
+//! until `WouldBlock`, hands the bytes over, writes what the engine queued, registers
+//! `WRITABLE` only while output is pending, and sleeps until the wheel's next deadline.
+//!
+//! Loop rules (mio's `tcp_server` example): drain accepts, reads and writes until
+//! `WouldBlock`; `Ok(0)` from read is the peer closing; retry `Interrupted`; ignore events
+//! whose token names a closed connection (the token carries the slot's generation).
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Buf;
+use log::{debug, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::auth::{HashPool, PasswordRecord, PoolFull};
+use crate::conn::ConnId;
+use crate::engine::{Engine, EngineConfig, Stats};
+use crate::session::UserTable;
+
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("sessiond packs (generation, index) into a mio Token and needs 64-bit usize");
+
+const LISTENER: Token = Token(usize::MAX);
+const WAKER: Token = Token(usize::MAX - 1);
+/// Bytes read per `read` call, into one buffer shared by all connections.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub engine: EngineConfig,
+    /// Threads hashing passwords.
+    pub hash_workers: usize,
+    /// Logins waiting for a hash thread before new ones get SERVER_BUSY.
+    pub hash_queue: usize,
+    /// PBKDF2 iterations for new records and for the dummy record.
+    pub iterations: u32,
+    /// How long a closing socket waits for the peer's FIN after the last frame, so the
+    /// kernel does not turn the close into a reset that could destroy that frame.
+    pub linger: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7450)),
+            engine: EngineConfig::default(),
+            hash_workers: 2,
+            hash_queue: 256,
+            iterations: crate::auth::DEFAULT_ITERATIONS,
+            linger: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Stops a running server from another thread.
+#[derive(Clone)]
+pub struct ServerHandle {
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl ServerHandle {
+    /// Asks the loop to return; it does within one iteration.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            warn!("cannot wake the server loop: {e}");
+        }
+    }
+}
+
+struct Sock {
+    stream: TcpStream,
+    id: ConnId,
+    /// WRITABLE interest is registered (only while output is pending).
+    writable: bool,
+    /// The write side is shut down; waiting for the peer's FIN or the linger deadline.
+    lingering: bool,
+}
+
+/// A bound server, ready to `run`.
+pub struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    engine: Engine,
+    socks: Vec<Option<Sock>>,
+    pool: HashPool,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    linger: Duration,
+    /// Lingering sockets by deadline. The linger time is constant, so deadlines are pushed
+    /// in order and a queue is a complete timer for them.
+    lingering: VecDeque<(Instant, ConnId)>,
+    read_buf: Box<[u8]>,
+    scratch: Vec<ConnId>,
+}
+
+impl Server {
+    /// Binds the listener and starts the hash workers. `users` is the loaded user table.
+    pub fn bind(cfg: ServerConfig, users: UserTable) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(cfg.listen)?;
+        let local_addr = listener.local_addr()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let pool = HashPool::new(cfg.hash_workers, cfg.hash_queue, waker.clone())?;
+        let dummy = PasswordRecord::dummy(cfg.iterations)?;
+        let now = Instant::now();
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let engine = Engine::new(cfg.engine.clone(), users, dummy, now, unix_ms);
+        Ok(Server {
+            poll,
+            listener,
+            local_addr,
+            engine,
+            socks: Vec::new(),
+            pool,
+            waker,
+            stop: Arc::new(AtomicBool::new(false)),
+            linger: cfg.linger,
+            lingering: VecDeque::new(),
+            read_buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            scratch: Vec::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            stop: self.stop.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.engine.stats()
+    }
+
+    /// Runs until [`ServerHandle::shutdown`]. Returns an error only if polling itself
+    /// fails; a failing connection is closed and the loop goes on.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        info!("listening on {}", self.local_addr);
+        while !self.stop.load(Ordering::SeqCst) {
+            let timeout = self.poll_timeout(Instant::now());
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept_all(now),
+                    WAKER => self.drain_hash_results(now),
+                    token => {
+                        let id = ConnId::from_u64(token.0 as u64);
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.on_readable(id, now);
+                        }
+                        if ev.is_writable() {
+                            self.flush(id);
+                        }
+                    }
+                }
+            }
+            self.turn(now);
+        }
+        info!("server stopped");
+        Ok(())
+    }
+
+    /// The part of an iteration after readiness events: deferred work, timers, hash jobs,
+    /// and writing everything queued.
+    fn turn(&mut self, now: Instant) {
+        self.engine.take_wakeups(&mut self.scratch);
+        let mut ids = std::mem::take(&mut self.scratch);
+        for id in ids.drain(..) {
+            self.on_readable(id, now);
+        }
+        self.scratch = ids;
+        self.engine.on_timers(now);
+        self.expire_lingering(now);
+        for job in self.engine.take_hash_jobs() {
+            if let Err(PoolFull(job)) = self.pool.submit(job) {
+                self.engine.hash_rejected(job, now);
+            }
+        }
+        self.engine.take_flagged(&mut self.scratch);
+        let mut ids = std::mem::take(&mut self.scratch);
+        for id in ids.drain(..) {
+            self.flush(id);
+        }
+        self.scratch = ids;
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        if self.engine.has_wakeups() {
+            return Some(Duration::ZERO);
+        }
+        let wheel = self.engine.next_deadline();
+        let linger = self.lingering.front().map(|(d, _)| *d);
+        let next = match (wheel, linger) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        next.map(|d| d.saturating_duration_since(now))
+    }
+
+    fn accept_all(&mut self, now: Instant) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => self.add_conn(stream, peer, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: the pending connection stays in the backlog; the
+                    // next readiness event retries.
+                    warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
+        // Small request/response frames: do not let Nagle hold a reply back.
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!("set_nodelay failed for {peer}: {e}");
+        }
+        let id = self.engine.accept(peer, now);
+        let token = Token(id.to_u64() as usize);
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE)
+        {
+            warn!("cannot register {peer}: {e}");
+            self.engine.remove(id);
+            return;
+        }
+        let idx = id.index as usize;
+        if self.socks.len() <= idx {
+            self.socks.resize_with(idx + 1, || None);
+        }
+        self.socks[idx] = Some(Sock {
+            stream,
+            id,
+            writable: false,
+            lingering: false,
+        });
+    }
+
+    fn sock_mut(&mut self, id: ConnId) -> Option<&mut Sock> {
+        self.socks
+            .get_mut(id.index as usize)
+            .and_then(|s| s.as_mut())
+            .filter(|s| s.id == id)
+    }
+
+    /// Reads until `WouldBlock` (or until the engine stops taking input), handing each
+    /// chunk to the engine as it arrives.
+    fn on_readable(&mut self, id: ConnId, now: Instant) {
+        let Some(sock) = self.sock_mut(id) else {
+            return;
+        };
+        if sock.lingering {
+            self.drain_lingering(id);
+            return;
+        }
+        loop {
+            if !self.engine.wants_input(id) {
+                // Still process what is buffered (the state may allow frames again).
+                self.engine.process(id, now);
+                return;
+            }
+            let Some(sock) = self
+                .socks
+                .get_mut(id.index as usize)
+                .and_then(|s| s.as_mut())
+            else {
+                return;
+            };
+            match sock.stream.read(&mut self.read_buf) {
+                Ok(0) => {
+                    self.engine.peer_closed(id, now);
+                    return;
+                }
+                Ok(n) => {
+                    if let Some(input) = self.engine.input_mut(id) {
+                        input.extend_from_slice(&self.read_buf[..n]);
+                    }
+                    self.engine.process(id, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.engine.process(id, now);
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!("read error conn={}: {e}", id.index);
+                    self.drop_conn(id);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes queued output until it is gone or the socket is full.
+    fn flush(&mut self, id: ConnId) {
+        let Some(sock) = self
+            .socks
+            .get_mut(id.index as usize)
+            .and_then(|s| s.as_mut())
+            .filter(|s| s.id == id)
+        else {
+            return;
+        };
+        if sock.lingering {
+            return;
+        }
+        let Some(out) = self.engine.output_mut(id) else {
+            return;
+        };
+        let mut failed = false;
+        while !out.is_empty() {
+            match sock.stream.write(out) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => out.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!("write error conn={}: {e}", id.index);
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            self.drop_conn(id);
+            return;
+        }
+        let pending = !out.is_empty();
+        if pending != sock.writable {
+            let interest = if pending {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let token = Token(id.to_u64() as usize);
+            if let Err(e) = self
+                .poll
+                .registry()
+                .reregister(&mut sock.stream, token, interest)
+            {
+                debug!("reregister failed conn={}: {e}", id.index);
+                self.drop_conn(id);
+                return;
+            }
+            sock.writable = pending;
+        }
+        if !pending && self.engine.ready_to_close(id) {
+            self.start_linger(id);
+        }
+    }
+
+    /// Everything is written: send FIN and wait (bounded) for the peer's, discarding what it
+    /// still sends, so the last frame is not lost to a reset.
+    fn start_linger(&mut self, id: ConnId) {
+        let deadline = Instant::now() + self.linger;
+        let Some(sock) = self.sock_mut(id) else {
+            return;
+        };
+        if sock.stream.shutdown(Shutdown::Write).is_err() {
+            self.drop_conn(id);
+            return;
+        }
+        sock.lingering = true;
+        self.lingering.push_back((deadline, id));
+        self.drain_lingering(id);
+    }
+
+    fn drain_lingering(&mut self, id: ConnId) {
+        let Some(sock) = self.sock_mut(id) else {
+            return;
+        };
+        let mut sink = [0u8; 4096];
+        loop {
+            match sock.stream.read(&mut sink) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        self.drop_conn(id);
+    }
+
+    fn expire_lingering(&mut self, now: Instant) {
+        while let Some(&(deadline, id)) = self.lingering.front() {
+            if deadline > now {
+                return;
+            }
+            self.lingering.pop_front();
+            // A stale entry (already closed, slot reused) fails the generation check.
+            if self.sock_mut(id).is_some_and(|s| s.lingering) {
+                self.drop_conn(id);
+            }
+        }
+    }
+
+    /// Closes the socket and frees the connection.
+    fn drop_conn(&mut self, id: ConnId) {
+        if let Some(slot) = self.socks.get_mut(id.index as usize) {
+            if slot.as_ref().is_some_and(|s| s.id == id) {
+                if let Some(mut sock) = slot.take() {
+                    let _ = self.poll.registry().deregister(&mut sock.stream);
+                }
+            }
+        }
+        self.engine.remove(id);
+    }
+
+    fn drain_hash_results(&mut self, now: Instant) {
+        while let Some(result) = self.pool.try_recv() {
+            self.engine.on_hash_result(result, now);
+        }
+    }
+}

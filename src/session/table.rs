@@ -1,0 +1,173 @@
+//! The session table: live sessions by public id and by token digest, and the expiry rule.
+//!
+//! Owns: which sessions exist, which connection (if any) each is bound to, and when each
+//! expires. Pure logic: times come in as arguments; the timer entries that drive expiry
+//! belong to the engine, which stores their ids here.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hashbrown::HashMap;
+
+use super::token::Digest;
+use crate::conn::ConnId;
+use crate::timer::TimerId;
+
+/// One login session.
+#[derive(Debug)]
+pub struct Session {
+    /// Public id (protocol.md `session_id`): random, not a secret.
+    pub id: u64,
+    pub user_id: u64,
+    pub digest: Digest,
+    pub created: Instant,
+    /// Unix ms of `created`.
+    pub created_ms: u64,
+    /// Last valid request carrying this session's token. Heartbeats only store this; the
+    /// expiry timer reads it when it fires (lazy reset).
+    pub last_activity: Instant,
+    /// Absolute expiry.
+    pub expires_at: Instant,
+    pub expires_ms: u64,
+    pub client: String,
+    pub platform: String,
+    pub peer: SocketAddr,
+    /// The connection this session is bound to, if one is live.
+    pub conn: Option<ConnId>,
+    /// The engine's expiry timer for this session.
+    pub timer: Option<TimerId>,
+}
+
+/// Why a session ended on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Idle,
+    Absolute,
+}
+
+impl Session {
+    /// When the session expires if nothing else happens: the earlier of its absolute expiry
+    /// and `idle` after its last activity.
+    pub fn deadline(&self, idle: Duration) -> Instant {
+        self.expires_at.min(self.last_activity + idle)
+    }
+
+    /// Whether the session has expired at `now`, and why. Absolute wins a tie: it is the
+    /// stricter promise.
+    pub fn expired(&self, now: Instant, idle: Duration) -> Option<Expiry> {
+        if now >= self.expires_at {
+            Some(Expiry::Absolute)
+        } else if now >= self.last_activity + idle {
+            Some(Expiry::Idle)
+        } else {
+            None
+        }
+    }
+}
+
+/// `insert` found the session's id or token digest already in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Collision;
+
+/// Sessions by id, with a digest index for token lookups.
+#[derive(Debug, Default)]
+pub struct SessionTable {
+    by_id: HashMap<u64, Session>,
+    by_digest: HashMap<Digest, u64>,
+}
+
+impl SessionTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a session. Refuses it if its id or digest is already present (a 2^-64 or
+    /// 2^-256 event; the caller draws again).
+    pub fn insert(&mut self, s: Session) -> Result<(), Collision> {
+        if self.by_id.contains_key(&s.id) || self.by_digest.contains_key(&s.digest) {
+            return Err(Collision);
+        }
+        self.by_digest.insert(s.digest, s.id);
+        self.by_id.insert(s.id, s);
+        Ok(())
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Session> {
+        self.by_id.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut Session> {
+        self.by_id.get_mut(&id)
+    }
+
+    pub fn id_by_digest(&self, d: &Digest) -> Option<u64> {
+        self.by_digest.get(d).copied()
+    }
+
+    pub fn remove(&mut self, id: u64) -> Option<Session> {
+        let s = self.by_id.remove(&id)?;
+        self.by_digest.remove(&s.digest);
+        Some(s)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Token;
+
+    fn session(id: u64, t0: Instant, tok: u8) -> Session {
+        Session {
+            id,
+            user_id: 1,
+            digest: Digest::of(&Token([tok; 32])),
+            created: t0,
+            created_ms: 0,
+            last_activity: t0,
+            expires_at: t0 + Duration::from_secs(100),
+            expires_ms: 100_000,
+            client: String::new(),
+            platform: String::new(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+            conn: None,
+            timer: None,
+        }
+    }
+
+    #[test]
+    fn insert_lookup_remove() {
+        let t0 = Instant::now();
+        let mut t = SessionTable::new();
+        t.insert(session(7, t0, 1)).unwrap();
+        assert!(t.insert(session(7, t0, 2)).is_err(), "duplicate id");
+        assert!(t.insert(session(8, t0, 1)).is_err(), "duplicate digest");
+        assert_eq!(t.id_by_digest(&Digest::of(&Token([1; 32]))), Some(7));
+        assert_eq!(t.remove(7).unwrap().id, 7);
+        assert_eq!(t.id_by_digest(&Digest::of(&Token([1; 32]))), None);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn expiry_rule() {
+        let t0 = Instant::now();
+        let idle = Duration::from_secs(30);
+        let mut s = session(1, t0, 1);
+        assert_eq!(s.deadline(idle), t0 + idle);
+        assert_eq!(s.expired(t0 + Duration::from_secs(29), idle), None);
+        assert_eq!(s.expired(t0 + idle, idle), Some(Expiry::Idle));
+        s.last_activity = t0 + Duration::from_secs(90);
+        assert_eq!(s.deadline(idle), t0 + Duration::from_secs(100));
+        assert_eq!(
+            s.expired(t0 + Duration::from_secs(100), idle),
+            Some(Expiry::Absolute)
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! The user table: accounts by id and by name, in memory.
+//!
+//! Owns lookups and the uniqueness of usernames. Does not persist anything: the `store`
+//! module loads the table at startup and saves what changes.
+
+use hashbrown::HashMap;
+
+use crate::auth::PasswordRecord;
+use crate::protocol::Role;
+
+/// One account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: u64,
+    pub username: String,
+    pub password: PasswordRecord,
+    pub role: Role,
+    /// Unix ms.
+    pub created_ms: u64,
+    /// Unix ms of the last successful login, 0 if none.
+    pub last_login_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsernameTaken;
+
+/// Accounts by id, with a name index.
+#[derive(Debug, Default)]
+pub struct UserTable {
+    by_id: HashMap<u64, User>,
+    by_name: HashMap<String, u64>,
+    next_id: u64,
+}
+
+impl UserTable {
+    pub fn new() -> Self {
+        UserTable {
+            by_id: HashMap::new(),
+            by_name: HashMap::new(),
+            next_id: 1,
+        }
+    }
+
+    /// Adds a user that already has an id (loading from the store).
+    pub fn restore(&mut self, user: User) -> Result<(), UsernameTaken> {
+        if self.by_name.contains_key(&user.username) || self.by_id.contains_key(&user.id) {
+            return Err(UsernameTaken);
+        }
+        self.next_id = self.next_id.max(user.id + 1);
+        self.by_name.insert(user.username.clone(), user.id);
+        self.by_id.insert(user.id, user);
+        Ok(())
+    }
+
+    /// Creates a user with the next free id.
+    pub fn create(
+        &mut self,
+        username: &str,
+        password: PasswordRecord,
+        role: Role,
+        created_ms: u64,
+    ) -> Result<&User, UsernameTaken> {
+        if self.by_name.contains_key(username) {
+            return Err(UsernameTaken);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.by_name.insert(username.to_owned(), id);
+        let user = User {
+            id,
+            username: username.to_owned(),
+            password,
+            role,
+            created_ms,
+            last_login_ms: 0,
+        };
+        Ok(self.by_id.entry(id).or_insert(user))
+    }
+
+    pub fn get(&self, id: u64) -> Option<&User> {
+        self.by_id.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut User> {
+        self.by_id.get_mut(&id)
+    }
+
+    pub fn by_name(&self, username: &str) -> Option<&User> {
+        self.by_name.get(username).and_then(|id| self.by_id.get(id))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Every user, in id order (for saving).
+    pub fn all(&self) -> Vec<&User> {
+        let mut v: Vec<&User> = self.by_id.values().collect();
+        v.sort_by_key(|u| u.id);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec() -> PasswordRecord {
+        PasswordRecord::create(b"pw", 1).unwrap()
+    }
+
+    #[test]
+    fn create_lookup_and_uniqueness() {
+        let mut t = UserTable::new();
+        let id = t.create("alice", rec(), Role::User, 5).unwrap().id;
+        assert_eq!(id, 1);
+        assert_eq!(t.by_name("alice").unwrap().id, 1);
+        assert!(t.by_name("Alice").is_none(), "names compare byte for byte");
+        assert_eq!(
+            t.create("alice", rec(), Role::User, 6).unwrap_err(),
+            UsernameTaken
+        );
+        assert_eq!(t.create("bob", rec(), Role::Admin, 7).unwrap().id, 2);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn restore_keeps_ids_and_moves_the_counter() {
+        let mut t = UserTable::new();
+        let u = User {
+            id: 41,
+            username: "x".into(),
+            password: rec(),
+            role: Role::Admin,
+            created_ms: 1,
+            last_login_ms: 2,
+        };
+        t.restore(u.clone()).unwrap();
+        assert_eq!(t.restore(u).unwrap_err(), UsernameTaken);
+        assert_eq!(t.create("y", rec(), Role::User, 3).unwrap().id, 42);
+        assert_eq!(t.all().iter().map(|u| u.id).collect::<Vec<_>>(), [41, 42]);
+    }
+}

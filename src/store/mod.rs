@@ -1,0 +1,33 @@
+//! Everything that touches files: the data directory and the users file.
+//!
+//! Owns file formats and durability (write to a temporary file, fsync, rename, fsync the
+//! directory). No other module opens files. The loop never calls in here: users are loaded
+//! before it starts and the first admin is created before it starts.
+//!
+//! Design: version 1 persists users only, in a small text file rewritten whole when it
+//! changes (it changes only when an operator creates an account). Sessions live in memory
+//! and end with the process; the append-only journal that makes them durable replaces
+//! this file behind the same `load` / `save` calls.
+
+mod users_file;
+
+pub use users_file::{load_users, save_users, UsersFileError, USERS_FILE};
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+/// Creates the data directory (owner-only on Unix) if it does not exist.
+pub fn ensure_data_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}

@@ -1,0 +1,650 @@
+//! The deterministic harness (quinn's `Pair` idea): drives the sans-IO engine with
+//! made-up `Instant`s, runs password hashes synchronously, and checks every reply byte for
+//! byte through the codec. No sockets, no threads, no sleeping.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sessiond::auth::{HashResult, JobKind, JobOutcome, PasswordRecord};
+use sessiond::conn::ConnId;
+use sessiond::engine::{Engine, EngineConfig};
+use sessiond::protocol::{
+    self, DecodeLimits, DisconnectReason, DisconnectRequest, ErrorCode, Flags, Frame, Heartbeat,
+    LoginFailureReason, LoginRequest, LogoutRequest, Message, Role, Token,
+};
+use sessiond::session::UserTable;
+
+const ALICE_PW: &str = "correct horse; battery";
+
+struct Harness {
+    engine: Engine,
+    now: Instant,
+    /// When false, hash jobs wait in `held` until `release_hashes`.
+    hash_inline: bool,
+    held: Vec<sessiond::auth::HashJob>,
+    next_rid: u32,
+}
+
+impl Harness {
+    fn new(cfg: EngineConfig) -> Harness {
+        let mut users = UserTable::new();
+        let rec = PasswordRecord::create(ALICE_PW.as_bytes(), 1).unwrap();
+        users
+            .create("alice", rec.clone(), Role::User, 1_000)
+            .unwrap();
+        users.create("bob", rec, Role::Admin, 2_000).unwrap();
+        let now = Instant::now();
+        let dummy = PasswordRecord::dummy(1).unwrap();
+        Harness {
+            engine: Engine::new(cfg, users, dummy, now, 1_767_225_600_000),
+            now,
+            hash_inline: true,
+            held: Vec::new(),
+            next_rid: 1,
+        }
+    }
+
+    fn connect(&mut self) -> ConnId {
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        self.engine.accept(peer, self.now)
+    }
+
+    fn rid(&mut self) -> u32 {
+        self.next_rid += 1;
+        self.next_rid
+    }
+
+    /// Bytes arrive from the peer: processed like the server loop would.
+    fn feed(&mut self, id: ConnId, bytes: &[u8]) {
+        self.engine
+            .input_mut(id)
+            .expect("connection open")
+            .extend_from_slice(bytes);
+        self.engine.process(id, self.now);
+        self.settle();
+    }
+
+    fn send(&mut self, id: ConnId, msg: Message) -> u32 {
+        let rid = self.rid();
+        self.feed(id, &Frame::reply(rid, msg).to_vec());
+        rid
+    }
+
+    /// Runs hash jobs and deferred processing until nothing is left (bounded).
+    fn settle(&mut self) {
+        for _ in 0..10_000 {
+            let jobs = self.engine.take_hash_jobs();
+            let mut wake = Vec::new();
+            self.engine.take_wakeups(&mut wake);
+            if jobs.is_empty() && wake.is_empty() {
+                return;
+            }
+            for job in jobs {
+                if self.hash_inline {
+                    let outcome = match &job.kind {
+                        JobKind::Verify { password, record } => {
+                            JobOutcome::Verified(record.verify(password.as_bytes()))
+                        }
+                        JobKind::Create { .. } => unreachable!("engine only verifies"),
+                    };
+                    self.engine.on_hash_result(
+                        HashResult {
+                            ticket: job.ticket,
+                            outcome,
+                        },
+                        self.now,
+                    );
+                } else {
+                    self.held.push(job);
+                }
+            }
+            for id in wake {
+                self.engine.process(id, self.now);
+            }
+        }
+        panic!("engine did not settle");
+    }
+
+    fn release_hashes(&mut self) {
+        self.hash_inline = true;
+        let held = std::mem::take(&mut self.held);
+        for job in held {
+            let JobKind::Verify { password, record } = &job.kind else {
+                unreachable!()
+            };
+            let ok = record.verify(password.as_bytes());
+            self.engine.on_hash_result(
+                HashResult {
+                    ticket: job.ticket,
+                    outcome: JobOutcome::Verified(ok),
+                },
+                self.now,
+            );
+        }
+        self.settle();
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.engine.on_timers(self.now);
+        self.settle();
+    }
+
+    /// Everything the engine queued for `id`, decoded; the output is consumed.
+    fn frames(&mut self, id: ConnId) -> Vec<Frame> {
+        let Some(out) = self.engine.output_mut(id) else {
+            return Vec::new();
+        };
+        let mut v = Vec::new();
+        while let Some(f) = protocol::decode(out, DecodeLimits::client(1 << 20)).unwrap() {
+            v.push(f);
+        }
+        assert!(out.is_empty(), "partial frame left in output");
+        v
+    }
+
+    fn one(&mut self, id: ConnId) -> Frame {
+        let mut f = self.frames(id);
+        assert_eq!(f.len(), 1, "expected one frame, got {f:?}");
+        f.remove(0)
+    }
+
+    fn closing(&self, id: ConnId) -> bool {
+        self.engine.ready_to_close(id)
+    }
+
+    fn login(&mut self, id: ConnId, user: &str, pw: &str) -> Frame {
+        let rid = self.send(id, login_msg(user, pw));
+        let f = self.one(id);
+        assert_eq!(f.request_id, rid);
+        f
+    }
+
+    fn login_ok(&mut self, id: ConnId) -> Token {
+        match self.login(id, "alice", ALICE_PW).message {
+            Message::LoginSuccess(s) => s.token,
+            other => panic!("login failed: {other:?}"),
+        }
+    }
+}
+
+fn login_msg(user: &str, pw: &str) -> Message {
+    Message::LoginRequest(LoginRequest {
+        username: user.into(),
+        password: pw.into(),
+        client: "harness".into(),
+        platform: "test".into(),
+    })
+}
+
+fn hb(token: &Token) -> Message {
+    Message::Heartbeat(Heartbeat {
+        token: token.clone(),
+    })
+}
+
+fn error_code(f: &Frame) -> ErrorCode {
+    match &f.message {
+        Message::GeneralFailure(g) => g.code,
+        other => panic!("expected GENERAL_FAILURE, got {other:?}"),
+    }
+}
+
+fn disconnect_reason(f: &Frame) -> DisconnectReason {
+    match &f.message {
+        Message::DisconnectAck(a) => a.reason,
+        other => panic!("expected DISCONNECT_ACK, got {other:?}"),
+    }
+}
+
+fn tick() -> Duration {
+    EngineConfig::default().tick
+}
+
+#[test]
+fn login_success_advertises_timing_and_user_data() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    h.advance(Duration::from_secs(2));
+    let f = h.login(c, "alice", ALICE_PW);
+    assert_eq!(f.flags, Flags::NONE);
+    let Message::LoginSuccess(s) = f.message else {
+        panic!("{f:?}")
+    };
+    assert_eq!(
+        (s.user_id, s.role, s.username.as_str()),
+        (1, Role::User, "alice")
+    );
+    assert_eq!(s.user_created, 1_000);
+    assert_eq!(s.last_login, 0);
+    assert_eq!(s.session_created, 1_767_225_602_000);
+    assert_eq!(s.session_expires, 1_767_225_602_000 + 24 * 3600 * 1000);
+    assert_eq!(s.heartbeat_interval_ms, 5_000);
+    assert_eq!(s.heartbeat_timeout_ms, 15_000);
+    assert_eq!(s.idle_expiry_ms, 1_800_000);
+    assert_eq!(h.engine.sessions().len(), 1);
+    assert_eq!(h.engine.attached_sessions(), 1);
+
+    // A second login of the same user reports the first as last_login.
+    let c2 = h.connect();
+    h.advance(Duration::from_secs(1));
+    let Message::LoginSuccess(s2) = h.login(c2, "alice", ALICE_PW).message else {
+        panic!()
+    };
+    assert_eq!(s2.last_login, 1_767_225_602_000);
+    assert_ne!(s2.token, s.token);
+    assert_ne!(s2.session_id, s.session_id);
+}
+
+#[test]
+fn wrong_password_and_unknown_user_fail_alike() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    let a = h.login(c, "alice", "wrong");
+    let b = h.login(c, "nobody", "wrong");
+    for f in [&a, &b] {
+        let Message::LoginFailure(lf) = &f.message else {
+            panic!("{f:?}")
+        };
+        assert_eq!(lf.reason, LoginFailureReason::InvalidCredentials);
+        assert_eq!(lf.message, "invalid username or password");
+    }
+    // still in AWAITING_AUTH: a correct login works on the same connection
+    h.login_ok(c);
+    assert_eq!(h.engine.stats().logins_failed, 2);
+}
+
+#[test]
+fn heartbeats_keep_the_connection_past_the_timeout() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    let tok = h.login_ok(c);
+    for _ in 0..10 {
+        h.advance(Duration::from_secs(5));
+        let rid = h.send(c, hb(&tok));
+        let f = h.one(c);
+        assert_eq!(f.request_id, rid);
+        assert!(matches!(f.message, Message::HeartbeatAck(_)));
+    }
+    // 50 s > 15 s timeout, still open
+    assert!(!h.closing(c));
+    assert_eq!(h.engine.stats().heartbeats, 10);
+}
+
+#[test]
+fn silence_closes_within_timeout_plus_one_tick() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    let tok = h.login_ok(c);
+    h.advance(Duration::from_secs(7));
+    h.send(c, hb(&tok));
+    h.frames(c);
+    // last valid frame at t=7 s: the deadline is t=22 s
+    h.advance(Duration::from_secs(15) - tick());
+    assert!(h.frames(c).is_empty());
+    assert!(!h.closing(c));
+    h.advance(tick());
+    let f = h.one(c);
+    assert_eq!(f.flags, Flags::PUSH | Flags::FATAL);
+    assert_eq!(f.request_id, 0);
+    assert_eq!(disconnect_reason(&f), DisconnectReason::IdleTimeout);
+    assert!(h.closing(c));
+    // the session survives, detached
+    assert_eq!(h.engine.sessions().len(), 1);
+    assert_eq!(h.engine.attached_sessions(), 0);
+}
+
+#[test]
+fn login_deadline_is_not_extended_by_failed_logins() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    h.advance(Duration::from_secs(9));
+    h.login(c, "alice", "wrong");
+    h.advance(Duration::from_secs(1) - tick());
+    assert!(!h.closing(c));
+    h.advance(tick());
+    let f = h.one(c);
+    assert_eq!(disconnect_reason(&f), DisconnectReason::LoginTimeout);
+    assert_eq!(f.flags, Flags::PUSH | Flags::FATAL);
+    assert!(h.closing(c));
+}
+
+#[test]
+fn frames_pipelined_behind_a_login_wait_for_its_answer() {
+    let mut h = Harness::new(EngineConfig::default());
+    h.hash_inline = false;
+    let c = h.connect();
+    let mut bytes = Frame::reply(1, login_msg("alice", ALICE_PW)).to_vec();
+    bytes.extend(Frame::reply(2, Message::DisconnectRequest(DisconnectRequest)).to_vec());
+    h.feed(c, &bytes);
+    assert!(h.frames(c).is_empty(), "nothing answered while hashing");
+    h.release_hashes();
+    let f = h.frames(c);
+    assert_eq!(f.len(), 2);
+    assert!(matches!(f[0].message, Message::LoginSuccess(_)));
+    assert_eq!(f[1].request_id, 2);
+    assert_eq!(disconnect_reason(&f[1]), DisconnectReason::ClientRequest);
+    assert_eq!(f[1].flags, Flags::FATAL);
+    assert!(h.closing(c));
+}
+
+#[test]
+fn foreign_and_unknown_tokens_get_general_failure() {
+    let mut h = Harness::new(EngineConfig::default());
+    let a = h.connect();
+    let b = h.connect();
+    let tok_a = h.login_ok(a);
+    let tok_b = h.login_ok(b);
+    h.send(a, hb(&tok_b));
+    let f = h.one(a);
+    assert_eq!(error_code(&f), ErrorCode::TokenMismatch);
+    assert_eq!(f.flags, Flags::NONE);
+    h.send(a, hb(&Token([0xab; 32])));
+    assert_eq!(error_code(&h.one(a)), ErrorCode::InvalidToken);
+    // the connection is fine afterwards
+    h.send(a, hb(&tok_a));
+    assert!(matches!(h.one(a).message, Message::HeartbeatAck(_)));
+}
+
+#[test]
+fn invalid_frames_do_not_reset_the_heartbeat_timeout() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    h.login_ok(c);
+    h.advance(Duration::from_secs(10));
+    h.send(c, hb(&Token([1; 32])));
+    h.frames(c);
+    h.advance(Duration::from_secs(5));
+    assert_eq!(disconnect_reason(&h.one(c)), DisconnectReason::IdleTimeout);
+}
+
+#[test]
+fn anything_but_login_before_login_is_fatal_auth_required() {
+    for msg in [
+        hb(&Token([0; 32])),
+        Message::LogoutRequest(LogoutRequest {
+            token: Token([0; 32]),
+        }),
+    ] {
+        let mut h = Harness::new(EngineConfig::default());
+        let c = h.connect();
+        let rid = h.send(c, msg);
+        let f = h.one(c);
+        assert_eq!(f.request_id, rid);
+        assert_eq!(f.flags, Flags::FATAL);
+        assert_eq!(error_code(&f), ErrorCode::AuthRequired);
+        assert!(h.closing(c));
+    }
+    // an unknown opcode before login: fatal too
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    h.feed(c, &[0x53, 0x44, 0x01, 0x7e, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0]);
+    let f = h.one(c);
+    assert_eq!(error_code(&f), ErrorCode::UnknownOpcode);
+    assert!(f.flags.is_fatal());
+}
+
+#[test]
+fn after_login_bad_frames_are_answered_and_the_connection_goes_on() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    let tok = h.login_ok(c);
+    // unknown opcode, with a payload that must be skipped
+    h.feed(
+        c,
+        &[
+            0x53, 0x44, 0x01, 0x7e, 0, 0, 0, 0, 0, 9, 0, 0, 0, 2, 0xde, 0xad,
+        ],
+    );
+    let f = h.one(c);
+    assert_eq!(
+        (f.request_id, error_code(&f)),
+        (9, ErrorCode::UnknownOpcode)
+    );
+    // a second LOGIN_REQUEST while ACTIVE
+    h.send(c, login_msg("alice", ALICE_PW));
+    assert_eq!(error_code(&h.one(c)), ErrorCode::UnexpectedFrame);
+    // a server-only frame sent by the client
+    h.send(
+        c,
+        Message::HeartbeatAck(protocol::HeartbeatAck { server_time: 0 }),
+    );
+    assert_eq!(error_code(&h.one(c)), ErrorCode::UnexpectedFrame);
+    // flags set by a client
+    let mut bad = Frame::reply(4, hb(&tok)).to_vec();
+    bad[5] = 0x01;
+    h.feed(c, &bad);
+    assert_eq!(error_code(&h.one(c)), ErrorCode::BadFlags);
+    // invalid UTF-8 inside a LOGIN_REQUEST while active
+    let mut login = Frame::reply(5, login_msg("alice", "pw")).to_vec();
+    login[16] = 0xff;
+    h.feed(c, &login);
+    assert_eq!(error_code(&h.one(c)), ErrorCode::InvalidUtf8);
+    // truncated payload (heartbeat with a 31-byte token)
+    let mut short = Frame::reply(6, hb(&tok)).to_vec();
+    short.pop();
+    short[13] = 31;
+    h.feed(c, &short);
+    assert_eq!(error_code(&h.one(c)), ErrorCode::MalformedFrame);
+    assert!(!h.closing(c));
+    h.send(c, hb(&tok));
+    assert!(matches!(h.one(c).message, Message::HeartbeatAck(_)));
+}
+
+#[test]
+fn oversized_length_and_bad_magic_are_fatal() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    h.login_ok(c);
+    h.feed(
+        c,
+        &[
+            0x53, 0x44, 0x01, 0x04, 0, 0, 0, 0, 0, 7, 0x00, 0x10, 0x00, 0x00,
+        ],
+    );
+    let f = h.one(c);
+    assert_eq!(
+        (f.request_id, error_code(&f)),
+        (7, ErrorCode::FrameTooLarge)
+    );
+    assert!(f.flags.is_fatal());
+    assert!(h.closing(c));
+
+    let c = h.connect();
+    h.feed(c, b"GET / HTTP/1.1\r\n\r\n");
+    let f = h.one(c);
+    assert_eq!(error_code(&f), ErrorCode::BadMagic);
+    assert!(h.closing(c));
+
+    let c = h.connect();
+    h.feed(c, &[0x53, 0x44, 0x02]);
+    assert_eq!(error_code(&h.one(c)), ErrorCode::UnsupportedVersion);
+}
+
+#[test]
+fn logout_ends_the_session_and_allows_a_new_login() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    let tok = h.login_ok(c);
+    let sid = h
+        .engine
+        .sessions()
+        .id_by_digest(&sessiond::session::Digest::of(&tok));
+    let rid = h.send(
+        c,
+        Message::LogoutRequest(LogoutRequest { token: tok.clone() }),
+    );
+    let f = h.one(c);
+    assert_eq!(f.request_id, rid);
+    let Message::LogoutSuccess(ls) = f.message else {
+        panic!()
+    };
+    assert_eq!(Some(ls.session_id), sid);
+    assert!(h.engine.sessions().is_empty());
+    // back in AWAITING_AUTH: the old token now means "log in first"
+    let c2 = h.connect();
+    let tok2 = h.login_ok(c2);
+    h.send(c, hb(&tok2));
+    assert_eq!(error_code(&h.one(c)), ErrorCode::AuthRequired);
+    // and a fresh login deadline applied on `c` (checked on a new one here)
+    let c3 = h.connect();
+    h.login_ok(c3);
+    h.send(c3, Message::LogoutRequest(LogoutRequest { token: tok2 }));
+    assert_eq!(error_code(&h.one(c3)), ErrorCode::TokenMismatch);
+    h.advance(Duration::from_secs(10) + tick());
+}
+
+#[test]
+fn disconnect_keeps_the_session_until_it_expires_idle() {
+    let cfg = EngineConfig {
+        session_idle: Duration::from_secs(60),
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::new(cfg);
+    let c = h.connect();
+    h.login_ok(c);
+    h.send(c, Message::DisconnectRequest(DisconnectRequest));
+    assert_eq!(
+        disconnect_reason(&h.one(c)),
+        DisconnectReason::ClientRequest
+    );
+    h.engine.remove(c);
+    assert_eq!(h.engine.sessions().len(), 1);
+    h.advance(Duration::from_secs(60) - tick());
+    assert_eq!(h.engine.sessions().len(), 1);
+    h.advance(tick());
+    assert!(h.engine.sessions().is_empty());
+    assert_eq!(h.engine.stats().sessions_expired, 1);
+}
+
+#[test]
+fn absolute_expiry_reaches_a_live_connection() {
+    let cfg = EngineConfig {
+        session_lifetime: Duration::from_secs(12),
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::new(cfg);
+    let c = h.connect();
+    let tok = h.login_ok(c);
+    h.advance(Duration::from_secs(6));
+    h.send(c, hb(&tok));
+    h.frames(c);
+    h.advance(Duration::from_secs(6));
+    let f = h.one(c);
+    assert_eq!(error_code(&f), ErrorCode::TokenExpired);
+    assert_eq!(f.flags, Flags::PUSH | Flags::FATAL);
+    assert!(h.closing(c));
+    assert!(h.engine.sessions().is_empty());
+    assert_eq!(h.engine.attached_sessions(), 0);
+}
+
+#[test]
+fn sixteen_errors_in_a_row_close_the_connection() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    let tok = h.login_ok(c);
+    for i in 0..15 {
+        h.send(c, hb(&Token([9; 32])));
+        assert_eq!(h.frames(c).len(), 1, "error {i}");
+    }
+    // a valid frame resets the streak
+    h.send(c, hb(&tok));
+    h.frames(c);
+    for _ in 0..15 {
+        h.send(c, hb(&Token([9; 32])));
+    }
+    assert!(!h.closing(c));
+    h.send(c, hb(&Token([9; 32])));
+    let f = h.frames(c);
+    let last = f.last().unwrap();
+    assert_eq!(error_code(last), ErrorCode::TooManyErrors);
+    assert!(last.flags.is_fatal());
+    assert!(h.closing(c));
+}
+
+#[test]
+fn a_thousand_pipelined_heartbeats_are_answered_in_order() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    let tok = h.login_ok(c);
+    let mut bytes = Vec::new();
+    for rid in 1000..2000u32 {
+        bytes.extend(Frame::reply(rid, hb(&tok)).to_vec());
+    }
+    h.feed(c, &bytes);
+    let f = h.frames(c);
+    let ids: Vec<u32> = f.iter().map(|f| f.request_id).collect();
+    assert_eq!(ids, (1000..2000).collect::<Vec<_>>());
+    assert!(f
+        .iter()
+        .all(|f| matches!(f.message, Message::HeartbeatAck(_))));
+}
+
+#[test]
+fn a_peer_that_never_reads_is_cut_off_at_the_output_cap() {
+    let cfg = EngineConfig {
+        max_output: 4096,
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::new(cfg);
+    let c = h.connect();
+    let tok = h.login_ok(c);
+    let mut bytes = Vec::new();
+    for rid in 0..500u32 {
+        bytes.extend(Frame::reply(rid, hb(&tok)).to_vec());
+    }
+    h.feed(c, &bytes);
+    assert!(h.closing(c));
+    assert_eq!(h.engine.stats().output_overflows, 1);
+    assert!(h.engine.output_mut(c).unwrap().is_empty());
+}
+
+#[test]
+fn a_full_hash_queue_answers_server_busy() {
+    let mut h = Harness::new(EngineConfig::default());
+    h.hash_inline = false;
+    let c = h.connect();
+    h.send(c, login_msg("alice", ALICE_PW));
+    let job = h.held.pop().unwrap();
+    h.engine.hash_rejected(job, h.now);
+    h.settle();
+    let Message::LoginFailure(lf) = h.one(c).message else {
+        panic!()
+    };
+    assert_eq!(lf.reason, LoginFailureReason::ServerBusy);
+    assert_eq!(lf.retry_after_ms, 1000);
+    // the connection may try again
+    h.hash_inline = true;
+    h.login_ok(c);
+}
+
+#[test]
+fn a_hash_result_for_a_closed_connection_is_dropped() {
+    let mut h = Harness::new(EngineConfig::default());
+    h.hash_inline = false;
+    let c = h.connect();
+    h.send(c, login_msg("alice", ALICE_PW));
+    h.engine.remove(c);
+    // the slot is reused by a new connection with another generation
+    let c2 = h.connect();
+    assert_eq!(c2.index, c.index);
+    h.release_hashes();
+    assert!(h.frames(c2).is_empty());
+    assert!(h.engine.sessions().is_empty());
+}
+
+#[test]
+fn peer_close_handles_buffered_frames_then_closes() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    let tok = h.login_ok(c);
+    h.engine
+        .input_mut(c)
+        .unwrap()
+        .extend_from_slice(&Frame::reply(5, hb(&tok)).to_vec());
+    h.engine.peer_closed(c, h.now);
+    let f = h.one(c);
+    assert!(matches!(f.message, Message::HeartbeatAck(_)));
+    assert!(h.closing(c));
+    assert_eq!(h.engine.attached_sessions(), 0);
+}

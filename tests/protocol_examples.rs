@@ -1,0 +1,241 @@
+//! protocol.md is the contract: every ```` ```hex example=NAME ```` block in it is decoded
+//! by the codec, compared with the message the spec describes, and encoded back to the same
+//! bytes. A block without an expectation here, or an expectation without a block, fails.
+
+use std::collections::BTreeMap;
+
+use sessiond::protocol::{
+    decode_slice, DisconnectAck, DisconnectReason, DisconnectRequest, ErrorCode, Flags, Frame,
+    GeneralFailure, Heartbeat, HeartbeatAck, LoginFailure, LoginFailureReason, LoginRequest,
+    LoginSuccess, LogoutRequest, LogoutSuccess, Message, Role, Token,
+};
+
+fn examples() -> BTreeMap<String, Vec<u8>> {
+    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol.md"))
+        .expect("protocol.md");
+    let mut out = BTreeMap::new();
+    let mut lines = spec.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line.strip_prefix("```hex example=") else {
+            continue;
+        };
+        let mut bytes = Vec::new();
+        for l in lines.by_ref() {
+            if l.starts_with("```") {
+                break;
+            }
+            for tok in l.split_whitespace() {
+                bytes.push(
+                    u8::from_str_radix(tok, 16)
+                        .unwrap_or_else(|_| panic!("example {name}: not a hex byte: {tok}")),
+                );
+            }
+        }
+        assert!(
+            out.insert(name.trim().to_owned(), bytes).is_none(),
+            "duplicate example {name}"
+        );
+    }
+    out
+}
+
+fn token() -> Token {
+    Token(core::array::from_fn(|i| i as u8))
+}
+
+fn expected() -> BTreeMap<&'static str, Frame> {
+    let mut m = BTreeMap::new();
+    m.insert(
+        "login_request",
+        Frame::reply(
+            1,
+            Message::LoginRequest(LoginRequest {
+                username: "alice".into(),
+                password: "pa;ss".into(),
+                client: "cli".into(),
+                platform: "linux".into(),
+            }),
+        ),
+    );
+    m.insert(
+        "login_success",
+        Frame::reply(
+            1,
+            Message::LoginSuccess(LoginSuccess {
+                token: token(),
+                session_id: 7,
+                user_id: 2,
+                role: Role::User,
+                username: "alice".into(),
+                user_created: 1_767_225_600_000,
+                last_login: 0,
+                session_created: 1_767_225_600_000,
+                session_expires: 1_767_312_000_000,
+                idle_expiry_ms: 1_800_000,
+                heartbeat_interval_ms: 5_000,
+                heartbeat_timeout_ms: 15_000,
+            }),
+        ),
+    );
+    m.insert(
+        "login_failure",
+        Frame::reply(
+            1,
+            Message::LoginFailure(LoginFailure {
+                reason: LoginFailureReason::InvalidCredentials,
+                retry_after_ms: 0,
+                message: "invalid username or password".into(),
+            }),
+        ),
+    );
+    m.insert(
+        "heartbeat",
+        Frame::reply(2, Message::Heartbeat(Heartbeat { token: token() })),
+    );
+    m.insert(
+        "heartbeat_ack",
+        Frame::reply(
+            2,
+            Message::HeartbeatAck(HeartbeatAck {
+                server_time: 1_767_225_605_000,
+            }),
+        ),
+    );
+    m.insert(
+        "logout_request",
+        Frame::reply(3, Message::LogoutRequest(LogoutRequest { token: token() })),
+    );
+    m.insert(
+        "logout_success",
+        Frame::reply(3, Message::LogoutSuccess(LogoutSuccess { session_id: 7 })),
+    );
+    m.insert(
+        "disconnect_request",
+        Frame::reply(4, Message::DisconnectRequest(DisconnectRequest)),
+    );
+    m.insert(
+        "disconnect_ack",
+        Frame {
+            request_id: 4,
+            flags: Flags::FATAL,
+            message: Message::DisconnectAck(DisconnectAck {
+                reason: DisconnectReason::ClientRequest,
+            }),
+        },
+    );
+    m.insert(
+        "disconnect_ack_idle",
+        Frame::push(
+            Message::DisconnectAck(DisconnectAck {
+                reason: DisconnectReason::IdleTimeout,
+            }),
+            true,
+        ),
+    );
+    m.insert(
+        "general_failure",
+        Frame::reply(
+            5,
+            Message::GeneralFailure(GeneralFailure::new(
+                ErrorCode::InvalidToken,
+                "unknown token",
+            )),
+        ),
+    );
+    m.insert(
+        "general_failure_fatal",
+        Frame {
+            request_id: 9,
+            flags: Flags::FATAL,
+            message: Message::GeneralFailure(GeneralFailure::new(
+                ErrorCode::AuthRequired,
+                "log in first",
+            )),
+        },
+    );
+    m.insert(
+        "general_failure_too_large",
+        Frame {
+            request_id: 1,
+            flags: Flags::FATAL,
+            message: Message::GeneralFailure(GeneralFailure::new(
+                ErrorCode::FrameTooLarge,
+                "frame too large",
+            )),
+        },
+    );
+    m
+}
+
+#[test]
+fn every_example_in_protocol_md_decodes_and_encodes_exactly() {
+    let ex = examples();
+    let want = expected();
+    assert_eq!(
+        ex.keys().map(String::as_str).collect::<Vec<_>>(),
+        want.keys().copied().collect::<Vec<_>>(),
+        "examples in protocol.md and expectations here differ"
+    );
+    for (name, bytes) in &ex {
+        let frame = &want[name.as_str()];
+        let (got, n) = decode_slice(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(n, bytes.len(), "{name}: length");
+        assert_eq!(&got, frame, "{name}: decoded");
+        assert_eq!(&frame.to_vec(), bytes, "{name}: encoded");
+    }
+}
+
+#[test]
+fn every_opcode_in_the_spec_table_is_known_to_the_codec() {
+    use sessiond::protocol::Opcode;
+    let spec =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol.md")).unwrap();
+    let mut seen = 0;
+    for line in spec.lines() {
+        // rows like "| `0x01` | LOGIN_REQUEST | client -> server | 5.1 |"
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // opcodes have two hex digits (`0x01`); reason and error codes have four
+        if cells.len() < 5 || !cells[1].starts_with("`0x") || cells[1].len() != 6 {
+            continue;
+        }
+        let Ok(code) = u8::from_str_radix(cells[1].trim_matches('`').trim_start_matches("0x"), 16)
+        else {
+            continue;
+        };
+        let name = cells[2].split_whitespace().next().unwrap_or("");
+        if name == "(never" {
+            assert!(Opcode::from_u8(code).is_none());
+            continue;
+        }
+        let op = Opcode::from_u8(code).unwrap_or_else(|| panic!("0x{code:02x} {name} unknown"));
+        assert_eq!(op.name(), name, "opcode 0x{code:02x}");
+        seen += 1;
+    }
+    assert_eq!(seen, 10, "opcodes found in the table");
+}
+
+#[test]
+fn every_error_code_in_the_spec_table_matches_the_codec() {
+    let spec =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol.md")).unwrap();
+    let section = spec
+        .split("## 6. Error codes")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let mut seen = 0;
+    for line in section.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 || !cells[1].starts_with("`0x") || cells[1].contains('-') {
+            continue;
+        }
+        let code =
+            u16::from_str_radix(cells[1].trim_matches('`').trim_start_matches("0x"), 16).unwrap();
+        let name = cells[2].trim_matches('`');
+        assert_eq!(ErrorCode::from_u16(code).name(), name, "code 0x{code:04x}");
+        seen += 1;
+    }
+    assert_eq!(seen, 15);
+}

@@ -1,0 +1,373 @@
+//! Integration tests against a real server on 127.0.0.1:0, byte-exact through the codec.
+//! Real-time tests use short configured timeouts and generous upper bounds.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{TestServer, ALICE_PW, BOB_PW};
+use sessiond::client::{is_server_error, ClientError, LoginOutcome};
+use sessiond::protocol::{
+    decode_slice, DecodeLimits, DisconnectReason, ErrorCode, Flags, Frame, Heartbeat,
+    LoginFailureReason, Message, Role, Token,
+};
+
+/// Reads from a raw socket until `n` frames have arrived (bounded by `timeout`).
+fn read_frames(s: &mut TcpStream, n: usize, timeout: Duration) -> Vec<Frame> {
+    let deadline = Instant::now() + timeout;
+    let mut buf = bytes::BytesMut::new();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 65536];
+    while out.len() < n {
+        while let Some(f) =
+            sessiond::protocol::decode(&mut buf, DecodeLimits::client(1 << 20)).unwrap()
+        {
+            out.push(f);
+        }
+        if out.len() >= n {
+            break;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "timed out with {} of {n} frames",
+            out.len()
+        );
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    out
+}
+
+/// True once the server has closed the socket (EOF), within `timeout`.
+fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut b = [0u8; 256];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn raw(server: &TestServer) -> TcpStream {
+    let s = TcpStream::connect(server.addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+fn login_bytes(rid: u32, user: &str, pw: &str) -> Vec<u8> {
+    Frame::reply(
+        rid,
+        Message::LoginRequest(sessiond::protocol::LoginRequest {
+            username: user.into(),
+            password: pw.into(),
+            client: "raw".into(),
+            platform: "test".into(),
+        }),
+    )
+    .to_vec()
+}
+
+fn raw_login(server: &TestServer) -> (TcpStream, Token) {
+    let mut s = raw(server);
+    s.write_all(&login_bytes(1, "alice", ALICE_PW)).unwrap();
+    let f = read_frames(&mut s, 1, Duration::from_secs(10));
+    match &f[0].message {
+        Message::LoginSuccess(ls) => (s, ls.token.clone()),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn hb_bytes(rid: u32, token: &Token) -> Vec<u8> {
+    Frame::reply(
+        rid,
+        Message::Heartbeat(Heartbeat {
+            token: token.clone(),
+        }),
+    )
+    .to_vec()
+}
+
+#[test]
+fn login_success_and_failure() {
+    let server = TestServer::start();
+    let (_c, s) = server.alice();
+    assert_eq!(s.username, "alice");
+    assert_eq!(s.role, Role::User);
+    assert_eq!(s.heartbeat_interval_ms, 5_000);
+    assert_eq!(s.heartbeat_timeout_ms, 15_000);
+
+    let mut c = server.client();
+    let wrong = c.login("alice", "nope", "t", "p").unwrap();
+    let unknown = c.login("mallory", "nope", "t", "p").unwrap();
+    for out in [wrong, unknown] {
+        match out {
+            LoginOutcome::Failure(f) => {
+                assert_eq!(f.reason, LoginFailureReason::InvalidCredentials)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // same connection, right password (with separators in it) for another user
+    match c.login("bob", BOB_PW, "t", "p").unwrap() {
+        LoginOutcome::Success(s) => assert_eq!(s.role, Role::Admin),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn heartbeats_keep_the_session_past_the_timeout() {
+    let server = TestServer::start_with(|c| {
+        c.engine.heartbeat_interval = Duration::from_millis(150);
+        c.engine.heartbeat_timeout = Duration::from_millis(600);
+    });
+    let (mut c, s) = server.alice();
+    assert_eq!(s.heartbeat_timeout_ms, 600);
+    let start = Instant::now();
+    let mut acks = 0;
+    while start.elapsed() < Duration::from_millis(1500) {
+        std::thread::sleep(Duration::from_millis(150));
+        c.heartbeat().expect("heartbeat answered");
+        acks += 1;
+    }
+    assert!(acks >= 5);
+    assert!(c.take_pushes().is_empty());
+}
+
+#[test]
+fn silence_gets_disconnect_ack_and_close_within_timeout_plus_tick() {
+    let timeout = Duration::from_millis(400);
+    let server = TestServer::start_with(|c| {
+        c.engine.heartbeat_interval = Duration::from_millis(100);
+        c.engine.heartbeat_timeout = timeout;
+    });
+    let (mut s, _tok) = raw_login(&server);
+    let start = Instant::now();
+    let f = read_frames(&mut s, 1, Duration::from_secs(10));
+    let elapsed = start.elapsed();
+    assert_eq!(f[0].flags, Flags::PUSH | Flags::FATAL);
+    assert_eq!(f[0].request_id, 0);
+    assert!(matches!(
+        f[0].message,
+        Message::DisconnectAck(a) if a.reason == DisconnectReason::IdleTimeout
+    ));
+    // Never early; late by at most a tick plus scheduling (generous bound for CI).
+    assert!(
+        elapsed + Duration::from_millis(15) >= timeout,
+        "{elapsed:?}"
+    );
+    assert!(
+        elapsed < timeout + Duration::from_millis(1000),
+        "{elapsed:?}"
+    );
+    assert!(closed_within(&mut s, Duration::from_secs(5)));
+}
+
+#[test]
+fn login_deadline_closes_silent_connections() {
+    let server = TestServer::start_with(|c| c.engine.login_timeout = Duration::from_millis(300));
+    let mut s = raw(&server);
+    let f = read_frames(&mut s, 1, Duration::from_secs(10));
+    assert!(matches!(
+        f[0].message,
+        Message::DisconnectAck(a) if a.reason == DisconnectReason::LoginTimeout
+    ));
+    assert!(closed_within(&mut s, Duration::from_secs(5)));
+}
+
+#[test]
+fn wrong_or_foreign_token_gets_general_failure() {
+    let server = TestServer::start();
+    let (mut a, _) = server.alice();
+    let (_b, sb) = server.alice();
+    let err = a
+        .request(Message::Heartbeat(Heartbeat {
+            token: sb.token.clone(),
+        }))
+        .unwrap_err();
+    assert!(is_server_error(&err, ErrorCode::TokenMismatch), "{err}");
+    let err = a
+        .request(Message::Heartbeat(Heartbeat {
+            token: Token([0x5a; 32]),
+        }))
+        .unwrap_err();
+    assert!(is_server_error(&err, ErrorCode::InvalidToken), "{err}");
+    assert!(matches!(err, ClientError::Server { fatal: false, .. }));
+    // still usable
+    a.heartbeat().unwrap();
+}
+
+#[test]
+fn logout_then_graceful_disconnect() {
+    let server = TestServer::start();
+    let (mut c, s) = server.alice();
+    c.heartbeat().unwrap();
+    assert_eq!(c.logout().unwrap(), s.session_id);
+    // the token is dead: a new connection logging in gets a different session
+    let (_c2, s2) = server.alice();
+    assert_ne!(s2.session_id, s.session_id);
+    assert_eq!(c.disconnect().unwrap(), DisconnectReason::ClientRequest);
+
+    // the same on a raw socket, to see the close itself
+    let (mut s, tok) = raw_login(&server);
+    let mut bytes = Frame::reply(
+        2,
+        Message::LogoutRequest(sessiond::protocol::LogoutRequest { token: tok }),
+    )
+    .to_vec();
+    bytes.extend(
+        Frame::reply(
+            3,
+            Message::DisconnectRequest(sessiond::protocol::DisconnectRequest),
+        )
+        .to_vec(),
+    );
+    s.write_all(&bytes).unwrap();
+    let f = read_frames(&mut s, 2, Duration::from_secs(10));
+    assert!(matches!(f[0].message, Message::LogoutSuccess(_)));
+    assert_eq!((f[1].request_id, f[1].flags), (3, Flags::FATAL));
+    assert!(closed_within(&mut s, Duration::from_secs(5)));
+}
+
+#[test]
+fn a_thousand_pipelined_heartbeats_in_one_write_are_answered_in_order() {
+    let server = TestServer::start();
+    let (mut s, tok) = raw_login(&server);
+    let mut bytes = Vec::new();
+    for rid in 10..1010u32 {
+        bytes.extend(hb_bytes(rid, &tok));
+    }
+    s.write_all(&bytes).unwrap();
+    let f = read_frames(&mut s, 1000, Duration::from_secs(20));
+    let ids: Vec<u32> = f.iter().map(|f| f.request_id).collect();
+    assert_eq!(ids, (10..1010).collect::<Vec<_>>());
+    assert!(f
+        .iter()
+        .all(|f| matches!(f.message, Message::HeartbeatAck(_))));
+}
+
+#[test]
+fn a_stream_split_at_every_offset_is_answered_the_same() {
+    let server = TestServer::start();
+    let (mut s, tok) = raw_login(&server);
+    let mut stream = hb_bytes(1, &tok);
+    stream.extend(hb_bytes(2, &tok));
+    for split in 1..stream.len() {
+        s.write_all(&stream[..split]).unwrap();
+        s.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+        s.write_all(&stream[split..]).unwrap();
+        let f = read_frames(&mut s, 2, Duration::from_secs(10));
+        assert_eq!(
+            f.iter().map(|f| f.request_id).collect::<Vec<_>>(),
+            [1, 2],
+            "split at {split}"
+        );
+    }
+}
+
+#[test]
+fn garbage_and_oversized_frames_get_a_fatal_error_and_others_are_undisturbed() {
+    let server = TestServer::start();
+    let (mut good, _) = server.alice();
+
+    let mut http = raw(&server);
+    http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let f = read_frames(&mut http, 1, Duration::from_secs(10));
+    assert!(f[0].flags.is_fatal());
+    assert!(matches!(&f[0].message, Message::GeneralFailure(g) if g.code == ErrorCode::BadMagic));
+    assert!(closed_within(&mut http, Duration::from_secs(5)));
+    good.heartbeat().unwrap();
+
+    let (mut big, _) = raw_login(&server);
+    // a 1 MiB heartbeat announced: refused from the header alone
+    big.write_all(&[
+        0x53, 0x44, 0x01, 0x04, 0, 0, 0, 0, 0, 7, 0x00, 0x10, 0x00, 0x00,
+    ])
+    .unwrap();
+    let f = read_frames(&mut big, 1, Duration::from_secs(10));
+    assert_eq!(f[0].request_id, 7);
+    assert!(
+        matches!(&f[0].message, Message::GeneralFailure(g) if g.code == ErrorCode::FrameTooLarge)
+    );
+    assert!(closed_within(&mut big, Duration::from_secs(5)));
+    good.heartbeat().unwrap();
+
+    // the exact bytes of protocol.md's FRAME_TOO_LARGE answer, request id 1
+    let mut big = raw(&server);
+    big.write_all(&[
+        0x53, 0x44, 0x01, 0x04, 0, 0, 0, 0, 0, 1, 0x00, 0x10, 0x00, 0x00,
+    ])
+    .unwrap();
+    let mut got = vec![0u8; 33];
+    big.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    big.read_exact(&mut got).unwrap();
+    assert_eq!(
+        got,
+        [
+            0x53, 0x44, 0x01, 0x0f, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x13,
+            0x00, 0x02, 0x00, 0x0f, b'f', b'r', b'a', b'm', b'e', b' ', b't', b'o', b'o', b' ',
+            b'l', b'a', b'r', b'g', b'e'
+        ]
+    );
+    let (frame, n) = decode_slice(&got).unwrap();
+    assert_eq!(n, got.len());
+    assert!(frame.flags.is_fatal());
+    good.heartbeat().unwrap();
+}
+
+#[test]
+fn a_heartbeat_before_login_is_fatal_auth_required() {
+    let server = TestServer::start();
+    let mut s = raw(&server);
+    s.write_all(&hb_bytes(9, &Token([0; 32]))).unwrap();
+    let f = read_frames(&mut s, 1, Duration::from_secs(10));
+    assert_eq!((f[0].request_id, f[0].flags), (9, Flags::FATAL));
+    assert!(
+        matches!(&f[0].message, Message::GeneralFailure(g) if g.code == ErrorCode::AuthRequired)
+    );
+    assert!(closed_within(&mut s, Duration::from_secs(5)));
+}
+
+#[test]
+fn many_clients_log_in_concurrently() {
+    let server = TestServer::start();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                let mut c =
+                    sessiond::client::Client::connect(addr, Duration::from_secs(5)).unwrap();
+                match c.login("alice", ALICE_PW, "t", "p").unwrap() {
+                    LoginOutcome::Success(_) => {}
+                    other => panic!("{other:?}"),
+                }
+                for _ in 0..20 {
+                    c.heartbeat().unwrap();
+                }
+                c.disconnect().unwrap()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), DisconnectReason::ClientRequest);
+    }
+}
