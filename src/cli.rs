@@ -42,7 +42,7 @@ OPTIONS:
     --session-idle DUR          session idle expiry           [default: 30m]
     --session-lifetime DUR      session absolute expiry       [default: 24h]
     --max-frame BYTES           maximum frame size            [default: 65536, min 1024]
-    --hash-workers N            password hashing threads      [default: 2]
+    --hash-workers N            password hashing threads      [default: cores - 1]
     --hash-queue N              logins waiting for a hash     [default: 256]
     --iterations N              PBKDF2-HMAC-SHA256 iterations [default: 600000]
     -h, --help                  print this help
@@ -54,10 +54,7 @@ DUR is a number with an optional unit: ms, s (default), m, h. Example: 500ms, 15
 /// Parses `args` (without the program name).
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
     let mut server = ServerConfig {
-        hash_workers: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .clamp(1, 8),
+        hash_workers: default_hash_workers(),
         ..ServerConfig::default()
     };
     let mut data_dir = PathBuf::from("sessiond-data");
@@ -120,6 +117,15 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         return Err("timeouts must be greater than zero".into());
     }
     Ok(Command::Run(Box::new(Options { server, data_dir })))
+}
+
+/// One core less than the machine has (at least one, at most 8): a storm of logins must
+/// not take the core the event loop runs on.
+pub fn default_hash_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .clamp(1, 8)
 }
 
 fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {

@@ -332,18 +332,9 @@ impl Engine {
     /// A worker finished a hash job.
     pub fn on_hash_result(&mut self, result: HashResult, now: Instant) {
         let id = ConnId::from_u64(result.ticket);
-        let Some(conn) = self.conn_mut(id) else {
-            return; // the connection closed while its password was being hashed
-        };
-        let pending = match std::mem::replace(&mut conn.state, ConnState::Closing) {
-            ConnState::Authenticating(p) => p,
-            other => {
-                conn.state = other;
-                return;
-            }
-        };
-        conn.state = ConnState::AwaitingAuth {
-            deadline: pending.deadline,
+        // None: the connection closed while its password was being hashed.
+        let Some(pending) = self.end_authenticating(id) else {
+            return;
         };
         match result.outcome {
             JobOutcome::Verified(true) => match pending.user_id {
@@ -367,21 +358,29 @@ impl Engine {
         self.wakeups.push(id);
     }
 
-    /// The hash pool was full: the login is refused with SERVER_BUSY and a retry-after.
-    pub fn hash_rejected(&mut self, job: HashJob, now: Instant) {
-        let id = ConnId::from_u64(job.ticket);
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        let pending = match std::mem::replace(&mut conn.state, ConnState::Closing) {
-            ConnState::Authenticating(p) => p,
-            other => {
-                conn.state = other;
-                return;
-            }
+    /// Leaves Authenticating for AwaitingAuth (with the login deadline still in force) and
+    /// returns what was pending; None if `id` is stale or not authenticating.
+    fn end_authenticating(&mut self, id: ConnId) -> Option<Box<PendingLogin>> {
+        let conn = self.conn_mut(id)?;
+        if !matches!(conn.state, ConnState::Authenticating(_)) {
+            return None;
+        }
+        let ConnState::Authenticating(pending) =
+            std::mem::replace(&mut conn.state, ConnState::Closing)
+        else {
+            return None;
         };
         conn.state = ConnState::AwaitingAuth {
             deadline: pending.deadline,
+        };
+        Some(pending)
+    }
+
+    /// The hash pool was full: the login is refused with SERVER_BUSY and a retry-after.
+    pub fn hash_rejected(&mut self, job: HashJob, now: Instant) {
+        let id = ConnId::from_u64(job.ticket);
+        let Some(pending) = self.end_authenticating(id) else {
+            return;
         };
         self.stats.logins_busy += 1;
         warn!(
