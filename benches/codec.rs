@@ -9,7 +9,8 @@ use std::hint::black_box;
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sessiond::protocol::{
-    decode, DecodeLimits, Flags, Frame, Heartbeat, HeartbeatAck, LoginSuccess, Message, Role, Token,
+    decode, DecodeLimits, Flags, Frame, Heartbeat, HeartbeatAck, LoginSuccess, Message, Role,
+    SessionInfo, Token,
 };
 
 fn heartbeat(rid: u32) -> Frame {
@@ -72,17 +73,19 @@ fn bench_encode(c: &mut Criterion) {
     });
     let ls = Message::LoginSuccess(LoginSuccess {
         token: Token([1; 32]),
-        session_id: 7,
-        user_id: 2,
-        role: Role::User,
-        username: "alice".into(),
-        user_created: 1,
-        last_login: 2,
-        session_created: 3,
-        session_expires: 4,
-        idle_expiry_ms: 5,
-        heartbeat_interval_ms: 6,
-        heartbeat_timeout_ms: 7,
+        session: SessionInfo {
+            session_id: 7,
+            user_id: 2,
+            role: Role::User,
+            username: "alice".into(),
+            user_created: 1,
+            last_login: 2,
+            session_created: 3,
+            session_expires: 4,
+            idle_expiry_ms: 5,
+            heartbeat_interval_ms: 6,
+            heartbeat_timeout_ms: 7,
+        },
     });
     g.bench_function("login_success", |b| {
         b.iter(|| {

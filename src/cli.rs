@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::engine::{DuplicatePolicy, OnLimit};
 use crate::protocol::MIN_MAX_FRAME;
 use crate::server::ServerConfig;
 
@@ -45,6 +46,12 @@ OPTIONS:
     --hash-workers N            password hashing threads      [default: cores - 1]
     --hash-queue N              logins waiting for a hash     [default: 256]
     --iterations N              PBKDF2-HMAC-SHA256 iterations [default: 600000]
+    --max-sessions-per-user N   live sessions per account, 0 = no limit [default: 1]
+    --on-limit POLICY           revoke_oldest | reject_new    [default: revoke_oldest]
+    --duplicate POLICY          resume of a session in use elsewhere:
+                                reject | takeover             [default: reject]
+    --registration STATE        open | closed                 [default: open]
+    --min-password-len N        shortest password for new accounts [default: 8]
     -h, --help                  print this help
     -V, --version               print the version
 
@@ -106,6 +113,34 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
                     return Err("--iterations must be 1..=10000000".into());
                 }
             }
+            "--max-sessions-per-user" => e.max_sessions_per_user = number(&flag, &value(&flag)?)?,
+            "--on-limit" => {
+                e.on_limit = match value(&flag)?.as_str() {
+                    "revoke_oldest" => OnLimit::RevokeOldest,
+                    "reject_new" => OnLimit::RejectNew,
+                    v => return Err(format!("--on-limit: revoke_oldest or reject_new, not {v}")),
+                }
+            }
+            "--duplicate" => {
+                e.duplicate = match value(&flag)?.as_str() {
+                    "reject" => DuplicatePolicy::Reject,
+                    "takeover" => DuplicatePolicy::Takeover,
+                    v => return Err(format!("--duplicate: reject or takeover, not {v}")),
+                }
+            }
+            "--registration" => {
+                e.registration_open = match value(&flag)?.as_str() {
+                    "open" => true,
+                    "closed" => false,
+                    v => return Err(format!("--registration: open or closed, not {v}")),
+                }
+            }
+            "--min-password-len" => {
+                e.min_password_len = number(&flag, &value(&flag)?)?;
+                if e.min_password_len > crate::protocol::MAX_PASSWORD {
+                    return Err("--min-password-len must be at most 1024".into());
+                }
+            }
             other => return Err(format!("unknown option {other} (see --help)")),
         }
     }
@@ -116,6 +151,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
     if e.login_timeout.is_zero() || e.session_idle.is_zero() || e.session_lifetime.is_zero() {
         return Err("timeouts must be greater than zero".into());
     }
+    server.data_dir = Some(data_dir.clone());
     Ok(Command::Run(Box::new(Options { server, data_dir })))
 }
 
@@ -187,8 +223,18 @@ mod tests {
             "4096",
             "--iterations",
             "1000",
+            "--on-limit=reject_new",
+            "--duplicate",
+            "takeover",
+            "--registration=closed",
+            "--max-sessions-per-user",
+            "3",
         ])
         .unwrap();
+        assert_eq!(o.server.engine.on_limit, OnLimit::RejectNew);
+        assert_eq!(o.server.engine.duplicate, DuplicatePolicy::Takeover);
+        assert!(!o.server.engine.registration_open);
+        assert_eq!(o.server.engine.max_sessions_per_user, 3);
         assert_eq!(o.server.listen.port(), 0);
         assert_eq!(
             o.server.engine.heartbeat_interval,
@@ -209,6 +255,8 @@ mod tests {
         assert!(run(&["--heartbeat-timeout", "5x"]).is_err());
         assert!(run(&["--iterations", "0"]).is_err());
         assert!(run(&["--session-lifetime", "9999h"]).is_err());
+        assert!(run(&["--on-limit", "sometimes"]).is_err());
+        assert!(run(&["--duplicate", "maybe"]).is_err());
         assert!(matches!(parse(["-h".to_string()]), Ok(Command::Help)));
     }
 }

@@ -15,9 +15,10 @@ use bytes::BytesMut;
 
 use crate::auth::Secret;
 use crate::protocol::{
-    self, DecodeError, DecodeLimits, DisconnectReason, DisconnectRequest, ErrorCode, Frame,
-    GeneralFailure, Heartbeat, HeartbeatAck, LoginFailure, LoginRequest, LoginSuccess,
-    LogoutRequest, Message, Token,
+    self, DecodeError, DecodeLimits, DisconnectReason, DisconnectRequest, DuplicateSession,
+    ErrorCode, Frame, GeneralFailure, Heartbeat, HeartbeatAck, LoginFailure, LoginRequest,
+    LoginSuccess, LogoutRequest, Message, RegisterFailure, RegisterRequest, RegisterSuccess,
+    SessionExpired, SessionInfo, SessionInvalid, SessionRevoked, Token, VerifySession,
 };
 
 /// Why a client call failed.
@@ -37,8 +38,28 @@ pub enum ClientError {
     Decode(DecodeError),
     /// The server answered with a message this call does not expect.
     Unexpected(Box<Frame>),
+    /// The server ended the session: revoked (a new login elsewhere, ...). The connection
+    /// is closed and the token is dead.
+    Revoked(SessionRevoked),
+    /// The session expired. The connection is closed and the token is dead.
+    Expired(SessionExpired),
     /// The call needs a session (log in first) or its input is invalid.
     Usage(&'static str),
+}
+
+impl ClientError {
+    /// True when the stored token can never work again (delete it).
+    pub fn token_is_dead(&self) -> bool {
+        matches!(self, ClientError::Revoked(_) | ClientError::Expired(_))
+    }
+
+    /// True for network trouble, where reconnecting and resuming is the right move.
+    pub fn is_network(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Io(_) | ClientError::Timeout | ClientError::Closed(_)
+        )
+    }
 }
 
 impl fmt::Display for ClientError {
@@ -61,6 +82,8 @@ impl fmt::Display for ClientError {
             ClientError::Unexpected(fr) => {
                 write!(f, "unexpected {} from server", fr.message.opcode().name())
             }
+            ClientError::Revoked(r) => f.write_str(&describe_revoked(r)),
+            ClientError::Expired(e) => f.write_str(&describe_expired(e)),
             ClientError::Usage(m) => f.write_str(m),
         }
     }
@@ -84,13 +107,66 @@ pub enum LoginOutcome {
     Failure(LoginFailure),
 }
 
+/// Result of VERIFY_SESSION.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeOutcome {
+    /// The session is live again on this connection.
+    Valid(SessionInfo),
+    /// The token is dead (the reason says why); the connection stays open for a login.
+    Invalid(SessionInvalid),
+    /// The session is in use on another connection; the server closed this one.
+    Duplicate(DuplicateSession),
+}
+
+/// Result of REGISTER_REQUEST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterOutcome {
+    Success(RegisterSuccess),
+    Failure(RegisterFailure),
+}
+
+/// SESSION_REVOKED in plain words.
+pub fn describe_revoked(r: &SessionRevoked) -> String {
+    let why = match r.reason {
+        protocol::RevokeReason::NewLogin => "you logged in somewhere else",
+        protocol::RevokeReason::TakenOver => "the session was resumed on another connection",
+        protocol::RevokeReason::Other(_) => "the server revoked it",
+    };
+    let device = match (r.by_client.as_str(), r.by_platform.as_str()) {
+        ("", "") => String::new(),
+        (c, "") | ("", c) => format!(" with {c}"),
+        (c, p) => format!(" with {c} on {p}"),
+    };
+    let from = if r.by_address.is_empty() {
+        String::new()
+    } else {
+        format!(" from {}", r.by_address)
+    };
+    format!(
+        "session ended: {why}{device}{from} (at {} ms since the epoch)",
+        r.at
+    )
+}
+
+/// SESSION_EXPIRED in plain words.
+pub fn describe_expired(e: &SessionExpired) -> String {
+    match e.reason {
+        protocol::ExpiredReason::Idle => "session ended: it was idle too long; log in again".into(),
+        protocol::ExpiredReason::Absolute => {
+            "session ended: it reached its maximum lifetime; log in again".into()
+        }
+        protocol::ExpiredReason::Other(_) => "session ended: it expired; log in again".into(),
+    }
+}
+
 /// One connection to a sessiond server.
 pub struct Client {
     stream: TcpStream,
     input: BytesMut,
     next_id: u32,
     pushes: VecDeque<Frame>,
-    session: Option<LoginSuccess>,
+    token: Option<Token>,
+    session: Option<SessionInfo>,
     timeout: Duration,
     closed: bool,
 }
@@ -117,6 +193,7 @@ impl Client {
             input: BytesMut::with_capacity(4096),
             next_id: 1,
             pushes: VecDeque::new(),
+            token: None,
             session: None,
             timeout,
             closed: false,
@@ -132,14 +209,14 @@ impl Client {
         self.timeout = timeout;
     }
 
-    /// The session from the last successful login, if any.
-    pub fn session(&self) -> Option<&LoginSuccess> {
+    /// The session from the last successful login or resume, if any.
+    pub fn session(&self) -> Option<&SessionInfo> {
         self.session.as_ref()
     }
 
     /// The token of the current session, if logged in.
     pub fn token(&self) -> Option<&Token> {
-        self.session.as_ref().map(|s| &s.token)
+        self.token.as_ref()
     }
 
     /// Pushes received so far and not yet taken.
@@ -165,10 +242,63 @@ impl Client {
         let reply = self.request(Message::LoginRequest(req))?;
         match reply.message {
             Message::LoginSuccess(s) => {
-                self.session = Some(s.clone());
+                self.token = Some(s.token.clone());
+                self.session = Some(s.session.clone());
                 Ok(LoginOutcome::Success(s))
             }
             Message::LoginFailure(f) => Ok(LoginOutcome::Failure(f)),
+            _ => Err(ClientError::Unexpected(Box::new(reply))),
+        }
+    }
+
+    /// VERIFY_SESSION: resumes the session of a stored token on this connection.
+    pub fn resume(
+        &mut self,
+        token: &Token,
+        client: &str,
+        platform: &str,
+    ) -> Result<ResumeOutcome, ClientError> {
+        let reply = self.request(Message::VerifySession(VerifySession {
+            token: token.clone(),
+            client: client.to_owned(),
+            platform: platform.to_owned(),
+        }))?;
+        match reply.message {
+            Message::SessionValid(v) => {
+                self.token = Some(token.clone());
+                self.session = Some(v.session.clone());
+                Ok(ResumeOutcome::Valid(v.session))
+            }
+            Message::SessionInvalid(i) => Ok(ResumeOutcome::Invalid(i)),
+            Message::DuplicateSession(d) => {
+                self.closed = true;
+                Ok(ResumeOutcome::Duplicate(d))
+            }
+            _ => Err(ClientError::Unexpected(Box::new(reply))),
+        }
+    }
+
+    /// REGISTER_REQUEST. A REGISTER_FAILURE is `Ok(RegisterOutcome::Failure)`.
+    pub fn register(
+        &mut self,
+        username: &str,
+        password: &str,
+        email: &str,
+    ) -> Result<RegisterOutcome, ClientError> {
+        if username.is_empty() || username.len() > protocol::MAX_USERNAME {
+            return Err(ClientError::Usage("username must be 1 to 64 bytes"));
+        }
+        if password.len() > protocol::MAX_PASSWORD || email.len() > protocol::MAX_EMAIL {
+            return Err(ClientError::Usage("password or email too long"));
+        }
+        let reply = self.request(Message::RegisterRequest(RegisterRequest {
+            username: username.to_owned(),
+            password: Secret::from(password),
+            email: email.to_owned(),
+        }))?;
+        match reply.message {
+            Message::RegisterSuccess(s) => Ok(RegisterOutcome::Success(s)),
+            Message::RegisterFailure(f) => Ok(RegisterOutcome::Failure(f)),
             _ => Err(ClientError::Unexpected(Box::new(reply))),
         }
     }
@@ -190,6 +320,7 @@ impl Client {
         match reply.message {
             Message::LogoutSuccess(s) => {
                 self.session = None;
+                self.token = None;
                 Ok(s.session_id)
             }
             _ => Err(ClientError::Unexpected(Box::new(reply))),
@@ -209,9 +340,8 @@ impl Client {
     }
 
     fn current_token(&self) -> Result<Token, ClientError> {
-        self.session
-            .as_ref()
-            .map(|s| s.token.clone())
+        self.token
+            .clone()
             .ok_or(ClientError::Usage("not logged in"))
     }
 
@@ -228,19 +358,50 @@ impl Client {
                 self.note_push(frame)?;
                 continue;
             }
+            if frame.flags.is_fatal() {
+                self.closed = true;
+            }
             return match frame.message {
                 Message::GeneralFailure(failure) => {
                     let fatal = frame.flags.is_fatal();
                     Err(ClientError::Server { failure, fatal })
+                }
+                // protocol.md 5.19: the reply to a request whose session had just expired.
+                Message::SessionExpired(e) => {
+                    self.forget_session();
+                    Err(ClientError::Expired(e))
                 }
                 _ => Ok(frame),
             };
         }
     }
 
-    /// A push or stray frame: queued; a fatal one also ends the connection.
+    fn forget_session(&mut self) {
+        self.session = None;
+        self.token = None;
+    }
+
+    /// A push or stray frame: queued; a fatal one also ends the connection, and one that
+    /// ends the session is returned as its error.
     fn note_push(&mut self, frame: Frame) -> Result<(), ClientError> {
         let fatal = frame.flags.is_fatal();
+        match &frame.message {
+            Message::SessionRevoked(r) => {
+                let r = r.clone();
+                self.closed = true;
+                self.forget_session();
+                self.pushes.push_back(frame);
+                return Err(ClientError::Revoked(r));
+            }
+            Message::SessionExpired(e) => {
+                let e = *e;
+                self.closed = true;
+                self.forget_session();
+                self.pushes.push_back(frame);
+                return Err(ClientError::Expired(e));
+            }
+            _ => {}
+        }
         let reason = match &frame.message {
             Message::DisconnectAck(a) => Some(a.reason),
             _ => None,
@@ -279,13 +440,18 @@ impl Client {
         self.recv_until(Instant::now() + timeout)
     }
 
-    /// Waits up to `timeout` for a push; returns `Ok(None)` if none came.
+    /// Waits up to `timeout` for a push; returns `Ok(None)` if none came. A push that ends
+    /// the session or the connection comes back as its error (`Revoked`, `Expired`,
+    /// `Closed`), with the frame also kept for `take_pushes`.
     pub fn poll_push(&mut self, timeout: Duration) -> Result<Option<Frame>, ClientError> {
         if let Some(f) = self.pushes.pop_front() {
             return Ok(Some(f));
         }
         match self.recv(timeout) {
-            Ok(f) => Ok(Some(f)),
+            Ok(f) => {
+                self.note_push(f)?;
+                Ok(self.pushes.pop_front())
+            }
             Err(ClientError::Timeout) => Ok(None),
             Err(e) => Err(e),
         }

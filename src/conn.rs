@@ -9,20 +9,24 @@
 //!                      v   login deadline runs
 //!       +------> AwaitingAuth ----------------------------+
 //!       |          |      ^                               | login deadline:
-//!       |          |      | LOGIN_FAILURE                 |   DISCONNECT_ACK(LOGIN_TIMEOUT)
-//!       |   LOGIN_REQUEST |                               |
+//!       |          |      | LOGIN_FAILURE, REGISTER_*,    |   DISCONNECT_ACK(LOGIN_TIMEOUT)
+//!       |          |      | SESSION_INVALID               |
+//!       | LOGIN_REQUEST,  |                               |
+//!       | REGISTER_REQUEST|                               |
 //!       |          v      |                               |
-//!       |      Authenticating (hash on a worker;          |
+//!       |      Authenticating (hash on a worker, or a     |
+//!       |          |        new account being written;    |
 //!       |          |        input left unread)            |
-//!       |          | LOGIN_SUCCESS                        |
-//!       |          v                                      |
-//!       |       Active <-- HEARTBEAT / HEARTBEAT_ACK      |
-//!       |          |   \                                  |
+//!       |          | LOGIN_SUCCESS       VERIFY_SESSION:  |
+//!       |          v                     SESSION_VALID    |
+//!       |       Active <-----------------------------     |
+//!       |          |   \   HEARTBEAT / HEARTBEAT_ACK      |
 //!       |  LOGOUT_SUCCESS \ heartbeat timeout:            |
 //!       +----------+       \  DISCONNECT_ACK(IDLE_TIMEOUT)|
 //!                           v                             v
 //!   any state --DISCONNECT_REQUEST--> Closing <-----------+
-//!             (DISCONNECT_ACK)          also after any FATAL frame;
+//!             (DISCONNECT_ACK)          also after any FATAL frame (SESSION_REVOKED,
+//!                                       SESSION_EXPIRED, DUPLICATE_SESSION, errors);
 //!                                       output is flushed, then the socket closes
 //! ```
 
@@ -63,24 +67,35 @@ pub enum ConnState {
     AwaitingAuth { deadline: Instant },
     /// A password is being verified on a worker. Input stays buffered, unread, until the
     /// answer comes, so frames pipelined behind the login keep their order.
-    Authenticating(Box<PendingLogin>),
+    Authenticating(Box<PendingAuth>),
     /// Logged in to `session_id`.
     Active { session_id: u64 },
     /// The last frame is queued; the socket closes once output is flushed.
     Closing,
 }
 
-/// What the engine remembers about a login while its hash runs.
+/// What the engine remembers while a password hash (or a new account's write) is under
+/// way for a connection.
 #[derive(Debug)]
-pub struct PendingLogin {
+pub struct PendingAuth {
     pub request_id: u32,
-    /// None when the username is unknown (a dummy hash runs instead).
-    pub user_id: Option<u64>,
+    pub kind: PendingKind,
     pub username: String,
     pub client: String,
     pub platform: String,
-    /// The login deadline still in force if the login fails.
+    /// The login deadline still in force if this fails.
     pub deadline: Instant,
+}
+
+#[derive(Debug)]
+pub enum PendingKind {
+    /// LOGIN_REQUEST: verifying; `user_id` is None for an unknown username (a dummy hash
+    /// runs instead, at the same cost).
+    Login { user_id: Option<u64> },
+    /// REGISTER_REQUEST: hashing the new password.
+    Register { email: String },
+    /// REGISTER_REQUEST: the account exists in memory and is being made durable.
+    Persisting { user_id: u64 },
 }
 
 impl ConnState {

@@ -54,7 +54,7 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         let record = PasswordRecord::create(password.as_bytes(), opts.server.iterations)?;
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
         users
-            .create("admin", record, Role::Admin, now_ms)
+            .create("admin", record, Role::Admin, "", now_ms)
             .map_err(|_| "cannot create the admin account")?;
         store::save_users(dir, &users)?;
         // Printed once, to stdout only (never to the log); only the hash is stored.

@@ -7,12 +7,15 @@ use std::time::{Duration, Instant};
 
 use sessiond::auth::{HashResult, JobKind, JobOutcome, PasswordRecord};
 use sessiond::conn::ConnId;
+use sessiond::engine::{DuplicatePolicy, OnLimit};
 use sessiond::engine::{Engine, EngineConfig};
 use sessiond::protocol::{
-    self, DecodeLimits, DisconnectReason, DisconnectRequest, ErrorCode, Flags, Frame, Heartbeat,
-    LoginFailureReason, LoginRequest, LogoutRequest, Message, Role, Token,
+    self, DecodeLimits, DisconnectReason, DisconnectRequest, ErrorCode, ExpiredReason, Flags,
+    Frame, Heartbeat, InvalidReason, LoginFailureReason, LoginRequest, LogoutRequest, Message,
+    RegisterFailureReason, RegisterRequest, RevokeReason, Role, Token, VerifySession,
 };
 use sessiond::session::UserTable;
+use sessiond::store::PersistResult;
 
 const ALICE_PW: &str = "correct horse; battery";
 
@@ -26,13 +29,14 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(cfg: EngineConfig) -> Harness {
+    fn new(mut cfg: EngineConfig) -> Harness {
+        cfg.iterations = 1;
         let mut users = UserTable::new();
         let rec = PasswordRecord::create(ALICE_PW.as_bytes(), 1).unwrap();
         users
-            .create("alice", rec.clone(), Role::User, 1_000)
+            .create("alice", rec.clone(), Role::User, "", 1_000)
             .unwrap();
-        users.create("bob", rec, Role::Admin, 2_000).unwrap();
+        users.create("bob", rec, Role::Admin, "", 2_000).unwrap();
         let now = Instant::now();
         let dummy = PasswordRecord::dummy(1).unwrap();
         Harness {
@@ -74,10 +78,21 @@ impl Harness {
     fn settle(&mut self) {
         for _ in 0..10_000 {
             let jobs = self.engine.take_hash_jobs();
+            let persist = self.engine.take_persist_jobs();
             let mut wake = Vec::new();
             self.engine.take_wakeups(&mut wake);
-            if jobs.is_empty() && wake.is_empty() {
+            if jobs.is_empty() && wake.is_empty() && persist.is_empty() {
                 return;
+            }
+            for p in persist {
+                self.engine.on_persisted(
+                    PersistResult {
+                        ticket: p.ticket,
+                        user_id: p.user.id,
+                        ok: true,
+                    },
+                    self.now,
+                );
             }
             for job in jobs {
                 if self.hash_inline {
@@ -85,7 +100,12 @@ impl Harness {
                         JobKind::Verify { password, record } => {
                             JobOutcome::Verified(record.verify(password.as_bytes()))
                         }
-                        JobKind::Create { .. } => unreachable!("engine only verifies"),
+                        JobKind::Create {
+                            password,
+                            iterations,
+                        } => JobOutcome::Created(
+                            PasswordRecord::create(password.as_bytes(), *iterations).unwrap(),
+                        ),
                     };
                     self.engine.on_hash_result(
                         HashResult {
@@ -109,14 +129,21 @@ impl Harness {
         self.hash_inline = true;
         let held = std::mem::take(&mut self.held);
         for job in held {
-            let JobKind::Verify { password, record } = &job.kind else {
-                unreachable!()
+            let outcome = match &job.kind {
+                JobKind::Verify { password, record } => {
+                    JobOutcome::Verified(record.verify(password.as_bytes()))
+                }
+                JobKind::Create {
+                    password,
+                    iterations,
+                } => JobOutcome::Created(
+                    PasswordRecord::create(password.as_bytes(), *iterations).unwrap(),
+                ),
             };
-            let ok = record.verify(password.as_bytes());
             self.engine.on_hash_result(
                 HashResult {
                     ticket: job.ticket,
-                    outcome: JobOutcome::Verified(ok),
+                    outcome,
                 },
                 self.now,
             );
@@ -161,7 +188,12 @@ impl Harness {
     }
 
     fn login_ok(&mut self, id: ConnId) -> Token {
-        match self.login(id, "alice", ALICE_PW).message {
+        self.login_as(id, "alice")
+    }
+
+    /// Logs `user` (alice or bob; same password) in on `id`.
+    fn login_as(&mut self, id: ConnId, user: &str) -> Token {
+        match self.login(id, user, ALICE_PW).message {
             Message::LoginSuccess(s) => s.token,
             other => panic!("login failed: {other:?}"),
         }
@@ -203,7 +235,10 @@ fn tick() -> Duration {
 
 #[test]
 fn login_success_advertises_timing_and_user_data() {
-    let mut h = Harness::new(EngineConfig::default());
+    let mut h = Harness::new(EngineConfig {
+        max_sessions_per_user: 0,
+        ..EngineConfig::default()
+    });
     let c = h.connect();
     h.advance(Duration::from_secs(2));
     let f = h.login(c, "alice", ALICE_PW);
@@ -212,16 +247,23 @@ fn login_success_advertises_timing_and_user_data() {
         panic!("{f:?}")
     };
     assert_eq!(
-        (s.user_id, s.role, s.username.as_str()),
+        (
+            s.session.user_id,
+            s.session.role,
+            s.session.username.as_str()
+        ),
         (1, Role::User, "alice")
     );
-    assert_eq!(s.user_created, 1_000);
-    assert_eq!(s.last_login, 0);
-    assert_eq!(s.session_created, 1_767_225_602_000);
-    assert_eq!(s.session_expires, 1_767_225_602_000 + 24 * 3600 * 1000);
-    assert_eq!(s.heartbeat_interval_ms, 5_000);
-    assert_eq!(s.heartbeat_timeout_ms, 15_000);
-    assert_eq!(s.idle_expiry_ms, 1_800_000);
+    assert_eq!(s.session.user_created, 1_000);
+    assert_eq!(s.session.last_login, 0);
+    assert_eq!(s.session.session_created, 1_767_225_602_000);
+    assert_eq!(
+        s.session.session_expires,
+        1_767_225_602_000 + 24 * 3600 * 1000
+    );
+    assert_eq!(s.session.heartbeat_interval_ms, 5_000);
+    assert_eq!(s.session.heartbeat_timeout_ms, 15_000);
+    assert_eq!(s.session.idle_expiry_ms, 1_800_000);
     assert_eq!(h.engine.sessions().len(), 1);
     assert_eq!(h.engine.attached_sessions(), 1);
 
@@ -231,9 +273,9 @@ fn login_success_advertises_timing_and_user_data() {
     let Message::LoginSuccess(s2) = h.login(c2, "alice", ALICE_PW).message else {
         panic!()
     };
-    assert_eq!(s2.last_login, 1_767_225_602_000);
+    assert_eq!(s2.session.last_login, 1_767_225_602_000);
     assert_ne!(s2.token, s.token);
-    assert_ne!(s2.session_id, s.session_id);
+    assert_ne!(s2.session.session_id, s.session.session_id);
 }
 
 #[test]
@@ -334,7 +376,7 @@ fn foreign_and_unknown_tokens_get_general_failure() {
     let a = h.connect();
     let b = h.connect();
     let tok_a = h.login_ok(a);
-    let tok_b = h.login_ok(b);
+    let tok_b = h.login_as(b, "bob");
     h.send(a, hb(&tok_b));
     let f = h.one(a);
     assert_eq!(error_code(&f), ErrorCode::TokenMismatch);
@@ -483,10 +525,9 @@ fn logout_ends_the_session_and_allows_a_new_login() {
     assert!(h.engine.sessions().is_empty());
     // back in AWAITING_AUTH: the old token now means "log in first"
     let c2 = h.connect();
-    let tok2 = h.login_ok(c2);
+    let tok2 = h.login_as(c2, "bob");
     h.send(c, hb(&tok2));
     assert_eq!(error_code(&h.one(c)), ErrorCode::AuthRequired);
-    // and a fresh login deadline applied on `c` (checked on a new one here)
     let c3 = h.connect();
     h.login_ok(c3);
     h.send(c3, Message::LogoutRequest(LogoutRequest { token: tok2 }));
@@ -531,8 +572,11 @@ fn absolute_expiry_reaches_a_live_connection() {
     h.frames(c);
     h.advance(Duration::from_secs(6));
     let f = h.one(c);
-    assert_eq!(error_code(&f), ErrorCode::TokenExpired);
     assert_eq!(f.flags, Flags::PUSH | Flags::FATAL);
+    let Message::SessionExpired(e) = f.message else {
+        panic!("{f:?}")
+    };
+    assert_eq!(e.reason, ExpiredReason::Absolute);
     assert!(h.closing(c));
     assert!(h.engine.sessions().is_empty());
     assert_eq!(h.engine.attached_sessions(), 0);
@@ -647,4 +691,373 @@ fn peer_close_handles_buffered_frames_then_closes() {
     assert!(matches!(f.message, Message::HeartbeatAck(_)));
     assert!(h.closing(c));
     assert_eq!(h.engine.attached_sessions(), 0);
+}
+
+// ---- issue 3: resume, registration, single active session, expiry pushes -------------
+
+fn verify(token: &Token) -> Message {
+    Message::VerifySession(VerifySession {
+        token: token.clone(),
+        client: "tablet".into(),
+        platform: "ios".into(),
+    })
+}
+
+fn register(user: &str, pw: &str, email: &str) -> Message {
+    Message::RegisterRequest(RegisterRequest {
+        username: user.into(),
+        password: pw.into(),
+        email: email.into(),
+    })
+}
+
+fn invalid_reason(f: &Frame) -> InvalidReason {
+    match &f.message {
+        Message::SessionInvalid(i) => i.reason,
+        other => panic!("expected SESSION_INVALID, got {other:?}"),
+    }
+}
+
+#[test]
+fn two_device_timeline_new_login_revokes_the_old_one() {
+    let mut h = Harness::new(EngineConfig::default());
+    let a = h.connect();
+    let tok_a = h.login_ok(a);
+    h.advance(Duration::from_secs(3));
+    h.send(a, hb(&tok_a));
+    h.frames(a);
+    // device B logs in with the same account
+    let b = h.connect();
+    let rid = h.send(b, login_msg("alice", ALICE_PW));
+    let fb = h.one(b);
+    assert_eq!(fb.request_id, rid);
+    let Message::LoginSuccess(sb) = fb.message else {
+        panic!("{fb:?}")
+    };
+    // A is told at once, with B's details, and closed
+    let fa = h.one(a);
+    assert_eq!(fa.flags, Flags::PUSH | Flags::FATAL);
+    let Message::SessionRevoked(r) = fa.message else {
+        panic!("{fa:?}")
+    };
+    assert_eq!(r.reason, RevokeReason::NewLogin);
+    assert_eq!(
+        (r.by_client.as_str(), r.by_platform.as_str()),
+        ("harness", "test")
+    );
+    assert_eq!(r.by_address, "127.0.0.1:40000");
+    assert_eq!(r.at, 1_767_225_603_000);
+    assert!(h.closing(a));
+    // A's token is dead: resuming it says so; B keeps working
+    let a2 = h.connect();
+    h.send(a2, verify(&tok_a));
+    assert_eq!(invalid_reason(&h.one(a2)), InvalidReason::Revoked);
+    h.send(b, hb(&sb.token));
+    assert!(matches!(h.one(b).message, Message::HeartbeatAck(_)));
+    assert_eq!(h.engine.sessions().len(), 1);
+    assert_eq!(h.engine.stats().revocations, 1);
+}
+
+#[test]
+fn reject_new_refuses_a_second_session() {
+    let mut h = Harness::new(EngineConfig {
+        on_limit: OnLimit::RejectNew,
+        ..EngineConfig::default()
+    });
+    let a = h.connect();
+    let tok = h.login_ok(a);
+    let b = h.connect();
+    let Message::LoginFailure(lf) = h.login(b, "alice", ALICE_PW).message else {
+        panic!()
+    };
+    assert_eq!(lf.reason, LoginFailureReason::SessionLimit);
+    h.send(a, hb(&tok));
+    assert!(matches!(h.one(a).message, Message::HeartbeatAck(_)));
+    // with a limit of two, two live sessions are fine and the third is refused
+    let mut h = Harness::new(EngineConfig {
+        on_limit: OnLimit::RejectNew,
+        max_sessions_per_user: 2,
+        ..EngineConfig::default()
+    });
+    let (x, y, z) = (h.connect(), h.connect(), h.connect());
+    h.login_ok(x);
+    h.login_ok(y);
+    assert!(matches!(
+        h.login(z, "alice", ALICE_PW).message,
+        Message::LoginFailure(_)
+    ));
+}
+
+#[test]
+fn a_session_survives_the_heartbeat_timeout_and_resumes() {
+    let mut h = Harness::new(EngineConfig::default());
+    let a = h.connect();
+    let tok = h.login_ok(a);
+    h.advance(Duration::from_secs(15));
+    assert_eq!(disconnect_reason(&h.one(a)), DisconnectReason::IdleTimeout);
+    h.engine.remove(a);
+    // a new connection resumes without a password
+    let b = h.connect();
+    let rid = h.send(b, verify(&tok));
+    let f = h.one(b);
+    assert_eq!(f.request_id, rid);
+    let Message::SessionValid(v) = f.message else {
+        panic!("{f:?}")
+    };
+    assert_eq!(v.session.username, "alice");
+    assert_eq!(v.session.heartbeat_timeout_ms, 15_000);
+    assert_eq!(
+        v.session.session_expires,
+        1_767_225_600_000 + 24 * 3600 * 1000
+    );
+    h.send(b, hb(&tok));
+    assert!(matches!(h.one(b).message, Message::HeartbeatAck(_)));
+    assert_eq!(h.engine.stats().resumes, 1);
+    assert_eq!(h.engine.attached_sessions(), 1);
+}
+
+#[test]
+fn an_unknown_token_is_invalid_and_the_connection_can_still_log_in() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    h.send(c, verify(&Token([3; 32])));
+    let f = h.one(c);
+    assert_eq!(invalid_reason(&f), InvalidReason::Unknown);
+    assert!(!h.closing(c));
+    h.login_ok(c);
+}
+
+#[test]
+fn duplicate_resume_is_rejected_by_default() {
+    let mut h = Harness::new(EngineConfig::default());
+    let a = h.connect();
+    let tok = h.login_ok(a);
+    let b = h.connect();
+    h.send(b, verify(&tok));
+    let f = h.one(b);
+    assert_eq!(f.flags, Flags::FATAL);
+    assert!(matches!(f.message, Message::DuplicateSession(_)));
+    assert!(h.closing(b));
+    h.send(a, hb(&tok));
+    assert!(matches!(h.one(a).message, Message::HeartbeatAck(_)));
+}
+
+#[test]
+fn duplicate_resume_with_takeover_moves_the_session() {
+    let mut h = Harness::new(EngineConfig {
+        duplicate: DuplicatePolicy::Takeover,
+        ..EngineConfig::default()
+    });
+    let a = h.connect();
+    let tok = h.login_ok(a);
+    let b = h.connect();
+    h.send(b, verify(&tok));
+    assert!(matches!(h.one(b).message, Message::SessionValid(_)));
+    let fa = h.one(a);
+    let Message::SessionRevoked(r) = fa.message else {
+        panic!("{fa:?}")
+    };
+    assert_eq!(r.reason, RevokeReason::TakenOver);
+    assert_eq!(r.by_client, "tablet");
+    assert!(h.closing(a));
+    h.send(b, hb(&tok));
+    assert!(matches!(h.one(b).message, Message::HeartbeatAck(_)));
+    assert_eq!(h.engine.attached_sessions(), 1);
+}
+
+#[test]
+fn logged_out_and_expired_tokens_say_why() {
+    let cfg = EngineConfig {
+        session_idle: Duration::from_secs(60),
+        tombstone_min: Duration::from_secs(3600),
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::new(cfg);
+    let a = h.connect();
+    let tok = h.login_ok(a);
+    h.send(
+        a,
+        Message::LogoutRequest(LogoutRequest { token: tok.clone() }),
+    );
+    h.frames(a);
+    h.send(a, verify(&tok));
+    assert_eq!(invalid_reason(&h.one(a)), InvalidReason::LoggedOut);
+
+    let tok2 = h.login_ok(a);
+    h.send(a, Message::DisconnectRequest(DisconnectRequest));
+    h.frames(a);
+    h.engine.remove(a);
+    h.advance(Duration::from_secs(60));
+    assert!(h.engine.sessions().is_empty());
+    let b = h.connect();
+    h.send(b, verify(&tok2));
+    assert_eq!(invalid_reason(&h.one(b)), InvalidReason::Expired);
+    // tombstones are cleaned up by the wheel: after the retention the token is unknown
+    h.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(h.engine.sessions().tombstones(), 0);
+    let c = h.connect();
+    h.send(c, verify(&tok2));
+    assert_eq!(invalid_reason(&h.one(c)), InvalidReason::Unknown);
+}
+
+#[test]
+fn idle_expiry_while_connected_is_pushed_before_the_close() {
+    // the session's idle expiry shorter than the connection's heartbeat timeout
+    let cfg = EngineConfig {
+        session_idle: Duration::from_secs(10),
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::new(cfg);
+    let a = h.connect();
+    h.login_ok(a);
+    h.advance(Duration::from_secs(10) - tick());
+    assert!(h.frames(a).is_empty());
+    h.advance(tick());
+    let f = h.one(a);
+    assert_eq!(f.flags, Flags::PUSH | Flags::FATAL);
+    let Message::SessionExpired(e) = f.message else {
+        panic!("{f:?}")
+    };
+    assert_eq!(e.reason, ExpiredReason::Idle);
+    assert!(h.closing(a));
+}
+
+#[test]
+fn heartbeats_keep_the_session_from_idle_expiry() {
+    let cfg = EngineConfig {
+        session_idle: Duration::from_secs(10),
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::new(cfg);
+    let a = h.connect();
+    let tok = h.login_ok(a);
+    for _ in 0..10 {
+        h.advance(Duration::from_secs(5));
+        h.send(a, hb(&tok));
+        assert!(matches!(h.one(a).message, Message::HeartbeatAck(_)));
+    }
+}
+
+#[test]
+fn registration_then_login() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    let rid = h.send(c, register("carol", "long enough;pw", "carol@example.org"));
+    let f = h.one(c);
+    assert_eq!(f.request_id, rid);
+    let Message::RegisterSuccess(ok) = f.message else {
+        panic!("{f:?}")
+    };
+    assert_eq!((ok.user_id, ok.username.as_str()), (3, "carol"));
+    let Message::LoginSuccess(s) = h.login(c, "carol", "long enough;pw").message else {
+        panic!()
+    };
+    assert_eq!(s.session.role, Role::User);
+    assert_eq!(
+        h.engine.users().by_name("carol").unwrap().email,
+        "carol@example.org"
+    );
+    assert_eq!(h.engine.stats().registrations, 1);
+}
+
+#[test]
+fn registration_failures_name_the_reason() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    let cases = [
+        (
+            register("alice", "long enough", "a@b.c"),
+            RegisterFailureReason::UsernameTaken,
+        ),
+        (
+            register("Al", "long enough", "a@b.c"),
+            RegisterFailureReason::InvalidUsername,
+        ),
+        (
+            register("dave", "short", "a@b.c"),
+            RegisterFailureReason::PasswordTooShort,
+        ),
+        (
+            register("dave", "long enough", "no-at-sign"),
+            RegisterFailureReason::InvalidEmail,
+        ),
+    ];
+    for (msg, want) in cases {
+        h.send(c, msg);
+        let f = h.one(c);
+        let Message::RegisterFailure(rf) = f.message else {
+            panic!("{f:?}")
+        };
+        assert_eq!(rf.reason, want);
+    }
+    assert!(!h.closing(c));
+    let mut h = Harness::new(EngineConfig {
+        registration_open: false,
+        ..EngineConfig::default()
+    });
+    let c = h.connect();
+    h.send(c, register("dave", "long enough", "a@b.c"));
+    let Message::RegisterFailure(rf) = h.one(c).message else {
+        panic!()
+    };
+    assert_eq!(rf.reason, RegisterFailureReason::RegistrationClosed);
+}
+
+#[test]
+fn two_registrations_of_one_name_racing_cannot_both_win() {
+    let mut h = Harness::new(EngineConfig::default());
+    h.hash_inline = false;
+    let (a, b) = (h.connect(), h.connect());
+    h.send(a, register("erin", "long enough", "e@x.y"));
+    h.send(b, register("erin", "long enough", "e@x.y"));
+    h.release_hashes();
+    let fa = h.one(a);
+    let fb = h.one(b);
+    assert!(matches!(fa.message, Message::RegisterSuccess(_)));
+    let Message::RegisterFailure(rf) = fb.message else {
+        panic!("{fb:?}")
+    };
+    assert_eq!(rf.reason, RegisterFailureReason::UsernameTaken);
+}
+
+#[test]
+fn a_failed_store_write_undoes_the_registration() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    let rid = h.rid();
+    h.engine
+        .input_mut(c)
+        .unwrap()
+        .extend_from_slice(&Frame::reply(rid, register("fay", "long enough", "f@x.y")).to_vec());
+    h.engine.process(c, h.now);
+    for job in h.engine.take_hash_jobs() {
+        let JobKind::Create {
+            password,
+            iterations,
+        } = &job.kind
+        else {
+            panic!()
+        };
+        let rec = PasswordRecord::create(password.as_bytes(), *iterations).unwrap();
+        h.engine.on_hash_result(
+            HashResult {
+                ticket: job.ticket,
+                outcome: JobOutcome::Created(rec),
+            },
+            h.now,
+        );
+    }
+    let jobs = h.engine.take_persist_jobs();
+    assert_eq!(jobs.len(), 1);
+    assert!(h.frames(c).is_empty(), "no reply before the write");
+    h.engine.on_persisted(
+        PersistResult {
+            ticket: jobs[0].ticket,
+            user_id: jobs[0].user.id,
+            ok: false,
+        },
+        h.now,
+    );
+    assert_eq!(error_code(&h.one(c)), ErrorCode::InternalError);
+    assert!(h.engine.users().by_name("fay").is_none());
 }

@@ -5,9 +5,12 @@
 use std::collections::BTreeMap;
 
 use sessiond::protocol::{
-    decode_slice, DisconnectAck, DisconnectReason, DisconnectRequest, ErrorCode, Flags, Frame,
-    GeneralFailure, Heartbeat, HeartbeatAck, LoginFailure, LoginFailureReason, LoginRequest,
-    LoginSuccess, LogoutRequest, LogoutSuccess, Message, Role, Token,
+    decode_slice, DisconnectAck, DisconnectReason, DisconnectRequest, DuplicateSession, ErrorCode,
+    ExpiredReason, Flags, Frame, GeneralFailure, Heartbeat, HeartbeatAck, InvalidReason,
+    LoginFailure, LoginFailureReason, LoginRequest, LoginSuccess, LogoutRequest, LogoutSuccess,
+    Message, RegisterFailure, RegisterFailureReason, RegisterRequest, RegisterSuccess,
+    RevokeReason, Role, SessionExpired, SessionInfo, SessionInvalid, SessionRevoked, SessionValid,
+    Token, VerifySession,
 };
 
 fn examples() -> BTreeMap<String, Vec<u8>> {
@@ -43,6 +46,23 @@ fn token() -> Token {
     Token(core::array::from_fn(|i| i as u8))
 }
 
+/// The session of the examples: alice (user 2), session 7, expiring 2026-01-02.
+fn info(last_login: u64, created: u64) -> SessionInfo {
+    SessionInfo {
+        session_id: 7,
+        user_id: 2,
+        role: Role::User,
+        username: "alice".into(),
+        user_created: 1_767_225_600_000,
+        last_login,
+        session_created: created,
+        session_expires: 1_767_312_000_000,
+        idle_expiry_ms: 1_800_000,
+        heartbeat_interval_ms: 5_000,
+        heartbeat_timeout_ms: 15_000,
+    }
+}
+
 fn expected() -> BTreeMap<&'static str, Frame> {
     let mut m = BTreeMap::new();
     m.insert(
@@ -63,17 +83,7 @@ fn expected() -> BTreeMap<&'static str, Frame> {
             1,
             Message::LoginSuccess(LoginSuccess {
                 token: token(),
-                session_id: 7,
-                user_id: 2,
-                role: Role::User,
-                username: "alice".into(),
-                user_created: 1_767_225_600_000,
-                last_login: 0,
-                session_created: 1_767_225_600_000,
-                session_expires: 1_767_312_000_000,
-                idle_expiry_ms: 1_800_000,
-                heartbeat_interval_ms: 5_000,
-                heartbeat_timeout_ms: 15_000,
+                session: info(0, 1_767_225_600_000),
             }),
         ),
     );
@@ -164,6 +174,102 @@ fn expected() -> BTreeMap<&'static str, Frame> {
             )),
         },
     );
+    m.insert(
+        "verify_session",
+        Frame::reply(
+            1,
+            Message::VerifySession(VerifySession {
+                token: token(),
+                client: "cli".into(),
+                platform: "linux".into(),
+            }),
+        ),
+    );
+    m.insert(
+        "session_valid",
+        Frame::reply(
+            1,
+            Message::SessionValid(SessionValid {
+                session: info(1_767_225_600_000, 1_767_229_200_000),
+            }),
+        ),
+    );
+    m.insert(
+        "session_invalid",
+        Frame::reply(
+            1,
+            Message::SessionInvalid(SessionInvalid {
+                reason: InvalidReason::Revoked,
+                message: "session revoked".into(),
+            }),
+        ),
+    );
+    m.insert(
+        "duplicate_session",
+        Frame {
+            request_id: 1,
+            flags: Flags::FATAL,
+            message: Message::DuplicateSession(DuplicateSession {
+                session_id: 7,
+                message: "session is in use on another connection".into(),
+            }),
+        },
+    );
+    m.insert(
+        "register_request",
+        Frame::reply(
+            1,
+            Message::RegisterRequest(RegisterRequest {
+                username: "carol".into(),
+                password: "s3cret;pass".into(),
+                email: "carol@example.org".into(),
+            }),
+        ),
+    );
+    m.insert(
+        "register_success",
+        Frame::reply(
+            1,
+            Message::RegisterSuccess(RegisterSuccess {
+                user_id: 3,
+                username: "carol".into(),
+            }),
+        ),
+    );
+    m.insert(
+        "register_failure",
+        Frame::reply(
+            1,
+            Message::RegisterFailure(RegisterFailure {
+                reason: RegisterFailureReason::UsernameTaken,
+                message: "username taken".into(),
+            }),
+        ),
+    );
+    m.insert(
+        "session_revoked",
+        Frame::push(
+            Message::SessionRevoked(SessionRevoked {
+                session_id: 7,
+                reason: RevokeReason::NewLogin,
+                by_client: "phone".into(),
+                by_platform: "android".into(),
+                by_address: "192.0.2.7:51000".into(),
+                at: 1_767_229_200_000,
+            }),
+            true,
+        ),
+    );
+    m.insert(
+        "session_expired",
+        Frame::push(
+            Message::SessionExpired(SessionExpired {
+                session_id: 7,
+                reason: ExpiredReason::Idle,
+            }),
+            true,
+        ),
+    );
     m
 }
 
@@ -211,7 +317,7 @@ fn every_opcode_in_the_spec_table_is_known_to_the_codec() {
         assert_eq!(op.name(), name, "opcode 0x{code:02x}");
         seen += 1;
     }
-    assert_eq!(seen, 10, "opcodes found in the table");
+    assert_eq!(seen, 19, "opcodes found in the table");
 }
 
 #[test]
@@ -237,5 +343,5 @@ fn every_error_code_in_the_spec_table_matches_the_codec() {
         assert_eq!(ErrorCode::from_u16(code).name(), name, "code 0x{code:04x}");
         seen += 1;
     }
-    assert_eq!(seen, 15);
+    assert_eq!(seen, 14);
 }

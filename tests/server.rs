@@ -109,10 +109,10 @@ fn hb_bytes(rid: u32, token: &Token) -> Vec<u8> {
 fn login_success_and_failure() {
     let server = TestServer::start();
     let (_c, s) = server.alice();
-    assert_eq!(s.username, "alice");
-    assert_eq!(s.role, Role::User);
-    assert_eq!(s.heartbeat_interval_ms, 5_000);
-    assert_eq!(s.heartbeat_timeout_ms, 15_000);
+    assert_eq!(s.session.username, "alice");
+    assert_eq!(s.session.role, Role::User);
+    assert_eq!(s.session.heartbeat_interval_ms, 5_000);
+    assert_eq!(s.session.heartbeat_timeout_ms, 15_000);
 
     let mut c = server.client();
     let wrong = c.login("alice", "nope", "t", "p").unwrap();
@@ -127,7 +127,7 @@ fn login_success_and_failure() {
     }
     // same connection, right password (with separators in it) for another user
     match c.login("bob", BOB_PW, "t", "p").unwrap() {
-        LoginOutcome::Success(s) => assert_eq!(s.role, Role::Admin),
+        LoginOutcome::Success(s) => assert_eq!(s.session.role, Role::Admin),
         other => panic!("{other:?}"),
     }
 }
@@ -139,7 +139,7 @@ fn heartbeats_keep_the_session_past_the_timeout() {
         c.engine.heartbeat_timeout = Duration::from_millis(600);
     });
     let (mut c, s) = server.alice();
-    assert_eq!(s.heartbeat_timeout_ms, 600);
+    assert_eq!(s.session.heartbeat_timeout_ms, 600);
     let start = Instant::now();
     let mut acks = 0;
     while start.elapsed() < Duration::from_millis(1500) {
@@ -196,7 +196,7 @@ fn login_deadline_closes_silent_connections() {
 fn wrong_or_foreign_token_gets_general_failure() {
     let server = TestServer::start();
     let (mut a, _) = server.alice();
-    let (_b, sb) = server.alice();
+    let (_b, sb) = server.bob();
     let err = a
         .request(Message::Heartbeat(Heartbeat {
             token: sb.token.clone(),
@@ -219,10 +219,10 @@ fn logout_then_graceful_disconnect() {
     let server = TestServer::start();
     let (mut c, s) = server.alice();
     c.heartbeat().unwrap();
-    assert_eq!(c.logout().unwrap(), s.session_id);
+    assert_eq!(c.logout().unwrap(), s.session.session_id);
     // the token is dead: a new connection logging in gets a different session
     let (_c2, s2) = server.alice();
-    assert_ne!(s2.session_id, s.session_id);
+    assert_ne!(s2.session.session_id, s.session.session_id);
     assert_eq!(c.disconnect().unwrap(), DisconnectReason::ClientRequest);
 
     // the same on a raw socket, to see the close itself
@@ -286,7 +286,8 @@ fn a_stream_split_at_every_offset_is_answered_the_same() {
 #[test]
 fn garbage_and_oversized_frames_get_a_fatal_error_and_others_are_undisturbed() {
     let server = TestServer::start();
-    let (mut good, _) = server.alice();
+    // bob, so that the raw alice logins below do not revoke this session
+    let (mut good, _) = server.bob();
 
     let mut http = raw(&server);
     http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -349,7 +350,8 @@ fn a_heartbeat_before_login_is_fatal_auth_required() {
 
 #[test]
 fn many_clients_log_in_concurrently() {
-    let server = TestServer::start();
+    // one account, eight devices: lift the one-session-per-user default
+    let server = TestServer::start_with(|c| c.engine.max_sessions_per_user = 0);
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let addr = server.addr;
@@ -370,4 +372,124 @@ fn many_clients_log_in_concurrently() {
     for t in threads {
         assert_eq!(t.join().unwrap(), DisconnectReason::ClientRequest);
     }
+}
+
+// ---- issue 3: resume, single active session, registration, over real sockets -------
+
+#[test]
+fn two_devices_second_login_revokes_the_first_at_once() {
+    use sessiond::client::ResumeOutcome;
+    use sessiond::protocol::{InvalidReason, RevokeReason};
+    let server = TestServer::start();
+    let (mut a, sa) = server.login_as("alice", ALICE_PW, "laptop");
+    a.heartbeat().unwrap();
+    // device B logs in with the same account
+    let (mut b, _sb) = server.login_as("alice", ALICE_PW, "phone");
+    // A is told at once: the push is already on its socket
+    let start = Instant::now();
+    let push = a.poll_push(Duration::from_secs(5));
+    assert!(start.elapsed() < Duration::from_secs(2));
+    let err = push.unwrap_err();
+    let ClientError::Revoked(r) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(r.reason, RevokeReason::NewLogin);
+    assert_eq!(r.by_client, "phone");
+    assert_eq!(r.session_id, sa.session.session_id);
+    assert!(r.by_address.starts_with("127.0.0.1:"));
+    assert!(err.token_is_dead());
+    assert!(
+        err.to_string().contains("logged in somewhere else"),
+        "{err}"
+    );
+    // A's token now gets SESSION_INVALID (revoked); B keeps working
+    let mut a2 = server.client();
+    match a2.resume(&sa.token, "laptop", "linux").unwrap() {
+        ResumeOutcome::Invalid(i) => assert_eq!(i.reason, InvalidReason::Revoked),
+        other => panic!("{other:?}"),
+    }
+    for _ in 0..3 {
+        b.heartbeat().unwrap();
+    }
+}
+
+#[test]
+fn a_dropped_connection_resumes_with_the_token() {
+    use sessiond::client::ResumeOutcome;
+    let server = TestServer::start();
+    let (c, s) = server.alice();
+    drop(c); // the network goes away: no logout, no disconnect
+             // the server notices the close and detaches; resuming may race it, so retry briefly
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let info = loop {
+        let mut c2 = server.client();
+        match c2.resume(&s.token, "test", "linux").unwrap() {
+            ResumeOutcome::Valid(info) => {
+                c2.heartbeat().unwrap();
+                break info;
+            }
+            ResumeOutcome::Duplicate(_) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(info.session_id, s.session.session_id);
+    assert_eq!(info.username, "alice");
+}
+
+#[test]
+fn idle_timeout_keeps_the_session_for_a_resume() {
+    use sessiond::client::ResumeOutcome;
+    let server = TestServer::start_with(|c| {
+        c.engine.heartbeat_interval = Duration::from_millis(100);
+        c.engine.heartbeat_timeout = Duration::from_millis(300);
+    });
+    let (mut s, tok) = raw_login(&server);
+    let f = read_frames(&mut s, 1, Duration::from_secs(10));
+    assert!(matches!(
+        f[0].message,
+        Message::DisconnectAck(a) if a.reason == DisconnectReason::IdleTimeout
+    ));
+    let mut c = server.client();
+    assert!(matches!(
+        c.resume(&tok, "t", "p").unwrap(),
+        ResumeOutcome::Valid(_)
+    ));
+    c.heartbeat().unwrap();
+}
+
+#[test]
+fn registration_is_durable_before_success_and_then_logs_in() {
+    use sessiond::client::RegisterOutcome;
+    use sessiond::protocol::RegisterFailureReason;
+    let dir = std::env::temp_dir().join(format!("sessiond-reg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.clone();
+    let server = TestServer::start_with(move |c| c.data_dir = Some(d));
+    let mut c = server.client();
+    match c
+        .register("carol", "long enough;pw", "carol@example.org")
+        .unwrap()
+    {
+        RegisterOutcome::Success(s) => assert_eq!(s.username, "carol"),
+        other => panic!("{other:?}"),
+    }
+    // on disk by the time the reply arrived
+    let users = sessiond::store::load_users(&dir).unwrap();
+    assert_eq!(users.by_name("carol").unwrap().email, "carol@example.org");
+    match c
+        .register("carol", "long enough;pw", "carol@example.org")
+        .unwrap()
+    {
+        RegisterOutcome::Failure(f) => assert_eq!(f.reason, RegisterFailureReason::UsernameTaken),
+        other => panic!("{other:?}"),
+    }
+    match c.login("carol", "long enough;pw", "t", "p").unwrap() {
+        LoginOutcome::Success(s) => assert_eq!(s.session.username, "carol"),
+        other => panic!("{other:?}"),
+    }
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -110,10 +110,11 @@ impl LoginRequest {
     }
 }
 
-/// LOGIN_SUCCESS (0x02). Times are Unix milliseconds, durations milliseconds.
+/// What the server tells a client about its session and account, in LOGIN_SUCCESS after
+/// the token and as the whole of SESSION_VALID (protocol.md 5.2 and 5.12). Times are Unix
+/// milliseconds, durations milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginSuccess {
-    pub token: Token,
+pub struct SessionInfo {
     pub session_id: u64,
     pub user_id: u64,
     pub role: Role,
@@ -127,10 +128,9 @@ pub struct LoginSuccess {
     pub heartbeat_timeout_ms: u32,
 }
 
-impl LoginSuccess {
+impl SessionInfo {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
-        Ok(LoginSuccess {
-            token: r.token()?,
+        Ok(SessionInfo {
             session_id: r.u64()?,
             user_id: r.u64()?,
             role: Role::from_u8(r.u8()?)?,
@@ -146,11 +146,10 @@ impl LoginSuccess {
     }
 
     pub fn encoded_len(&self) -> usize {
-        TOKEN_LEN + 8 + 8 + 1 + str_len(&self.username, MAX_USERNAME) + 8 * 4 + 4 * 3
+        8 + 8 + 1 + str_len(&self.username, MAX_USERNAME) + 8 * 4 + 4 * 3
     }
 
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
-        dst.put_slice(self.token.as_bytes());
         dst.put_u64(self.session_id);
         dst.put_u64(self.user_id);
         dst.put_u8(self.role.to_u8());
@@ -165,11 +164,38 @@ impl LoginSuccess {
     }
 }
 
+/// LOGIN_SUCCESS (0x02): `token` then [`SessionInfo`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginSuccess {
+    pub token: Token,
+    pub session: SessionInfo,
+}
+
+impl LoginSuccess {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(LoginSuccess {
+            token: r.token()?,
+            session: SessionInfo::decode(r)?,
+        })
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        TOKEN_LEN + self.session.encoded_len()
+    }
+
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_slice(self.token.as_bytes());
+        self.session.encode(dst);
+    }
+}
+
 /// LOGIN_FAILURE reasons (protocol.md 5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LoginFailureReason {
     InvalidCredentials,
     ServerBusy,
+    /// `max_sessions_per_user` reached and the server is set to `on_limit = reject_new`.
+    SessionLimit,
     /// A reason this codec does not know (a newer server).
     Other(u16),
 }
@@ -179,6 +205,7 @@ impl LoginFailureReason {
         match self {
             LoginFailureReason::InvalidCredentials => 0x0001,
             LoginFailureReason::ServerBusy => 0x0002,
+            LoginFailureReason::SessionLimit => 0x0003,
             LoginFailureReason::Other(v) => v,
         }
     }
@@ -187,6 +214,7 @@ impl LoginFailureReason {
         match v {
             0x0001 => LoginFailureReason::InvalidCredentials,
             0x0002 => LoginFailureReason::ServerBusy,
+            0x0003 => LoginFailureReason::SessionLimit,
             other => LoginFailureReason::Other(other),
         }
     }
@@ -195,6 +223,7 @@ impl LoginFailureReason {
         match self {
             LoginFailureReason::InvalidCredentials => "INVALID_CREDENTIALS",
             LoginFailureReason::ServerBusy => "SERVER_BUSY",
+            LoginFailureReason::SessionLimit => "SESSION_LIMIT",
             LoginFailureReason::Other(_) => "UNKNOWN_REASON",
         }
     }
@@ -320,6 +349,20 @@ mod tests {
     fn login_success_vector() {
         let msg = LoginSuccess {
             token: token(),
+            session: alice_info(),
+        };
+        assert_eq!(msg.encoded_len(), 100);
+        let frame = Frame::reply(1, Message::LoginSuccess(msg));
+        assert_eq!(
+            decode_slice(&LOGIN_SUCCESS),
+            Ok((frame.clone(), LOGIN_SUCCESS.len()))
+        );
+        assert_eq!(frame.to_vec(), LOGIN_SUCCESS);
+    }
+
+    /// The session of the protocol.md examples.
+    pub(crate) fn alice_info() -> SessionInfo {
+        SessionInfo {
             session_id: 7,
             user_id: 2,
             role: Role::User,
@@ -331,14 +374,7 @@ mod tests {
             idle_expiry_ms: 1_800_000,
             heartbeat_interval_ms: 5_000,
             heartbeat_timeout_ms: 15_000,
-        };
-        assert_eq!(msg.encoded_len(), 100);
-        let frame = Frame::reply(1, Message::LoginSuccess(msg));
-        assert_eq!(
-            decode_slice(&LOGIN_SUCCESS),
-            Ok((frame.clone(), LOGIN_SUCCESS.len()))
-        );
-        assert_eq!(frame.to_vec(), LOGIN_SUCCESS);
+        }
     }
 
     #[test]

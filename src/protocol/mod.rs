@@ -14,6 +14,9 @@ mod header;
 mod heartbeat;
 mod login;
 mod logout;
+mod push;
+mod register;
+mod resume;
 mod wire;
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -23,10 +26,16 @@ pub use error::{DecodeError, DecodeErrorKind, ErrorCode, GeneralFailure, MAX_MES
 pub use header::{Flags, Header, DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, MIN_MAX_FRAME, VERSION};
 pub use heartbeat::{Heartbeat, HeartbeatAck};
 pub use login::{
-    LoginFailure, LoginFailureReason, LoginRequest, LoginSuccess, Role, MAX_DEVICE_FIELD,
-    MAX_PASSWORD, MAX_USERNAME,
+    LoginFailure, LoginFailureReason, LoginRequest, LoginSuccess, Role, SessionInfo,
+    MAX_DEVICE_FIELD, MAX_PASSWORD, MAX_USERNAME,
 };
 pub use logout::{LogoutRequest, LogoutSuccess};
+pub use push::{ExpiredReason, RevokeReason, SessionExpired, SessionRevoked, MAX_ADDRESS};
+pub use register::{
+    valid_email, valid_new_username, RegisterFailure, RegisterFailureReason, RegisterRequest,
+    RegisterSuccess, MAX_EMAIL, MAX_NEW_USERNAME, MIN_NEW_USERNAME,
+};
+pub use resume::{DuplicateSession, InvalidReason, SessionInvalid, SessionValid, VerifySession};
 pub use wire::{Reader, Token, TOKEN_LEN};
 
 /// Opcodes of version 1 (protocol.md section 5).
@@ -43,6 +52,15 @@ pub enum Opcode {
     DisconnectRequest = 0x08,
     DisconnectAck = 0x09,
     GeneralFailure = 0x0f,
+    VerifySession = 0x10,
+    SessionValid = 0x11,
+    SessionInvalid = 0x12,
+    DuplicateSession = 0x13,
+    RegisterRequest = 0x20,
+    RegisterSuccess = 0x21,
+    RegisterFailure = 0x22,
+    SessionRevoked = 0x30,
+    SessionExpired = 0x31,
 }
 
 impl Opcode {
@@ -58,6 +76,15 @@ impl Opcode {
             0x08 => Opcode::DisconnectRequest,
             0x09 => Opcode::DisconnectAck,
             0x0f => Opcode::GeneralFailure,
+            0x10 => Opcode::VerifySession,
+            0x11 => Opcode::SessionValid,
+            0x12 => Opcode::SessionInvalid,
+            0x13 => Opcode::DuplicateSession,
+            0x20 => Opcode::RegisterRequest,
+            0x21 => Opcode::RegisterSuccess,
+            0x22 => Opcode::RegisterFailure,
+            0x30 => Opcode::SessionRevoked,
+            0x31 => Opcode::SessionExpired,
             _ => return None,
         })
     }
@@ -75,6 +102,15 @@ impl Opcode {
             Opcode::DisconnectRequest => "DISCONNECT_REQUEST",
             Opcode::DisconnectAck => "DISCONNECT_ACK",
             Opcode::GeneralFailure => "GENERAL_FAILURE",
+            Opcode::VerifySession => "VERIFY_SESSION",
+            Opcode::SessionValid => "SESSION_VALID",
+            Opcode::SessionInvalid => "SESSION_INVALID",
+            Opcode::DuplicateSession => "DUPLICATE_SESSION",
+            Opcode::RegisterRequest => "REGISTER_REQUEST",
+            Opcode::RegisterSuccess => "REGISTER_SUCCESS",
+            Opcode::RegisterFailure => "REGISTER_FAILURE",
+            Opcode::SessionRevoked => "SESSION_REVOKED",
+            Opcode::SessionExpired => "SESSION_EXPIRED",
         }
     }
 }
@@ -92,6 +128,15 @@ pub enum Message {
     DisconnectRequest(DisconnectRequest),
     DisconnectAck(DisconnectAck),
     GeneralFailure(GeneralFailure),
+    VerifySession(VerifySession),
+    SessionValid(SessionValid),
+    SessionInvalid(SessionInvalid),
+    DuplicateSession(DuplicateSession),
+    RegisterRequest(RegisterRequest),
+    RegisterSuccess(RegisterSuccess),
+    RegisterFailure(RegisterFailure),
+    SessionRevoked(SessionRevoked),
+    SessionExpired(SessionExpired),
 }
 
 impl Message {
@@ -107,6 +152,15 @@ impl Message {
             Message::DisconnectRequest(_) => Opcode::DisconnectRequest,
             Message::DisconnectAck(_) => Opcode::DisconnectAck,
             Message::GeneralFailure(_) => Opcode::GeneralFailure,
+            Message::VerifySession(_) => Opcode::VerifySession,
+            Message::SessionValid(_) => Opcode::SessionValid,
+            Message::SessionInvalid(_) => Opcode::SessionInvalid,
+            Message::DuplicateSession(_) => Opcode::DuplicateSession,
+            Message::RegisterRequest(_) => Opcode::RegisterRequest,
+            Message::RegisterSuccess(_) => Opcode::RegisterSuccess,
+            Message::RegisterFailure(_) => Opcode::RegisterFailure,
+            Message::SessionRevoked(_) => Opcode::SessionRevoked,
+            Message::SessionExpired(_) => Opcode::SessionExpired,
         }
     }
 
@@ -122,6 +176,15 @@ impl Message {
             Opcode::DisconnectRequest => Message::DisconnectRequest(DisconnectRequest::decode(r)?),
             Opcode::DisconnectAck => Message::DisconnectAck(DisconnectAck::decode(r)?),
             Opcode::GeneralFailure => Message::GeneralFailure(GeneralFailure::decode(r)?),
+            Opcode::VerifySession => Message::VerifySession(VerifySession::decode(r)?),
+            Opcode::SessionValid => Message::SessionValid(SessionValid::decode(r)?),
+            Opcode::SessionInvalid => Message::SessionInvalid(SessionInvalid::decode(r)?),
+            Opcode::DuplicateSession => Message::DuplicateSession(DuplicateSession::decode(r)?),
+            Opcode::RegisterRequest => Message::RegisterRequest(RegisterRequest::decode(r)?),
+            Opcode::RegisterSuccess => Message::RegisterSuccess(RegisterSuccess::decode(r)?),
+            Opcode::RegisterFailure => Message::RegisterFailure(RegisterFailure::decode(r)?),
+            Opcode::SessionRevoked => Message::SessionRevoked(SessionRevoked::decode(r)?),
+            Opcode::SessionExpired => Message::SessionExpired(SessionExpired::decode(r)?),
         })
     }
 
@@ -138,6 +201,15 @@ impl Message {
             Message::DisconnectRequest(m) => m.encoded_len(),
             Message::DisconnectAck(m) => m.encoded_len(),
             Message::GeneralFailure(m) => m.encoded_len(),
+            Message::VerifySession(m) => m.encoded_len(),
+            Message::SessionValid(m) => m.encoded_len(),
+            Message::SessionInvalid(m) => m.encoded_len(),
+            Message::DuplicateSession(m) => m.encoded_len(),
+            Message::RegisterRequest(m) => m.encoded_len(),
+            Message::RegisterSuccess(m) => m.encoded_len(),
+            Message::RegisterFailure(m) => m.encoded_len(),
+            Message::SessionRevoked(m) => m.encoded_len(),
+            Message::SessionExpired(m) => m.encoded_len(),
         }
     }
 
@@ -153,6 +225,15 @@ impl Message {
             Message::DisconnectRequest(m) => m.encode(dst),
             Message::DisconnectAck(m) => m.encode(dst),
             Message::GeneralFailure(m) => m.encode(dst),
+            Message::VerifySession(m) => m.encode(dst),
+            Message::SessionValid(m) => m.encode(dst),
+            Message::SessionInvalid(m) => m.encode(dst),
+            Message::DuplicateSession(m) => m.encode(dst),
+            Message::RegisterRequest(m) => m.encode(dst),
+            Message::RegisterSuccess(m) => m.encode(dst),
+            Message::RegisterFailure(m) => m.encode(dst),
+            Message::SessionRevoked(m) => m.encode(dst),
+            Message::SessionExpired(m) => m.encode(dst),
         }
     }
 }

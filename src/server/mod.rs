@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,6 +26,7 @@ use crate::auth::{HashPool, PasswordRecord, PoolFull};
 use crate::conn::ConnId;
 use crate::engine::{Engine, EngineConfig, Stats};
 use crate::session::UserTable;
+use crate::store::{PersistResult, UserWriter};
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("sessiond packs (generation, index) into a mio Token and needs 64-bit usize");
@@ -48,6 +50,8 @@ pub struct ServerConfig {
     /// How long a closing socket waits for the peer's FIN after the last frame, so the
     /// kernel does not turn the close into a reset that could destroy that frame.
     pub linger: Duration,
+    /// Where new accounts are written. None keeps them in memory only (tests, tools).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +63,7 @@ impl Default for ServerConfig {
             hash_queue: 256,
             iterations: crate::auth::DEFAULT_ITERATIONS,
             linger: Duration::from_secs(2),
+            data_dir: None,
         }
     }
 }
@@ -97,6 +102,7 @@ pub struct Server {
     engine: Engine,
     socks: Vec<Option<Sock>>,
     pool: HashPool,
+    writer: Option<UserWriter>,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
     linger: Duration,
@@ -117,13 +123,22 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let pool = HashPool::new(cfg.hash_workers, cfg.hash_queue, waker.clone())?;
+        let writer = match &cfg.data_dir {
+            Some(dir) => Some(UserWriter::start(dir.clone(), waker.clone())?),
+            None => None,
+        };
         let dummy = PasswordRecord::dummy(cfg.iterations)?;
         let now = Instant::now();
         let unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let engine = Engine::new(cfg.engine.clone(), users, dummy, now, unix_ms);
+        // One iteration count for every record the server makes (ServerConfig's).
+        let engine_cfg = EngineConfig {
+            iterations: cfg.iterations,
+            ..cfg.engine.clone()
+        };
+        let engine = Engine::new(engine_cfg, users, dummy, now, unix_ms);
         Ok(Server {
             poll,
             listener,
@@ -131,6 +146,7 @@ impl Server {
             engine,
             socks: Vec::new(),
             pool,
+            writer,
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             linger: cfg.linger,
@@ -171,7 +187,7 @@ impl Server {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept_all(now),
-                    WAKER => self.drain_hash_results(now),
+                    WAKER => self.drain_results(now),
                     token => {
                         let id = ConnId::from_u64(token.0 as u64);
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
@@ -203,6 +219,26 @@ impl Server {
         for job in self.engine.take_hash_jobs() {
             if let Err(PoolFull(job)) = self.pool.submit(job) {
                 self.engine.hash_rejected(job, now);
+            }
+        }
+        for job in self.engine.take_persist_jobs() {
+            let (ticket, user_id) = (job.ticket, job.user.id);
+            let queued = match &self.writer {
+                Some(w) => w.submit(job),
+                None => false,
+            };
+            if !queued {
+                // In-memory mode (no data directory): nothing to wait for. A writer that is
+                // gone is a failed write.
+                let ok = self.writer.is_none();
+                self.engine.on_persisted(
+                    PersistResult {
+                        ticket,
+                        user_id,
+                        ok,
+                    },
+                    now,
+                );
             }
         }
         self.engine.take_flagged(&mut self.scratch);
@@ -444,9 +480,13 @@ impl Server {
         self.engine.remove(id);
     }
 
-    fn drain_hash_results(&mut self, now: Instant) {
+    /// The waker fired: hash results and store results.
+    fn drain_results(&mut self, now: Instant) {
         while let Some(result) = self.pool.try_recv() {
             self.engine.on_hash_result(result, now);
+        }
+        while let Some(result) = self.writer.as_ref().and_then(|w| w.try_recv()) {
+            self.engine.on_persisted(result, now);
         }
     }
 }

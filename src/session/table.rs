@@ -11,6 +11,7 @@ use hashbrown::HashMap;
 
 use super::token::Digest;
 use crate::conn::ConnId;
+use crate::protocol::InvalidReason;
 use crate::timer::TimerId;
 
 /// One login session.
@@ -69,11 +70,16 @@ impl Session {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Collision;
 
-/// Sessions by id, with a digest index for token lookups.
+/// Sessions by id, with indexes by token digest and by user, and the tombstones of ended
+/// sessions (so a resume of a revoked or logged-out token can say why it fails).
 #[derive(Debug, Default)]
 pub struct SessionTable {
     by_id: HashMap<u64, Session>,
     by_digest: HashMap<Digest, u64>,
+    /// Live session ids per user, oldest first (a user has a handful at most).
+    by_user: HashMap<u64, Vec<u64>>,
+    ended: HashMap<Digest, InvalidReason>,
+    ended_by_id: HashMap<u64, Digest>,
 }
 
 impl SessionTable {
@@ -81,13 +87,18 @@ impl SessionTable {
         Self::default()
     }
 
-    /// Adds a session. Refuses it if its id or digest is already present (a 2^-64 or
-    /// 2^-256 event; the caller draws again).
+    /// Adds a session. Refuses it if its id or digest is already present, live or ended (a
+    /// 2^-64 or 2^-256 event; the caller draws again).
     pub fn insert(&mut self, s: Session) -> Result<(), Collision> {
-        if self.by_id.contains_key(&s.id) || self.by_digest.contains_key(&s.digest) {
+        if self.by_id.contains_key(&s.id)
+            || self.by_digest.contains_key(&s.digest)
+            || self.ended_by_id.contains_key(&s.id)
+            || self.ended.contains_key(&s.digest)
+        {
             return Err(Collision);
         }
         self.by_digest.insert(s.digest, s.id);
+        self.by_user.entry(s.user_id).or_default().push(s.id);
         self.by_id.insert(s.id, s);
         Ok(())
     }
@@ -104,10 +115,44 @@ impl SessionTable {
         self.by_digest.get(d).copied()
     }
 
+    /// Live sessions of `user_id`, oldest first.
+    pub fn of_user(&self, user_id: u64) -> &[u64] {
+        self.by_user.get(&user_id).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Removes a live session without a trace (tests, and sessions that never reached a
+    /// client).
     pub fn remove(&mut self, id: u64) -> Option<Session> {
         let s = self.by_id.remove(&id)?;
         self.by_digest.remove(&s.digest);
+        if let Some(v) = self.by_user.get_mut(&s.user_id) {
+            v.retain(|&x| x != id);
+            if v.is_empty() {
+                self.by_user.remove(&s.user_id);
+            }
+        }
         Some(s)
+    }
+
+    /// Ends a live session: removes it and remembers why under its digest until
+    /// [`SessionTable::forget`].
+    pub fn end(&mut self, id: u64, why: InvalidReason) -> Option<Session> {
+        let s = self.remove(id)?;
+        self.ended.insert(s.digest, why);
+        self.ended_by_id.insert(id, s.digest);
+        Some(s)
+    }
+
+    /// Why the session with this digest ended, if it did and is still remembered.
+    pub fn ended_reason(&self, d: &Digest) -> Option<InvalidReason> {
+        self.ended.get(d).copied()
+    }
+
+    /// Drops the tombstone of an ended session.
+    pub fn forget(&mut self, id: u64) {
+        if let Some(d) = self.ended_by_id.remove(&id) {
+            self.ended.remove(&d);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -116,6 +161,11 @@ impl SessionTable {
 
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+
+    /// Ended sessions still remembered.
+    pub fn tombstones(&self) -> usize {
+        self.ended.len()
     }
 }
 
@@ -150,9 +200,31 @@ mod tests {
         assert!(t.insert(session(7, t0, 2)).is_err(), "duplicate id");
         assert!(t.insert(session(8, t0, 1)).is_err(), "duplicate digest");
         assert_eq!(t.id_by_digest(&Digest::of(&Token([1; 32]))), Some(7));
+        assert_eq!(t.of_user(1), [7]);
         assert_eq!(t.remove(7).unwrap().id, 7);
         assert_eq!(t.id_by_digest(&Digest::of(&Token([1; 32]))), None);
         assert!(t.is_empty());
+        assert!(t.of_user(1).is_empty());
+    }
+
+    #[test]
+    fn ended_sessions_leave_a_tombstone_until_forgotten() {
+        let t0 = Instant::now();
+        let mut t = SessionTable::new();
+        t.insert(session(7, t0, 1)).unwrap();
+        t.insert(session(8, t0, 2)).unwrap();
+        assert_eq!(t.of_user(1), [7, 8]);
+        let d = Digest::of(&Token([1; 32]));
+        assert_eq!(t.end(7, InvalidReason::Revoked).unwrap().id, 7);
+        assert_eq!(t.of_user(1), [8]);
+        assert_eq!(t.id_by_digest(&d), None);
+        assert_eq!(t.ended_reason(&d), Some(InvalidReason::Revoked));
+        // an ended id or digest is not handed out again while remembered
+        assert!(t.insert(session(7, t0, 3)).is_err());
+        assert!(t.insert(session(9, t0, 1)).is_err());
+        t.forget(7);
+        assert_eq!(t.ended_reason(&d), None);
+        assert_eq!(t.tombstones(), 0);
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct User {
     pub username: String,
     pub password: PasswordRecord,
     pub role: Role,
+    /// May be empty (accounts made by the operator).
+    pub email: String,
     /// Unix ms.
     pub created_ms: u64,
     /// Unix ms of the last successful login, 0 if none.
@@ -58,6 +60,7 @@ impl UserTable {
         username: &str,
         password: PasswordRecord,
         role: Role,
+        email: &str,
         created_ms: u64,
     ) -> Result<&User, UsernameTaken> {
         if self.by_name.contains_key(username) {
@@ -71,10 +74,17 @@ impl UserTable {
             username: username.to_owned(),
             password,
             role,
+            email: email.to_owned(),
             created_ms,
             last_login_ms: 0,
         };
         Ok(self.by_id.entry(id).or_insert(user))
+    }
+
+    /// Removes a user by name (an account whose creation could not be stored).
+    pub fn remove(&mut self, username: &str) -> Option<User> {
+        let id = self.by_name.remove(username)?;
+        self.by_id.remove(&id)
     }
 
     pub fn get(&self, id: u64) -> Option<&User> {
@@ -116,15 +126,18 @@ mod tests {
     #[test]
     fn create_lookup_and_uniqueness() {
         let mut t = UserTable::new();
-        let id = t.create("alice", rec(), Role::User, 5).unwrap().id;
+        let id = t.create("alice", rec(), Role::User, "", 5).unwrap().id;
         assert_eq!(id, 1);
         assert_eq!(t.by_name("alice").unwrap().id, 1);
         assert!(t.by_name("Alice").is_none(), "names compare byte for byte");
         assert_eq!(
-            t.create("alice", rec(), Role::User, 6).unwrap_err(),
+            t.create("alice", rec(), Role::User, "", 6).unwrap_err(),
             UsernameTaken
         );
-        assert_eq!(t.create("bob", rec(), Role::Admin, 7).unwrap().id, 2);
+        assert_eq!(
+            t.create("bob", rec(), Role::Admin, "b@x.y", 7).unwrap().id,
+            2
+        );
         assert_eq!(t.len(), 2);
     }
 
@@ -136,12 +149,13 @@ mod tests {
             username: "x".into(),
             password: rec(),
             role: Role::Admin,
+            email: String::new(),
             created_ms: 1,
             last_login_ms: 2,
         };
         t.restore(u.clone()).unwrap();
         assert_eq!(t.restore(u).unwrap_err(), UsernameTaken);
-        assert_eq!(t.create("y", rec(), Role::User, 3).unwrap().id, 42);
+        assert_eq!(t.create("y", rec(), Role::User, "", 3).unwrap().id, 42);
         assert_eq!(t.all().iter().map(|u| u.id).collect::<Vec<_>>(), [41, 42]);
     }
 }

@@ -5,13 +5,15 @@
 //! before it starts and the first admin is created before it starts.
 //!
 //! Design: version 1 persists users only, in a small text file rewritten whole when it
-//! changes (it changes only when an operator creates an account). Sessions live in memory
+//! changes, and appended to by registrations. Sessions live in memory
 //! and end with the process; the append-only journal that makes them durable replaces
 //! this file behind the same `load` / `save` calls.
 
 mod users_file;
+mod writer;
 
-pub use users_file::{load_users, save_users, UsersFileError, USERS_FILE};
+pub use users_file::{append_user, load_users, save_users, UsersFileError, USERS_FILE};
+pub use writer::{PersistJob, PersistResult, UserWriter};
 
 use std::fs;
 use std::io;

@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! # sessiond users v1
-//! <id>\t<username>\t<role>\t<created ms>\t<last login ms>\t<password record>
+//! <id>\t<username>\t<role>\t<email>\t<created ms>\t<last login ms>\t<password record>
 //! ```
-//! Usernames escape `\\`, tab and newline as `\\\\`, `\\t`, `\\n`. The password record is
+//! The whole file is rewritten atomically by `save_users`; a registration appends one line
+//! and syncs it (`append_user`). Usernames and emails escape `\\`, tab and newline as
+//! `\\\\`, `\\t`, `\\n`. The password record is
 //! `auth::PasswordRecord::encode` (algorithm, iterations, salt, hash).
 
 use std::fmt;
@@ -71,8 +73,8 @@ pub fn load_users(dir: &Path) -> Result<UserTable, UsersFileError> {
 
 fn parse_line(line: &str) -> Result<User, &'static str> {
     let f: Vec<&str> = line.split('\t').collect();
-    if f.len() != 6 {
-        return Err("expected 6 tab-separated fields");
+    if f.len() != 7 {
+        return Err("expected 7 tab-separated fields");
     }
     let id = f[0].parse().map_err(|_| "bad id")?;
     let username = unescape(f[1]).ok_or("bad username escape")?;
@@ -84,14 +86,16 @@ fn parse_line(line: &str) -> Result<User, &'static str> {
         "admin" => Role::Admin,
         _ => return Err("unknown role"),
     };
-    let created_ms = f[3].parse().map_err(|_| "bad created time")?;
-    let last_login_ms = f[4].parse().map_err(|_| "bad last login time")?;
-    let password = PasswordRecord::parse(f[5]).map_err(|_| "bad password record")?;
+    let email = unescape(f[3]).ok_or("bad email escape")?;
+    let created_ms = f[4].parse().map_err(|_| "bad created time")?;
+    let last_login_ms = f[5].parse().map_err(|_| "bad last login time")?;
+    let password = PasswordRecord::parse(f[6]).map_err(|_| "bad password record")?;
     Ok(User {
         id,
         username,
         password,
         role,
+        email,
         created_ms,
         last_login_ms,
     })
@@ -102,15 +106,7 @@ pub fn save_users(dir: &Path, users: &UserTable) -> io::Result<()> {
     let mut text = String::from(HEADER);
     text.push('\n');
     for u in users.all() {
-        text.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\n",
-            u.id,
-            escape(&u.username),
-            u.role.name(),
-            u.created_ms,
-            u.last_login_ms,
-            u.password.encode()
-        ));
+        text.push_str(&line(u));
     }
     let tmp = dir.join(format!("{USERS_FILE}.tmp"));
     {
@@ -128,6 +124,41 @@ pub fn save_users(dir: &Path, users: &UserTable) -> io::Result<()> {
     fs::rename(&tmp, dir.join(USERS_FILE))?;
     // The rename is durable only once the directory entry is.
     File::open(dir)?.sync_all()
+}
+
+fn line(u: &User) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+        u.id,
+        escape(&u.username),
+        u.role.name(),
+        escape(&u.email),
+        u.created_ms,
+        u.last_login_ms,
+        u.password.encode()
+    )
+}
+
+/// Appends one new user to `dir/users` (creating it with its header if needed) and makes
+/// the line durable before returning.
+pub fn append_user(dir: &Path, user: &User) -> io::Result<()> {
+    let path = dir.join(USERS_FILE);
+    let mut opts = OpenOptions::new();
+    opts.append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&path)?;
+    let mut text = String::new();
+    if f.metadata()?.len() == 0 {
+        text.push_str(HEADER);
+        text.push('\n');
+    }
+    text.push_str(&line(user));
+    f.write_all(text.as_bytes())?;
+    f.sync_data()
 }
 
 fn escape(s: &str) -> String {
@@ -177,16 +208,34 @@ mod tests {
         let dir = tmpdir("rt");
         let mut t = UserTable::new();
         let rec = PasswordRecord::create(b"pw", 1).unwrap();
-        t.create("admin", rec.clone(), Role::Admin, 10).unwrap();
-        t.create("tab\there\\and\nnewline", rec.clone(), Role::User, 11)
-            .unwrap();
+        t.create("admin", rec.clone(), Role::Admin, "", 10).unwrap();
+        t.create(
+            "tab\there\\and\nnewline",
+            rec.clone(),
+            Role::User,
+            "a\tb@c.d",
+            11,
+        )
+        .unwrap();
         save_users(&dir, &t).unwrap();
         let back = load_users(&dir).unwrap();
         assert_eq!(back.len(), 2);
         let u = back.by_name("tab\there\\and\nnewline").unwrap();
         assert_eq!((u.id, u.role, u.created_ms), (2, Role::User, 11));
         assert!(u.password.verify(b"pw"));
+        assert_eq!(u.email, "a\tb@c.d");
         assert_eq!(back.by_name("admin").unwrap().role, Role::Admin);
+        // appending a registration keeps the file loadable
+        let mut t2 = UserTable::new();
+        let carol = t2
+            .create("carol", rec, Role::User, "c@x.y", 12)
+            .unwrap()
+            .clone();
+        let carol = User { id: 3, ..carol };
+        append_user(&dir, &carol).unwrap();
+        let back = load_users(&dir).unwrap();
+        assert_eq!(back.by_name("carol").unwrap().id, 3);
+        assert_eq!(back.len(), 3);
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -196,7 +245,7 @@ mod tests {
         assert!(load_users(&dir).unwrap().is_empty());
         fs::write(
             dir.join(USERS_FILE),
-            "# sessiond users v1\n1\tadmin\tadmin\t1\t0\tnot-a-record\n",
+            "# sessiond users v1\n1\tadmin\tadmin\t\t1\t0\tnot-a-record\n",
         )
         .unwrap();
         match load_users(&dir) {

@@ -38,9 +38,11 @@ impl TestServer {
         tune(&mut cfg);
         let mut users = UserTable::new();
         let a = PasswordRecord::create(ALICE_PW.as_bytes(), TEST_ITERATIONS).unwrap();
-        users.create("alice", a, Role::User, 1_000).unwrap();
+        users
+            .create("alice", a, Role::User, "alice@example.org", 1_000)
+            .unwrap();
         let b = PasswordRecord::create(BOB_PW.as_bytes(), TEST_ITERATIONS).unwrap();
-        users.create("bob", b, Role::Admin, 2_000).unwrap();
+        users.create("bob", b, Role::Admin, "", 2_000).unwrap();
         let mut server = Server::bind(cfg, users).expect("bind");
         let addr = server.local_addr();
         let handle = server.handle();
@@ -61,8 +63,18 @@ impl TestServer {
 
     /// A client logged in as alice.
     pub fn alice(&self) -> (Client, LoginSuccess) {
+        self.login_as("alice", ALICE_PW, "test")
+    }
+
+    /// A client logged in as bob.
+    pub fn bob(&self) -> (Client, LoginSuccess) {
+        self.login_as("bob", BOB_PW, "test")
+    }
+
+    /// A client logged in as `user` from device `client`.
+    pub fn login_as(&self, user: &str, pw: &str, client: &str) -> (Client, LoginSuccess) {
         let mut c = self.client();
-        match c.login("alice", ALICE_PW, "test", "linux").expect("login") {
+        match c.login(user, pw, client, "linux").expect("login") {
             LoginOutcome::Success(s) => (c, s),
             LoginOutcome::Failure(f) => panic!("login failed: {f:?}"),
         }

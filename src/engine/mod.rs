@@ -8,23 +8,60 @@
 //! runs the [`HashJob`]s it takes from [`Engine::take_hash_jobs`] and feeds the answers
 //! back, and calls [`Engine::on_timers`] at [`Engine::next_deadline`]. Tests drive the same
 //! calls with made-up `Instant`s.
+//!
+//! `auth_flow` holds how a connection gets a session (login, registration, resume);
+//! `ending` how sessions end (logout, expiry, revocation) and the token check.
+
+mod auth_flow;
+mod ending;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use log::{debug, error, info, warn};
+use log::{debug, info, warn};
 use slab::Slab;
 
-use crate::auth::{HashJob, HashResult, JobKind, JobOutcome, PasswordRecord};
-use crate::conn::{Conn, ConnId, ConnState, PendingLogin};
+use crate::auth::{HashJob, PasswordRecord};
+use crate::conn::{Conn, ConnId, ConnState};
 use crate::protocol::{
     self, DecodeLimits, DisconnectAck, DisconnectReason, ErrorCode, Flags, Frame, GeneralFailure,
-    HeartbeatAck, LoginFailure, LoginFailureReason, LoginRequest, LoginSuccess, LogoutSuccess,
-    Message, Opcode, Token,
+    HeartbeatAck, Message, Opcode, RevokeReason,
 };
-use crate::session::{token, Digest, Expiry, Session, SessionTable, UserTable};
+use crate::session::{Expiry, SessionTable, UserTable};
+use crate::store::PersistJob;
 use crate::timer::TimerWheel;
+
+/// What happens to a new login when its user already has `max_sessions_per_user`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnLimit {
+    /// The oldest session is revoked (its connection told SESSION_REVOKED, NEW_LOGIN).
+    RevokeOldest,
+    /// The login fails with LOGIN_FAILURE SESSION_LIMIT.
+    RejectNew,
+}
+
+/// What VERIFY_SESSION does when the session is bound to another live connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicatePolicy {
+    /// DUPLICATE_SESSION to the newcomer, which is closed.
+    Reject,
+    /// SESSION_REVOKED (TAKEN_OVER) to the old connection, which is closed.
+    Takeover,
+}
+
+/// How a session ended (see `ending`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum End {
+    LoggedOut,
+    Expired(Expiry),
+    Revoked {
+        reason: RevokeReason,
+        by_client: String,
+        by_platform: String,
+        by_address: String,
+    },
+}
 
 /// Deadlines and limits of the protocol (protocol.md section 7) and of the engine.
 #[derive(Debug, Clone)]
@@ -47,6 +84,21 @@ pub struct EngineConfig {
     pub tick: Duration,
     /// `retry_after` in LOGIN_FAILURE SERVER_BUSY.
     pub busy_retry_after: Duration,
+    /// Live sessions one account may have; 0 means no limit.
+    pub max_sessions_per_user: usize,
+    pub on_limit: OnLimit,
+    pub duplicate: DuplicatePolicy,
+    /// Whether REGISTER_REQUEST is accepted.
+    pub registration_open: bool,
+    /// protocol.md 5.15: shortest password a new account may have, in bytes.
+    pub min_password_len: usize,
+    /// PBKDF2 iterations for new accounts.
+    pub iterations: u32,
+    /// How long a dead token is remembered at least (beyond its own expiry), so a resume
+    /// can say "revoked" or "logged out" rather than "unknown".
+    pub tombstone_min: Duration,
+    /// At most one summary log line per this interval.
+    pub summary_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +115,14 @@ impl Default for EngineConfig {
             max_consecutive_errors: 16,
             tick: Duration::from_millis(10),
             busy_retry_after: Duration::from_secs(1),
+            max_sessions_per_user: 1,
+            on_limit: OnLimit::RevokeOldest,
+            duplicate: DuplicatePolicy::Reject,
+            registration_open: true,
+            min_password_len: 8,
+            iterations: crate::auth::DEFAULT_ITERATIONS,
+            tombstone_min: Duration::from_secs(60 * 60),
+            summary_interval: Duration::from_secs(60),
         }
     }
 }
@@ -79,6 +139,9 @@ pub struct Stats {
     pub idle_timeouts: u64,
     pub login_timeouts: u64,
     pub sessions_expired: u64,
+    pub revocations: u64,
+    pub resumes: u64,
+    pub registrations: u64,
     pub protocol_errors: u64,
     pub output_overflows: u64,
 }
@@ -90,6 +153,10 @@ enum TimerKey {
     Conn(ConnId),
     /// A session's idle / absolute expiry.
     Session(u64),
+    /// Forget an ended session's tombstone.
+    Tombstone(u64),
+    /// The summary log line.
+    Summary,
 }
 
 /// The sans-IO session server.
@@ -108,9 +175,12 @@ pub struct Engine {
     origin: Instant,
     origin_unix_ms: u64,
     hash_jobs: Vec<HashJob>,
+    persist_jobs: Vec<PersistJob>,
     wakeups: Vec<ConnId>,
     flagged: Vec<ConnId>,
     stats: Stats,
+    summary_expired: u64,
+    last_summary: (Stats, usize, usize),
 }
 
 impl Engine {
@@ -128,9 +198,11 @@ impl Engine {
         origin: Instant,
         origin_unix_ms: u64,
     ) -> Engine {
+        let mut wheel = TimerWheel::new(origin, cfg.tick);
+        wheel.insert(origin + cfg.summary_interval, TimerKey::Summary);
         Engine {
             limits: DecodeLimits::server(cfg.max_frame),
-            wheel: TimerWheel::new(origin, cfg.tick),
+            wheel,
             cfg,
             conns: Slab::new(),
             next_generation: 0,
@@ -141,9 +213,12 @@ impl Engine {
             origin,
             origin_unix_ms,
             hash_jobs: Vec::new(),
+            persist_jobs: Vec::new(),
             wakeups: Vec::new(),
             flagged: Vec::new(),
             stats: Stats::default(),
+            summary_expired: 0,
+            last_summary: (Stats::default(), 0, 0),
         }
     }
 
@@ -271,6 +346,11 @@ impl Engine {
         std::mem::take(&mut self.hash_jobs)
     }
 
+    /// New accounts to make durable; answer each with `on_persisted`.
+    pub fn take_persist_jobs(&mut self) -> Vec<PersistJob> {
+        std::mem::take(&mut self.persist_jobs)
+    }
+
     /// The earliest deadline, for the poll timeout.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.wheel.next_deadline()
@@ -329,89 +409,14 @@ impl Engine {
         }
     }
 
-    /// A worker finished a hash job.
-    pub fn on_hash_result(&mut self, result: HashResult, now: Instant) {
-        let id = ConnId::from_u64(result.ticket);
-        // None: the connection closed while its password was being hashed.
-        let Some(pending) = self.end_authenticating(id) else {
-            return;
-        };
-        match result.outcome {
-            JobOutcome::Verified(true) => match pending.user_id {
-                Some(uid) if self.users.get(uid).is_some() => self.login_ok(id, uid, &pending, now),
-                _ => self.login_failed(id, &pending, now),
-            },
-            JobOutcome::Verified(false) => self.login_failed(id, &pending, now),
-            JobOutcome::Created(_) | JobOutcome::Failed(_) => {
-                error!("password check failed on a worker: conn={}", id.index);
-                self.rearm_login_deadline(id, pending.deadline);
-                self.reply_error(
-                    id,
-                    pending.request_id,
-                    ErrorCode::InternalError,
-                    "login could not be checked",
-                    false,
-                );
-            }
-        }
-        // Frames that arrived behind the login can be handled now.
-        self.wakeups.push(id);
-    }
-
-    /// Leaves Authenticating for AwaitingAuth (with the login deadline still in force) and
-    /// returns what was pending; None if `id` is stale or not authenticating.
-    fn end_authenticating(&mut self, id: ConnId) -> Option<Box<PendingLogin>> {
-        let conn = self.conn_mut(id)?;
-        if !matches!(conn.state, ConnState::Authenticating(_)) {
-            return None;
-        }
-        let ConnState::Authenticating(pending) =
-            std::mem::replace(&mut conn.state, ConnState::Closing)
-        else {
-            return None;
-        };
-        conn.state = ConnState::AwaitingAuth {
-            deadline: pending.deadline,
-        };
-        Some(pending)
-    }
-
-    /// The hash pool was full: the login is refused with SERVER_BUSY and a retry-after.
-    pub fn hash_rejected(&mut self, job: HashJob, now: Instant) {
-        let id = ConnId::from_u64(job.ticket);
-        let Some(pending) = self.end_authenticating(id) else {
-            return;
-        };
-        self.stats.logins_busy += 1;
-        warn!(
-            "login refused, hash queue full: user={} peer={}",
-            pending.username,
-            self.conn(id)
-                .map(|c| c.peer.to_string())
-                .unwrap_or_default()
-        );
-        self.rearm_login_deadline(id, pending.deadline);
-        let retry = self.cfg.busy_retry_after.as_millis().min(u32::MAX as u128) as u32;
-        self.send(
-            id,
-            pending.request_id,
-            Flags::NONE,
-            &Message::LoginFailure(LoginFailure {
-                reason: LoginFailureReason::ServerBusy,
-                retry_after_ms: retry,
-                message: "server busy, retry later".into(),
-            }),
-        );
-        let _ = now;
-        self.wakeups.push(id);
-    }
-
     /// Fires every deadline that has passed.
     pub fn on_timers(&mut self, now: Instant) {
         while let Some((_, key)) = self.wheel.poll_expired(now) {
             match key {
                 TimerKey::Conn(id) => self.conn_timer(id, now),
                 TimerKey::Session(sid) => self.session_timer(sid, now),
+                TimerKey::Tombstone(sid) => self.sessions.forget(sid),
+                TimerKey::Summary => self.summary_timer(now),
             }
         }
     }
@@ -433,7 +438,14 @@ impl Engine {
             }
             (ConnState::AwaitingAuth { deadline }, Message::LoginRequest(req)) => {
                 let deadline = *deadline;
-                self.start_login(id, rid, req, deadline, now);
+                self.start_login(id, rid, req, deadline);
+            }
+            (ConnState::AwaitingAuth { deadline }, Message::RegisterRequest(req)) => {
+                let deadline = *deadline;
+                self.start_register(id, rid, req, deadline);
+            }
+            (ConnState::AwaitingAuth { .. }, Message::VerifySession(v)) => {
+                self.verify_session(id, rid, v, now);
             }
             (ConnState::AwaitingAuth { .. }, other) => {
                 // protocol.md 4: anything else before login is "fatal AUTH_REQUIRED".
@@ -474,250 +486,22 @@ impl Engine {
         };
         let before_login = matches!(conn.state, ConnState::AwaitingAuth { .. });
         // protocol.md 2: "A connection that is not yet logged in gets every error in steps
-        // 5 to 7 as a fatal error, except errors in a LOGIN_REQUEST payload".
-        let fatal =
-            e.kind.breaks_framing() || (before_login && e.opcode != Opcode::LoginRequest as u8);
+        // 5 to 7 as a fatal error, except errors in the payload of a frame allowed before
+        // login".
+        let allowed_before_login = [
+            Opcode::LoginRequest,
+            Opcode::RegisterRequest,
+            Opcode::VerifySession,
+        ]
+        .iter()
+        .any(|&op| op as u8 == e.opcode);
+        let fatal = e.kind.breaks_framing() || (before_login && !allowed_before_login);
         if e.kind.breaks_framing() {
             conn.input.clear();
         }
         self.stats.protocol_errors += 1;
         debug!("decode error conn={}: {}", id.index, e);
         self.reply_error(id, e.request_id, e.kind.code(), e.kind.message(), fatal);
-    }
-
-    fn start_login(
-        &mut self,
-        id: ConnId,
-        rid: u32,
-        req: LoginRequest,
-        deadline: Instant,
-        now: Instant,
-    ) {
-        let _ = now;
-        let (user_id, record) = match self.users.by_name(&req.username) {
-            Some(u) => (Some(u.id), u.password.clone()),
-            // Unknown users cost the same hash: timing does not reveal who exists.
-            None => (None, self.dummy.clone()),
-        };
-        self.hash_jobs.push(HashJob {
-            ticket: id.to_u64(),
-            kind: JobKind::Verify {
-                password: req.password,
-                record,
-            },
-        });
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        conn.consecutive_errors = 0;
-        // The login deadline's timer is dropped while the hash runs (the client did send
-        // its login in time) and re-armed if the login fails.
-        let timer = conn.timer.take();
-        conn.state = ConnState::Authenticating(Box::new(PendingLogin {
-            request_id: rid,
-            user_id,
-            username: req.username,
-            client: req.client,
-            platform: req.platform,
-            deadline,
-        }));
-        if let Some(t) = timer {
-            self.wheel.cancel(t);
-        }
-    }
-
-    fn login_ok(&mut self, id: ConnId, uid: u64, pending: &PendingLogin, now: Instant) {
-        let now_ms = self.unix_ms(now);
-        let Some(peer) = self.conn(id).map(|c| c.peer) else {
-            return;
-        };
-        let (token, session_id) = match self.new_session(id, uid, pending, peer, now) {
-            Ok(x) => x,
-            Err(e) => {
-                error!("cannot create a session: {e}");
-                self.rearm_login_deadline(id, pending.deadline);
-                self.reply_error(
-                    id,
-                    pending.request_id,
-                    ErrorCode::InternalError,
-                    "session could not be created",
-                    false,
-                );
-                return;
-            }
-        };
-        let Some(user) = self.users.get_mut(uid) else {
-            return;
-        };
-        let last_login = user.last_login_ms;
-        user.last_login_ms = now_ms;
-        let (username, role, user_created) = (user.username.clone(), user.role, user.created_ms);
-        let hb_timeout = self.cfg.heartbeat_timeout;
-        let Some(conn) = slot(&mut self.conns, id) else {
-            return;
-        };
-        conn.state = ConnState::Active { session_id };
-        conn.last_valid = now;
-        conn.consecutive_errors = 0;
-        conn.timer = Some(self.wheel.insert(now + hb_timeout, TimerKey::Conn(id)));
-        self.attached += 1;
-        self.stats.logins_ok += 1;
-        info!(
-            "login ok user={} session={:016x} peer={} client={:?} platform={:?}",
-            username, session_id, peer, pending.client, pending.platform
-        );
-        let lifetime = self.cfg.session_lifetime;
-        let msg = Message::LoginSuccess(LoginSuccess {
-            token,
-            session_id,
-            user_id: uid,
-            role,
-            username,
-            user_created,
-            last_login,
-            session_created: now_ms,
-            session_expires: now_ms + lifetime.as_millis() as u64,
-            idle_expiry_ms: millis(self.cfg.session_idle),
-            heartbeat_interval_ms: millis(self.cfg.heartbeat_interval),
-            heartbeat_timeout_ms: millis(self.cfg.heartbeat_timeout),
-        });
-        self.send(id, pending.request_id, Flags::NONE, &msg);
-    }
-
-    /// Draws a token and an id, and records the session bound to `id`.
-    fn new_session(
-        &mut self,
-        id: ConnId,
-        uid: u64,
-        pending: &PendingLogin,
-        peer: SocketAddr,
-        now: Instant,
-    ) -> std::io::Result<(Token, u64)> {
-        let now_ms = self.unix_ms(now);
-        let lifetime = self.cfg.session_lifetime;
-        for _ in 0..4 {
-            let tok = token::generate()?;
-            let session = Session {
-                id: token::random_id()?,
-                user_id: uid,
-                digest: Digest::of(&tok),
-                created: now,
-                created_ms: now_ms,
-                last_activity: now,
-                expires_at: now + lifetime,
-                expires_ms: now_ms + lifetime.as_millis() as u64,
-                client: pending.client.clone(),
-                platform: pending.platform.clone(),
-                peer,
-                conn: Some(id),
-                timer: None,
-            };
-            let sid = session.id;
-            let deadline = session.deadline(self.cfg.session_idle);
-            if self.sessions.insert(session).is_ok() {
-                let t = self.wheel.insert(deadline, TimerKey::Session(sid));
-                if let Some(s) = self.sessions.get_mut(sid) {
-                    s.timer = Some(t);
-                }
-                return Ok((tok, sid));
-            }
-        }
-        Err(std::io::Error::other("session id collisions"))
-    }
-
-    fn login_failed(&mut self, id: ConnId, pending: &PendingLogin, now: Instant) {
-        let _ = now;
-        self.stats.logins_failed += 1;
-        let peer = self
-            .conn(id)
-            .map(|c| c.peer.to_string())
-            .unwrap_or_default();
-        info!("login failed user={} peer={}", pending.username, peer);
-        self.rearm_login_deadline(id, pending.deadline);
-        // protocol.md 5.3: "the server does not say which" part was wrong.
-        self.send(
-            id,
-            pending.request_id,
-            Flags::NONE,
-            &Message::LoginFailure(LoginFailure {
-                reason: LoginFailureReason::InvalidCredentials,
-                retry_after_ms: 0,
-                message: "invalid username or password".into(),
-            }),
-        );
-    }
-
-    fn rearm_login_deadline(&mut self, id: ConnId, deadline: Instant) {
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        if let Some(t) = conn.timer.take() {
-            self.wheel.cancel(t);
-        }
-        let t = self.wheel.insert(deadline, TimerKey::Conn(id));
-        if let Some(conn) = self.conn_mut(id) {
-            conn.timer = Some(t);
-        }
-    }
-
-    /// protocol.md 6, the token check: digest, then expiry. Returns the session id when
-    /// the token is this connection's live session; otherwise the error is sent.
-    fn check_token(&mut self, id: ConnId, rid: u32, tok: &Token, now: Instant) -> Option<u64> {
-        let sid = self.conn(id)?.session_id()?;
-        let d = Digest::of(tok);
-        let idle = self.cfg.session_idle;
-        let Some(session) = self.sessions.get_mut(sid) else {
-            // An Active connection always has its session; if not, say so rather than panic.
-            error!("conn={} is active without its session", id.index);
-            self.reply_error(id, rid, ErrorCode::InternalError, "session missing", true);
-            return None;
-        };
-        if !session.digest.ct_eq(&d) {
-            let code = if self.sessions.id_by_digest(&d).is_some() {
-                ErrorCode::TokenMismatch
-            } else {
-                ErrorCode::InvalidToken
-            };
-            let msg = match code {
-                ErrorCode::TokenMismatch => "token belongs to another session",
-                _ => "unknown token",
-            };
-            self.reply_error(id, rid, code, msg, false);
-            return None;
-        }
-        if let Some(why) = session.expired(now, idle) {
-            self.expire_session(sid, why, rid);
-            return None;
-        }
-        session.last_activity = now;
-        Some(sid)
-    }
-
-    fn logout(&mut self, id: ConnId, rid: u32, sid: u64, now: Instant) {
-        self.detach(id);
-        if let Some(s) = self.sessions.remove(sid) {
-            if let Some(t) = s.timer {
-                self.wheel.cancel(t);
-            }
-            let user = self
-                .users
-                .get(s.user_id)
-                .map(|u| u.username.as_str())
-                .unwrap_or("?");
-            info!("logout user={} session={:016x} peer={}", user, sid, s.peer);
-        }
-        self.stats.logouts += 1;
-        let deadline = now + self.cfg.login_timeout;
-        if let Some(conn) = self.conn_mut(id) {
-            conn.state = ConnState::AwaitingAuth { deadline };
-        }
-        self.rearm_login_deadline(id, deadline);
-        self.send(
-            id,
-            rid,
-            Flags::NONE,
-            &Message::LogoutSuccess(LogoutSuccess { session_id: sid }),
-        );
     }
 
     fn conn_timer(&mut self, id: ConnId, now: Instant) {
@@ -754,70 +538,14 @@ impl Engine {
         }
     }
 
-    fn session_timer(&mut self, sid: u64, now: Instant) {
-        let idle = self.cfg.session_idle;
-        let Some(s) = self.sessions.get_mut(sid) else {
-            return;
-        };
-        s.timer = None;
-        match s.expired(now, idle) {
-            None => {
-                let due = s.deadline(idle);
-                let t = self.wheel.insert(due, TimerKey::Session(sid));
-                if let Some(s) = self.sessions.get_mut(sid) {
-                    s.timer = Some(t);
-                }
-            }
-            Some(why) => self.expire_session(sid, why, 0),
-        }
-    }
-
-    /// Ends an expired session. A live connection on it gets a fatal TOKEN_EXPIRED (as the
-    /// reply to `rid`, or as a push when `rid` is 0) and closes.
-    fn expire_session(&mut self, sid: u64, why: Expiry, rid: u32) {
-        let Some(s) = self.sessions.remove(sid) else {
-            return;
-        };
-        if let Some(t) = s.timer {
-            self.wheel.cancel(t);
-        }
-        self.stats.sessions_expired += 1;
-        let user = self
-            .users
-            .get(s.user_id)
-            .map(|u| u.username.as_str())
-            .unwrap_or("?");
-        info!(
-            "session expired ({:?}) user={} session={:016x}",
-            why, user, sid
-        );
-        if let Some(cid) = s.conn {
-            if self.conn(cid).and_then(|c| c.session_id()) == Some(sid) {
-                self.attached -= 1;
-                if let Some(c) = self.conn_mut(cid) {
-                    // The session is gone; nothing to detach when the connection closes.
-                    c.state = ConnState::AwaitingAuth {
-                        deadline: c.last_valid,
-                    };
-                }
-                let what = match why {
-                    Expiry::Idle => "session expired (idle)",
-                    Expiry::Absolute => "session expired (lifetime)",
-                };
-                let flags = if rid == 0 {
-                    Flags::PUSH | Flags::FATAL
-                } else {
-                    Flags::FATAL
-                };
-                let msg =
-                    Message::GeneralFailure(GeneralFailure::new(ErrorCode::TokenExpired, what));
-                self.send(cid, rid, flags, &msg);
-                self.close(cid);
-            }
-        }
-    }
-
     // ---- output helpers ---------------------------------------------------------------
+
+    /// Resets the error streak (a frame was answered with something else than an error).
+    fn mark_valid_streak(&mut self, id: ConnId) {
+        if let Some(c) = self.conn_mut(id) {
+            c.consecutive_errors = 0;
+        }
+    }
 
     /// Counts a frame as valid: resets the heartbeat timeout (by storing the time) and the
     /// error streak.
@@ -925,8 +653,8 @@ impl Engine {
         self.flag(id);
     }
 
-    /// Unbinds the connection's session, if it has one, and leaves the connection in
-    /// Closing; a caller that keeps the connection open (logout) sets the next state.
+    /// Unbinds the connection's session, if it is bound to this connection. The connection
+    /// keeps its state; callers move it on (to Closing, or AwaitingAuth after a logout).
     fn detach(&mut self, id: ConnId) {
         let Some(sid) = self.conn(id).and_then(|c| c.session_id()) else {
             return;
@@ -937,9 +665,6 @@ impl Engine {
                 self.attached -= 1;
                 debug!("session={:016x} detached", sid);
             }
-        }
-        if let Some(c) = self.conn_mut(id) {
-            c.state = ConnState::Closing;
         }
     }
 }

@@ -1,0 +1,607 @@
+//! How a connection gets a session: LOGIN_REQUEST, REGISTER_REQUEST and VERIFY_SESSION,
+//! the hash and store answers they wait for, and the session limit per user.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use log::{error, info, warn};
+
+use super::{millis, slot, DuplicatePolicy, End, Engine, OnLimit, TimerKey};
+use crate::auth::{HashJob, HashResult, JobKind, JobOutcome};
+use crate::conn::{ConnId, ConnState, PendingAuth, PendingKind};
+use crate::protocol::{
+    valid_email, valid_new_username, DuplicateSession, ErrorCode, Flags, InvalidReason,
+    LoginFailure, LoginFailureReason, LoginRequest, LoginSuccess, Message, RegisterFailure,
+    RegisterFailureReason, RegisterRequest, RegisterSuccess, RevokeReason, SessionInfo,
+    SessionInvalid, SessionValid, Token, VerifySession,
+};
+use crate::session::{token, Digest, Session};
+use crate::store::{PersistJob, PersistResult};
+
+impl Engine {
+    pub(super) fn start_login(
+        &mut self,
+        id: ConnId,
+        rid: u32,
+        req: LoginRequest,
+        deadline: Instant,
+    ) {
+        let (user_id, record) = match self.users.by_name(&req.username) {
+            Some(u) => (Some(u.id), u.password.clone()),
+            // Unknown users cost the same hash: timing does not reveal who exists.
+            None => (None, self.dummy.clone()),
+        };
+        let job = JobKind::Verify {
+            password: req.password,
+            record,
+        };
+        let pending = PendingAuth {
+            request_id: rid,
+            kind: PendingKind::Login { user_id },
+            username: req.username,
+            client: req.client,
+            platform: req.platform,
+            deadline,
+        };
+        self.start_hash(id, job, pending);
+    }
+
+    pub(super) fn start_register(
+        &mut self,
+        id: ConnId,
+        rid: u32,
+        req: RegisterRequest,
+        deadline: Instant,
+    ) {
+        // protocol.md 5.15: the checks, in this order.
+        let refusal = if !self.cfg.registration_open {
+            Some((
+                RegisterFailureReason::RegistrationClosed,
+                "registration is closed",
+            ))
+        } else if !valid_new_username(&req.username) {
+            Some((
+                RegisterFailureReason::InvalidUsername,
+                "username must be 3-32 of a-z 0-9 . _ - starting with a letter or digit",
+            ))
+        } else if req.password.len() < self.cfg.min_password_len {
+            Some((
+                RegisterFailureReason::PasswordTooShort,
+                "password too short",
+            ))
+        } else if !valid_email(&req.email) {
+            Some((RegisterFailureReason::InvalidEmail, "invalid email address"))
+        } else if self.users.by_name(&req.username).is_some() {
+            Some((RegisterFailureReason::UsernameTaken, "username taken"))
+        } else {
+            None
+        };
+        if let Some((reason, msg)) = refusal {
+            self.register_failed(id, rid, reason, msg);
+            return;
+        }
+        let job = JobKind::Create {
+            password: req.password,
+            iterations: self.cfg.iterations,
+        };
+        let pending = PendingAuth {
+            request_id: rid,
+            kind: PendingKind::Register { email: req.email },
+            username: req.username,
+            client: String::new(),
+            platform: String::new(),
+            deadline,
+        };
+        self.start_hash(id, job, pending);
+    }
+
+    fn start_hash(&mut self, id: ConnId, kind: JobKind, pending: PendingAuth) {
+        self.hash_jobs.push(HashJob {
+            ticket: id.to_u64(),
+            kind,
+        });
+        let Some(conn) = slot(&mut self.conns, id) else {
+            return;
+        };
+        conn.consecutive_errors = 0;
+        // The login deadline's timer is dropped while the hash runs (the client did send
+        // its request in time) and re-armed if the request fails.
+        let timer = conn.timer.take();
+        conn.state = ConnState::Authenticating(Box::new(pending));
+        if let Some(t) = timer {
+            self.wheel.cancel(t);
+        }
+    }
+
+    /// A worker finished a hash job.
+    pub fn on_hash_result(&mut self, result: HashResult, now: Instant) {
+        let id = ConnId::from_u64(result.ticket);
+        // None: the connection closed while its password was being hashed.
+        let Some(pending) = self.end_authenticating(id) else {
+            return;
+        };
+        match (result.outcome, &pending.kind) {
+            (JobOutcome::Verified(true), PendingKind::Login { user_id: Some(uid) })
+                if self.users.get(*uid).is_some() =>
+            {
+                self.login_ok(id, *uid, &pending, now)
+            }
+            (JobOutcome::Verified(_), PendingKind::Login { .. }) => self.login_failed(id, &pending),
+            (JobOutcome::Created(record), PendingKind::Register { email }) => {
+                // Checked again: another registration of the name may have won meanwhile.
+                let now_ms = self.unix_ms(now);
+                let email = email.clone();
+                let created = self.users.create(
+                    &pending.username,
+                    record,
+                    crate::protocol::Role::User,
+                    &email,
+                    now_ms,
+                );
+                match created {
+                    Ok(user) => {
+                        let user = user.clone();
+                        self.persist_jobs.push(PersistJob {
+                            ticket: id.to_u64(),
+                            user: user.clone(),
+                        });
+                        if let Some(conn) = slot(&mut self.conns, id) {
+                            conn.state = ConnState::Authenticating(Box::new(PendingAuth {
+                                kind: PendingKind::Persisting { user_id: user.id },
+                                ..*pending
+                            }));
+                        }
+                        return; // the reply waits for the write (on_persisted)
+                    }
+                    Err(_) => self.register_failed(
+                        id,
+                        pending.request_id,
+                        RegisterFailureReason::UsernameTaken,
+                        "username taken",
+                    ),
+                }
+            }
+            (outcome, _) => {
+                error!(
+                    "password job failed on a worker: conn={} ({:?})",
+                    id.index, outcome
+                );
+                self.rearm_login_deadline(id, pending.deadline);
+                self.reply_error(
+                    id,
+                    pending.request_id,
+                    ErrorCode::InternalError,
+                    "password could not be processed",
+                    false,
+                );
+            }
+        }
+        // Frames that arrived behind the request can be handled now.
+        self.wakeups.push(id);
+    }
+
+    /// The store finished writing a new account.
+    pub fn on_persisted(&mut self, result: PersistResult, now: Instant) {
+        let _ = now;
+        let id = ConnId::from_u64(result.ticket);
+        if !result.ok {
+            // The account must not be used if it is not on disk.
+            if let Some(u) = self.users.get(result.user_id) {
+                let name = u.username.clone();
+                self.users.remove(&name);
+            }
+        }
+        let Some(pending) = self.end_authenticating(id) else {
+            return;
+        };
+        let PendingKind::Persisting { user_id } = pending.kind else {
+            return;
+        };
+        if result.ok {
+            self.stats.registrations += 1;
+            info!("registered user={} id={}", pending.username, user_id);
+            self.rearm_login_deadline(id, pending.deadline);
+            self.send(
+                id,
+                pending.request_id,
+                Flags::NONE,
+                &Message::RegisterSuccess(RegisterSuccess {
+                    user_id,
+                    username: pending.username.clone(),
+                }),
+            );
+        } else {
+            self.rearm_login_deadline(id, pending.deadline);
+            self.reply_error(
+                id,
+                pending.request_id,
+                ErrorCode::InternalError,
+                "account could not be stored",
+                false,
+            );
+        }
+        self.wakeups.push(id);
+    }
+
+    /// The hash pool was full: the request is refused with SERVER_BUSY and a retry-after.
+    pub fn hash_rejected(&mut self, job: HashJob, now: Instant) {
+        let _ = now;
+        let id = ConnId::from_u64(job.ticket);
+        let Some(pending) = self.end_authenticating(id) else {
+            return;
+        };
+        self.stats.logins_busy += 1;
+        warn!(
+            "request refused, hash queue full: user={} peer={}",
+            pending.username,
+            self.conn(id)
+                .map(|c| c.peer.to_string())
+                .unwrap_or_default()
+        );
+        self.rearm_login_deadline(id, pending.deadline);
+        let msg = match pending.kind {
+            PendingKind::Register { .. } => Message::RegisterFailure(RegisterFailure {
+                reason: RegisterFailureReason::ServerBusy,
+                message: "server busy, retry later".into(),
+            }),
+            _ => Message::LoginFailure(LoginFailure {
+                reason: LoginFailureReason::ServerBusy,
+                retry_after_ms: millis(self.cfg.busy_retry_after),
+                message: "server busy, retry later".into(),
+            }),
+        };
+        self.send(id, pending.request_id, Flags::NONE, &msg);
+        self.wakeups.push(id);
+    }
+
+    /// Leaves Authenticating for AwaitingAuth (with the login deadline still in force) and
+    /// returns what was pending; None if `id` is stale or not authenticating.
+    fn end_authenticating(&mut self, id: ConnId) -> Option<Box<PendingAuth>> {
+        let conn = self.conn_mut(id)?;
+        if !matches!(conn.state, ConnState::Authenticating(_)) {
+            return None;
+        }
+        let ConnState::Authenticating(pending) =
+            std::mem::replace(&mut conn.state, ConnState::Closing)
+        else {
+            return None;
+        };
+        conn.state = ConnState::AwaitingAuth {
+            deadline: pending.deadline,
+        };
+        Some(pending)
+    }
+
+    fn login_ok(&mut self, id: ConnId, uid: u64, pending: &PendingAuth, now: Instant) {
+        let now_ms = self.unix_ms(now);
+        let Some(peer) = self.conn(id).map(|c| c.peer) else {
+            return;
+        };
+        // protocol.md 5.2 / the session limit: decided here, on the one loop thread, so
+        // two logins racing cannot both win.
+        let max = self.cfg.max_sessions_per_user;
+        let live = self.sessions.of_user(uid);
+        if max > 0 && live.len() >= max {
+            match self.cfg.on_limit {
+                OnLimit::RejectNew => {
+                    self.rearm_login_deadline(id, pending.deadline);
+                    info!(
+                        "login refused, session limit: user={} peer={}",
+                        pending.username, peer
+                    );
+                    self.stats.logins_failed += 1;
+                    self.send(
+                        id,
+                        pending.request_id,
+                        Flags::NONE,
+                        &Message::LoginFailure(LoginFailure {
+                            reason: LoginFailureReason::SessionLimit,
+                            retry_after_ms: 0,
+                            message: format!(
+                                "at most {max} session(s) per user; log out elsewhere first"
+                            ),
+                        }),
+                    );
+                    return;
+                }
+                OnLimit::RevokeOldest => {
+                    let excess = live.len() + 1 - max;
+                    let oldest: Vec<u64> = live[..excess].to_vec();
+                    for sid in oldest {
+                        self.end_session(
+                            sid,
+                            End::Revoked {
+                                reason: RevokeReason::NewLogin,
+                                by_client: pending.client.clone(),
+                                by_platform: pending.platform.clone(),
+                                by_address: peer.to_string(),
+                            },
+                            0,
+                            now,
+                        );
+                    }
+                }
+            }
+        }
+        let (token, session_id) = match self.new_session(id, uid, pending, peer, now) {
+            Ok(x) => x,
+            Err(e) => {
+                error!("cannot create a session: {e}");
+                self.rearm_login_deadline(id, pending.deadline);
+                self.reply_error(
+                    id,
+                    pending.request_id,
+                    ErrorCode::InternalError,
+                    "session could not be created",
+                    false,
+                );
+                return;
+            }
+        };
+        let Some(user) = self.users.get_mut(uid) else {
+            return;
+        };
+        let last_login = user.last_login_ms;
+        user.last_login_ms = now_ms;
+        self.activate(id, session_id, now);
+        self.stats.logins_ok += 1;
+        info!(
+            "login ok user={} session={:016x} peer={} client={:?} platform={:?}",
+            pending.username, session_id, peer, pending.client, pending.platform
+        );
+        let Some(session) = self.session_info(session_id, last_login) else {
+            return;
+        };
+        self.send(
+            id,
+            pending.request_id,
+            Flags::NONE,
+            &Message::LoginSuccess(LoginSuccess { token, session }),
+        );
+    }
+
+    /// Binds `id` to `session_id`: ACTIVE, heartbeat timeout armed.
+    fn activate(&mut self, id: ConnId, session_id: u64, now: Instant) {
+        let hb_timeout = self.cfg.heartbeat_timeout;
+        let Some(conn) = slot(&mut self.conns, id) else {
+            return;
+        };
+        conn.state = ConnState::Active { session_id };
+        conn.last_valid = now;
+        conn.consecutive_errors = 0;
+        let old = conn.timer.take();
+        let t = self.wheel.insert(now + hb_timeout, TimerKey::Conn(id));
+        if let Some(conn) = slot(&mut self.conns, id) {
+            conn.timer = Some(t);
+        }
+        if let Some(old) = old {
+            self.wheel.cancel(old);
+        }
+        if let Some(s) = self.sessions.get_mut(session_id) {
+            s.conn = Some(id);
+            self.attached += 1;
+        }
+    }
+
+    /// What LOGIN_SUCCESS and SESSION_VALID say about a session.
+    fn session_info(&self, sid: u64, last_login: u64) -> Option<SessionInfo> {
+        let s = self.sessions.get(sid)?;
+        let u = self.users.get(s.user_id)?;
+        Some(SessionInfo {
+            session_id: sid,
+            user_id: u.id,
+            role: u.role,
+            username: u.username.clone(),
+            user_created: u.created_ms,
+            last_login,
+            session_created: s.created_ms,
+            session_expires: s.expires_ms,
+            idle_expiry_ms: millis(self.cfg.session_idle),
+            heartbeat_interval_ms: millis(self.cfg.heartbeat_interval),
+            heartbeat_timeout_ms: millis(self.cfg.heartbeat_timeout),
+        })
+    }
+
+    /// Draws a token and an id and records the session (not yet bound to a connection).
+    fn new_session(
+        &mut self,
+        id: ConnId,
+        uid: u64,
+        pending: &PendingAuth,
+        peer: SocketAddr,
+        now: Instant,
+    ) -> std::io::Result<(Token, u64)> {
+        let _ = id;
+        let now_ms = self.unix_ms(now);
+        let lifetime = self.cfg.session_lifetime;
+        for _ in 0..4 {
+            let tok = token::generate()?;
+            let session = Session {
+                id: token::random_id()?,
+                user_id: uid,
+                digest: Digest::of(&tok),
+                created: now,
+                created_ms: now_ms,
+                last_activity: now,
+                expires_at: now + lifetime,
+                expires_ms: now_ms + lifetime.as_millis() as u64,
+                client: pending.client.clone(),
+                platform: pending.platform.clone(),
+                peer,
+                conn: None,
+                timer: None,
+            };
+            let sid = session.id;
+            let deadline = session.deadline(self.cfg.session_idle);
+            if self.sessions.insert(session).is_ok() {
+                let t = self.wheel.insert(deadline, TimerKey::Session(sid));
+                if let Some(s) = self.sessions.get_mut(sid) {
+                    s.timer = Some(t);
+                }
+                return Ok((tok, sid));
+            }
+        }
+        Err(std::io::Error::other("session id collisions"))
+    }
+
+    fn login_failed(&mut self, id: ConnId, pending: &PendingAuth) {
+        self.stats.logins_failed += 1;
+        let peer = self
+            .conn(id)
+            .map(|c| c.peer.to_string())
+            .unwrap_or_default();
+        info!("login failed user={} peer={}", pending.username, peer);
+        self.rearm_login_deadline(id, pending.deadline);
+        // protocol.md 5.3: "the server does not say which" part was wrong.
+        self.send(
+            id,
+            pending.request_id,
+            Flags::NONE,
+            &Message::LoginFailure(LoginFailure {
+                reason: LoginFailureReason::InvalidCredentials,
+                retry_after_ms: 0,
+                message: "invalid username or password".into(),
+            }),
+        );
+    }
+
+    fn register_failed(&mut self, id: ConnId, rid: u32, reason: RegisterFailureReason, msg: &str) {
+        self.rearm_login_deadline_if_missing(id);
+        self.mark_valid_streak(id);
+        self.send(
+            id,
+            rid,
+            Flags::NONE,
+            &Message::RegisterFailure(RegisterFailure {
+                reason,
+                message: msg.into(),
+            }),
+        );
+    }
+
+    /// VERIFY_SESSION (protocol.md 5.11): resume a session on this connection.
+    pub(super) fn verify_session(&mut self, id: ConnId, rid: u32, v: VerifySession, now: Instant) {
+        let d = Digest::of(&v.token);
+        self.mark_valid_streak(id);
+        let Some(sid) = self.sessions.id_by_digest(&d) else {
+            let reason = self
+                .sessions
+                .ended_reason(&d)
+                .unwrap_or(InvalidReason::Unknown);
+            self.session_invalid(id, rid, reason);
+            return;
+        };
+        let idle = self.cfg.session_idle;
+        let Some(s) = self.sessions.get(sid) else {
+            return;
+        };
+        if let Some(why) = s.expired(now, idle) {
+            self.end_session(sid, End::Expired(why), 0, now);
+            self.session_invalid(id, rid, InvalidReason::Expired);
+            return;
+        }
+        let Some(peer) = self.conn(id).map(|c| c.peer) else {
+            return;
+        };
+        if let Some(other) = s.conn.filter(|&c| self.contains(c)) {
+            match self.cfg.duplicate {
+                DuplicatePolicy::Reject => {
+                    info!("resume refused, session in use: session={sid:016x} peer={peer}");
+                    self.send(
+                        id,
+                        rid,
+                        Flags::FATAL,
+                        &Message::DuplicateSession(DuplicateSession {
+                            session_id: sid,
+                            message: "session is in use on another connection".into(),
+                        }),
+                    );
+                    self.close(id);
+                    return;
+                }
+                DuplicatePolicy::Takeover => {
+                    let at = self.unix_ms(now);
+                    self.detach(other);
+                    self.push_revoked(
+                        other,
+                        sid,
+                        RevokeReason::TakenOver,
+                        &v.client,
+                        &v.platform,
+                        &peer.to_string(),
+                        at,
+                    );
+                    self.close(other);
+                }
+            }
+        }
+        if let Some(s) = self.sessions.get_mut(sid) {
+            s.last_activity = now;
+            s.peer = peer;
+            if !v.client.is_empty() || !v.platform.is_empty() {
+                s.client = v.client;
+                s.platform = v.platform;
+            }
+        }
+        self.activate(id, sid, now);
+        self.stats.resumes += 1;
+        let last_login = self
+            .sessions
+            .get(sid)
+            .and_then(|s| self.users.get(s.user_id))
+            .map(|u| u.last_login_ms)
+            .unwrap_or(0);
+        info!("session resumed session={sid:016x} peer={peer}");
+        let Some(session) = self.session_info(sid, last_login) else {
+            return;
+        };
+        self.send(
+            id,
+            rid,
+            Flags::NONE,
+            &Message::SessionValid(SessionValid { session }),
+        );
+    }
+
+    fn session_invalid(&mut self, id: ConnId, rid: u32, reason: InvalidReason) {
+        let message = match reason {
+            InvalidReason::Unknown => "unknown session",
+            InvalidReason::Expired => "session expired",
+            InvalidReason::Revoked => "session revoked",
+            InvalidReason::LoggedOut => "session logged out",
+            InvalidReason::Other(_) => "session not valid",
+        };
+        self.send(
+            id,
+            rid,
+            Flags::NONE,
+            &Message::SessionInvalid(SessionInvalid {
+                reason,
+                message: message.into(),
+            }),
+        );
+    }
+
+    pub(super) fn rearm_login_deadline(&mut self, id: ConnId, deadline: Instant) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if let Some(t) = conn.timer.take() {
+            self.wheel.cancel(t);
+        }
+        let t = self.wheel.insert(deadline, TimerKey::Conn(id));
+        if let Some(conn) = self.conn_mut(id) {
+            conn.timer = Some(t);
+        }
+    }
+
+    /// In AwaitingAuth the login deadline timer normally runs; this restores it where a
+    /// refusal happens without a hash having dropped it (it is a no-op otherwise).
+    fn rearm_login_deadline_if_missing(&mut self, id: ConnId) {
+        let Some(conn) = self.conn(id) else { return };
+        if let (None, ConnState::AwaitingAuth { deadline }) = (conn.timer, &conn.state) {
+            let deadline = *deadline;
+            self.rearm_login_deadline(id, deadline);
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! How sessions end: logout, expiry (idle or absolute), revocation; the token check on
+//! every request; the tombstones that let a dead token say why it is dead; and the summary
+//! log line.
+
+use std::time::Instant;
+
+use log::info;
+
+use super::{End, Engine, TimerKey};
+use crate::conn::{ConnId, ConnState};
+use crate::protocol::{
+    ErrorCode, ExpiredReason, Flags, InvalidReason, LogoutSuccess, Message, RevokeReason,
+    SessionExpired, SessionRevoked, Token,
+};
+use crate::session::{Digest, Expiry};
+
+impl Engine {
+    /// protocol.md 6, the token check: digest, then expiry. Returns the session id when
+    /// the token is this connection's live session; otherwise the answer is sent.
+    pub(super) fn check_token(
+        &mut self,
+        id: ConnId,
+        rid: u32,
+        tok: &Token,
+        now: Instant,
+    ) -> Option<u64> {
+        let sid = self.conn(id)?.session_id()?;
+        let d = Digest::of(tok);
+        let idle = self.cfg.session_idle;
+        let Some(session) = self.sessions.get_mut(sid) else {
+            // An Active connection always has its session; if not, say so rather than panic.
+            log::error!("conn={} is active without its session", id.index);
+            self.reply_error(id, rid, ErrorCode::InternalError, "session missing", true);
+            return None;
+        };
+        if !session.digest.ct_eq(&d) {
+            let (code, msg) = if self.sessions.id_by_digest(&d).is_some() {
+                (ErrorCode::TokenMismatch, "token belongs to another session")
+            } else {
+                (ErrorCode::InvalidToken, "unknown token")
+            };
+            self.reply_error(id, rid, code, msg, false);
+            return None;
+        }
+        if let Some(why) = session.expired(now, idle) {
+            // Due but its timer has not fired yet (within a tick): end it now, answering
+            // this request with SESSION_EXPIRED.
+            self.end_session(sid, End::Expired(why), rid, now);
+            return None;
+        }
+        session.last_activity = now;
+        Some(sid)
+    }
+
+    pub(super) fn logout(&mut self, id: ConnId, rid: u32, sid: u64, now: Instant) {
+        self.end_session(sid, End::LoggedOut, rid, now);
+        self.stats.logouts += 1;
+        let deadline = now + self.cfg.login_timeout;
+        if let Some(conn) = self.conn_mut(id) {
+            conn.state = ConnState::AwaitingAuth { deadline };
+        }
+        self.rearm_login_deadline(id, deadline);
+        self.send(
+            id,
+            rid,
+            Flags::NONE,
+            &Message::LogoutSuccess(LogoutSuccess { session_id: sid }),
+        );
+    }
+
+    /// Ends a live session for good. Its token is remembered as dead (with the reason) for
+    /// at least `tombstone_min` and at least until it would have expired. A connection
+    /// bound to it is told why (SESSION_EXPIRED or SESSION_REVOKED, FATAL; as the reply to
+    /// `rid` when a request found it, as a push when `rid` is 0) and closes; after a logout
+    /// the caller answers instead.
+    pub(super) fn end_session(&mut self, sid: u64, end: End, rid: u32, now: Instant) {
+        let bound = self
+            .sessions
+            .get(sid)
+            .and_then(|s| s.conn)
+            .filter(|&c| self.conn(c).and_then(|c| c.session_id()) == Some(sid));
+        if let Some(cid) = bound {
+            self.detach(cid);
+        }
+        let why = match &end {
+            End::LoggedOut => InvalidReason::LoggedOut,
+            End::Expired(_) => InvalidReason::Expired,
+            End::Revoked { .. } => InvalidReason::Revoked,
+        };
+        let Some(s) = self.sessions.end(sid, why) else {
+            return;
+        };
+        if let Some(t) = s.timer {
+            self.wheel.cancel(t);
+        }
+        let keep_until = s.expires_at.max(now + self.cfg.tombstone_min);
+        self.wheel.insert(keep_until, TimerKey::Tombstone(sid));
+        let user = self
+            .users
+            .get(s.user_id)
+            .map(|u| u.username.clone())
+            .unwrap_or_default();
+        match end {
+            End::LoggedOut => {
+                info!("logout user={} session={:016x} peer={}", user, sid, s.peer);
+            }
+            End::Expired(why) => {
+                self.stats.sessions_expired += 1;
+                self.summary_expired += 1;
+                let reason = match why {
+                    Expiry::Idle => ExpiredReason::Idle,
+                    Expiry::Absolute => ExpiredReason::Absolute,
+                };
+                info!(
+                    "session expired ({}) user={} session={:016x}",
+                    reason.name(),
+                    user,
+                    sid
+                );
+                if let Some(cid) = bound {
+                    let flags = if rid == 0 {
+                        Flags::PUSH | Flags::FATAL
+                    } else {
+                        Flags::FATAL
+                    };
+                    let msg = Message::SessionExpired(SessionExpired {
+                        session_id: sid,
+                        reason,
+                    });
+                    self.send(cid, rid, flags, &msg);
+                    self.close(cid);
+                }
+            }
+            End::Revoked {
+                reason,
+                by_client,
+                by_platform,
+                by_address,
+            } => {
+                self.stats.revocations += 1;
+                info!(
+                    "session revoked ({}) user={} session={:016x} by {}",
+                    reason.name(),
+                    user,
+                    sid,
+                    by_address
+                );
+                if let Some(cid) = bound {
+                    let at = self.unix_ms(now);
+                    self.push_revoked(cid, sid, reason, &by_client, &by_platform, &by_address, at);
+                    self.close(cid);
+                }
+            }
+        }
+    }
+
+    /// Queues SESSION_REVOKED (FATAL | PUSH) on `cid`; the caller closes it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn push_revoked(
+        &mut self,
+        cid: ConnId,
+        sid: u64,
+        reason: RevokeReason,
+        by_client: &str,
+        by_platform: &str,
+        by_address: &str,
+        at: u64,
+    ) {
+        let msg = Message::SessionRevoked(SessionRevoked {
+            session_id: sid,
+            reason,
+            by_client: by_client.into(),
+            by_platform: by_platform.into(),
+            by_address: by_address.into(),
+            at,
+        });
+        self.send(cid, 0, Flags::PUSH | Flags::FATAL, &msg);
+    }
+
+    pub(super) fn session_timer(&mut self, sid: u64, now: Instant) {
+        let idle = self.cfg.session_idle;
+        let Some(s) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        s.timer = None;
+        match s.expired(now, idle) {
+            None => {
+                // Lazy reset: activity since the timer was set only stored a timestamp.
+                let due = s.deadline(idle);
+                let t = self.wheel.insert(due, TimerKey::Session(sid));
+                if let Some(s) = self.sessions.get_mut(sid) {
+                    s.timer = Some(t);
+                }
+            }
+            Some(why) => self.end_session(sid, End::Expired(why), 0, now),
+        }
+    }
+
+    /// Logs what changed since the last line, at most once per `summary_interval`, and
+    /// nothing when nothing happened.
+    pub(super) fn summary_timer(&mut self, now: Instant) {
+        let snapshot = (self.stats, self.sessions.len(), self.attached);
+        if snapshot != self.last_summary {
+            let live = self.sessions.len();
+            info!(
+                "sessions: {} active, {} detached, {} expired since last line; {} connections",
+                self.attached,
+                live - self.attached.min(live),
+                self.summary_expired,
+                self.conns.len()
+            );
+            self.summary_expired = 0;
+            self.last_summary = (self.stats, self.sessions.len(), self.attached);
+        }
+        self.wheel
+            .insert(now + self.cfg.summary_interval, TimerKey::Summary);
+    }
+}

@@ -1,0 +1,197 @@
+//! Server pushes that end a session (protocol.md 5.18 and 5.19): SESSION_REVOKED and
+//! SESSION_EXPIRED. Both always carry FATAL; the connection closes after them.
+
+use bytes::BufMut;
+
+use super::error::DecodeErrorKind;
+use super::login::MAX_DEVICE_FIELD;
+use super::wire::{put_str, str_len, Reader};
+
+/// Longest peer address text in SESSION_REVOKED (an IPv6 address with port fits).
+pub const MAX_ADDRESS: usize = 64;
+
+/// Why a session was revoked (protocol.md 5.18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevokeReason {
+    /// A new login of the same account took the session's place.
+    NewLogin,
+    /// A VERIFY_SESSION of the same token on another connection took it over.
+    TakenOver,
+    Other(u16),
+}
+
+impl RevokeReason {
+    pub fn to_u16(self) -> u16 {
+        match self {
+            RevokeReason::NewLogin => 0x0001,
+            RevokeReason::TakenOver => 0x0002,
+            RevokeReason::Other(v) => v,
+        }
+    }
+
+    pub fn from_u16(v: u16) -> Self {
+        match v {
+            0x0001 => RevokeReason::NewLogin,
+            0x0002 => RevokeReason::TakenOver,
+            other => RevokeReason::Other(other),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RevokeReason::NewLogin => "NEW_LOGIN",
+            RevokeReason::TakenOver => "TAKEN_OVER",
+            RevokeReason::Other(_) => "UNKNOWN_REASON",
+        }
+    }
+}
+
+/// SESSION_REVOKED (0x30): `session_id u64, reason u16, by_client str, by_platform str,
+/// by_address str, at time`. The `by_*` fields describe the login or connection that
+/// caused the revocation (empty when there is none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRevoked {
+    pub session_id: u64,
+    pub reason: RevokeReason,
+    pub by_client: String,
+    pub by_platform: String,
+    pub by_address: String,
+    pub at: u64,
+}
+
+impl SessionRevoked {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(SessionRevoked {
+            session_id: r.u64()?,
+            reason: RevokeReason::from_u16(r.u16()?),
+            by_client: r.string(MAX_DEVICE_FIELD)?.to_owned(),
+            by_platform: r.string(MAX_DEVICE_FIELD)?.to_owned(),
+            by_address: r.string(MAX_ADDRESS)?.to_owned(),
+            at: r.u64()?,
+        })
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        8 + 2
+            + str_len(&self.by_client, MAX_DEVICE_FIELD)
+            + str_len(&self.by_platform, MAX_DEVICE_FIELD)
+            + str_len(&self.by_address, MAX_ADDRESS)
+            + 8
+    }
+
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_u64(self.session_id);
+        dst.put_u16(self.reason.to_u16());
+        put_str(dst, &self.by_client, MAX_DEVICE_FIELD);
+        put_str(dst, &self.by_platform, MAX_DEVICE_FIELD);
+        put_str(dst, &self.by_address, MAX_ADDRESS);
+        dst.put_u64(self.at);
+    }
+}
+
+/// Which clock ended a session (protocol.md 5.19).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpiredReason {
+    Idle,
+    Absolute,
+    Other(u16),
+}
+
+impl ExpiredReason {
+    pub fn to_u16(self) -> u16 {
+        match self {
+            ExpiredReason::Idle => 0x0001,
+            ExpiredReason::Absolute => 0x0002,
+            ExpiredReason::Other(v) => v,
+        }
+    }
+
+    pub fn from_u16(v: u16) -> Self {
+        match v {
+            0x0001 => ExpiredReason::Idle,
+            0x0002 => ExpiredReason::Absolute,
+            other => ExpiredReason::Other(other),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ExpiredReason::Idle => "IDLE",
+            ExpiredReason::Absolute => "ABSOLUTE",
+            ExpiredReason::Other(_) => "UNKNOWN_REASON",
+        }
+    }
+}
+
+/// SESSION_EXPIRED (0x31): `session_id u64, reason u16`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionExpired {
+    pub session_id: u64,
+    pub reason: ExpiredReason,
+}
+
+impl SessionExpired {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(SessionExpired {
+            session_id: r.u64()?,
+            reason: ExpiredReason::from_u16(r.u16()?),
+        })
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        10
+    }
+
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_u64(self.session_id);
+        dst.put_u16(self.reason.to_u16());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{decode_slice, Frame, Message};
+
+    fn check(bytes: &[u8], frame: Frame) {
+        assert_eq!(decode_slice(bytes), Ok((frame.clone(), bytes.len())));
+        assert_eq!(frame.to_vec(), bytes);
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn session_revoked_vector() {
+        let mut bytes = vec![
+            0x53, 0x44, 0x01, 0x30, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x33, // op 30, FATAL|PUSH, len 51
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, // session 7
+            0x00, 0x01,                                     // NEW_LOGIN
+            0x00, 0x05, b'p', b'h', b'o', b'n', b'e',       // by client
+            0x00, 0x07, b'a', b'n', b'd', b'r', b'o', b'i', b'd', // by platform
+            0x00, 0x0f,                                     // by address, 15 bytes:
+        ];
+        bytes.extend_from_slice(b"192.0.2.7:51000");
+        bytes.extend_from_slice(&[0x00, 0x00, 0x01, 0x9b, 0x77, 0x11, 0x96, 0x80]); // at 01:00Z
+        check(&bytes, Frame::push(Message::SessionRevoked(SessionRevoked {
+            session_id: 7,
+            reason: RevokeReason::NewLogin,
+            by_client: "phone".into(),
+            by_platform: "android".into(),
+            by_address: "192.0.2.7:51000".into(),
+            at: 1_767_229_200_000,
+        }), true));
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn session_expired_vector() {
+        let bytes = [
+            0x53, 0x44, 0x01, 0x31, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0a, // op 31, FATAL|PUSH, len 10
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, // session 7
+            0x00, 0x01,                                     // IDLE
+        ];
+        check(&bytes, Frame::push(Message::SessionExpired(SessionExpired {
+            session_id: 7,
+            reason: ExpiredReason::Idle,
+        }), true));
+    }
+}

@@ -1,0 +1,256 @@
+//! The registration family (protocol.md 5.15 to 5.17): REGISTER_REQUEST,
+//! REGISTER_SUCCESS, REGISTER_FAILURE, and the username, password and email rules.
+
+use bytes::BufMut;
+
+use super::error::{DecodeErrorKind, MAX_MESSAGE};
+use super::login::{MAX_PASSWORD, MAX_USERNAME};
+use super::wire::{put_str, str_len, Reader};
+use crate::auth::Secret;
+
+/// protocol.md 5.15: `email` is 0..=254 bytes on the wire.
+pub const MAX_EMAIL: usize = 254;
+/// protocol.md 5.15 rules for new usernames.
+pub const MIN_NEW_USERNAME: usize = 3;
+pub const MAX_NEW_USERNAME: usize = 32;
+
+/// REGISTER_REQUEST (0x20): `username str, password str, email str`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterRequest {
+    pub username: String,
+    pub password: Secret,
+    pub email: String,
+}
+
+impl RegisterRequest {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(RegisterRequest {
+            username: r.string(MAX_USERNAME)?.to_owned(),
+            password: Secret::new(r.string(MAX_PASSWORD)?.as_bytes().to_vec()),
+            email: r.string(MAX_EMAIL)?.to_owned(),
+        })
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        str_len(&self.username, MAX_USERNAME)
+            + 2
+            + self.password.len().min(MAX_PASSWORD)
+            + str_len(&self.email, MAX_EMAIL)
+    }
+
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        put_str(dst, &self.username, MAX_USERNAME);
+        let pw = &self.password.as_bytes()[..self.password.len().min(MAX_PASSWORD)];
+        dst.put_u16(pw.len() as u16);
+        dst.put_slice(pw);
+        put_str(dst, &self.email, MAX_EMAIL);
+    }
+}
+
+/// protocol.md 5.15: "3 to 32 bytes of `a-z`, `0-9`, `.`, `_`, `-`, beginning with a letter
+/// or a digit".
+pub fn valid_new_username(name: &str) -> bool {
+    let b = name.as_bytes();
+    (MIN_NEW_USERNAME..=MAX_NEW_USERNAME).contains(&b.len())
+        && b[0].is_ascii_lowercase() | b[0].is_ascii_digit()
+        && b.iter().all(|&c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+        })
+}
+
+/// protocol.md 5.15: "one `@` with at least one character before it, and a domain after it
+/// that contains a dot not at its ends; no spaces or control characters".
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && email.chars().all(|c| !c.is_whitespace() && !c.is_control())
+}
+
+/// REGISTER_SUCCESS (0x21): `user_id u64, username str`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterSuccess {
+    pub user_id: u64,
+    pub username: String,
+}
+
+impl RegisterSuccess {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(RegisterSuccess {
+            user_id: r.u64()?,
+            username: r.string(MAX_USERNAME)?.to_owned(),
+        })
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        8 + str_len(&self.username, MAX_USERNAME)
+    }
+
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_u64(self.user_id);
+        put_str(dst, &self.username, MAX_USERNAME);
+    }
+}
+
+/// REGISTER_FAILURE reasons (protocol.md 5.17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegisterFailureReason {
+    UsernameTaken,
+    InvalidUsername,
+    PasswordTooShort,
+    InvalidEmail,
+    RegistrationClosed,
+    ServerBusy,
+    Other(u16),
+}
+
+impl RegisterFailureReason {
+    pub fn to_u16(self) -> u16 {
+        match self {
+            RegisterFailureReason::UsernameTaken => 0x0001,
+            RegisterFailureReason::InvalidUsername => 0x0002,
+            RegisterFailureReason::PasswordTooShort => 0x0003,
+            RegisterFailureReason::InvalidEmail => 0x0004,
+            RegisterFailureReason::RegistrationClosed => 0x0005,
+            RegisterFailureReason::ServerBusy => 0x0006,
+            RegisterFailureReason::Other(v) => v,
+        }
+    }
+
+    pub fn from_u16(v: u16) -> Self {
+        match v {
+            0x0001 => RegisterFailureReason::UsernameTaken,
+            0x0002 => RegisterFailureReason::InvalidUsername,
+            0x0003 => RegisterFailureReason::PasswordTooShort,
+            0x0004 => RegisterFailureReason::InvalidEmail,
+            0x0005 => RegisterFailureReason::RegistrationClosed,
+            0x0006 => RegisterFailureReason::ServerBusy,
+            other => RegisterFailureReason::Other(other),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RegisterFailureReason::UsernameTaken => "USERNAME_TAKEN",
+            RegisterFailureReason::InvalidUsername => "INVALID_USERNAME",
+            RegisterFailureReason::PasswordTooShort => "PASSWORD_TOO_SHORT",
+            RegisterFailureReason::InvalidEmail => "INVALID_EMAIL",
+            RegisterFailureReason::RegistrationClosed => "REGISTRATION_CLOSED",
+            RegisterFailureReason::ServerBusy => "SERVER_BUSY",
+            RegisterFailureReason::Other(_) => "UNKNOWN_REASON",
+        }
+    }
+}
+
+/// REGISTER_FAILURE (0x22): `reason u16, message str(0..=256)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterFailure {
+    pub reason: RegisterFailureReason,
+    pub message: String,
+}
+
+impl RegisterFailure {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(RegisterFailure {
+            reason: RegisterFailureReason::from_u16(r.u16()?),
+            message: r.string(MAX_MESSAGE)?.to_owned(),
+        })
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        2 + str_len(&self.message, MAX_MESSAGE)
+    }
+
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_u16(self.reason.to_u16());
+        put_str(dst, &self.message, MAX_MESSAGE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{decode_slice, Frame, Message};
+
+    fn check(bytes: &[u8], frame: Frame) {
+        assert_eq!(decode_slice(bytes), Ok((frame.clone(), bytes.len())));
+        assert_eq!(frame.to_vec(), bytes);
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn register_request_vector() {
+        let mut bytes = vec![
+            0x53, 0x44, 0x01, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x27, // header: op 20, req 1, len 39
+            0x00, 0x05, b'c', b'a', b'r', b'o', b'l',       // username
+            0x00, 0x0b,                                     // password, 11 bytes:
+        ];
+        bytes.extend_from_slice(b"s3cret;pass");
+        bytes.extend_from_slice(&[0x00, 0x11]);             // email, 17 bytes:
+        bytes.extend_from_slice(b"carol@example.org");
+        check(&bytes, Frame::reply(1, Message::RegisterRequest(RegisterRequest {
+            username: "carol".into(),
+            password: "s3cret;pass".into(),
+            email: "carol@example.org".into(),
+        })));
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn register_success_and_failure_vectors() {
+        let ok = [
+            0x53, 0x44, 0x01, 0x21, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x0f, // header: op 21, len 15
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, // user id 3
+            0x00, 0x05, b'c', b'a', b'r', b'o', b'l',
+        ];
+        check(&ok, Frame::reply(1, Message::RegisterSuccess(RegisterSuccess {
+            user_id: 3,
+            username: "carol".into(),
+        })));
+        let mut fail = vec![
+            0x53, 0x44, 0x01, 0x22, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x12, // header: op 22, len 18
+            0x00, 0x01, 0x00, 0x0e,                          // USERNAME_TAKEN, 14-byte message
+        ];
+        fail.extend_from_slice(b"username taken");
+        check(&fail, Frame::reply(1, Message::RegisterFailure(RegisterFailure {
+            reason: RegisterFailureReason::UsernameTaken,
+            message: "username taken".into(),
+        })));
+    }
+
+    #[test]
+    fn username_rules() {
+        for ok in ["abc", "carol", "a.b_c-d", "9lives", &"x".repeat(32)] {
+            assert!(valid_new_username(ok), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "Carol",
+            "_x1",
+            ".abc",
+            "a b c",
+            "caról",
+            &"x".repeat(33),
+            "",
+        ] {
+            assert!(!valid_new_username(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn email_rules() {
+        for ok in ["a@b.c", "carol+tag@example.org", "x.y@sub.example.co"] {
+            assert!(valid_email(ok), "{ok}");
+        }
+        for bad in [
+            "", "a", "@b.c", "a@", "a@b", "a@.b", "a@b.", "a b@c.d", "a@b@c.d", "a@b.c\n",
+        ] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
+}
