@@ -142,9 +142,28 @@ pub fn describe_revoked(r: &SessionRevoked) -> String {
     } else {
         format!(" from {}", r.by_address)
     };
+    format!("session ended: {why}{device}{from} at {}", utc(r.at))
+}
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS UTC` (the civil-from-days algorithm; no
+/// calendar crate for one line of output).
+pub fn utc(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "session ended: {why}{device}{from} (at {} ms since the epoch)",
-        r.at
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
     )
 }
 
@@ -489,4 +508,34 @@ impl Client {
 /// True when `e` is a GENERAL_FAILURE with `code`.
 pub fn is_server_error(e: &ClientError, code: ErrorCode) -> bool {
     matches!(e, ClientError::Server { failure, .. } if failure.code == code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_767_229_200_000), "2026-01-01 01:00:00 UTC");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_795_414_466_227), "2026-11-23 06:14:26 UTC");
+    }
+
+    #[test]
+    fn revocation_in_plain_words() {
+        let r = SessionRevoked {
+            session_id: 7,
+            reason: protocol::RevokeReason::NewLogin,
+            by_client: "phone".into(),
+            by_platform: "android".into(),
+            by_address: "192.0.2.7:51000".into(),
+            at: 1_767_229_200_000,
+        };
+        assert_eq!(
+            describe_revoked(&r),
+            "session ended: you logged in somewhere else with phone on android from \
+             192.0.2.7:51000 at 2026-01-01 01:00:00 UTC"
+        );
+    }
 }
