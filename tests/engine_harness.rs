@@ -96,17 +96,7 @@ impl Harness {
             }
             for job in jobs {
                 if self.hash_inline {
-                    let outcome = match &job.kind {
-                        JobKind::Verify { password, record } => {
-                            JobOutcome::Verified(record.verify(password.as_bytes()))
-                        }
-                        JobKind::Create {
-                            password,
-                            iterations,
-                        } => JobOutcome::Created(
-                            PasswordRecord::create(password.as_bytes(), *iterations).unwrap(),
-                        ),
-                    };
+                    let outcome = run_job(&job.kind);
                     self.engine.on_hash_result(
                         HashResult {
                             ticket: job.ticket,
@@ -129,17 +119,7 @@ impl Harness {
         self.hash_inline = true;
         let held = std::mem::take(&mut self.held);
         for job in held {
-            let outcome = match &job.kind {
-                JobKind::Verify { password, record } => {
-                    JobOutcome::Verified(record.verify(password.as_bytes()))
-                }
-                JobKind::Create {
-                    password,
-                    iterations,
-                } => JobOutcome::Created(
-                    PasswordRecord::create(password.as_bytes(), *iterations).unwrap(),
-                ),
-            };
+            let outcome = run_job(&job.kind);
             self.engine.on_hash_result(
                 HashResult {
                     ticket: job.ticket,
@@ -197,6 +177,19 @@ impl Harness {
             Message::LoginSuccess(s) => s.token,
             other => panic!("login failed: {other:?}"),
         }
+    }
+}
+
+/// What a hash worker would answer.
+fn run_job(kind: &JobKind) -> JobOutcome {
+    match kind {
+        JobKind::Verify { password, record } => {
+            JobOutcome::Verified(record.verify(password.as_bytes()))
+        }
+        JobKind::Create {
+            password,
+            iterations,
+        } => JobOutcome::Created(PasswordRecord::create(password.as_bytes(), *iterations).unwrap()),
     }
 }
 
@@ -1031,18 +1024,11 @@ fn a_failed_store_write_undoes_the_registration() {
         .extend_from_slice(&Frame::reply(rid, register("fay", "long enough", "f@x.y")).to_vec());
     h.engine.process(c, h.now);
     for job in h.engine.take_hash_jobs() {
-        let JobKind::Create {
-            password,
-            iterations,
-        } = &job.kind
-        else {
-            panic!()
-        };
-        let rec = PasswordRecord::create(password.as_bytes(), *iterations).unwrap();
+        let outcome = run_job(&job.kind);
         h.engine.on_hash_result(
             HashResult {
                 ticket: job.ticket,
-                outcome: JobOutcome::Created(rec),
+                outcome,
             },
             h.now,
         );

@@ -437,6 +437,14 @@ pub fn decode_slice(buf: &[u8]) -> Result<(Frame, usize), DecodeError> {
     }
 }
 
+/// Test helper for the hex vectors: `bytes` decodes to exactly `frame`, and `frame`
+/// encodes to exactly `bytes`.
+#[cfg(test)]
+pub(crate) fn check_vector(bytes: &[u8], frame: Frame) {
+    assert_eq!(decode_slice(bytes), Ok((frame.clone(), bytes.len())));
+    assert_eq!(frame.to_vec(), bytes);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

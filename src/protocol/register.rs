@@ -175,12 +175,7 @@ impl RegisterFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{decode_slice, Frame, Message};
-
-    fn check(bytes: &[u8], frame: Frame) {
-        assert_eq!(decode_slice(bytes), Ok((frame.clone(), bytes.len())));
-        assert_eq!(frame.to_vec(), bytes);
-    }
+    use crate::protocol::{check_vector as check, Frame, Message};
 
     #[test]
     #[rustfmt::skip]

@@ -154,12 +154,7 @@ impl DuplicateSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{decode_slice, Flags, Frame, Message, Role};
-
-    fn check(bytes: &[u8], frame: Frame) {
-        assert_eq!(decode_slice(bytes), Ok((frame.clone(), bytes.len())));
-        assert_eq!(frame.to_vec(), bytes);
-    }
+    use crate::protocol::{check_vector as check, Flags, Frame, Message, Role};
 
     #[test]
     #[rustfmt::skip]
