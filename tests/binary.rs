@@ -1,0 +1,132 @@
+//! The `sessiond` binary as an operator runs it: first start creates `admin` and prints its
+//! password once; a restart on the same data directory does not; the printed password
+//! works; registered users survive the restart.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use sessiond::client::{Client, LoginOutcome, RegisterOutcome};
+
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--iterations",
+            "1000",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sessiond");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Running { child, lines }
+}
+
+/// Lines printed until "listening on ADDR"; returns them and the address.
+fn until_listening(r: &Running) -> (Vec<String>, String) {
+    let mut seen = Vec::new();
+    loop {
+        let line = r
+            .lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("sessiond did not start");
+        if let Some(addr) = line.strip_prefix("sessiond: listening on ") {
+            return (seen, addr.to_owned());
+        }
+        seen.push(line);
+    }
+}
+
+fn tmpdir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sessiond-bin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn first_start_prints_the_admin_password_once_and_data_survives_a_restart() {
+    let dir = tmpdir();
+    let first = start(&dir);
+    let (lines, addr) = until_listening(&first);
+    let password = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .expect("admin password printed")
+        .to_owned();
+    assert_eq!(password.len(), 20);
+    let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+    match c.login("admin", &password, "t", "p").unwrap() {
+        LoginOutcome::Success(s) => assert_eq!(s.session.role.name(), "admin"),
+        other => panic!("{other:?}"),
+    }
+    let mut r = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+    assert!(matches!(
+        r.register("dana", "long enough", "dana@example.org")
+            .unwrap(),
+        RegisterOutcome::Success(_)
+    ));
+    drop(first);
+
+    let second = start(&dir);
+    let (lines, addr) = until_listening(&second);
+    assert!(
+        lines.iter().all(|l| !l.contains("password")),
+        "printed again: {lines:?}"
+    );
+    let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+    assert!(matches!(
+        c.login("admin", &password, "t", "p").unwrap(),
+        LoginOutcome::Success(_)
+    ));
+    let mut d = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+    assert!(matches!(
+        d.login("dana", "long enough", "t", "p").unwrap(),
+        LoginOutcome::Success(_)
+    ));
+    drop(second);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_flags_exit_with_status_2_and_help_exits_0() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .arg("--no-such-flag")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option"));
+    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--heartbeat-timeout"));
+}
