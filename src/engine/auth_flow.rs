@@ -181,8 +181,8 @@ impl Engine {
     }
 
     /// The store finished writing a new account.
-    pub fn on_persisted(&mut self, result: PersistResult, now: Instant) {
-        let _ = now;
+    /// (`_now`: every input of the engine carries the time, used or not.)
+    pub fn on_persisted(&mut self, result: PersistResult, _now: Instant) {
         let id = ConnId::from_u64(result.ticket);
         if !result.ok {
             // The account must not be used if it is not on disk.
@@ -224,8 +224,7 @@ impl Engine {
     }
 
     /// The hash pool was full: the request is refused with SERVER_BUSY and a retry-after.
-    pub fn hash_rejected(&mut self, job: HashJob, now: Instant) {
-        let _ = now;
+    pub fn hash_rejected(&mut self, job: HashJob, _now: Instant) {
         let id = ConnId::from_u64(job.ticket);
         let Some(pending) = self.end_authenticating(id) else {
             return;
@@ -323,7 +322,7 @@ impl Engine {
                 }
             }
         }
-        let (token, session_id) = match self.new_session(id, uid, pending, peer, now) {
+        let (token, session_id) = match self.new_session(uid, pending, peer, now) {
             Ok(x) => x,
             Err(e) => {
                 error!("cannot create a session: {e}");
@@ -405,13 +404,11 @@ impl Engine {
     /// Draws a token and an id and records the session (not yet bound to a connection).
     fn new_session(
         &mut self,
-        id: ConnId,
         uid: u64,
         pending: &PendingAuth,
         peer: SocketAddr,
         now: Instant,
     ) -> std::io::Result<(Token, u64)> {
-        let _ = id;
         let now_ms = self.unix_ms(now);
         let lifetime = self.cfg.session_lifetime;
         for _ in 0..4 {
