@@ -9,6 +9,8 @@
 //! and end with the process; the append-only journal that makes them durable replaces
 //! this file behind the same `load` / `save` calls.
 
+mod crc32c;
+pub mod journal;
 mod users_file;
 mod writer;
 
