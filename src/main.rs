@@ -47,6 +47,8 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
     let dir = &opts.data_dir;
     store::ensure_data_dir(dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    // One server per data directory; held until the process exits.
+    let _lock = store::lock_data_dir(dir)?;
     let mut users = store::load_users(dir)
         .map_err(|e| format!("cannot load {}: {e}", dir.join(store::USERS_FILE).display()))?;
     if users.is_empty() {

@@ -130,3 +130,28 @@ fn bad_flags_exit_with_status_2_and_help_exits_0() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("--heartbeat-timeout"));
 }
+
+#[test]
+fn a_second_server_on_the_same_data_directory_is_refused() {
+    let dir = std::env::temp_dir().join(format!("sessiond-bin-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let first = start(&dir);
+    let _ = until_listening(&first);
+    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--iterations",
+            "1000",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another sessiond"), "{err}");
+    assert!(err.contains(&first.child.id().to_string()), "{err}");
+    drop(first);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,9 +11,11 @@
 
 mod crc32c;
 pub mod journal;
+mod lock;
 mod users_file;
 mod writer;
 
+pub use lock::{lock_data_dir, DataDirLock, LOCK_FILE};
 pub use users_file::{append_user, load_users, save_users, UsersFileError, USERS_FILE};
 pub use writer::{PersistJob, PersistResult, UserWriter};
 
