@@ -36,7 +36,7 @@ pub use register::{
     RegisterSuccess, MAX_EMAIL, MAX_NEW_USERNAME, MIN_NEW_USERNAME,
 };
 pub use resume::{DuplicateSession, InvalidReason, SessionInvalid, SessionValid, VerifySession};
-pub use wire::{Reader, Token, TOKEN_LEN};
+pub use wire::{put_str, Reader, Token, TOKEN_LEN};
 
 /// Opcodes of version 1 (protocol.md section 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

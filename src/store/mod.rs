@@ -10,6 +10,7 @@
 //! this file behind the same `load` / `save` calls.
 
 mod crc32c;
+pub mod event;
 pub mod journal;
 mod lock;
 mod users_file;

@@ -1,0 +1,349 @@
+//! What the journal records: one typed event per change of durable state, and the state
+//! that replaying them rebuilds.
+//!
+//! Owns the meaning of journal records (the record type byte and the payload layout) and
+//! the fold from events to [`State`]. Payloads use the wire protocol's field encodings
+//! (big-endian integers, u16-prefixed UTF-8 strings).
+//!
+//! Status: events and replay are complete and tested here; the engine does not emit them
+//! yet (the durable-store issue is open).
+
+use bytes::BufMut;
+use hashbrown::HashMap;
+
+use crate::auth::PasswordRecord;
+use crate::protocol::{
+    put_str, Reader, Role, MAX_ADDRESS, MAX_DEVICE_FIELD, MAX_EMAIL, MAX_USERNAME,
+};
+use crate::session::{Digest, User, UserTable};
+
+/// Longest free-text detail in an audit event.
+pub const MAX_DETAIL: usize = 256;
+
+/// How a session ended, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndKind {
+    LoggedOut = 1,
+    ExpiredIdle = 2,
+    ExpiredAbsolute = 3,
+    Revoked = 4,
+}
+
+impl EndKind {
+    fn from_u8(v: u8) -> Option<EndKind> {
+        Some(match v {
+            1 => EndKind::LoggedOut,
+            2 => EndKind::ExpiredIdle,
+            3 => EndKind::ExpiredAbsolute,
+            4 => EndKind::Revoked,
+            _ => return None,
+        })
+    }
+}
+
+/// A session as the journal knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub id: u64,
+    pub user_id: u64,
+    pub digest: Digest,
+    pub client: String,
+    pub platform: String,
+    pub peer: String,
+    pub created_ms: u64,
+    pub last_activity_ms: u64,
+    pub expires_ms: u64,
+}
+
+/// One durable change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    UserCreated(User),
+    LastLogin {
+        user_id: u64,
+        at_ms: u64,
+    },
+    SessionCreated(StoredSession),
+    /// Coarse: at detach, logout and at most every few minutes, never per heartbeat.
+    SessionActivity {
+        id: u64,
+        at_ms: u64,
+    },
+    SessionEnded {
+        id: u64,
+        kind: EndKind,
+        at_ms: u64,
+    },
+}
+
+/// Record type bytes.
+mod kind {
+    pub const USER_CREATED: u8 = 1;
+    pub const LAST_LOGIN: u8 = 2;
+    pub const SESSION_CREATED: u8 = 3;
+    pub const SESSION_ACTIVITY: u8 = 4;
+    pub const SESSION_ENDED: u8 = 5;
+}
+
+/// A record whose payload does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadEvent {
+    pub kind: u8,
+}
+
+impl Event {
+    /// The record type and payload.
+    pub fn encode(&self) -> (u8, Vec<u8>) {
+        let mut b = Vec::with_capacity(128);
+        let k = match self {
+            Event::UserCreated(u) => {
+                b.put_u64(u.id);
+                put_str(&mut b, &u.username, MAX_USERNAME);
+                b.put_u8(u.role.to_u8());
+                put_str(&mut b, &u.email, MAX_EMAIL);
+                b.put_u64(u.created_ms);
+                b.put_u64(u.last_login_ms);
+                put_str(&mut b, &u.password.encode(), 256);
+                kind::USER_CREATED
+            }
+            Event::LastLogin { user_id, at_ms } => {
+                b.put_u64(*user_id);
+                b.put_u64(*at_ms);
+                kind::LAST_LOGIN
+            }
+            Event::SessionCreated(s) => {
+                b.put_u64(s.id);
+                b.put_u64(s.user_id);
+                b.put_slice(&s.digest.0);
+                put_str(&mut b, &s.client, MAX_DEVICE_FIELD);
+                put_str(&mut b, &s.platform, MAX_DEVICE_FIELD);
+                put_str(&mut b, &s.peer, MAX_ADDRESS);
+                b.put_u64(s.created_ms);
+                b.put_u64(s.last_activity_ms);
+                b.put_u64(s.expires_ms);
+                kind::SESSION_CREATED
+            }
+            Event::SessionActivity { id, at_ms } => {
+                b.put_u64(*id);
+                b.put_u64(*at_ms);
+                kind::SESSION_ACTIVITY
+            }
+            Event::SessionEnded {
+                id,
+                kind: end,
+                at_ms,
+            } => {
+                b.put_u64(*id);
+                b.put_u8(*end as u8);
+                b.put_u64(*at_ms);
+                kind::SESSION_ENDED
+            }
+        };
+        (k, b)
+    }
+
+    pub fn decode(k: u8, payload: &[u8]) -> Result<Event, BadEvent> {
+        let bad = BadEvent { kind: k };
+        let mut r = Reader::new(payload);
+        let ev = (|| -> Option<Event> {
+            Some(match k {
+                kind::USER_CREATED => {
+                    let id = r.u64().ok()?;
+                    let username = r.string(MAX_USERNAME).ok()?.to_owned();
+                    let role = Role::from_u8(r.u8().ok()?).ok()?;
+                    let email = r.string(MAX_EMAIL).ok()?.to_owned();
+                    let created_ms = r.u64().ok()?;
+                    let last_login_ms = r.u64().ok()?;
+                    let password = PasswordRecord::parse(r.string(256).ok()?).ok()?;
+                    Event::UserCreated(User {
+                        id,
+                        username,
+                        password,
+                        role,
+                        email,
+                        created_ms,
+                        last_login_ms,
+                    })
+                }
+                kind::LAST_LOGIN => Event::LastLogin {
+                    user_id: r.u64().ok()?,
+                    at_ms: r.u64().ok()?,
+                },
+                kind::SESSION_CREATED => {
+                    let id = r.u64().ok()?;
+                    let user_id = r.u64().ok()?;
+                    let digest = Digest(*r.token().ok()?.as_bytes());
+                    Event::SessionCreated(StoredSession {
+                        id,
+                        user_id,
+                        digest,
+                        client: r.string(MAX_DEVICE_FIELD).ok()?.to_owned(),
+                        platform: r.string(MAX_DEVICE_FIELD).ok()?.to_owned(),
+                        peer: r.string(MAX_ADDRESS).ok()?.to_owned(),
+                        created_ms: r.u64().ok()?,
+                        last_activity_ms: r.u64().ok()?,
+                        expires_ms: r.u64().ok()?,
+                    })
+                }
+                kind::SESSION_ACTIVITY => Event::SessionActivity {
+                    id: r.u64().ok()?,
+                    at_ms: r.u64().ok()?,
+                },
+                kind::SESSION_ENDED => Event::SessionEnded {
+                    id: r.u64().ok()?,
+                    kind: EndKind::from_u8(r.u8().ok()?)?,
+                    at_ms: r.u64().ok()?,
+                },
+                _ => return None,
+            })
+        })()
+        .ok_or(bad)?;
+        r.finish().map_err(|_| bad)?;
+        Ok(ev)
+    }
+}
+
+/// Durable state rebuilt from events: every user, and the sessions that have not ended.
+#[derive(Debug, Default)]
+pub struct State {
+    pub users: UserTable,
+    pub sessions: HashMap<u64, StoredSession>,
+}
+
+/// Why an event could not be applied (a journal that contradicts itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inconsistent(pub String);
+
+impl State {
+    pub fn new() -> State {
+        State {
+            users: UserTable::new(),
+            sessions: HashMap::new(),
+        }
+    }
+
+    /// Folds one event into the state.
+    pub fn apply(&mut self, ev: Event) -> Result<(), Inconsistent> {
+        match ev {
+            Event::UserCreated(u) => {
+                let name = u.username.clone();
+                self.users
+                    .restore(u)
+                    .map_err(|_| Inconsistent(format!("user {name} created twice")))?;
+            }
+            Event::LastLogin { user_id, at_ms } => {
+                if let Some(u) = self.users.get_mut(user_id) {
+                    u.last_login_ms = u.last_login_ms.max(at_ms);
+                }
+            }
+            Event::SessionCreated(s) => {
+                if self.users.get(s.user_id).is_none() {
+                    return Err(Inconsistent(format!(
+                        "session {:016x} of unknown user {}",
+                        s.id, s.user_id
+                    )));
+                }
+                self.sessions.insert(s.id, s);
+            }
+            Event::SessionActivity { id, at_ms } => {
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.last_activity_ms = s.last_activity_ms.max(at_ms);
+                }
+            }
+            Event::SessionEnded { id, .. } => {
+                self.sessions.remove(&id);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: u64, name: &str) -> User {
+        User {
+            id,
+            username: name.into(),
+            password: PasswordRecord::create(b"pw", 1).unwrap(),
+            role: Role::User,
+            email: format!("{name}@example.org"),
+            created_ms: 1_000,
+            last_login_ms: 0,
+        }
+    }
+
+    fn session(id: u64, user_id: u64) -> StoredSession {
+        StoredSession {
+            id,
+            user_id,
+            digest: Digest([id as u8; 32]),
+            client: "cli".into(),
+            platform: "linux".into(),
+            peer: "127.0.0.1:5000".into(),
+            created_ms: 2_000,
+            last_activity_ms: 2_000,
+            expires_ms: 90_000,
+        }
+    }
+
+    #[test]
+    fn every_event_round_trips_and_junk_is_refused() {
+        let events = [
+            Event::UserCreated(user(1, "alice")),
+            Event::LastLogin {
+                user_id: 1,
+                at_ms: 5,
+            },
+            Event::SessionCreated(session(7, 1)),
+            Event::SessionActivity { id: 7, at_ms: 9 },
+            Event::SessionEnded {
+                id: 7,
+                kind: EndKind::Revoked,
+                at_ms: 10,
+            },
+        ];
+        for ev in events {
+            let (k, p) = ev.encode();
+            assert_eq!(Event::decode(k, &p), Ok(ev.clone()));
+            let mut longer = p.clone();
+            longer.push(0);
+            assert_eq!(Event::decode(k, &longer), Err(BadEvent { kind: k }));
+            assert!(Event::decode(k, &p[..p.len() - 1]).is_err());
+        }
+        assert!(Event::decode(99, &[]).is_err());
+    }
+
+    #[test]
+    fn replay_keeps_users_and_live_sessions_only() {
+        let mut st = State::new();
+        for ev in [
+            Event::UserCreated(user(1, "alice")),
+            Event::UserCreated(user(2, "bob")),
+            Event::SessionCreated(session(7, 1)),
+            Event::SessionCreated(session(8, 2)),
+            Event::LastLogin {
+                user_id: 1,
+                at_ms: 2_000,
+            },
+            Event::SessionActivity {
+                id: 8,
+                at_ms: 3_000,
+            },
+            Event::SessionEnded {
+                id: 7,
+                kind: EndKind::LoggedOut,
+                at_ms: 4_000,
+            },
+        ] {
+            st.apply(ev).unwrap();
+        }
+        assert_eq!(st.users.len(), 2);
+        assert_eq!(st.users.by_name("alice").unwrap().last_login_ms, 2_000);
+        assert_eq!(st.sessions.len(), 1);
+        assert_eq!(st.sessions[&8].last_activity_ms, 3_000);
+        assert!(st.apply(Event::UserCreated(user(3, "alice"))).is_err());
+        assert!(st.apply(Event::SessionCreated(session(9, 42))).is_err());
+    }
+}
