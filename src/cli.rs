@@ -15,6 +15,8 @@ use crate::server::ServerConfig;
 #[derive(Debug, Clone)]
 pub enum Command {
     Run(Box<Options>),
+    /// `sessiond repair [--data-dir DIR]`: truncate a damaged journal.
+    Repair(PathBuf),
     Help,
     Version,
 }
@@ -30,6 +32,8 @@ sessiond: a low-overhead login-session server (protocol.md, version 1)
 
 USAGE:
     sessiond [OPTIONS]
+    sessiond repair [--data-dir DIR]    truncate a damaged journal before its first bad
+                                        record (the records after it are lost)
 
 On the first start with no users it creates an `admin` account with a random
 password and prints it once. Logging: RUST_LOG=info (default), debug, warn.
@@ -65,7 +69,15 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         ..ServerConfig::default()
     };
     let mut data_dir = PathBuf::from("sessiond-data");
-    let mut it = args.into_iter();
+    let mut it = args.into_iter().peekable();
+    if it.peek().map(String::as_str) == Some("repair") {
+        it.next();
+        return match (it.next().as_deref(), it.next(), it.next()) {
+            (None, _, _) => Ok(Command::Repair(data_dir)),
+            (Some("--data-dir"), Some(d), None) => Ok(Command::Repair(PathBuf::from(d))),
+            _ => Err("usage: sessiond repair [--data-dir DIR]".into()),
+        };
+    }
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
@@ -258,5 +270,10 @@ mod tests {
         assert!(run(&["--on-limit", "sometimes"]).is_err());
         assert!(run(&["--duplicate", "maybe"]).is_err());
         assert!(matches!(parse(["-h".to_string()]), Ok(Command::Help)));
+        assert!(matches!(
+            parse(["repair".to_string(), "--data-dir".into(), "/x".into()]),
+            Ok(Command::Repair(d)) if d == std::path::Path::new("/x")
+        ));
+        assert!(parse(["repair".to_string(), "--bogus".into()]).is_err());
     }
 }

@@ -21,6 +21,26 @@ fn main() -> ExitCode {
             print!("{}", cli::HELP);
             return ExitCode::SUCCESS;
         }
+        Ok(Command::Repair(dir)) => {
+            let lock = store::lock_data_dir(&dir);
+            if let Err(e) = lock {
+                eprintln!("sessiond repair: {e}");
+                return ExitCode::FAILURE;
+            }
+            return match store::repair_journal(&dir) {
+                Ok((kept, dropped)) => {
+                    println!(
+                        "sessiond repair: {} kept {kept} byte(s), dropped {dropped}",
+                        dir.join(store::JOURNAL_FILE).display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sessiond repair: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Ok(Command::Version) => {
             println!(
                 "sessiond {} (protocol version 1)",
@@ -75,14 +95,18 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         info!("created account admin in {}", dir.display());
     }
     info!(
-        "data directory {}, {} user(s), {} hash worker(s) at {} PBKDF2 iterations",
+        "data directory {}, {} user(s), {} hash worker(s) at {} PBKDF2 iterations (sessions \
+         are journaled)",
         dir.display(),
         users.len(),
         opts.server.hash_workers,
         opts.server.iterations
     );
-    let mut server = Server::bind(opts.server.clone(), users)
-        .map_err(|e| format!("cannot listen on {}: {e}", opts.server.listen))?;
+    let (journal, state) = store::open_journal(dir, users)?;
+    let sessions = state.sessions.into_values().collect();
+    let mut server =
+        Server::bind_with_journal(opts.server.clone(), state.users, Some(journal), sessions)
+            .map_err(|e| format!("cannot listen on {}: {e}", opts.server.listen))?;
     println!("sessiond: listening on {}", server.local_addr());
     server.run()?;
     Ok(())

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use sessiond::client::{Client, LoginOutcome, RegisterOutcome};
+use sessiond::client::{Client, LoginOutcome, RegisterOutcome, ResumeOutcome};
 
 struct Running {
     child: Child,
@@ -83,10 +83,12 @@ fn first_start_prints_the_admin_password_once_and_data_survives_a_restart() {
         .to_owned();
     assert_eq!(password.len(), 20);
     let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
-    match c.login("admin", &password, "t", "p").unwrap() {
-        LoginOutcome::Success(s) => assert_eq!(s.session.role.name(), "admin"),
+    let admin = match c.login("admin", &password, "t", "p").unwrap() {
+        LoginOutcome::Success(s) => s,
         other => panic!("{other:?}"),
-    }
+    };
+    assert_eq!(admin.session.role.name(), "admin");
+    drop(c);
     let mut r = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
     assert!(matches!(
         r.register("dana", "long enough", "dana@example.org")
@@ -101,11 +103,13 @@ fn first_start_prints_the_admin_password_once_and_data_survives_a_restart() {
         lines.iter().all(|l| !l.contains("password")),
         "printed again: {lines:?}"
     );
+    // the session granted before the restart resumes with its token (journaled)
     let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
-    assert!(matches!(
-        c.login("admin", &password, "t", "p").unwrap(),
-        LoginOutcome::Success(_)
-    ));
+    match c.resume(&admin.token, "t", "p").unwrap() {
+        ResumeOutcome::Valid(info) => assert_eq!(info.session_id, admin.session.session_id),
+        other => panic!("{other:?}"),
+    }
+    c.heartbeat().unwrap();
     let mut d = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
     assert!(matches!(
         d.login("dana", "long enough", "t", "p").unwrap(),
@@ -153,5 +157,104 @@ fn a_second_server_on_the_same_data_directory_is_refused() {
     assert!(err.contains("in use by another sessiond"), "{err}");
     assert!(err.contains(&first.child.id().to_string()), "{err}");
     drop(first);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn corruption_in_the_middle_refuses_to_start_until_repaired() {
+    let dir = std::env::temp_dir().join(format!("sessiond-bin-corrupt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let first = start(&dir);
+    let (lines, addr) = until_listening(&first);
+    let password = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .unwrap()
+        .to_owned();
+    // a few journal records: logins and a logout
+    for _ in 0..3 {
+        let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+        assert!(matches!(
+            c.login("admin", &password, "t", "p").unwrap(),
+            LoginOutcome::Success(_)
+        ));
+        c.logout().unwrap();
+    }
+    drop(first);
+    let journal = dir.join("journal");
+    let mut bytes = std::fs::read(&journal).unwrap();
+    assert!(bytes.len() > 100);
+    bytes[20] ^= 0x40; // inside the first record's payload
+    std::fs::write(&journal, &bytes).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("corrupt at offset 0"), "{err}");
+    assert!(err.contains("sessiond repair"), "{err}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args(["repair", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
+
+    let again = start(&dir);
+    let (_, addr) = until_listening(&again);
+    let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+    assert!(matches!(
+        c.login("admin", &password, "t", "p").unwrap(),
+        LoginOutcome::Success(_)
+    ));
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_torn_tail_is_truncated_and_the_server_starts() {
+    let dir = std::env::temp_dir().join(format!("sessiond-bin-torn-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let first = start(&dir);
+    let (lines, addr) = until_listening(&first);
+    let password = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .unwrap()
+        .to_owned();
+    let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+    let s = match c.login("admin", &password, "t", "p").unwrap() {
+        LoginOutcome::Success(s) => s,
+        other => panic!("{other:?}"),
+    };
+    drop(c);
+    drop(first);
+    // half a record appended, as a crash in the middle of a write leaves it
+    let journal = dir.join("journal");
+    let good = std::fs::metadata(&journal).unwrap().len();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &[0, 0, 0, 40, 1, 2, 3]).unwrap();
+    drop(f);
+    let again = start(&dir);
+    let (_, addr) = until_listening(&again);
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), good);
+    let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+    assert!(matches!(
+        c.resume(&s.token, "t", "p").unwrap(),
+        ResumeOutcome::Valid(_)
+    ));
+    drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }

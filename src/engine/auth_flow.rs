@@ -16,6 +16,7 @@ use crate::protocol::{
     SessionInvalid, SessionValid, Token, VerifySession,
 };
 use crate::session::{token, Digest, Session};
+use crate::store::event::{Event, StoredSession};
 use crate::store::{PersistJob, PersistResult};
 
 impl Engine {
@@ -342,6 +343,10 @@ impl Engine {
         };
         let last_login = user.last_login_ms;
         user.last_login_ms = now_ms;
+        self.events.push(Event::LastLogin {
+            user_id: uid,
+            at_ms: now_ms,
+        });
         self.activate(id, session_id, now);
         self.stats.logins_ok += 1;
         info!(
@@ -430,7 +435,19 @@ impl Engine {
             };
             let sid = session.id;
             let deadline = session.deadline(self.cfg.session_idle);
+            let stored = StoredSession {
+                id: sid,
+                user_id: uid,
+                digest: session.digest,
+                client: session.client.clone(),
+                platform: session.platform.clone(),
+                peer: peer.to_string(),
+                created_ms: now_ms,
+                last_activity_ms: now_ms,
+                expires_ms: session.expires_ms,
+            };
             if self.sessions.insert(session).is_ok() {
+                self.events.push(Event::SessionCreated(stored));
                 let t = self.wheel.insert(deadline, TimerKey::Session(sid));
                 if let Some(s) = self.sessions.get_mut(sid) {
                     s.timer = Some(t);

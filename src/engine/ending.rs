@@ -13,6 +13,7 @@ use crate::protocol::{
     SessionExpired, SessionRevoked, Token,
 };
 use crate::session::{Digest, Expiry};
+use crate::store::event::{EndKind, Event};
 
 impl Engine {
     /// protocol.md 6, the token check: digest, then expiry. Returns the session id when
@@ -87,12 +88,24 @@ impl Engine {
             End::Expired(_) => InvalidReason::Expired,
             End::Revoked { .. } => InvalidReason::Revoked,
         };
+        let at_ms = self.unix_ms(now);
+        let kind = match &end {
+            End::LoggedOut => EndKind::LoggedOut,
+            End::Expired(Expiry::Idle) => EndKind::ExpiredIdle,
+            End::Expired(Expiry::Absolute) => EndKind::ExpiredAbsolute,
+            End::Revoked { .. } => EndKind::Revoked,
+        };
         let Some(s) = self.sessions.end(sid, why) else {
             return;
         };
         if let Some(t) = s.timer {
             self.wheel.cancel(t);
         }
+        self.events.push(Event::SessionEnded {
+            id: sid,
+            kind,
+            at_ms,
+        });
         let keep_until = s.expires_at.max(now + self.cfg.tombstone_min);
         self.wheel.insert(keep_until, TimerKey::Tombstone(sid));
         let user = self

@@ -29,6 +29,7 @@ use crate::protocol::{
     HeartbeatAck, Message, Opcode, RevokeReason,
 };
 use crate::session::{Expiry, SessionTable, UserTable};
+use crate::store::event::{Event, StoredSession};
 use crate::store::PersistJob;
 use crate::timer::TimerWheel;
 
@@ -176,11 +177,14 @@ pub struct Engine {
     origin_unix_ms: u64,
     hash_jobs: Vec<HashJob>,
     persist_jobs: Vec<PersistJob>,
+    /// Durable changes for the journal, taken by the server once per loop turn.
+    events: Vec<Event>,
     wakeups: Vec<ConnId>,
     flagged: Vec<ConnId>,
     stats: Stats,
     summary_expired: u64,
     last_summary: (Stats, usize, usize),
+    last_now: Instant,
 }
 
 impl Engine {
@@ -214,11 +218,13 @@ impl Engine {
             origin_unix_ms,
             hash_jobs: Vec::new(),
             persist_jobs: Vec::new(),
+            events: Vec::new(),
             wakeups: Vec::new(),
             flagged: Vec::new(),
             stats: Stats::default(),
             summary_expired: 0,
             last_summary: (Stats::default(), 0, 0),
+            last_now: origin,
         }
     }
 
@@ -346,6 +352,61 @@ impl Engine {
         std::mem::take(&mut self.hash_jobs)
     }
 
+    /// Durable changes since the last call, in order. The server journals and syncs them
+    /// before it writes out the replies of the same turn.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Brings back a session from the journal at startup, with its deadlines recomputed
+    /// from the stored wall-clock times. One that expired while the server was down is
+    /// ended now (and the end journaled).
+    pub fn restore_session(&mut self, s: StoredSession, now: Instant) {
+        let now_ms = self.unix_ms(now);
+        let idle_ms = self.cfg.session_idle.as_millis() as u64;
+        let back = |ms: u64| now - Duration::from_millis(now_ms.saturating_sub(ms));
+        let ahead = |ms: u64| now + Duration::from_millis(ms.saturating_sub(now_ms));
+        if self.users.get(s.user_id).is_none() {
+            return;
+        }
+        let peer = s
+            .peer
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let session = crate::session::Session {
+            id: s.id,
+            user_id: s.user_id,
+            digest: s.digest,
+            created: back(s.created_ms),
+            created_ms: s.created_ms,
+            last_activity: back(s.last_activity_ms),
+            expires_at: ahead(s.expires_ms),
+            expires_ms: s.expires_ms,
+            client: s.client,
+            platform: s.platform,
+            peer,
+            conn: None,
+            timer: None,
+        };
+        let (sid, deadline) = (session.id, session.deadline(self.cfg.session_idle));
+        if self.sessions.insert(session).is_err() {
+            return;
+        }
+        if now_ms >= s.expires_ms || now_ms >= s.last_activity_ms.saturating_add(idle_ms) {
+            let why = if now_ms >= s.expires_ms {
+                Expiry::Absolute
+            } else {
+                Expiry::Idle
+            };
+            self.end_session(sid, End::Expired(why), 0, now);
+            return;
+        }
+        let t = self.wheel.insert(deadline, TimerKey::Session(sid));
+        if let Some(s) = self.sessions.get_mut(sid) {
+            s.timer = Some(t);
+        }
+    }
+
     /// New accounts to make durable; answer each with `on_persisted`.
     pub fn take_persist_jobs(&mut self) -> Vec<PersistJob> {
         std::mem::take(&mut self.persist_jobs)
@@ -380,6 +441,7 @@ impl Engine {
 
     /// Decodes and handles buffered frames, at most `frames_per_turn` of them.
     pub fn process(&mut self, id: ConnId, now: Instant) {
+        self.last_now = self.last_now.max(now);
         let mut handled = 0;
         loop {
             let Some(conn) = slot(&mut self.conns, id) else {
@@ -411,6 +473,7 @@ impl Engine {
 
     /// Fires every deadline that has passed.
     pub fn on_timers(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
         while let Some((_, key)) = self.wheel.poll_expired(now) {
             match key {
                 TimerKey::Conn(id) => self.conn_timer(id, now),
@@ -659,13 +722,29 @@ impl Engine {
         let Some(sid) = self.conn(id).and_then(|c| c.session_id()) else {
             return;
         };
+        let at = self.unix_ms(self.wheel_now());
         if let Some(s) = self.sessions.get_mut(sid) {
             if s.conn == Some(id) {
                 s.conn = None;
                 self.attached -= 1;
                 debug!("session={:016x} detached", sid);
+                // Last activity is persisted coarsely: here, not per heartbeat.
+                let last = s.created_ms
+                    + s.last_activity
+                        .saturating_duration_since(s.created)
+                        .as_millis() as u64;
+                self.events.push(Event::SessionActivity {
+                    id: sid,
+                    at_ms: last.min(at),
+                });
             }
         }
+    }
+
+    /// The latest time the engine has been told (for events recorded where no `now` is
+    /// passed in).
+    fn wheel_now(&self) -> Instant {
+        self.last_now
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Buf;
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
@@ -26,7 +26,8 @@ use crate::auth::{HashPool, PasswordRecord, PoolFull};
 use crate::conn::ConnId;
 use crate::engine::{Engine, EngineConfig, Stats};
 use crate::session::UserTable;
-use crate::store::{PersistResult, UserWriter};
+use crate::store::event::StoredSession;
+use crate::store::{Journal, PersistResult, UserWriter};
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("sessiond packs (generation, index) into a mio Token and needs 64-bit usize");
@@ -103,6 +104,10 @@ pub struct Server {
     socks: Vec<Option<Sock>>,
     pool: HashPool,
     writer: Option<UserWriter>,
+    /// Sessions and their ends, made durable once per loop turn before replies go out.
+    journal: Option<Journal>,
+    /// Connections whose socket became writable this turn; flushed after the commit.
+    writable: Vec<ConnId>,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
     linger: Duration,
@@ -114,8 +119,19 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listener and starts the hash workers. `users` is the loaded user table.
+    /// Binds the listener and starts the hash workers, with sessions in memory only.
     pub fn bind(cfg: ServerConfig, users: UserTable) -> io::Result<Server> {
+        Self::bind_with_journal(cfg, users, None, Vec::new())
+    }
+
+    /// Like `bind`, journaling session changes to `journal` and bringing back `sessions`
+    /// (from its replay) with their deadlines recomputed.
+    pub fn bind_with_journal(
+        cfg: ServerConfig,
+        users: UserTable,
+        journal: Option<Journal>,
+        sessions: Vec<StoredSession>,
+    ) -> io::Result<Server> {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(cfg.listen)?;
         let local_addr = listener.local_addr()?;
@@ -138,7 +154,10 @@ impl Server {
             iterations: cfg.iterations,
             ..cfg.engine.clone()
         };
-        let engine = Engine::new(engine_cfg, users, dummy, now, unix_ms);
+        let mut engine = Engine::new(engine_cfg, users, dummy, now, unix_ms);
+        for s in sessions {
+            engine.restore_session(s, now);
+        }
         Ok(Server {
             poll,
             listener,
@@ -147,6 +166,8 @@ impl Server {
             socks: Vec::new(),
             pool,
             writer,
+            journal,
+            writable: Vec::new(),
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             linger: cfg.linger,
@@ -194,20 +215,23 @@ impl Server {
                             self.on_readable(id, now);
                         }
                         if ev.is_writable() {
-                            self.flush(id);
+                            // Written in `turn`, after this turn's journal commit.
+                            self.writable.push(id);
                         }
                     }
                 }
             }
-            self.turn(now);
+            self.turn(now)?;
         }
+        // Whatever the last turn recorded is durable before the server returns.
+        self.commit_journal()?;
         info!("server stopped");
         Ok(())
     }
 
     /// The part of an iteration after readiness events: deferred work, timers, hash jobs,
     /// and writing everything queued.
-    fn turn(&mut self, now: Instant) {
+    fn turn(&mut self, now: Instant) -> io::Result<()> {
         self.engine.take_wakeups(&mut self.scratch);
         let mut ids = std::mem::take(&mut self.scratch);
         for id in ids.drain(..) {
@@ -241,12 +265,37 @@ impl Server {
                 );
             }
         }
+        // Group commit (Redis's beforeSleep): one write and one fdatasync for every
+        // change of this turn, before any reply that depends on them leaves.
+        self.commit_journal()?;
         self.engine.take_flagged(&mut self.scratch);
+        self.scratch.append(&mut self.writable);
         let mut ids = std::mem::take(&mut self.scratch);
         for id in ids.drain(..) {
             self.flush(id);
         }
         self.scratch = ids;
+        Ok(())
+    }
+
+    /// Journals and syncs the engine's pending events. A failure stops the server: nothing
+    /// after a failed write may be acknowledged.
+    fn commit_journal(&mut self) -> io::Result<()> {
+        let events = self.engine.take_events();
+        let Some(j) = self.journal.as_mut() else {
+            return Ok(());
+        };
+        if events.is_empty() {
+            return Ok(());
+        }
+        let result = events
+            .iter()
+            .try_for_each(|ev| j.append(ev))
+            .and_then(|()| j.commit());
+        if let Err(e) = &result {
+            error!("journal write failed, stopping: {e}");
+        }
+        result
     }
 
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {

@@ -12,10 +12,12 @@
 mod crc32c;
 pub mod event;
 pub mod journal;
+mod journal_file;
 mod lock;
 mod users_file;
 mod writer;
 
+pub use journal_file::{open_journal, repair_journal, Journal, OpenError, JOURNAL_FILE};
 pub use lock::{lock_data_dir, DataDirLock, LOCK_FILE};
 pub use users_file::{append_user, load_users, save_users, UsersFileError, USERS_FILE};
 pub use writer::{PersistJob, PersistResult, UserWriter};
