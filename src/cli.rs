@@ -163,7 +163,6 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
     if e.login_timeout.is_zero() || e.session_idle.is_zero() || e.session_lifetime.is_zero() {
         return Err("timeouts must be greater than zero".into());
     }
-    server.data_dir = Some(data_dir.clone());
     Ok(Command::Run(Box::new(Options { server, data_dir })))
 }
 

@@ -14,8 +14,7 @@
 //!       | LOGIN_REQUEST,  |                               |
 //!       | REGISTER_REQUEST|                               |
 //!       |          v      |                               |
-//!       |      Authenticating (hash on a worker, or a     |
-//!       |          |        new account being written;    |
+//!       |      Authenticating (hash on a worker;          |
 //!       |          |        input left unread)            |
 //!       |          | LOGIN_SUCCESS       VERIFY_SESSION:  |
 //!       |          v                     SESSION_VALID    |
@@ -94,8 +93,6 @@ pub enum PendingKind {
     Login { user_id: Option<u64> },
     /// REGISTER_REQUEST: hashing the new password.
     Register { email: String },
-    /// REGISTER_REQUEST: the account exists in memory and is being made durable.
-    Persisting { user_id: u64 },
 }
 
 impl ConnState {

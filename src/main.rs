@@ -11,7 +11,9 @@ use sessiond::cli::{self, Command};
 use sessiond::protocol::Role;
 use sessiond::server::Server;
 use sessiond::session::token::random_password;
+use sessiond::session::UserTable;
 use sessiond::store;
+use sessiond::store::event::Event;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -69,16 +71,19 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
     // One server per data directory; held until the process exits.
     let _lock = store::lock_data_dir(dir)?;
-    let mut users = store::load_users(dir)
-        .map_err(|e| format!("cannot load {}: {e}", dir.join(store::USERS_FILE).display()))?;
-    if users.is_empty() {
+    let (mut journal, mut state) = store::open_journal(dir, UserTable::new())?;
+    if state.users.is_empty() {
         let password = random_password(20)?;
         let record = PasswordRecord::create(password.as_bytes(), opts.server.iterations)?;
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
-        users
+        let admin = state
+            .users
             .create("admin", record, Role::Admin, "", now_ms)
-            .map_err(|_| "cannot create the admin account")?;
-        store::save_users(dir, &users)?;
+            .map_err(|_| "cannot create the admin account")?
+            .clone();
+        // Durable before the password is shown.
+        journal.append(&Event::UserCreated(admin))?;
+        journal.commit()?;
         // Printed once, to stdout only (never to the log); only the hash is stored.
         let mut out = std::io::stdout().lock();
         writeln!(
@@ -95,14 +100,14 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         info!("created account admin in {}", dir.display());
     }
     info!(
-        "data directory {}, {} user(s), {} hash worker(s) at {} PBKDF2 iterations (sessions \
-         are journaled)",
+        "data directory {}: {} user(s), {} live session(s); {} hash worker(s) at {} PBKDF2 \
+         iterations",
         dir.display(),
-        users.len(),
+        state.users.len(),
+        state.sessions.len(),
         opts.server.hash_workers,
         opts.server.iterations
     );
-    let (journal, state) = store::open_journal(dir, users)?;
     let sessions = state.sessions.into_values().collect();
     let mut server =
         Server::bind_with_journal(opts.server.clone(), state.users, Some(journal), sessions)

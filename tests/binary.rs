@@ -184,7 +184,11 @@ fn corruption_in_the_middle_refuses_to_start_until_repaired() {
     let journal = dir.join("journal");
     let mut bytes = std::fs::read(&journal).unwrap();
     assert!(bytes.len() > 100);
-    bytes[20] ^= 0x40; // inside the first record's payload
+    // damage the second record (the first is the admin account, which must survive)
+    let recs = sessiond::store::journal::replay(&bytes, 1).unwrap().records;
+    assert!(recs.len() > 4);
+    let second = recs[1].offset;
+    bytes[second as usize + 20] ^= 0x40;
     std::fs::write(&journal, &bytes).unwrap();
 
     let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
@@ -194,7 +198,10 @@ fn corruption_in_the_middle_refuses_to_start_until_repaired() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("corrupt at offset 0"), "{err}");
+    assert!(
+        err.contains(&format!("corrupt at offset {second}")),
+        "{err}"
+    );
     assert!(err.contains("sessiond repair"), "{err}");
 
     let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
@@ -207,7 +214,7 @@ fn corruption_in_the_middle_refuses_to_start_until_repaired() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), second);
 
     let again = start(&dir);
     let (_, addr) = until_listening(&again);

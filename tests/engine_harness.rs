@@ -15,7 +15,6 @@ use sessiond::protocol::{
     RegisterFailureReason, RegisterRequest, RevokeReason, Role, Token, VerifySession,
 };
 use sessiond::session::UserTable;
-use sessiond::store::PersistResult;
 
 const ALICE_PW: &str = "correct horse; battery";
 
@@ -78,21 +77,10 @@ impl Harness {
     fn settle(&mut self) {
         for _ in 0..10_000 {
             let jobs = self.engine.take_hash_jobs();
-            let persist = self.engine.take_persist_jobs();
             let mut wake = Vec::new();
             self.engine.take_wakeups(&mut wake);
-            if jobs.is_empty() && wake.is_empty() && persist.is_empty() {
+            if jobs.is_empty() && wake.is_empty() {
                 return;
-            }
-            for p in persist {
-                self.engine.on_persisted(
-                    PersistResult {
-                        ticket: p.ticket,
-                        user_id: p.user.id,
-                        ok: true,
-                    },
-                    self.now,
-                );
             }
             for job in jobs {
                 if self.hash_inline {
@@ -1014,36 +1002,42 @@ fn two_registrations_of_one_name_racing_cannot_both_win() {
 }
 
 #[test]
-fn a_failed_store_write_undoes_the_registration() {
+fn registration_and_sessions_are_recorded_as_events() {
+    use sessiond::store::event::{EndKind, Event};
     let mut h = Harness::new(EngineConfig::default());
+    h.engine.take_events();
     let c = h.connect();
-    let rid = h.rid();
-    h.engine
-        .input_mut(c)
-        .unwrap()
-        .extend_from_slice(&Frame::reply(rid, register("fay", "long enough", "f@x.y")).to_vec());
-    h.engine.process(c, h.now);
-    for job in h.engine.take_hash_jobs() {
-        let outcome = run_job(&job.kind);
-        h.engine.on_hash_result(
-            HashResult {
-                ticket: job.ticket,
-                outcome,
-            },
-            h.now,
-        );
-    }
-    let jobs = h.engine.take_persist_jobs();
-    assert_eq!(jobs.len(), 1);
-    assert!(h.frames(c).is_empty(), "no reply before the write");
-    h.engine.on_persisted(
-        PersistResult {
-            ticket: jobs[0].ticket,
-            user_id: jobs[0].user.id,
-            ok: false,
-        },
-        h.now,
+    h.send(c, register("gus", "long enough", "g@x.y"));
+    assert!(matches!(h.one(c).message, Message::RegisterSuccess(_)));
+    let tok = match h.login(c, "gus", "long enough").message {
+        Message::LoginSuccess(s) => s.token,
+        other => panic!("{other:?}"),
+    };
+    h.advance(Duration::from_secs(3));
+    h.send(c, hb(&tok));
+    h.frames(c);
+    h.send(c, Message::LogoutRequest(LogoutRequest { token: tok }));
+    h.frames(c);
+    let ev = h.engine.take_events();
+    let kinds: Vec<&str> = ev
+        .iter()
+        .map(|e| match e {
+            Event::UserCreated(u) => {
+                assert_eq!(u.username, "gus");
+                "user"
+            }
+            Event::LastLogin { .. } => "last_login",
+            Event::SessionCreated(_) => "created",
+            Event::SessionActivity { .. } => "activity",
+            Event::SessionEnded { kind, .. } => {
+                assert_eq!(*kind, EndKind::LoggedOut);
+                "ended"
+            }
+        })
+        .collect();
+    // heartbeats are not journaled one by one
+    assert_eq!(
+        kinds,
+        ["user", "created", "last_login", "activity", "ended"]
     );
-    assert_eq!(error_code(&h.one(c)), ErrorCode::InternalError);
-    assert!(h.engine.users().by_name("fay").is_none());
 }

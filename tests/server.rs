@@ -463,11 +463,12 @@ fn idle_timeout_keeps_the_session_for_a_resume() {
 fn registration_is_durable_before_success_and_then_logs_in() {
     use sessiond::client::RegisterOutcome;
     use sessiond::protocol::RegisterFailureReason;
+    use sessiond::store::event::Event;
+    use sessiond::store::journal::replay;
     let dir = std::env::temp_dir().join(format!("sessiond-reg-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let d = dir.clone();
-    let server = TestServer::start_with(move |c| c.data_dir = Some(d));
+    let server = TestServer::start_journaled(&dir);
     let mut c = server.client();
     match c
         .register("carol", "long enough;pw", "carol@example.org")
@@ -476,9 +477,19 @@ fn registration_is_durable_before_success_and_then_logs_in() {
         RegisterOutcome::Success(s) => assert_eq!(s.username, "carol"),
         other => panic!("{other:?}"),
     }
-    // on disk by the time the reply arrived
-    let users = sessiond::store::load_users(&dir).unwrap();
-    assert_eq!(users.by_name("carol").unwrap().email, "carol@example.org");
+    // in the journal, synced, by the time the reply arrived
+    let bytes = std::fs::read(dir.join(sessiond::store::JOURNAL_FILE)).unwrap();
+    let created = replay(&bytes, 1)
+        .unwrap()
+        .records
+        .iter()
+        .filter_map(|r| match Event::decode(r.kind, r.payload) {
+            Ok(Event::UserCreated(u)) => Some(u),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].email, "carol@example.org");
     match c
         .register("carol", "long enough;pw", "carol@example.org")
         .unwrap()

@@ -17,7 +17,6 @@ use crate::protocol::{
 };
 use crate::session::{token, Digest, Session};
 use crate::store::event::{Event, StoredSession};
-use crate::store::{PersistJob, PersistResult};
 
 impl Engine {
     pub(super) fn start_login(
@@ -142,17 +141,21 @@ impl Engine {
                 match created {
                     Ok(user) => {
                         let user = user.clone();
-                        self.persist_jobs.push(PersistJob {
-                            ticket: id.to_u64(),
-                            user: user.clone(),
-                        });
-                        if let Some(conn) = slot(&mut self.conns, id) {
-                            conn.state = ConnState::Authenticating(Box::new(PendingAuth {
-                                kind: PendingKind::Persisting { user_id: user.id },
-                                ..*pending
-                            }));
-                        }
-                        return; // the reply waits for the write (on_persisted)
+                        // Journaled with this turn's commit, which happens before the
+                        // reply below is written out: REGISTER_SUCCESS implies durable.
+                        self.events.push(Event::UserCreated(user.clone()));
+                        self.stats.registrations += 1;
+                        info!("registered user={} id={}", user.username, user.id);
+                        self.rearm_login_deadline(id, pending.deadline);
+                        self.send(
+                            id,
+                            pending.request_id,
+                            Flags::NONE,
+                            &Message::RegisterSuccess(RegisterSuccess {
+                                user_id: user.id,
+                                username: user.username,
+                            }),
+                        );
                     }
                     Err(_) => self.register_failed(
                         id,
@@ -178,49 +181,6 @@ impl Engine {
             }
         }
         // Frames that arrived behind the request can be handled now.
-        self.wakeups.push(id);
-    }
-
-    /// The store finished writing a new account.
-    /// (`_now`: every input of the engine carries the time, used or not.)
-    pub fn on_persisted(&mut self, result: PersistResult, _now: Instant) {
-        let id = ConnId::from_u64(result.ticket);
-        if !result.ok {
-            // The account must not be used if it is not on disk.
-            if let Some(u) = self.users.get(result.user_id) {
-                let name = u.username.clone();
-                self.users.remove(&name);
-            }
-        }
-        let Some(pending) = self.end_authenticating(id) else {
-            return;
-        };
-        let PendingKind::Persisting { user_id } = pending.kind else {
-            return;
-        };
-        if result.ok {
-            self.stats.registrations += 1;
-            info!("registered user={} id={}", pending.username, user_id);
-            self.rearm_login_deadline(id, pending.deadline);
-            self.send(
-                id,
-                pending.request_id,
-                Flags::NONE,
-                &Message::RegisterSuccess(RegisterSuccess {
-                    user_id,
-                    username: pending.username.clone(),
-                }),
-            );
-        } else {
-            self.rearm_login_deadline(id, pending.deadline);
-            self.reply_error(
-                id,
-                pending.request_id,
-                ErrorCode::InternalError,
-                "account could not be stored",
-                false,
-            );
-        }
         self.wakeups.push(id);
     }
 

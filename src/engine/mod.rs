@@ -30,7 +30,6 @@ use crate::protocol::{
 };
 use crate::session::{Expiry, SessionTable, UserTable};
 use crate::store::event::{Event, StoredSession};
-use crate::store::PersistJob;
 use crate::timer::TimerWheel;
 
 /// What happens to a new login when its user already has `max_sessions_per_user`.
@@ -176,7 +175,6 @@ pub struct Engine {
     origin: Instant,
     origin_unix_ms: u64,
     hash_jobs: Vec<HashJob>,
-    persist_jobs: Vec<PersistJob>,
     /// Durable changes for the journal, taken by the server once per loop turn.
     events: Vec<Event>,
     wakeups: Vec<ConnId>,
@@ -217,7 +215,6 @@ impl Engine {
             origin,
             origin_unix_ms,
             hash_jobs: Vec::new(),
-            persist_jobs: Vec::new(),
             events: Vec::new(),
             wakeups: Vec::new(),
             flagged: Vec::new(),
@@ -405,11 +402,6 @@ impl Engine {
         if let Some(s) = self.sessions.get_mut(sid) {
             s.timer = Some(t);
         }
-    }
-
-    /// New accounts to make durable; answer each with `on_persisted`.
-    pub fn take_persist_jobs(&mut self) -> Vec<PersistJob> {
-        std::mem::take(&mut self.persist_jobs)
     }
 
     /// The earliest deadline, for the poll timeout.

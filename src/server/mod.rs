@@ -12,7 +12,6 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,7 +26,7 @@ use crate::conn::ConnId;
 use crate::engine::{Engine, EngineConfig, Stats};
 use crate::session::UserTable;
 use crate::store::event::StoredSession;
-use crate::store::{Journal, PersistResult, UserWriter};
+use crate::store::Journal;
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("sessiond packs (generation, index) into a mio Token and needs 64-bit usize");
@@ -51,8 +50,6 @@ pub struct ServerConfig {
     /// How long a closing socket waits for the peer's FIN after the last frame, so the
     /// kernel does not turn the close into a reset that could destroy that frame.
     pub linger: Duration,
-    /// Where new accounts are written. None keeps them in memory only (tests, tools).
-    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -64,7 +61,6 @@ impl Default for ServerConfig {
             hash_queue: 256,
             iterations: crate::auth::DEFAULT_ITERATIONS,
             linger: Duration::from_secs(2),
-            data_dir: None,
         }
     }
 }
@@ -103,8 +99,8 @@ pub struct Server {
     engine: Engine,
     socks: Vec<Option<Sock>>,
     pool: HashPool,
-    writer: Option<UserWriter>,
-    /// Sessions and their ends, made durable once per loop turn before replies go out.
+    /// Accounts, sessions and their ends, made durable once per loop turn before replies
+    /// go out. None keeps everything in memory (tests, tools).
     journal: Option<Journal>,
     /// Connections whose socket became writable this turn; flushed after the commit.
     writable: Vec<ConnId>,
@@ -139,10 +135,6 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let pool = HashPool::new(cfg.hash_workers, cfg.hash_queue, waker.clone())?;
-        let writer = match &cfg.data_dir {
-            Some(dir) => Some(UserWriter::start(dir.clone(), waker.clone())?),
-            None => None,
-        };
         let dummy = PasswordRecord::dummy(cfg.iterations)?;
         let now = Instant::now();
         let unix_ms = SystemTime::now()
@@ -165,7 +157,6 @@ impl Server {
             engine,
             socks: Vec::new(),
             pool,
-            writer,
             journal,
             writable: Vec::new(),
             waker,
@@ -243,26 +234,6 @@ impl Server {
         for job in self.engine.take_hash_jobs() {
             if let Err(PoolFull(job)) = self.pool.submit(job) {
                 self.engine.hash_rejected(job, now);
-            }
-        }
-        for job in self.engine.take_persist_jobs() {
-            let (ticket, user_id) = (job.ticket, job.user.id);
-            let queued = match &self.writer {
-                Some(w) => w.submit(job),
-                None => false,
-            };
-            if !queued {
-                // In-memory mode (no data directory): nothing to wait for. A writer that is
-                // gone is a failed write.
-                let ok = self.writer.is_none();
-                self.engine.on_persisted(
-                    PersistResult {
-                        ticket,
-                        user_id,
-                        ok,
-                    },
-                    now,
-                );
             }
         }
         // Group commit (Redis's beforeSleep): one write and one fdatasync for every
@@ -529,13 +500,10 @@ impl Server {
         self.engine.remove(id);
     }
 
-    /// The waker fired: hash results and store results.
+    /// The waker fired: hash results.
     fn drain_results(&mut self, now: Instant) {
         while let Some(result) = self.pool.try_recv() {
             self.engine.on_hash_result(result, now);
-        }
-        while let Some(result) = self.writer.as_ref().and_then(|w| w.try_recv()) {
-            self.engine.on_persisted(result, now);
         }
     }
 }

@@ -4,9 +4,6 @@
 //! Owns the meaning of journal records (the record type byte and the payload layout) and
 //! the fold from events to [`State`]. Payloads use the wire protocol's field encodings
 //! (big-endian integers, u16-prefixed UTF-8 strings).
-//!
-//! Status: events and replay are complete and tested here; the engine does not emit them
-//! yet (the durable-store issue is open).
 
 use bytes::BufMut;
 use hashbrown::HashMap;

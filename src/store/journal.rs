@@ -17,9 +17,6 @@
 //! valid record anywhere after it is a torn tail: the crash happened while it was being
 //! written, and replay stops before it. A bad record followed by a valid one is corruption
 //! in the middle: replay refuses, naming the offset.
-//!
-//! Status: the format, writer and replay are complete and tested here; wiring them into
-//! the server (events, snapshots, restart) is the rest of the durable-store work.
 
 use std::io;
 

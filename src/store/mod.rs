@@ -1,26 +1,26 @@
-//! Everything that touches files: the data directory and the users file.
+//! Everything that touches files: the data directory, its lock, and the journal.
 //!
-//! Owns file formats and durability (write to a temporary file, fsync, rename, fsync the
-//! directory). No other module opens files. The loop never calls in here: users are loaded
-//! before it starts and the first admin is created before it starts.
+//! Owns file formats and durability. No other module opens files. The loop does not call
+//! in here for each change: the engine emits events, and the server appends them and makes
+//! them durable with one commit (one write, one fdatasync) per loop iteration, before the
+//! replies of that iteration are written (`server::Server::commit_journal`).
 //!
-//! Design: version 1 persists users only, in a small text file rewritten whole when it
-//! changes, and appended to by registrations. Sessions live in memory
-//! and end with the process; the append-only journal that makes them durable replaces
-//! this file behind the same `load` / `save` calls.
+//! - `journal`: record framing (length, CRC-32C, type, sequence), group-commit writer,
+//!   replay with torn-tail detection.
+//! - `event`: what a record means (users, sessions, their ends) and the state replay
+//!   rebuilds.
+//! - `journal_file`: the journal in the data directory: open, truncate a torn tail,
+//!   refuse corruption, `sessiond repair`.
+//! - `lock`: one server per data directory.
 
 mod crc32c;
 pub mod event;
 pub mod journal;
 mod journal_file;
 mod lock;
-mod users_file;
-mod writer;
 
 pub use journal_file::{open_journal, repair_journal, Journal, OpenError, JOURNAL_FILE};
 pub use lock::{lock_data_dir, DataDirLock, LOCK_FILE};
-pub use users_file::{append_user, load_users, save_users, UsersFileError, USERS_FILE};
-pub use writer::{PersistJob, PersistResult, UserWriter};
 
 use std::fs;
 use std::io;

@@ -28,7 +28,19 @@ impl TestServer {
         Self::start_with(|_| {})
     }
 
+    /// A server journaling to `dir` (a fresh journal there).
+    pub fn start_journaled(dir: &std::path::Path) -> TestServer {
+        Self::start_inner(|_| {}, Some(dir))
+    }
+
     pub fn start_with(tune: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        Self::start_inner(tune, None)
+    }
+
+    fn start_inner(
+        tune: impl FnOnce(&mut ServerConfig),
+        journal_dir: Option<&std::path::Path>,
+    ) -> TestServer {
         let mut cfg = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             iterations: TEST_ITERATIONS,
@@ -43,7 +55,14 @@ impl TestServer {
             .unwrap();
         let b = PasswordRecord::create(BOB_PW.as_bytes(), TEST_ITERATIONS).unwrap();
         users.create("bob", b, Role::Admin, "", 2_000).unwrap();
-        let mut server = Server::bind(cfg, users).expect("bind");
+        let mut server = match journal_dir {
+            Some(dir) => {
+                let (journal, state) = sessiond::store::open_journal(dir, users).expect("journal");
+                let sessions = state.sessions.into_values().collect();
+                Server::bind_with_journal(cfg, state.users, Some(journal), sessions).expect("bind")
+            }
+            None => Server::bind(cfg, users).expect("bind"),
+        };
         let addr = server.local_addr();
         let handle = server.handle();
         let thread = std::thread::Builder::new()
