@@ -1,0 +1,118 @@
+//! Crash safety of the journal, end to end: a real `sessiond` process is killed with
+//! SIGKILL at pseudo-random moments while a client registers users and logs them in;
+//! after every restart each registration and login the client saw acknowledged must still
+//! be there (the user can log in, the token resumes). Bounded: a fixed number of rounds,
+//! each a fraction of a second.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sessiond::client::{Client, LoginOutcome, RegisterOutcome, ResumeOutcome};
+use sessiond::protocol::Token;
+
+const ROUNDS: u64 = 6;
+
+fn start(dir: &Path) -> (Child, String, Option<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--iterations",
+            "1000",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sessiond");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut password = None;
+    loop {
+        let line = lines.next().expect("sessiond exited").expect("read");
+        if let Some(p) = line.trim().strip_prefix("password: ") {
+            password = Some(p.to_owned());
+        }
+        if let Some(addr) = line.strip_prefix("sessiond: listening on ") {
+            return (child, addr.to_owned(), password);
+        }
+    }
+}
+
+/// What the client saw acknowledged: (username, password, token of its login if any).
+type Acked = Arc<Mutex<Vec<(String, String, Option<Token>)>>>;
+
+fn work(addr: String, round: u64, acked: Acked) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for i in 0..1000 {
+        if Instant::now() > deadline {
+            return;
+        }
+        let Ok(mut c) = Client::connect(addr.as_str(), Duration::from_secs(2)) else {
+            return;
+        };
+        let name = format!("u{round}x{i}");
+        let pw = format!("password {round}/{i}");
+        match c.register(&name, &pw, "x@example.org") {
+            Ok(RegisterOutcome::Success(_)) => {
+                acked.lock().unwrap().push((name.clone(), pw.clone(), None))
+            }
+            _ => return,
+        }
+        match c.login(&name, &pw, "crash", "test") {
+            Ok(LoginOutcome::Success(s)) => {
+                let mut a = acked.lock().unwrap();
+                if let Some(entry) = a.iter_mut().find(|e| e.0 == name) {
+                    entry.2 = Some(s.token);
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+#[test]
+fn acknowledged_registrations_and_logins_survive_kill_9() {
+    let dir = std::env::temp_dir().join(format!("sessiond-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let acked: Acked = Arc::new(Mutex::new(Vec::new()));
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut checked = 0;
+    for round in 0..ROUNDS {
+        let (mut child, addr, _) = start(&dir);
+        // everything acknowledged before earlier kills is here
+        for (name, pw, token) in acked.lock().unwrap().iter() {
+            let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+            if let Some(t) = token {
+                match c.resume(t, "crash", "test").unwrap() {
+                    ResumeOutcome::Valid(s) => assert_eq!(&s.username, name),
+                    other => panic!("round {round}: session of {name} lost: {other:?}"),
+                }
+            } else {
+                match c.login(name, pw, "crash", "test").unwrap() {
+                    LoginOutcome::Success(_) => {}
+                    other => panic!("round {round}: user {name} lost: {other:?}"),
+                }
+            }
+            checked += 1;
+        }
+        let worker = {
+            let (addr, acked) = (addr.clone(), acked.clone());
+            std::thread::spawn(move || work(addr, round, acked))
+        };
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_millis(30 + rng % 150));
+        child.kill().unwrap(); // SIGKILL: no shutdown path runs
+        child.wait().unwrap();
+        worker.join().unwrap();
+    }
+    eprintln!("{checked} acknowledged registrations/logins checked across {ROUNDS} kills");
+    assert!(checked > 0, "no acknowledged work was ever checked");
+    let _ = std::fs::remove_dir_all(&dir);
+}
