@@ -32,13 +32,23 @@ fn start(dir: &Path) -> (Child, String, Option<String>) {
         .expect("spawn sessiond");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut password = None;
-    loop {
-        let line = lines.next().expect("sessiond exited").expect("read");
+    let mut addr = None;
+    for line in lines.by_ref() {
+        let Ok(line) = line else { break };
         if let Some(p) = line.trim().strip_prefix("password: ") {
             password = Some(p.to_owned());
         }
-        if let Some(addr) = line.strip_prefix("sessiond: listening on ") {
-            return (child, addr.to_owned(), password);
+        if let Some(a) = line.strip_prefix("sessiond: listening on ") {
+            addr = Some(a.to_owned());
+            break;
+        }
+    }
+    match addr {
+        Some(addr) => (child, addr, password),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("sessiond did not start");
         }
     }
 }
