@@ -504,3 +504,45 @@ fn registration_is_durable_before_success_and_then_logs_in() {
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// ---- issue 4: a failed journal write stops the server before anything is acknowledged --
+
+struct FailingStore;
+
+impl sessiond::store::Store for FailingStore {
+    fn append(&mut self, _: &sessiond::store::event::Event) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn commit(&mut self) -> std::io::Result<()> {
+        Err(std::io::Error::other("simulated EIO on fdatasync"))
+    }
+}
+
+#[test]
+fn a_failed_commit_stops_the_server_without_acknowledging() {
+    use sessiond::auth::PasswordRecord;
+    use sessiond::server::{Server, ServerConfig};
+    use sessiond::session::UserTable;
+    let cfg = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        iterations: 1000,
+        ..ServerConfig::default()
+    };
+    let mut users = UserTable::new();
+    let rec = PasswordRecord::create(ALICE_PW.as_bytes(), 1000).unwrap();
+    users.create("alice", rec, Role::User, "", 1).unwrap();
+    let mut server =
+        Server::bind_with_store(cfg, users, Some(Box::new(FailingStore)), Vec::new()).unwrap();
+    let addr = server.local_addr();
+    let run = std::thread::spawn(move || server.run());
+    let mut c = sessiond::client::Client::connect(addr, Duration::from_secs(5)).unwrap();
+    // the login's session must be journaled before LOGIN_SUCCESS may leave; the commit
+    // fails, so the client never sees a success
+    let r = c.login("alice", ALICE_PW, "t", "p");
+    assert!(
+        matches!(r, Err(ref e) if e.is_network()),
+        "expected the connection to drop, got {r:?}"
+    );
+    let result = run.join().unwrap();
+    assert!(result.is_err(), "the server must stop on a failed commit");
+}

@@ -26,7 +26,7 @@ use crate::conn::ConnId;
 use crate::engine::{Engine, EngineConfig, Stats};
 use crate::session::UserTable;
 use crate::store::event::StoredSession;
-use crate::store::Journal;
+use crate::store::Store;
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("sessiond packs (generation, index) into a mio Token and needs 64-bit usize");
@@ -101,7 +101,7 @@ pub struct Server {
     pool: HashPool,
     /// Accounts, sessions and their ends, made durable once per loop turn before replies
     /// go out. None keeps everything in memory (tests, tools).
-    journal: Option<Journal>,
+    store: Option<Box<dyn Store>>,
     /// Connections whose socket became writable this turn; flushed after the commit.
     writable: Vec<ConnId>,
     waker: Arc<Waker>,
@@ -117,15 +117,15 @@ pub struct Server {
 impl Server {
     /// Binds the listener and starts the hash workers, with sessions in memory only.
     pub fn bind(cfg: ServerConfig, users: UserTable) -> io::Result<Server> {
-        Self::bind_with_journal(cfg, users, None, Vec::new())
+        Self::bind_with_store(cfg, users, None, Vec::new())
     }
 
-    /// Like `bind`, journaling session changes to `journal` and bringing back `sessions`
+    /// Like `bind`, recording every durable change in `store` and bringing back `sessions`
     /// (from its replay) with their deadlines recomputed.
-    pub fn bind_with_journal(
+    pub fn bind_with_store(
         cfg: ServerConfig,
         users: UserTable,
-        journal: Option<Journal>,
+        store: Option<Box<dyn Store>>,
         sessions: Vec<StoredSession>,
     ) -> io::Result<Server> {
         let poll = Poll::new()?;
@@ -157,7 +157,7 @@ impl Server {
             engine,
             socks: Vec::new(),
             pool,
-            journal,
+            store,
             writable: Vec::new(),
             waker,
             stop: Arc::new(AtomicBool::new(false)),
@@ -253,7 +253,7 @@ impl Server {
     /// after a failed write may be acknowledged.
     fn commit_journal(&mut self) -> io::Result<()> {
         let events = self.engine.take_events();
-        let Some(j) = self.journal.as_mut() else {
+        let Some(j) = self.store.as_mut() else {
             return Ok(());
         };
         if events.is_empty() {

@@ -22,6 +22,30 @@ mod lock;
 pub use journal_file::{open_journal, repair_journal, Journal, OpenError, JOURNAL_FILE};
 pub use lock::{lock_data_dir, DataDirLock, LOCK_FILE};
 
+use event::Event;
+
+/// What the server needs from durable storage, once per loop iteration: append the turn's
+/// events, then make them durable. The embedded [`Journal`] is the default; a networked
+/// store shared by several servers can implement the same two calls (and load its state at
+/// startup the way `open_journal` does).
+pub trait Store: Send {
+    /// Buffers one event; durable after `commit`.
+    fn append(&mut self, ev: &Event) -> io::Result<()>;
+    /// Makes everything appended durable. After an error nothing more may be
+    /// acknowledged: the server stops.
+    fn commit(&mut self) -> io::Result<()>;
+}
+
+impl Store for Journal {
+    fn append(&mut self, ev: &Event) -> io::Result<()> {
+        Journal::append(self, ev)
+    }
+
+    fn commit(&mut self) -> io::Result<()> {
+        Journal::commit(self)
+    }
+}
+
 use std::fs;
 use std::io;
 use std::path::Path;

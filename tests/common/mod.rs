@@ -59,7 +59,8 @@ impl TestServer {
             Some(dir) => {
                 let (journal, state) = sessiond::store::open_journal(dir, users).expect("journal");
                 let sessions = state.sessions.into_values().collect();
-                Server::bind_with_journal(cfg, state.users, Some(journal), sessions).expect("bind")
+                Server::bind_with_store(cfg, state.users, Some(Box::new(journal)), sessions)
+                    .expect("bind")
             }
             None => Server::bind(cfg, users).expect("bind"),
         };
