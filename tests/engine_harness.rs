@@ -1022,6 +1022,7 @@ fn registration_and_sessions_are_recorded_as_events() {
     let kinds: Vec<&str> = ev
         .iter()
         .map(|e| match e {
+            Event::Audit(a) => a.kind.name(),
             Event::UserCreated(u) => {
                 assert_eq!(u.username, "gus");
                 "user"
@@ -1038,6 +1039,57 @@ fn registration_and_sessions_are_recorded_as_events() {
     // heartbeats are not journaled one by one
     assert_eq!(
         kinds,
-        ["user", "created", "last_login", "activity", "ended"]
+        [
+            "user",
+            "registered",
+            "created",
+            "last_login",
+            "session_created",
+            "activity",
+            "session_detached",
+            "ended",
+            "logged_out"
+        ]
     );
+}
+
+#[test]
+fn failures_and_revocations_reach_the_audit_trail() {
+    use sessiond::store::event::{AuditKind, Event};
+    let mut h = Harness::new(EngineConfig::default());
+    h.engine.take_events();
+    let a = h.connect();
+    h.login(a, "alice", "wrong");
+    h.login(a, "nobody", "wrong");
+    h.login_ok(a);
+    let b = h.connect();
+    h.login_ok(b); // revokes a's session
+    let audits: Vec<_> = h
+        .engine
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Audit(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let failed: Vec<_> = audits
+        .iter()
+        .filter(|a| a.kind == AuditKind::LoginFailed)
+        .collect();
+    assert_eq!(failed.len(), 2);
+    assert_eq!((failed[0].user_id, failed[1].user_id), (1, 0));
+    assert_eq!(failed[1].detail, "nobody: invalid credentials");
+    assert_eq!(failed[0].address, "127.0.0.1:40000");
+    let revoked = audits
+        .iter()
+        .find(|a| a.kind == AuditKind::Revoked)
+        .expect("revocation audited");
+    assert_eq!(revoked.user_id, 1);
+    assert!(
+        revoked.detail.starts_with("NEW_LOGIN by 127.0.0.1:40000"),
+        "{}",
+        revoked.detail
+    );
+    assert!(audits.iter().all(|a| a.at_ms >= 1_767_225_600_000));
 }

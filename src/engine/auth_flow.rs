@@ -16,7 +16,7 @@ use crate::protocol::{
     SessionInvalid, SessionValid, Token, VerifySession,
 };
 use crate::session::{token, Digest, Session};
-use crate::store::event::{Event, StoredSession};
+use crate::store::event::{AuditKind, Event, StoredSession};
 
 impl Engine {
     pub(super) fn start_login(
@@ -115,6 +115,7 @@ impl Engine {
 
     /// A worker finished a hash job.
     pub fn on_hash_result(&mut self, result: HashResult, now: Instant) {
+        self.last_now = self.last_now.max(now);
         let id = ConnId::from_u64(result.ticket);
         // None: the connection closed while its password was being hashed.
         let Some(pending) = self.end_authenticating(id) else {
@@ -144,6 +145,17 @@ impl Engine {
                         // Journaled with this turn's commit, which happens before the
                         // reply below is written out: REGISTER_SUCCESS implies durable.
                         self.events.push(Event::UserCreated(user.clone()));
+                        let peer = self
+                            .conn(id)
+                            .map(|c| c.peer.to_string())
+                            .unwrap_or_default();
+                        self.audit(
+                            AuditKind::Registered,
+                            user.id,
+                            0,
+                            peer,
+                            user.username.clone(),
+                        );
                         self.stats.registrations += 1;
                         info!("registered user={} id={}", user.username, user.id);
                         self.rearm_login_deadline(id, pending.deadline);
@@ -250,6 +262,13 @@ impl Engine {
                         pending.username, peer
                     );
                     self.stats.logins_failed += 1;
+                    self.audit(
+                        AuditKind::LoginFailed,
+                        uid,
+                        0,
+                        peer.to_string(),
+                        format!("{}: session limit", pending.username),
+                    );
                     self.send(
                         id,
                         pending.request_id,
@@ -309,6 +328,15 @@ impl Engine {
         });
         self.activate(id, session_id, now);
         self.stats.logins_ok += 1;
+        self.audit(
+            AuditKind::SessionCreated,
+            uid,
+            session_id,
+            peer.to_string(),
+            format!("{} {}", pending.client, pending.platform)
+                .trim()
+                .to_owned(),
+        );
         info!(
             "login ok user={} session={:016x} peer={} client={:?} platform={:?}",
             pending.username, session_id, peer, pending.client, pending.platform
@@ -425,6 +453,17 @@ impl Engine {
             .map(|c| c.peer.to_string())
             .unwrap_or_default();
         info!("login failed user={} peer={}", pending.username, peer);
+        let uid = match pending.kind {
+            PendingKind::Login { user_id } => user_id.unwrap_or(0),
+            _ => 0,
+        };
+        self.audit(
+            AuditKind::LoginFailed,
+            uid,
+            0,
+            peer,
+            format!("{}: invalid credentials", pending.username),
+        );
         self.rearm_login_deadline(id, pending.deadline);
         // protocol.md 5.3: "the server does not say which" part was wrong.
         self.send(
@@ -526,6 +565,8 @@ impl Engine {
             .map(|u| u.last_login_ms)
             .unwrap_or(0);
         info!("session resumed session={sid:016x} peer={peer}");
+        let uid = self.sessions.get(sid).map(|s| s.user_id).unwrap_or(0);
+        self.audit(AuditKind::SessionResumed, uid, sid, peer.to_string(), "");
         let Some(session) = self.session_info(sid, last_login) else {
             return;
         };

@@ -13,7 +13,7 @@ use crate::protocol::{
     SessionExpired, SessionRevoked, Token,
 };
 use crate::session::{Digest, Expiry};
-use crate::store::event::{EndKind, Event};
+use crate::store::event::{AuditKind, EndKind, Event};
 
 impl Engine {
     /// protocol.md 6, the token check: digest, then expiry. Returns the session id when
@@ -106,6 +106,24 @@ impl Engine {
             kind,
             at_ms,
         });
+        let (audit_kind, detail) = match &end {
+            End::LoggedOut => (AuditKind::LoggedOut, String::new()),
+            End::Expired(Expiry::Idle) => (AuditKind::ExpiredIdle, String::new()),
+            End::Expired(Expiry::Absolute) => (AuditKind::ExpiredAbsolute, String::new()),
+            End::Revoked {
+                reason,
+                by_client,
+                by_platform,
+                by_address,
+            } => (
+                AuditKind::Revoked,
+                format!(
+                    "{} by {by_address} ({by_client} {by_platform})",
+                    reason.name()
+                ),
+            ),
+        };
+        self.audit(audit_kind, s.user_id, sid, s.peer.to_string(), detail);
         let keep_until = s.expires_at.max(now + self.cfg.tombstone_min);
         self.wheel.insert(keep_until, TimerKey::Tombstone(sid));
         let user = self

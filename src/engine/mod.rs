@@ -29,7 +29,7 @@ use crate::protocol::{
     HeartbeatAck, Message, Opcode, RevokeReason,
 };
 use crate::session::{Expiry, SessionTable, UserTable};
-use crate::store::event::{Event, StoredSession};
+use crate::store::event::{Audit, AuditKind, Event, StoredSession};
 use crate::timer::TimerWheel;
 
 /// What happens to a new login when its user already has `max_sessions_per_user`.
@@ -262,6 +262,7 @@ impl Engine {
 
     /// A new TCP connection. Its login deadline starts now.
     pub fn accept(&mut self, peer: SocketAddr, now: Instant) -> ConnId {
+        self.last_now = self.last_now.max(now);
         self.next_generation = self.next_generation.wrapping_add(1);
         let entry = self.conns.vacant_entry();
         let id = ConnId {
@@ -412,6 +413,7 @@ impl Engine {
     /// The peer closed its sending side (read returned 0). Frames already received are
     /// still handled; then the connection closes.
     pub fn peer_closed(&mut self, id: ConnId, now: Instant) {
+        self.last_now = self.last_now.max(now);
         if let Some(c) = self.conn_mut(id) {
             c.peer_closed = true;
             self.process(id, now);
@@ -725,12 +727,40 @@ impl Engine {
                     + s.last_activity
                         .saturating_duration_since(s.created)
                         .as_millis() as u64;
+                let (user_id, peer) = (s.user_id, s.peer);
                 self.events.push(Event::SessionActivity {
                     id: sid,
                     at_ms: last.min(at),
                 });
+                self.audit(
+                    AuditKind::SessionDetached,
+                    user_id,
+                    sid,
+                    peer.to_string(),
+                    "",
+                );
             }
         }
+    }
+
+    /// Appends an audit record (journaled with the turn's commit).
+    fn audit(
+        &mut self,
+        kind: AuditKind,
+        user_id: u64,
+        session_id: u64,
+        address: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
+        let at_ms = self.unix_ms(self.last_now);
+        self.events.push(Event::Audit(Audit {
+            at_ms,
+            kind,
+            user_id,
+            session_id,
+            address: address.into(),
+            detail: detail.into(),
+        }));
     }
 
     /// The latest time the engine has been told (for events recorded where no `now` is

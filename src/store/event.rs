@@ -52,9 +52,72 @@ pub struct StoredSession {
     pub expires_ms: u64,
 }
 
+/// What an audit record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditKind {
+    SessionCreated = 1,
+    SessionResumed = 2,
+    SessionDetached = 3,
+    ExpiredIdle = 4,
+    ExpiredAbsolute = 5,
+    LoggedOut = 6,
+    /// `detail` names the reason and who caused it.
+    Revoked = 7,
+    /// `detail` names the username tried and why it failed.
+    LoginFailed = 8,
+    Registered = 9,
+}
+
+impl AuditKind {
+    pub fn from_u8(v: u8) -> Option<AuditKind> {
+        use AuditKind::*;
+        Some(match v {
+            1 => SessionCreated,
+            2 => SessionResumed,
+            3 => SessionDetached,
+            4 => ExpiredIdle,
+            5 => ExpiredAbsolute,
+            6 => LoggedOut,
+            7 => Revoked,
+            8 => LoginFailed,
+            9 => Registered,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        use AuditKind::*;
+        match self {
+            SessionCreated => "session_created",
+            SessionResumed => "session_resumed",
+            SessionDetached => "session_detached",
+            ExpiredIdle => "expired_idle",
+            ExpiredAbsolute => "expired_absolute",
+            LoggedOut => "logged_out",
+            Revoked => "revoked",
+            LoginFailed => "login_failed",
+            Registered => "registered",
+        }
+    }
+}
+
+/// One entry of the audit trail: what happened, when, to whom, from where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    pub at_ms: u64,
+    pub kind: AuditKind,
+    /// 0 when no account is known (a failed login for an unknown name).
+    pub user_id: u64,
+    /// 0 when no session is involved.
+    pub session_id: u64,
+    pub address: String,
+    pub detail: String,
+}
+
 /// One durable change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    Audit(Audit),
     UserCreated(User),
     LastLogin {
         user_id: u64,
@@ -80,6 +143,7 @@ mod kind {
     pub const SESSION_CREATED: u8 = 3;
     pub const SESSION_ACTIVITY: u8 = 4;
     pub const SESSION_ENDED: u8 = 5;
+    pub const AUDIT: u8 = 6;
 }
 
 /// A record whose payload does not parse.
@@ -93,6 +157,15 @@ impl Event {
     pub fn encode(&self) -> (u8, Vec<u8>) {
         let mut b = Vec::with_capacity(128);
         let k = match self {
+            Event::Audit(a) => {
+                b.put_u64(a.at_ms);
+                b.put_u8(a.kind as u8);
+                b.put_u64(a.user_id);
+                b.put_u64(a.session_id);
+                put_str(&mut b, &a.address, MAX_ADDRESS);
+                put_str(&mut b, &a.detail, MAX_DETAIL);
+                kind::AUDIT
+            }
             Event::UserCreated(u) => {
                 b.put_u64(u.id);
                 put_str(&mut b, &u.username, MAX_USERNAME);
@@ -162,6 +235,14 @@ impl Event {
                         last_login_ms,
                     })
                 }
+                kind::AUDIT => Event::Audit(Audit {
+                    at_ms: r.u64().ok()?,
+                    kind: AuditKind::from_u8(r.u8().ok()?)?,
+                    user_id: r.u64().ok()?,
+                    session_id: r.u64().ok()?,
+                    address: r.string(MAX_ADDRESS).ok()?.to_owned(),
+                    detail: r.string(MAX_DETAIL).ok()?.to_owned(),
+                }),
                 kind::LAST_LOGIN => Event::LastLogin {
                     user_id: r.u64().ok()?,
                     at_ms: r.u64().ok()?,
@@ -205,6 +286,8 @@ impl Event {
 pub struct State {
     pub users: UserTable,
     pub sessions: HashMap<u64, StoredSession>,
+    /// Audit records replayed (the records themselves stay in the journal for queries).
+    pub audit_records: u64,
 }
 
 /// Why an event could not be applied (a journal that contradicts itself).
@@ -216,12 +299,14 @@ impl State {
         State {
             users: UserTable::new(),
             sessions: HashMap::new(),
+            audit_records: 0,
         }
     }
 
     /// Folds one event into the state.
     pub fn apply(&mut self, ev: Event) -> Result<(), Inconsistent> {
         match ev {
+            Event::Audit(_) => self.audit_records += 1,
             Event::UserCreated(u) => {
                 let name = u.username.clone();
                 self.users
@@ -288,6 +373,14 @@ mod tests {
     #[test]
     fn every_event_round_trips_and_junk_is_refused() {
         let events = [
+            Event::Audit(Audit {
+                at_ms: 3,
+                kind: AuditKind::Revoked,
+                user_id: 1,
+                session_id: 7,
+                address: "[::1]:4000".into(),
+                detail: "NEW_LOGIN by 127.0.0.1:5000".into(),
+            }),
             Event::UserCreated(user(1, "alice")),
             Event::LastLogin {
                 user_id: 1,
