@@ -108,14 +108,8 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         opts.server.hash_workers,
         opts.server.iterations
     );
-    let sessions = state.sessions.into_values().collect();
-    let mut server = Server::bind_with_store(
-        opts.server.clone(),
-        state.users,
-        Some(Box::new(journal)),
-        sessions,
-    )
-    .map_err(|e| format!("cannot listen on {}: {e}", opts.server.listen))?;
+    let mut server = Server::bind_with_store(opts.server.clone(), state, Some(Box::new(journal)))
+        .map_err(|e| format!("cannot listen on {}: {e}", opts.server.listen))?;
     println!("sessiond: listening on {}", server.local_addr());
     server.run()?;
     Ok(())

@@ -265,3 +265,34 @@ fn a_torn_tail_is_truncated_and_the_server_starts() {
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_dead_token_still_says_why_after_a_restart() {
+    use sessiond::protocol::InvalidReason;
+    let dir = std::env::temp_dir().join(format!("sessiond-bin-tomb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let first = start(&dir);
+    let (lines, addr) = until_listening(&first);
+    let password = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .unwrap()
+        .to_owned();
+    let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+    let s = match c.login("admin", &password, "t", "p").unwrap() {
+        LoginOutcome::Success(s) => s,
+        other => panic!("{other:?}"),
+    };
+    c.logout().unwrap();
+    drop(c);
+    drop(first);
+    let again = start(&dir);
+    let (_, addr) = until_listening(&again);
+    let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+    match c.resume(&s.token, "t", "p").unwrap() {
+        ResumeOutcome::Invalid(i) => assert_eq!(i.reason, InvalidReason::LoggedOut),
+        other => panic!("{other:?}"),
+    }
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}

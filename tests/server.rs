@@ -518,6 +518,13 @@ impl sessiond::store::Store for FailingStore {
     }
 }
 
+fn state_with(users: sessiond::session::UserTable) -> sessiond::store::event::State {
+    sessiond::store::event::State {
+        users,
+        ..sessiond::store::event::State::new()
+    }
+}
+
 #[test]
 fn a_failed_commit_stops_the_server_without_acknowledging() {
     use sessiond::auth::PasswordRecord;
@@ -532,7 +539,7 @@ fn a_failed_commit_stops_the_server_without_acknowledging() {
     let rec = PasswordRecord::create(ALICE_PW.as_bytes(), 1000).unwrap();
     users.create("alice", rec, Role::User, "", 1).unwrap();
     let mut server =
-        Server::bind_with_store(cfg, users, Some(Box::new(FailingStore)), Vec::new()).unwrap();
+        Server::bind_with_store(cfg, state_with(users), Some(Box::new(FailingStore))).unwrap();
     let addr = server.local_addr();
     let run = std::thread::spawn(move || server.run());
     let mut c = sessiond::client::Client::connect(addr, Duration::from_secs(5)).unwrap();

@@ -26,10 +26,10 @@ use crate::auth::{HashJob, PasswordRecord};
 use crate::conn::{Conn, ConnId, ConnState};
 use crate::protocol::{
     self, DecodeLimits, DisconnectAck, DisconnectReason, ErrorCode, Flags, Frame, GeneralFailure,
-    HeartbeatAck, Message, Opcode, RevokeReason,
+    HeartbeatAck, InvalidReason, Message, Opcode, RevokeReason,
 };
 use crate::session::{Expiry, SessionTable, UserTable};
-use crate::store::event::{Audit, AuditKind, Event, StoredSession};
+use crate::store::event::{Audit, AuditKind, EndKind, EndedSession, Event, StoredSession};
 use crate::timer::TimerWheel;
 
 /// What happens to a new login when its user already has `max_sessions_per_user`.
@@ -403,6 +403,27 @@ impl Engine {
         if let Some(s) = self.sessions.get_mut(sid) {
             s.timer = Some(t);
         }
+    }
+
+    /// Brings back the tombstone of a session that ended before a restart, so resuming
+    /// its token still says why; forgotten at the usual time (`tombstone_min` after the
+    /// end, and not before the session would have expired).
+    pub fn restore_ended(&mut self, sid: u64, ended: EndedSession, now: Instant) {
+        let now_ms = self.unix_ms(now);
+        let keep_until_ms = ended
+            .expires_ms
+            .max(ended.ended_ms + self.cfg.tombstone_min.as_millis() as u64);
+        if keep_until_ms <= now_ms {
+            return;
+        }
+        let why = match ended.kind {
+            EndKind::LoggedOut => InvalidReason::LoggedOut,
+            EndKind::ExpiredIdle | EndKind::ExpiredAbsolute => InvalidReason::Expired,
+            EndKind::Revoked => InvalidReason::Revoked,
+        };
+        self.sessions.insert_ended(sid, ended.digest, why);
+        let at = now + Duration::from_millis(keep_until_ms - now_ms);
+        self.wheel.insert(at, TimerKey::Tombstone(sid));
     }
 
     /// The earliest deadline, for the poll timeout.

@@ -25,7 +25,7 @@ use crate::auth::{HashPool, PasswordRecord, PoolFull};
 use crate::conn::ConnId;
 use crate::engine::{Engine, EngineConfig, Stats};
 use crate::session::UserTable;
-use crate::store::event::StoredSession;
+use crate::store::event::State;
 use crate::store::Store;
 
 #[cfg(not(target_pointer_width = "64"))]
@@ -115,18 +115,22 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listener and starts the hash workers, with sessions in memory only.
+    /// Binds the listener and starts the hash workers, with everything in memory only.
     pub fn bind(cfg: ServerConfig, users: UserTable) -> io::Result<Server> {
-        Self::bind_with_store(cfg, users, None, Vec::new())
+        let state = State {
+            users,
+            ..State::new()
+        };
+        Self::bind_with_store(cfg, state, None)
     }
 
-    /// Like `bind`, recording every durable change in `store` and bringing back `sessions`
-    /// (from its replay) with their deadlines recomputed.
+    /// Like `bind`, starting from `state` (a replayed journal: users, live sessions with
+    /// their deadlines recomputed, tombstones of ended ones) and recording every durable
+    /// change in `store`.
     pub fn bind_with_store(
         cfg: ServerConfig,
-        users: UserTable,
+        state: State,
         store: Option<Box<dyn Store>>,
-        sessions: Vec<StoredSession>,
     ) -> io::Result<Server> {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(cfg.listen)?;
@@ -146,8 +150,11 @@ impl Server {
             iterations: cfg.iterations,
             ..cfg.engine.clone()
         };
-        let mut engine = Engine::new(engine_cfg, users, dummy, now, unix_ms);
-        for s in sessions {
+        let mut engine = Engine::new(engine_cfg, state.users, dummy, now, unix_ms);
+        for (sid, ended) in state.ended {
+            engine.restore_ended(sid, ended, now);
+        }
+        for (_, s) in state.sessions {
             engine.restore_session(s, now);
         }
         Ok(Server {

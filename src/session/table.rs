@@ -143,6 +143,12 @@ impl SessionTable {
         Some(s)
     }
 
+    /// Remembers an ended session restored from storage (no live session is involved).
+    pub fn insert_ended(&mut self, id: u64, digest: Digest, why: InvalidReason) {
+        self.ended.insert(digest, why);
+        self.ended_by_id.insert(id, digest);
+    }
+
     /// Why the session with this digest ended, if it did and is still remembered.
     pub fn ended_reason(&self, d: &Digest) -> Option<InvalidReason> {
         self.ended.get(d).copied()

@@ -281,11 +281,23 @@ impl Event {
     }
 }
 
-/// Durable state rebuilt from events: every user, and the sessions that have not ended.
+/// A session that ended: enough to tell a later resume of its token why it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndedSession {
+    pub digest: Digest,
+    pub kind: EndKind,
+    /// When the session would have expired: the tombstone is kept at least until then.
+    pub expires_ms: u64,
+    pub ended_ms: u64,
+}
+
+/// Durable state rebuilt from events: every user, the sessions that have not ended, and
+/// the ones that did (pruned by the caller to those still worth remembering).
 #[derive(Debug, Default)]
 pub struct State {
     pub users: UserTable,
     pub sessions: HashMap<u64, StoredSession>,
+    pub ended: HashMap<u64, EndedSession>,
     /// Audit records replayed (the records themselves stay in the journal for queries).
     pub audit_records: u64,
 }
@@ -299,6 +311,7 @@ impl State {
         State {
             users: UserTable::new(),
             sessions: HashMap::new(),
+            ended: HashMap::new(),
             audit_records: 0,
         }
     }
@@ -332,8 +345,18 @@ impl State {
                     s.last_activity_ms = s.last_activity_ms.max(at_ms);
                 }
             }
-            Event::SessionEnded { id, .. } => {
-                self.sessions.remove(&id);
+            Event::SessionEnded { id, kind, at_ms } => {
+                if let Some(s) = self.sessions.remove(&id) {
+                    self.ended.insert(
+                        id,
+                        EndedSession {
+                            digest: s.digest,
+                            kind,
+                            expires_ms: s.expires_ms,
+                            ended_ms: at_ms,
+                        },
+                    );
+                }
             }
         }
         Ok(())
@@ -433,6 +456,8 @@ mod tests {
         assert_eq!(st.users.by_name("alice").unwrap().last_login_ms, 2_000);
         assert_eq!(st.sessions.len(), 1);
         assert_eq!(st.sessions[&8].last_activity_ms, 3_000);
+        assert_eq!(st.ended[&7].kind, EndKind::LoggedOut);
+        assert_eq!(st.ended[&7].digest, Digest([7; 32]));
         assert!(st.apply(Event::UserCreated(user(3, "alice"))).is_err());
         assert!(st.apply(Event::SessionCreated(session(9, 42))).is_err());
     }

@@ -58,9 +58,7 @@ impl TestServer {
         let mut server = match journal_dir {
             Some(dir) => {
                 let (journal, state) = sessiond::store::open_journal(dir, users).expect("journal");
-                let sessions = state.sessions.into_values().collect();
-                Server::bind_with_store(cfg, state.users, Some(Box::new(journal)), sessions)
-                    .expect("bind")
+                Server::bind_with_store(cfg, state, Some(Box::new(journal))).expect("bind")
             }
             None => Server::bind(cfg, users).expect("bind"),
         };
