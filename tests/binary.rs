@@ -1,120 +1,47 @@
-//! The `sessiond` binary as an operator runs it: first start creates `admin` and prints its
-//! password once; a restart on the same data directory does not; the printed password
-//! works; registered users survive the restart.
+//! The `sessiond` binary as an operator runs it: the first start creates `admin` and prints
+//! its password once; data and sessions survive restarts and SIGKILL; a torn journal tail
+//! is truncated; damage in the middle refuses to start until `sessiond repair`; one server
+//! per data directory; exit codes.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
-use sessiond::client::{Client, LoginOutcome, RegisterOutcome, ResumeOutcome};
+use std::process::Command;
 
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--iterations",
-            "1000",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sessiond");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Running { child, lines }
-}
-
-/// Lines printed until "listening on ADDR"; returns them and the address.
-fn until_listening(r: &Running) -> (Vec<String>, String) {
-    let mut seen = Vec::new();
-    loop {
-        let line = r
-            .lines
-            .recv_timeout(Duration::from_secs(30))
-            .expect("sessiond did not start");
-        if let Some(addr) = line.strip_prefix("sessiond: listening on ") {
-            return (seen, addr.to_owned());
-        }
-        seen.push(line);
-    }
-}
-
-fn tmpdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sessiond-bin-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+use common::process::{fresh_dir, Running};
+use sessiond::client::{LoginOutcome, RegisterOutcome, ResumeOutcome};
+use sessiond::protocol::InvalidReason;
 
 #[test]
 fn first_start_prints_the_admin_password_once_and_data_survives_a_restart() {
-    let dir = tmpdir();
-    let first = start(&dir);
-    let (lines, addr) = until_listening(&first);
-    let password = lines
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .expect("admin password printed")
-        .to_owned();
+    let dir = fresh_dir("bin-first");
+    let first = Running::start(&dir);
+    let password = first.password.clone().expect("admin password printed");
     assert_eq!(password.len(), 20);
-    let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
-    let admin = match c.login("admin", &password, "t", "p").unwrap() {
-        LoginOutcome::Success(s) => s,
-        other => panic!("{other:?}"),
-    };
+    let (c, admin) = first.login("admin", &password);
     assert_eq!(admin.session.role.name(), "admin");
     drop(c);
-    let mut r = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+    let mut r = first.client();
     assert!(matches!(
         r.register("dana", "long enough", "dana@example.org")
             .unwrap(),
         RegisterOutcome::Success(_)
     ));
-    drop(first);
+    drop(first); // SIGKILL
 
-    let second = start(&dir);
-    let (lines, addr) = until_listening(&second);
+    let second = Running::start(&dir);
     assert!(
-        lines.iter().all(|l| !l.contains("password")),
-        "printed again: {lines:?}"
+        second.password.is_none(),
+        "printed again: {:?}",
+        second.printed
     );
-    // the session granted before the restart resumes with its token (journaled)
-    let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+    // the session granted before the kill resumes with its token (journaled)
+    let mut c = second.client();
     match c.resume(&admin.token, "t", "p").unwrap() {
         ResumeOutcome::Valid(info) => assert_eq!(info.session_id, admin.session.session_id),
         other => panic!("{other:?}"),
     }
     c.heartbeat().unwrap();
-    let mut d = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
-    assert!(matches!(
-        d.login("dana", "long enough", "t", "p").unwrap(),
-        LoginOutcome::Success(_)
-    ));
+    second.login("dana", "long enough");
     drop(second);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -137,18 +64,10 @@ fn bad_flags_exit_with_status_2_and_help_exits_0() {
 
 #[test]
 fn a_second_server_on_the_same_data_directory_is_refused() {
-    let dir = std::env::temp_dir().join(format!("sessiond-bin-lock-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let first = start(&dir);
-    let _ = until_listening(&first);
+    let dir = fresh_dir("bin-lock");
+    let first = Running::start(&dir);
     let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--iterations",
-            "1000",
-            "--data-dir",
-        ])
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&dir)
         .output()
         .unwrap();
@@ -162,28 +81,17 @@ fn a_second_server_on_the_same_data_directory_is_refused() {
 
 #[test]
 fn corruption_in_the_middle_refuses_to_start_until_repaired() {
-    let dir = std::env::temp_dir().join(format!("sessiond-bin-corrupt-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let first = start(&dir);
-    let (lines, addr) = until_listening(&first);
-    let password = lines
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .unwrap()
-        .to_owned();
-    // a few journal records: logins and a logout
+    let dir = fresh_dir("bin-corrupt");
+    let first = Running::start(&dir);
+    let password = first.password.clone().unwrap();
+    // a few journal records: logins and logouts
     for _ in 0..3 {
-        let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
-        assert!(matches!(
-            c.login("admin", &password, "t", "p").unwrap(),
-            LoginOutcome::Success(_)
-        ));
+        let (mut c, _) = first.login("admin", &password);
         c.logout().unwrap();
     }
     drop(first);
-    let journal = dir.join("journal");
+    let journal = dir.join(sessiond::store::JOURNAL_FILE);
     let mut bytes = std::fs::read(&journal).unwrap();
-    assert!(bytes.len() > 100);
     // damage the second record (the first is the admin account, which must survive)
     let recs = sessiond::store::journal::replay(&bytes, 1).unwrap().records;
     assert!(recs.len() > 4);
@@ -216,37 +124,22 @@ fn corruption_in_the_middle_refuses_to_start_until_repaired() {
     );
     assert_eq!(std::fs::metadata(&journal).unwrap().len(), second);
 
-    let again = start(&dir);
-    let (_, addr) = until_listening(&again);
-    let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
-    assert!(matches!(
-        c.login("admin", &password, "t", "p").unwrap(),
-        LoginOutcome::Success(_)
-    ));
+    let again = Running::start(&dir);
+    again.login("admin", &password);
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_torn_tail_is_truncated_and_the_server_starts() {
-    let dir = std::env::temp_dir().join(format!("sessiond-bin-torn-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let first = start(&dir);
-    let (lines, addr) = until_listening(&first);
-    let password = lines
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .unwrap()
-        .to_owned();
-    let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
-    let s = match c.login("admin", &password, "t", "p").unwrap() {
-        LoginOutcome::Success(s) => s,
-        other => panic!("{other:?}"),
-    };
+    let dir = fresh_dir("bin-torn");
+    let first = Running::start(&dir);
+    let password = first.password.clone().unwrap();
+    let (c, s) = first.login("admin", &password);
     drop(c);
     drop(first);
     // half a record appended, as a crash in the middle of a write leaves it
-    let journal = dir.join("journal");
+    let journal = dir.join(sessiond::store::JOURNAL_FILE);
     let good = std::fs::metadata(&journal).unwrap().len();
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -254,10 +147,9 @@ fn a_torn_tail_is_truncated_and_the_server_starts() {
         .unwrap();
     std::io::Write::write_all(&mut f, &[0, 0, 0, 40, 1, 2, 3]).unwrap();
     drop(f);
-    let again = start(&dir);
-    let (_, addr) = until_listening(&again);
+    let again = Running::start(&dir);
     assert_eq!(std::fs::metadata(&journal).unwrap().len(), good);
-    let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+    let mut c = again.client();
     assert!(matches!(
         c.resume(&s.token, "t", "p").unwrap(),
         ResumeOutcome::Valid(_)
@@ -268,31 +160,33 @@ fn a_torn_tail_is_truncated_and_the_server_starts() {
 
 #[test]
 fn a_dead_token_still_says_why_after_a_restart() {
-    use sessiond::protocol::InvalidReason;
-    let dir = std::env::temp_dir().join(format!("sessiond-bin-tomb-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let first = start(&dir);
-    let (lines, addr) = until_listening(&first);
-    let password = lines
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .unwrap()
-        .to_owned();
-    let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
-    let s = match c.login("admin", &password, "t", "p").unwrap() {
-        LoginOutcome::Success(s) => s,
-        other => panic!("{other:?}"),
-    };
+    let dir = fresh_dir("bin-tomb");
+    let first = Running::start(&dir);
+    let password = first.password.clone().unwrap();
+    let (mut c, s) = first.login("admin", &password);
     c.logout().unwrap();
     drop(c);
     drop(first);
-    let again = start(&dir);
-    let (_, addr) = until_listening(&again);
-    let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+    let again = Running::start(&dir);
+    let mut c = again.client();
     match c.resume(&s.token, "t", "p").unwrap() {
         ResumeOutcome::Invalid(i) => assert_eq!(i.reason, InvalidReason::LoggedOut),
         other => panic!("{other:?}"),
     }
     drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_admin_login_works_with_the_printed_password_only() {
+    let dir = fresh_dir("bin-admin");
+    let first = Running::start(&dir);
+    let mut c = first.client();
+    assert!(matches!(
+        c.login("admin", "not the password", "t", "p").unwrap(),
+        LoginOutcome::Failure(_)
+    ));
+    first.login("admin", first.password.as_deref().unwrap());
+    drop(first);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,54 +4,16 @@
 //! be there (the user can log in, the token resumes). Bounded: a fixed number of rounds,
 //! each a fraction of a second.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::process::{fresh_dir, Running};
 use sessiond::client::{Client, LoginOutcome, RegisterOutcome, ResumeOutcome};
 use sessiond::protocol::Token;
 
 const ROUNDS: u64 = 6;
-
-fn start(dir: &Path) -> (Child, String, Option<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--iterations",
-            "1000",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sessiond");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut password = None;
-    let mut addr = None;
-    for line in lines.by_ref() {
-        let Ok(line) = line else { break };
-        if let Some(p) = line.trim().strip_prefix("password: ") {
-            password = Some(p.to_owned());
-        }
-        if let Some(a) = line.strip_prefix("sessiond: listening on ") {
-            addr = Some(a.to_owned());
-            break;
-        }
-    }
-    match addr {
-        Some(addr) => (child, addr, password),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("sessiond did not start");
-        }
-    }
-}
 
 /// What the client saw acknowledged: (username, password, token of its login if any).
 type Acked = Arc<Mutex<Vec<(String, String, Option<Token>)>>>;
@@ -87,13 +49,13 @@ fn work(addr: String, round: u64, acked: Acked) {
 
 #[test]
 fn acknowledged_registrations_and_logins_survive_kill_9() {
-    let dir = std::env::temp_dir().join(format!("sessiond-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("crash");
     let acked: Acked = Arc::new(Mutex::new(Vec::new()));
     let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut checked = 0;
     for round in 0..ROUNDS {
-        let (mut child, addr, _) = start(&dir);
+        let mut server = Running::start(&dir);
+        let addr = server.addr.clone();
         // everything acknowledged before earlier kills is here
         for (name, pw, token) in acked.lock().unwrap().iter() {
             let mut c = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
@@ -118,8 +80,8 @@ fn acknowledged_registrations_and_logins_survive_kill_9() {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         std::thread::sleep(Duration::from_millis(30 + rng % 150));
-        child.kill().unwrap(); // SIGKILL: no shutdown path runs
-        child.wait().unwrap();
+        server.child.kill().unwrap(); // SIGKILL: no shutdown path runs
+        server.child.wait().unwrap();
         worker.join().unwrap();
     }
     eprintln!("{checked} acknowledged registrations/logins checked across {ROUNDS} kills");

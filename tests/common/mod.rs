@@ -2,6 +2,8 @@
 //! joined on drop.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::Duration;

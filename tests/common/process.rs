@@ -1,0 +1,98 @@
+//! A `sessiond` child process on 127.0.0.1:0 with a given data directory: started,
+//! its stdout followed, killed (SIGKILL) and reaped on drop.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use sessiond::client::{Client, LoginOutcome};
+use sessiond::protocol::LoginSuccess;
+
+pub struct Running {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    /// The address it listens on.
+    pub addr: String,
+    /// The admin password, when this start created the account.
+    pub password: Option<String>,
+    /// Everything printed before "listening on".
+    pub printed: Vec<String>,
+}
+
+impl Running {
+    pub fn start(dir: &Path) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--iterations",
+                "1000",
+                "--data-dir",
+            ])
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sessiond");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut r = Running {
+            child,
+            lines,
+            addr: String::new(),
+            password: None,
+            printed: Vec::new(),
+        };
+        loop {
+            let Ok(line) = r.lines.recv_timeout(Duration::from_secs(30)) else {
+                panic!("sessiond did not start; printed {:?}", r.printed);
+            };
+            if let Some(addr) = line.strip_prefix("sessiond: listening on ") {
+                r.addr = addr.to_owned();
+                return r;
+            }
+            if let Some(p) = line.trim().strip_prefix("password: ") {
+                r.password = Some(p.to_owned());
+            }
+            r.printed.push(line);
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr.as_str(), Duration::from_secs(5)).expect("connect")
+    }
+
+    /// Logs in as `user` on a new connection.
+    pub fn login(&self, user: &str, password: &str) -> (Client, LoginSuccess) {
+        let mut c = self.client();
+        match c.login(user, password, "t", "p").expect("login") {
+            LoginOutcome::Success(s) => (c, s),
+            other => panic!("login of {user} failed: {other:?}"),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An empty directory under the temp dir, unique to this test process and `tag`.
+pub fn fresh_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sessiond-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
