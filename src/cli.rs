@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::engine::{DuplicatePolicy, OnLimit};
 use crate::protocol::MIN_MAX_FRAME;
 use crate::server::ServerConfig;
+use crate::store::JournalOptions;
 
 /// What the command line asked for.
 #[derive(Debug, Clone)]
@@ -25,6 +26,7 @@ pub enum Command {
 pub struct Options {
     pub server: ServerConfig,
     pub data_dir: PathBuf,
+    pub journal: JournalOptions,
 }
 
 pub const HELP: &str = "\
@@ -56,6 +58,8 @@ OPTIONS:
                                 reject | takeover             [default: reject]
     --registration STATE        open | closed                 [default: open]
     --min-password-len N        shortest password for new accounts [default: 8]
+    --snapshot-kb N             compact the journal into a snapshot past N KiB [default: 65536]
+    --audit-retention-days N    keep archived audit history this long [default: 90]
     -h, --help                  print this help
     -V, --version               print the version
 
@@ -69,6 +73,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         ..ServerConfig::default()
     };
     let mut data_dir = PathBuf::from("sessiond-data");
+    let mut journal = JournalOptions::default();
     let mut it = args.into_iter().peekable();
     if it.peek().map(String::as_str) == Some("repair") {
         it.next();
@@ -153,6 +158,17 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
                     return Err("--min-password-len must be at most 1024".into());
                 }
             }
+            "--snapshot-kb" => {
+                let kb: u64 = number(&flag, &value(&flag)?)?;
+                if kb == 0 {
+                    return Err("--snapshot-kb must be at least 1".into());
+                }
+                journal.snapshot_bytes = kb << 10;
+            }
+            "--audit-retention-days" => {
+                let days: u64 = number(&flag, &value(&flag)?)?;
+                journal.audit_retention = Duration::from_secs(days.saturating_mul(86_400));
+            }
             other => return Err(format!("unknown option {other} (see --help)")),
         }
     }
@@ -163,7 +179,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
     if e.login_timeout.is_zero() || e.session_idle.is_zero() || e.session_lifetime.is_zero() {
         return Err("timeouts must be greater than zero".into());
     }
-    Ok(Command::Run(Box::new(Options { server, data_dir })))
+    Ok(Command::Run(Box::new(Options {
+        server,
+        data_dir,
+        journal,
+    })))
 }
 
 /// One core less than the machine has (at least one, at most 8): a storm of logins must

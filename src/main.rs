@@ -71,7 +71,7 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
     // One server per data directory; held until the process exits.
     let _lock = store::lock_data_dir(dir)?;
-    let (mut journal, mut state) = store::open_journal(dir, UserTable::new())?;
+    let (mut journal, mut state) = store::open_journal_with(dir, UserTable::new(), opts.journal)?;
     if state.users.is_empty() {
         let password = random_password(20)?;
         let record = PasswordRecord::create(password.as_bytes(), opts.server.iterations)?;

@@ -190,3 +190,50 @@ fn the_admin_login_works_with_the_printed_password_only() {
     drop(first);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_journal_is_compacted_into_a_snapshot_and_everything_survives() {
+    let dir = fresh_dir("bin-snap");
+    let first = Running::start_with(
+        &dir,
+        &["--snapshot-kb", "1", "--max-sessions-per-user", "0"],
+    );
+    let password = first.password.clone().unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..12 {
+        let (c, s) = first.login("admin", &password);
+        drop(c);
+        tokens.push(s.token);
+    }
+    let (mut c, s) = first.login("admin", &password);
+    c.logout().unwrap();
+    drop(first);
+    assert!(dir.join(sessiond::store::SNAPSHOT_FILE).exists());
+    let archived = std::fs::read_dir(dir.join(sessiond::store::ARCHIVE_DIR))
+        .unwrap()
+        .count();
+    assert!(archived >= 1, "old journal segments are archived");
+    let journal = std::fs::metadata(dir.join(sessiond::store::JOURNAL_FILE)).unwrap();
+    assert!(
+        journal.len() < 4096,
+        "journal was compacted: {} bytes",
+        journal.len()
+    );
+
+    let again = Running::start(&dir);
+    for t in &tokens {
+        let mut c = again.client();
+        assert!(matches!(
+            c.resume(t, "t", "p").unwrap(),
+            ResumeOutcome::Valid(_)
+        ));
+    }
+    let mut c = again.client();
+    match c.resume(&s.token, "t", "p").unwrap() {
+        ResumeOutcome::Invalid(i) => assert_eq!(i.reason, InvalidReason::LoggedOut),
+        other => panic!("{other:?}"),
+    }
+    again.login("admin", &password);
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -426,6 +426,49 @@ impl Engine {
         self.wheel.insert(at, TimerKey::Tombstone(sid));
     }
 
+    /// Everything durable as events, for a snapshot: each user (with its last login),
+    /// each live session (with its last activity), each remembered tombstone. O(n): the
+    /// server calls it only when the journal is compacted.
+    pub fn snapshot_events(&self, now: Instant) -> Vec<Event> {
+        let now_ms = self.unix_ms(now);
+        let mut out = Vec::with_capacity(self.users.len() + self.sessions.len());
+        for u in self.users.all() {
+            out.push(Event::UserCreated(u.clone()));
+        }
+        for s in self.sessions.iter() {
+            let last = s.created_ms
+                + s.last_activity
+                    .saturating_duration_since(s.created)
+                    .as_millis() as u64;
+            out.push(Event::SessionCreated(StoredSession {
+                id: s.id,
+                user_id: s.user_id,
+                digest: s.digest,
+                client: s.client.clone(),
+                platform: s.platform.clone(),
+                peer: s.peer.to_string(),
+                created_ms: s.created_ms,
+                last_activity_ms: last,
+                expires_ms: s.expires_ms,
+            }));
+        }
+        let keep_until_ms = now_ms + self.cfg.tombstone_min.as_millis() as u64;
+        for (id, digest, why) in self.sessions.ended_iter() {
+            let kind = match why {
+                InvalidReason::LoggedOut => EndKind::LoggedOut,
+                InvalidReason::Expired => EndKind::ExpiredIdle,
+                _ => EndKind::Revoked,
+            };
+            out.push(Event::Tombstone {
+                id,
+                digest,
+                kind,
+                keep_until_ms,
+            });
+        }
+        out
+    }
+
     /// The earliest deadline, for the poll timeout.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.wheel.next_deadline()

@@ -272,8 +272,19 @@ impl Server {
             .and_then(|()| j.commit());
         if let Err(e) = &result {
             error!("journal write failed, stopping: {e}");
+            return result;
         }
-        result
+        if j.needs_snapshot() {
+            // Design: built and written on the loop. It is O(users + sessions) and happens
+            // once per `snapshot_bytes` of journal; moving the write to a helper thread is
+            // the listed follow-up.
+            let events = self.engine.snapshot_events(Instant::now());
+            if let Err(e) = j.write_snapshot(&events) {
+                error!("snapshot failed, stopping: {e}");
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {

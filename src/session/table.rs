@@ -169,6 +169,18 @@ impl SessionTable {
         self.by_id.is_empty()
     }
 
+    /// Every live session (for snapshots; O(n), never on a per-frame path).
+    pub fn iter(&self) -> impl Iterator<Item = &Session> {
+        self.by_id.values()
+    }
+
+    /// Every remembered ended session: (id, digest, why).
+    pub fn ended_iter(&self) -> impl Iterator<Item = (u64, Digest, InvalidReason)> + '_ {
+        self.ended_by_id
+            .iter()
+            .filter_map(|(&id, d)| self.ended.get(d).map(|&why| (id, *d, why)))
+    }
+
     /// Ended sessions still remembered.
     pub fn tombstones(&self) -> usize {
         self.ended.len()

@@ -134,6 +134,17 @@ pub enum Event {
         kind: EndKind,
         at_ms: u64,
     },
+    /// First record of a snapshot: it holds everything up to journal record `base_seq`.
+    SnapshotBase {
+        base_seq: u64,
+    },
+    /// In a snapshot: an ended session still remembered until `keep_until_ms`.
+    Tombstone {
+        id: u64,
+        digest: Digest,
+        kind: EndKind,
+        keep_until_ms: u64,
+    },
 }
 
 /// Record type bytes.
@@ -144,6 +155,8 @@ mod kind {
     pub const SESSION_ACTIVITY: u8 = 4;
     pub const SESSION_ENDED: u8 = 5;
     pub const AUDIT: u8 = 6;
+    pub const SNAPSHOT_BASE: u8 = 7;
+    pub const TOMBSTONE: u8 = 8;
 }
 
 /// A record whose payload does not parse.
@@ -157,6 +170,22 @@ impl Event {
     pub fn encode(&self) -> (u8, Vec<u8>) {
         let mut b = Vec::with_capacity(128);
         let k = match self {
+            Event::SnapshotBase { base_seq } => {
+                b.put_u64(*base_seq);
+                kind::SNAPSHOT_BASE
+            }
+            Event::Tombstone {
+                id,
+                digest,
+                kind: end,
+                keep_until_ms,
+            } => {
+                b.put_u64(*id);
+                b.put_slice(&digest.0);
+                b.put_u8(*end as u8);
+                b.put_u64(*keep_until_ms);
+                kind::TOMBSTONE
+            }
             Event::Audit(a) => {
                 b.put_u64(a.at_ms);
                 b.put_u8(a.kind as u8);
@@ -243,6 +272,15 @@ impl Event {
                     address: r.string(MAX_ADDRESS).ok()?.to_owned(),
                     detail: r.string(MAX_DETAIL).ok()?.to_owned(),
                 }),
+                kind::SNAPSHOT_BASE => Event::SnapshotBase {
+                    base_seq: r.u64().ok()?,
+                },
+                kind::TOMBSTONE => Event::Tombstone {
+                    id: r.u64().ok()?,
+                    digest: Digest(*r.token().ok()?.as_bytes()),
+                    kind: EndKind::from_u8(r.u8().ok()?)?,
+                    keep_until_ms: r.u64().ok()?,
+                },
                 kind::LAST_LOGIN => Event::LastLogin {
                     user_id: r.u64().ok()?,
                     at_ms: r.u64().ok()?,
@@ -320,6 +358,23 @@ impl State {
     pub fn apply(&mut self, ev: Event) -> Result<(), Inconsistent> {
         match ev {
             Event::Audit(_) => self.audit_records += 1,
+            Event::SnapshotBase { .. } => {}
+            Event::Tombstone {
+                id,
+                digest,
+                kind,
+                keep_until_ms,
+            } => {
+                self.ended.insert(
+                    id,
+                    EndedSession {
+                        digest,
+                        kind,
+                        expires_ms: keep_until_ms,
+                        ended_ms: 0,
+                    },
+                );
+            }
             Event::UserCreated(u) => {
                 let name = u.username.clone();
                 self.users
@@ -411,6 +466,13 @@ mod tests {
             },
             Event::SessionCreated(session(7, 1)),
             Event::SessionActivity { id: 7, at_ms: 9 },
+            Event::SnapshotBase { base_seq: 99 },
+            Event::Tombstone {
+                id: 3,
+                digest: Digest([3; 32]),
+                kind: EndKind::Revoked,
+                keep_until_ms: 77,
+            },
             Event::SessionEnded {
                 id: 7,
                 kind: EndKind::Revoked,

@@ -112,15 +112,25 @@ fn parse_at(buf: &[u8], at: usize, expect_seq: Option<u64>) -> Parse<'_> {
 
 /// Reads every record of `buf`; the first must carry `first_seq`.
 pub fn replay(buf: &[u8], first_seq: u64) -> Result<Replay<'_>, Corruption> {
+    replay_inner(buf, Some(first_seq))
+}
+
+/// Reads every record of `buf`, whatever sequence number the first one carries (a journal
+/// started after a snapshot); the rest must follow it one by one.
+pub fn replay_any(buf: &[u8]) -> Result<Replay<'_>, Corruption> {
+    replay_inner(buf, None)
+}
+
+fn replay_inner(buf: &[u8], first_seq: Option<u64>) -> Result<Replay<'_>, Corruption> {
     let mut records = Vec::new();
     let mut at = 0usize;
     let mut expect = first_seq;
     while at < buf.len() {
-        let why = match parse_at(buf, at, Some(expect)) {
+        let why = match parse_at(buf, at, expect) {
             Parse::Ok(r, n) => {
+                expect = Some(r.seq + 1);
                 records.push(r);
                 at += n;
-                expect += 1;
                 continue;
             }
             Parse::Incomplete(why) | Parse::Bad(why) => why,
@@ -405,6 +415,20 @@ mod tests {
                 Ok(())
             }
         }
+    }
+
+    #[test]
+    fn replay_any_starts_at_the_first_sequence_number() {
+        let mut w = JournalWriter::new(MemFile::new(), 41, 0);
+        w.append(1, b"a").unwrap();
+        w.append(1, b"b").unwrap();
+        w.commit().unwrap();
+        let r = replay_any(w.file().bytes()).unwrap();
+        assert_eq!(
+            r.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [41, 42]
+        );
+        assert!(replay(w.file().bytes(), 1).is_err());
     }
 
     #[test]

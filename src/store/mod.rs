@@ -19,7 +19,10 @@ pub mod journal;
 mod journal_file;
 mod lock;
 
-pub use journal_file::{open_journal, repair_journal, Journal, OpenError, JOURNAL_FILE};
+pub use journal_file::{
+    open_journal, open_journal_with, repair_journal, Journal, JournalOptions, OpenError,
+    ARCHIVE_DIR, JOURNAL_FILE, SNAPSHOT_FILE,
+};
 pub use lock::{lock_data_dir, DataDirLock, LOCK_FILE};
 
 use event::Event;
@@ -34,9 +37,26 @@ pub trait Store: Send {
     /// Makes everything appended durable. After an error nothing more may be
     /// acknowledged: the server stops.
     fn commit(&mut self) -> io::Result<()>;
+    /// Whether the store wants the whole state as a snapshot now (after a commit).
+    fn needs_snapshot(&self) -> bool {
+        false
+    }
+    /// Replaces everything committed so far with `events`, the whole state.
+    fn write_snapshot(&mut self, events: &[Event]) -> io::Result<()> {
+        let _ = events;
+        Ok(())
+    }
 }
 
 impl Store for Journal {
+    fn needs_snapshot(&self) -> bool {
+        Journal::needs_snapshot(self)
+    }
+
+    fn write_snapshot(&mut self, events: &[Event]) -> io::Result<()> {
+        Journal::write_snapshot(self, events)
+    }
+
     fn append(&mut self, ev: &Event) -> io::Result<()> {
         Journal::append(self, ev)
     }

@@ -23,6 +23,11 @@ pub struct Running {
 
 impl Running {
     pub fn start(dir: &Path) -> Running {
+        Self::start_with(dir, &[])
+    }
+
+    /// Starts with extra command-line flags.
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
             .args([
                 "--listen",
@@ -32,6 +37,7 @@ impl Running {
                 "--data-dir",
             ])
             .arg(dir)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
