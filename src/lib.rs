@@ -6,12 +6,15 @@
 //! - [`session`]: users, sessions, tokens and the expiry rule. Pure logic.
 //! - [`timer`]: the hierarchical timer wheel behind every deadline.
 //! - [`conn`]: one connection's state and buffers (the state diagram lives there).
-//! - [`engine`]: the server's decisions: the (state, message) match, timers, hash jobs.
-//!   Takes `now` as an argument; never calls the clock, never touches a socket.
+//! - [`engine`]: the server's decisions: the (state, message) match, timers, hash jobs,
+//!   and the durable events they cause. Takes `now` as an argument; never calls the
+//!   clock, never touches a socket or a file.
 //! - [`auth`]: PBKDF2 password records and the worker pool that hashes off the loop,
 //!   answering through `mio::Waker`.
-//! - [`server`]: the only module that knows mio: poll loop, accept, read, write.
-//! - [`store`]: the only module that touches files: the data directory.
+//! - [`server`]: the only module that knows mio: poll loop, accept, read, write, and the
+//!   once-per-iteration journal commit before replies go out.
+//! - [`store`]: the only module that touches files: the journal (CRC-framed events, group
+//!   commit, torn-tail recovery), snapshots, the data directory's lock.
 //! - [`client`]: a blocking Rust client, used by the examples and tests.
 //! - [`cli`]: the `sessiond` binary's options.
 #![deny(unsafe_code)]
