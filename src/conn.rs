@@ -136,6 +136,9 @@ pub struct Conn {
     pub peer_closed: bool,
     /// Already on the engine's list of connections with output to flush.
     pub flagged: bool,
+    /// The journal batch this connection's output waits for: nothing is written until
+    /// that batch is durable (0: nothing to wait for). See `engine::durability`.
+    pub hold: u64,
 }
 
 impl Conn {
@@ -153,6 +156,7 @@ impl Conn {
             consecutive_errors: 0,
             peer_closed: false,
             flagged: false,
+            hold: 0,
         }
     }
 

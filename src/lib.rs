@@ -12,7 +12,7 @@
 //! - [`auth`]: PBKDF2 password records and the worker pool that hashes off the loop,
 //!   answering through `mio::Waker`.
 //! - [`server`]: the only module that knows mio: poll loop, accept, read, write, and the
-//!   once-per-iteration journal commit before replies go out.
+//!   store thread that makes each iteration's events durable while the loop goes on.
 //! - [`store`]: the only module that touches files: the journal (CRC-framed events, group
 //!   commit, torn-tail recovery), snapshots, the data directory's lock.
 //! - [`client`]: a blocking Rust client, used by the examples and tests.

@@ -25,6 +25,12 @@ struct Harness {
     hash_inline: bool,
     held: Vec<sessiond::auth::HashJob>,
     next_rid: u32,
+    /// When true, every batch of events is durable as soon as it is taken; when false,
+    /// batches wait in `pending` until `make_durable`.
+    auto_durable: bool,
+    pending: Vec<u64>,
+    /// Every event taken from the engine, in order (what the journal would hold).
+    journal: Vec<sessiond::store::event::Event>,
 }
 
 impl Harness {
@@ -44,6 +50,9 @@ impl Harness {
             hash_inline: true,
             held: Vec::new(),
             next_rid: 1,
+            auto_durable: true,
+            pending: Vec::new(),
+            journal: Vec::new(),
         }
     }
 
@@ -80,6 +89,7 @@ impl Harness {
             let mut wake = Vec::new();
             self.engine.take_wakeups(&mut wake);
             if jobs.is_empty() && wake.is_empty() {
+                self.commit();
                 return;
             }
             for job in jobs {
@@ -101,6 +111,27 @@ impl Harness {
             }
         }
         panic!("engine did not settle");
+    }
+
+    /// What the server does at the end of a turn: the events go to the journal as one
+    /// batch, durable at once unless `auto_durable` is off.
+    fn commit(&mut self) {
+        if let Some(b) = self.engine.take_batch() {
+            self.journal.extend(b.events);
+            if self.auto_durable {
+                self.engine.durable(b.seq);
+            } else {
+                self.pending.push(b.seq);
+            }
+        }
+    }
+
+    /// The store reports every pending batch durable.
+    fn make_durable(&mut self) {
+        if let Some(seq) = self.pending.pop() {
+            self.pending.clear();
+            self.engine.durable(seq);
+        }
     }
 
     fn release_hashes(&mut self) {
@@ -127,6 +158,10 @@ impl Harness {
 
     /// Everything the engine queued for `id`, decoded; the output is consumed.
     fn frames(&mut self, id: ConnId) -> Vec<Frame> {
+        if self.engine.is_held(id) {
+            // The server writes nothing of a held connection.
+            return Vec::new();
+        }
         let Some(out) = self.engine.output_mut(id) else {
             return Vec::new();
         };
@@ -668,6 +703,7 @@ fn peer_close_handles_buffered_frames_then_closes() {
         .unwrap()
         .extend_from_slice(&Frame::reply(5, hb(&tok)).to_vec());
     h.engine.peer_closed(c, h.now);
+    h.settle();
     let f = h.one(c);
     assert!(matches!(f.message, Message::HeartbeatAck(_)));
     assert!(h.closing(c));
@@ -1005,7 +1041,7 @@ fn two_registrations_of_one_name_racing_cannot_both_win() {
 fn registration_and_sessions_are_recorded_as_events() {
     use sessiond::store::event::{EndKind, Event};
     let mut h = Harness::new(EngineConfig::default());
-    h.engine.take_events();
+    h.journal.clear();
     let c = h.connect();
     h.send(c, register("gus", "long enough", "g@x.y"));
     assert!(matches!(h.one(c).message, Message::RegisterSuccess(_)));
@@ -1018,7 +1054,7 @@ fn registration_and_sessions_are_recorded_as_events() {
     h.frames(c);
     h.send(c, Message::LogoutRequest(LogoutRequest { token: tok }));
     h.frames(c);
-    let ev = h.engine.take_events();
+    let ev = std::mem::take(&mut h.journal);
     let kinds: Vec<&str> = ev
         .iter()
         .map(|e| match e {
@@ -1058,16 +1094,14 @@ fn registration_and_sessions_are_recorded_as_events() {
 fn failures_and_revocations_reach_the_audit_trail() {
     use sessiond::store::event::{AuditKind, Event};
     let mut h = Harness::new(EngineConfig::default());
-    h.engine.take_events();
+    h.journal.clear();
     let a = h.connect();
     h.login(a, "alice", "wrong");
     h.login(a, "nobody", "wrong");
     h.login_ok(a);
     let b = h.connect();
     h.login_ok(b); // revokes a's session
-    let audits: Vec<_> = h
-        .engine
-        .take_events()
+    let audits: Vec<_> = std::mem::take(&mut h.journal)
         .into_iter()
         .filter_map(|e| match e {
             Event::Audit(a) => Some(a),
@@ -1093,4 +1127,102 @@ fn failures_and_revocations_reach_the_audit_trail() {
         revoked.detail
     );
     assert!(audits.iter().all(|a| a.at_ms >= 1_767_225_600_000));
+}
+
+// ---- replies that wait for the journal (engine::durability) ---------------------------
+
+#[test]
+fn login_success_waits_for_its_batch_while_heartbeats_go_on() {
+    let mut h = Harness::new(EngineConfig {
+        max_sessions_per_user: 0,
+        ..EngineConfig::default()
+    });
+    let a = h.connect();
+    let tok_a = h.login_ok(a);
+    h.auto_durable = false;
+    let b = h.connect();
+    let rid = h.send(b, login_msg("bob", ALICE_PW));
+    assert!(h.engine.is_held(b));
+    assert!(
+        h.frames(b).is_empty(),
+        "LOGIN_SUCCESS before the journal sync"
+    );
+    // a's heartbeats record nothing and are answered at once, batch pending or not
+    for _ in 0..3 {
+        h.send(a, hb(&tok_a));
+        assert!(matches!(h.one(a).message, Message::HeartbeatAck(_)));
+    }
+    assert!(!h.engine.is_held(a));
+    assert_eq!(h.pending.len(), 1);
+    h.make_durable();
+    let f = h.one(b);
+    assert_eq!(f.request_id, rid);
+    assert!(matches!(f.message, Message::LoginSuccess(_)));
+}
+
+#[test]
+fn a_failed_login_is_answered_only_once_audited() {
+    let mut h = Harness::new(EngineConfig::default());
+    h.auto_durable = false;
+    let a = h.connect();
+    h.send(a, login_msg("alice", "wrong password"));
+    assert!(h.frames(a).is_empty());
+    h.make_durable();
+    assert!(matches!(h.one(a).message, Message::LoginFailure(_)));
+}
+
+#[test]
+fn frames_behind_a_held_reply_keep_their_order() {
+    let mut h = Harness::new(EngineConfig::default());
+    let a = h.connect();
+    let tok = h.login_ok(a);
+    h.auto_durable = false;
+    let mut bytes = Frame::reply(7, Message::LogoutRequest(LogoutRequest { token: tok })).to_vec();
+    bytes.extend(Frame::reply(8, Message::DisconnectRequest(DisconnectRequest)).to_vec());
+    h.feed(a, &bytes);
+    assert!(h.frames(a).is_empty());
+    h.make_durable();
+    let f = h.frames(a);
+    let rids: Vec<u32> = f.iter().map(|f| f.request_id).collect();
+    assert_eq!(rids, [7, 8]);
+    assert!(matches!(f[0].message, Message::LogoutSuccess(_)));
+    assert!(matches!(f[1].message, Message::DisconnectAck(_)));
+    assert!(h.closing(a));
+}
+
+#[test]
+fn a_revocation_push_waits_for_the_batch_that_records_it() {
+    let mut h = Harness::new(EngineConfig::default());
+    let a = h.connect();
+    h.login_ok(a);
+    h.auto_durable = false;
+    let b = h.connect();
+    h.send(b, login_msg("alice", ALICE_PW));
+    assert!(h.frames(a).is_empty() && h.frames(b).is_empty());
+    assert_eq!(h.engine.held_count(), 2);
+    h.make_durable();
+    assert!(matches!(h.one(a).message, Message::SessionRevoked(_)));
+    assert!(matches!(h.one(b).message, Message::LoginSuccess(_)));
+    assert_eq!(h.engine.held_count(), 0);
+}
+
+#[test]
+fn a_reply_waits_for_its_own_batch_not_a_later_one() {
+    let mut h = Harness::new(EngineConfig {
+        max_sessions_per_user: 0,
+        ..EngineConfig::default()
+    });
+    h.auto_durable = false;
+    let a = h.connect();
+    h.send(a, login_msg("alice", ALICE_PW));
+    let b = h.connect();
+    h.send(b, login_msg("bob", ALICE_PW));
+    assert_eq!(h.pending.len(), 2, "one batch per turn");
+    // only the first batch is durable: a's reply goes, b's waits
+    let first = h.pending.remove(0);
+    h.engine.durable(first);
+    assert!(matches!(h.one(a).message, Message::LoginSuccess(_)));
+    assert!(h.frames(b).is_empty());
+    h.make_durable();
+    assert!(matches!(h.one(b).message, Message::LoginSuccess(_)));
 }

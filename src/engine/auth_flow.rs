@@ -115,6 +115,12 @@ impl Engine {
 
     /// A worker finished a hash job.
     pub fn on_hash_result(&mut self, result: HashResult, now: Instant) {
+        self.begin_step();
+        self.hash_result(result, now);
+        self.end_step();
+    }
+
+    fn hash_result(&mut self, result: HashResult, now: Instant) {
         self.last_now = self.last_now.max(now);
         let id = ConnId::from_u64(result.ticket);
         // None: the connection closed while its password was being hashed.
@@ -142,8 +148,8 @@ impl Engine {
                 match created {
                     Ok(user) => {
                         let user = user.clone();
-                        // Journaled with this turn's commit, which happens before the
-                        // reply below is written out: REGISTER_SUCCESS implies durable.
+                        // The reply below is held until this event is durable
+                        // (`durability`): REGISTER_SUCCESS implies the account survives.
                         self.events.push(Event::UserCreated(user.clone()));
                         let peer = self
                             .conn(id)
@@ -198,6 +204,12 @@ impl Engine {
 
     /// The hash pool was full: the request is refused with SERVER_BUSY and a retry-after.
     pub fn hash_rejected(&mut self, job: HashJob, _now: Instant) {
+        self.begin_step();
+        self.busy_reply(job);
+        self.end_step();
+    }
+
+    fn busy_reply(&mut self, job: HashJob) {
         let id = ConnId::from_u64(job.ticket);
         let Some(pending) = self.end_authenticating(id) else {
             return;

@@ -13,8 +13,12 @@
 //! `ending` how sessions end (logout, expiry, revocation) and the token check.
 
 mod auth_flow;
+mod durability;
 mod ending;
 
+pub use durability::EventBatch;
+
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -177,6 +181,14 @@ pub struct Engine {
     hash_jobs: Vec<HashJob>,
     /// Durable changes for the journal, taken by the server once per loop turn.
     events: Vec<Event>,
+    /// The last batch handed out by `take_batch`, and the last one known durable.
+    batch_seq: u64,
+    durable_seq: u64,
+    /// Connections whose output waits for a batch, in batch order.
+    held: VecDeque<(u64, ConnId)>,
+    /// `events.len()` when the current step began, and the connections it wrote to.
+    step_mark: usize,
+    step_sent: Vec<ConnId>,
     wakeups: Vec<ConnId>,
     flagged: Vec<ConnId>,
     stats: Stats,
@@ -216,6 +228,11 @@ impl Engine {
             origin_unix_ms,
             hash_jobs: Vec::new(),
             events: Vec::new(),
+            batch_seq: 0,
+            durable_seq: 0,
+            held: VecDeque::new(),
+            step_mark: 0,
+            step_sent: Vec::new(),
             wakeups: Vec::new(),
             flagged: Vec::new(),
             stats: Stats::default(),
@@ -348,12 +365,6 @@ impl Engine {
     /// Password hashes to run; answer each with `on_hash_result` or `hash_rejected`.
     pub fn take_hash_jobs(&mut self) -> Vec<HashJob> {
         std::mem::take(&mut self.hash_jobs)
-    }
-
-    /// Durable changes since the last call, in order. The server journals and syncs them
-    /// before it writes out the replies of the same turn.
-    pub fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
     }
 
     /// Brings back a session from the journal at startup, with its deadlines recomputed
@@ -499,6 +510,12 @@ impl Engine {
 
     /// Decodes and handles buffered frames, at most `frames_per_turn` of them.
     pub fn process(&mut self, id: ConnId, now: Instant) {
+        self.begin_step();
+        self.process_frames(id, now);
+        self.end_step();
+    }
+
+    fn process_frames(&mut self, id: ConnId, now: Instant) {
         self.last_now = self.last_now.max(now);
         let mut handled = 0;
         loop {
@@ -533,12 +550,14 @@ impl Engine {
     pub fn on_timers(&mut self, now: Instant) {
         self.last_now = self.last_now.max(now);
         while let Some((_, key)) = self.wheel.poll_expired(now) {
+            self.begin_step();
             match key {
                 TimerKey::Conn(id) => self.conn_timer(id, now),
                 TimerKey::Session(sid) => self.session_timer(sid, now),
                 TimerKey::Tombstone(sid) => self.sessions.forget(sid),
                 TimerKey::Summary => self.summary_timer(now),
             }
+            self.end_step();
         }
     }
 
@@ -735,6 +754,7 @@ impl Engine {
             return; // the FATAL frame was the last one
         }
         protocol::encode_message(rid, flags, msg, &mut conn.output);
+        self.step_sent.push(id);
         if conn.output.len() > max_output {
             // The peer is not reading. Holding more would let it grow our memory; the
             // queued frames are dropped and the connection closes at once.

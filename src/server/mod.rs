@@ -9,6 +9,8 @@
 //! `WouldBlock`; `Ok(0)` from read is the peer closing; retry `Interrupted`; ignore events
 //! whose token names a closed connection (the token carries the slot's generation).
 
+mod committer;
+
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -27,6 +29,7 @@ use crate::engine::{Engine, EngineConfig, Stats};
 use crate::session::UserTable;
 use crate::store::event::State;
 use crate::store::Store;
+use committer::{Committer, Report};
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("sessiond packs (generation, index) into a mio Token and needs 64-bit usize");
@@ -99,10 +102,12 @@ pub struct Server {
     engine: Engine,
     socks: Vec<Option<Sock>>,
     pool: HashPool,
-    /// Accounts, sessions and their ends, made durable once per loop turn before replies
-    /// go out. None keeps everything in memory (tests, tools).
-    store: Option<Box<dyn Store>>,
-    /// Connections whose socket became writable this turn; flushed after the commit.
+    /// The store thread making each turn's events durable; replies that depend on them
+    /// wait for it. None keeps everything in memory (tests, tools).
+    committer: Option<Committer>,
+    /// The store asked for a snapshot; sent after this turn's batch.
+    snapshot_wanted: bool,
+    /// Connections whose socket became writable this turn.
     writable: Vec<ConnId>,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
@@ -157,6 +162,10 @@ impl Server {
         for (_, s) in state.sessions {
             engine.restore_session(s, now);
         }
+        let committer = match store {
+            Some(store) => Some(Committer::start(store, waker.clone())?),
+            None => None,
+        };
         Ok(Server {
             poll,
             listener,
@@ -164,7 +173,8 @@ impl Server {
             engine,
             socks: Vec::new(),
             pool,
-            store,
+            committer,
+            snapshot_wanted: false,
             writable: Vec::new(),
             waker,
             stop: Arc::new(AtomicBool::new(false)),
@@ -206,14 +216,16 @@ impl Server {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept_all(now),
-                    WAKER => self.drain_results(now),
+                    WAKER => {
+                        self.drain_results(now);
+                        self.drain_reports()?;
+                    }
                     token => {
                         let id = ConnId::from_u64(token.0 as u64);
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.on_readable(id, now);
                         }
                         if ev.is_writable() {
-                            // Written in `turn`, after this turn's journal commit.
                             self.writable.push(id);
                         }
                     }
@@ -222,7 +234,10 @@ impl Server {
             self.turn(now)?;
         }
         // Whatever the last turn recorded is durable before the server returns.
-        self.commit_journal()?;
+        self.send_batch();
+        if let Some(c) = self.committer.as_mut() {
+            c.finish()?;
+        }
         info!("server stopped");
         Ok(())
     }
@@ -243,9 +258,9 @@ impl Server {
                 self.engine.hash_rejected(job, now);
             }
         }
-        // Group commit (Redis's beforeSleep): one write and one fdatasync for every
-        // change of this turn, before any reply that depends on them leaves.
-        self.commit_journal()?;
+        // Group commit (Redis's beforeSleep): this turn's changes go to the store thread
+        // as one batch; the replies that depend on them stay held until it is durable.
+        self.send_batch();
         self.engine.take_flagged(&mut self.scratch);
         self.scratch.append(&mut self.writable);
         let mut ids = std::mem::take(&mut self.scratch);
@@ -256,32 +271,39 @@ impl Server {
         Ok(())
     }
 
-    /// Journals and syncs the engine's pending events. A failure stops the server: nothing
-    /// after a failed write may be acknowledged.
-    fn commit_journal(&mut self) -> io::Result<()> {
-        let events = self.engine.take_events();
-        let Some(j) = self.store.as_mut() else {
+    /// Hands this turn's events to the store thread (or, in memory, marks them durable
+    /// at once), followed by a snapshot if the store asked for one.
+    fn send_batch(&mut self) {
+        let Some(batch) = self.engine.take_batch() else {
+            return;
+        };
+        let Some(c) = self.committer.as_ref() else {
+            self.engine.durable(batch.seq);
+            return;
+        };
+        c.send_batch(batch);
+        if std::mem::take(&mut self.snapshot_wanted) {
+            // Design: the state's events are built on the loop (O(users + sessions), once
+            // per `snapshot_bytes` of journal) so that they match the batches exactly;
+            // encoding, writing and syncing happen on the store thread.
+            c.send_snapshot(self.engine.snapshot_events(Instant::now()));
+        }
+    }
+
+    /// The store thread's news: batches now durable (their replies are released), a
+    /// snapshot wanted, or a failure, which stops the server.
+    fn drain_reports(&mut self) -> io::Result<()> {
+        let Some(c) = self.committer.as_ref() else {
             return Ok(());
         };
-        if events.is_empty() {
-            return Ok(());
-        }
-        let result = events
-            .iter()
-            .try_for_each(|ev| j.append(ev))
-            .and_then(|()| j.commit());
-        if let Err(e) = &result {
-            error!("journal write failed, stopping: {e}");
-            return result;
-        }
-        if j.needs_snapshot() {
-            // Design: built and written on the loop. It is O(users + sessions) and happens
-            // once per `snapshot_bytes` of journal; moving the write to a helper thread is
-            // the listed follow-up.
-            let events = self.engine.snapshot_events(Instant::now());
-            if let Err(e) = j.write_snapshot(&events) {
-                error!("snapshot failed, stopping: {e}");
-                return Err(e);
+        while let Some(report) = c.try_report() {
+            match report {
+                Report::Durable(seq) => self.engine.durable(seq),
+                Report::WantsSnapshot => self.snapshot_wanted = true,
+                Report::Failed(e) => {
+                    error!("stopping: the journal failed ({e}); nothing after it is acknowledged");
+                    return Err(e);
+                }
             }
         }
         Ok(())
@@ -409,7 +431,8 @@ impl Server {
         else {
             return;
         };
-        if sock.lingering {
+        if sock.lingering || self.engine.is_held(id) {
+            // A held reply waits for the journal; `Engine::durable` flags it again.
             return;
         }
         let Some(out) = self.engine.output_mut(id) else {

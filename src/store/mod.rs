@@ -1,9 +1,10 @@
 //! Everything that touches files: the data directory, its lock, and the journal.
 //!
 //! Owns file formats and durability. No other module opens files. The loop does not call
-//! in here for each change: the engine emits events, and the server appends them and makes
-//! them durable with one commit (one write, one fdatasync) per loop iteration, before the
-//! replies of that iteration are written (`server::Server::commit_journal`).
+//! in here for each change: the engine emits events in one batch per loop iteration, and
+//! the server's store thread appends them and makes them durable with one commit (one
+//! write, one fdatasync) for every batch that arrived since its last one; replies that
+//! depend on a batch wait for it (`server::committer`, `engine::durability`).
 //!
 //! - `journal`: record framing (length, CRC-32C, type, sequence), group-commit writer,
 //!   replay with torn-tail detection.
@@ -27,8 +28,8 @@ pub use lock::{lock_data_dir, DataDirLock, LOCK_FILE};
 
 use event::Event;
 
-/// What the server needs from durable storage, once per loop iteration: append the turn's
-/// events, then make them durable. The embedded [`Journal`] is the default; a networked
+/// What the server needs from durable storage, called on its store thread: append a group
+/// of events, then make them durable. The embedded [`Journal`] is the default; a networked
 /// store shared by several servers can implement the same two calls (and load its state at
 /// startup the way `open_journal` does).
 pub trait Store: Send {

@@ -13,6 +13,8 @@ use sessiond::client::{Client, LoginOutcome};
 use sessiond::protocol::{LoginSuccess, Role};
 use sessiond::server::{Server, ServerConfig, ServerHandle};
 use sessiond::session::UserTable;
+use sessiond::store::event::State;
+use sessiond::store::Store;
 
 pub const ALICE_PW: &str = "correct horse; battery";
 pub const BOB_PW: &str = "hunter2:with;separators";
@@ -22,7 +24,7 @@ pub const TEST_ITERATIONS: u32 = 1_000;
 pub struct TestServer {
     pub addr: SocketAddr,
     handle: ServerHandle,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestServer {
@@ -32,17 +34,19 @@ impl TestServer {
 
     /// A server journaling to `dir` (a fresh journal there).
     pub fn start_journaled(dir: &std::path::Path) -> TestServer {
-        Self::start_inner(|_| {}, Some(dir))
+        Self::start_inner(|_| {}, Backing::Dir(dir))
     }
 
     pub fn start_with(tune: impl FnOnce(&mut ServerConfig)) -> TestServer {
-        Self::start_inner(tune, None)
+        Self::start_inner(tune, Backing::Memory)
     }
 
-    fn start_inner(
-        tune: impl FnOnce(&mut ServerConfig),
-        journal_dir: Option<&std::path::Path>,
-    ) -> TestServer {
+    /// A server recording its events in `store` (alice and bob are not in it).
+    pub fn start_with_store(store: Box<dyn Store>) -> TestServer {
+        Self::start_inner(|_| {}, Backing::Store(store))
+    }
+
+    fn start_inner(tune: impl FnOnce(&mut ServerConfig), backing: Backing<'_>) -> TestServer {
         let mut cfg = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             iterations: TEST_ITERATIONS,
@@ -57,24 +61,42 @@ impl TestServer {
             .unwrap();
         let b = PasswordRecord::create(BOB_PW.as_bytes(), TEST_ITERATIONS).unwrap();
         users.create("bob", b, Role::Admin, "", 2_000).unwrap();
-        let mut server = match journal_dir {
-            Some(dir) => {
+        let mut server = match backing {
+            Backing::Dir(dir) => {
                 let (journal, state) = sessiond::store::open_journal(dir, users).expect("journal");
                 Server::bind_with_store(cfg, state, Some(Box::new(journal))).expect("bind")
             }
-            None => Server::bind(cfg, users).expect("bind"),
+            Backing::Store(store) => {
+                let state = State {
+                    users,
+                    ..State::new()
+                };
+                Server::bind_with_store(cfg, state, Some(store)).expect("bind")
+            }
+            Backing::Memory => Server::bind(cfg, users).expect("bind"),
         };
         let addr = server.local_addr();
         let handle = server.handle();
         let thread = std::thread::Builder::new()
             .name("sessiond-test-server".into())
-            .spawn(move || server.run().expect("server loop"))
+            .spawn(move || server.run())
             .unwrap();
         TestServer {
             addr,
             handle,
             thread: Some(thread),
         }
+    }
+
+    /// Waits (bounded) for the server loop to return by itself, and returns its result.
+    pub fn join(mut self, timeout: Duration) -> std::io::Result<()> {
+        let t = self.thread.take().expect("running");
+        let deadline = std::time::Instant::now() + timeout;
+        while !t.is_finished() {
+            assert!(std::time::Instant::now() < deadline, "server did not stop");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        t.join().expect("server thread panicked")
     }
 
     pub fn client(&self) -> Client {
@@ -101,11 +123,20 @@ impl TestServer {
     }
 }
 
+enum Backing<'a> {
+    Memory,
+    Dir(&'a std::path::Path),
+    Store(Box<dyn Store>),
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.handle.shutdown();
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            let result = t.join().expect("server thread panicked");
+            if !std::thread::panicking() {
+                result.expect("server loop");
+            }
         }
     }
 }

@@ -1,0 +1,90 @@
+//! Replies that wait for the journal.
+//!
+//! protocol.md 9: a reply that depends on a durable change (REGISTER_SUCCESS,
+//! LOGIN_SUCCESS, LOGOUT_SUCCESS, a revocation, an audited failure) leaves only after the
+//! change is durable. The engine groups its events into numbered batches (one per loop
+//! turn, [`Engine::take_batch`]); the server makes each batch durable (on the store
+//! thread) and reports it with [`Engine::durable`].
+//!
+//! Which output depends on a batch is decided per *step* (one `process` call for one
+//! connection, one hash result, one timer): if the step recorded any event, every
+//! connection it wrote to is held until the batch that will carry those events is durable.
+//! A held connection's output is not written at all (later frames queue behind the held
+//! one, so the byte stream keeps its order); other connections, and steps that record
+//! nothing (heartbeats), are not delayed. A heartbeat never waits for an fsync unless it
+//! is queued behind a reply on the same connection that does.
+
+use super::Engine;
+use crate::conn::ConnId;
+use crate::store::event::Event;
+
+/// The durable changes of one loop turn.
+#[derive(Debug)]
+pub struct EventBatch {
+    /// Increasing from 1; [`Engine::durable`] is called with it once the batch is durable.
+    pub seq: u64,
+    pub events: Vec<Event>,
+}
+
+impl Engine {
+    /// Durable changes since the last call, as the next batch; None when there are none.
+    pub fn take_batch(&mut self) -> Option<EventBatch> {
+        if self.events.is_empty() {
+            return None;
+        }
+        self.batch_seq += 1;
+        self.step_mark = 0;
+        Some(EventBatch {
+            seq: self.batch_seq,
+            events: std::mem::take(&mut self.events),
+        })
+    }
+
+    /// Every batch up to `seq` is durable: the output that waited for them may go.
+    pub fn durable(&mut self, seq: u64) {
+        self.durable_seq = self.durable_seq.max(seq);
+        while let Some(&(s, id)) = self.held.front() {
+            if s > self.durable_seq {
+                break;
+            }
+            self.held.pop_front();
+            if self.conn(id).is_some_and(|c| c.hold <= self.durable_seq) {
+                self.flag(id);
+            }
+        }
+    }
+
+    /// Whether `id`'s output waits for a batch that is not durable yet. The server does
+    /// not write (or close) a held connection.
+    pub fn is_held(&self, id: ConnId) -> bool {
+        self.conn(id).is_some_and(|c| c.hold > self.durable_seq)
+    }
+
+    /// Connections waiting for the journal (for stats and tests).
+    pub fn held_count(&self) -> usize {
+        self.held.len()
+    }
+
+    pub(super) fn begin_step(&mut self) {
+        self.step_mark = self.events.len();
+        self.step_sent.clear();
+    }
+
+    /// Holds every connection written to in this step if the step recorded an event.
+    pub(super) fn end_step(&mut self) {
+        if self.events.len() > self.step_mark {
+            let seq = self.batch_seq + 1;
+            for i in 0..self.step_sent.len() {
+                let id = self.step_sent[i];
+                if let Some(c) = super::slot(&mut self.conns, id) {
+                    if c.hold != seq {
+                        c.hold = seq;
+                        self.held.push_back((seq, id));
+                    }
+                }
+            }
+        }
+        self.step_sent.clear();
+        self.step_mark = self.events.len();
+    }
+}
