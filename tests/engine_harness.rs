@@ -1226,3 +1226,30 @@ fn a_reply_waits_for_its_own_batch_not_a_later_one() {
     h.make_durable();
     assert!(matches!(h.one(b).message, Message::LoginSuccess(_)));
 }
+
+#[test]
+fn last_activity_is_journaled_every_few_minutes_without_holding_heartbeats() {
+    use sessiond::store::event::Event;
+    let mut h = Harness::new(EngineConfig {
+        activity_save_interval: Duration::from_secs(60),
+        ..EngineConfig::default()
+    });
+    let c = h.connect();
+    let tok = h.login_ok(c);
+    h.journal.clear();
+    h.auto_durable = false;
+    let mut saved = Vec::new();
+    // 10 minutes of heartbeats every 5 s: one activity record per minute, none held
+    for _ in 0..120 {
+        h.advance(Duration::from_secs(5));
+        h.send(c, hb(&tok));
+        assert!(matches!(h.one(c).message, Message::HeartbeatAck(_)));
+        saved.extend(h.journal.drain(..).filter_map(|e| match e {
+            Event::SessionActivity { at_ms, .. } => Some(at_ms),
+            _ => None,
+        }));
+    }
+    assert_eq!(saved.len(), 10, "{saved:?}");
+    assert!(saved.windows(2).all(|w| w[1] - w[0] == 60_000), "{saved:?}");
+    assert_eq!(h.engine.held_count(), 0);
+}

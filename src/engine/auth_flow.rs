@@ -425,6 +425,7 @@ impl Engine {
                 created: now,
                 created_ms: now_ms,
                 last_activity: now,
+                saved_activity: now,
                 expires_at: now + lifetime,
                 expires_ms: now_ms + lifetime.as_millis() as u64,
                 client: pending.client.clone(),

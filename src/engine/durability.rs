@@ -65,6 +65,13 @@ impl Engine {
         self.held.len()
     }
 
+    /// Records an event that no reply depends on: it goes into the batch but holds no
+    /// connection (the periodic last-activity record of a heartbeat).
+    pub(super) fn record_quietly(&mut self, ev: Event) {
+        self.events.push(ev);
+        self.step_mark += 1;
+    }
+
     pub(super) fn begin_step(&mut self) {
         self.step_mark = self.events.len();
         self.step_sent.clear();

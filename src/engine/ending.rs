@@ -50,6 +50,13 @@ impl Engine {
             return None;
         }
         session.last_activity = now;
+        if now.saturating_duration_since(session.saved_activity) >= self.cfg.activity_save_interval
+        {
+            session.saved_activity = now;
+            let at_ms = self.unix_ms(now);
+            // Nothing the client is told depends on this record: its reply is not held.
+            self.record_quietly(Event::SessionActivity { id: sid, at_ms });
+        }
         Some(sid)
     }
 

@@ -103,6 +103,10 @@ pub struct EngineConfig {
     pub tombstone_min: Duration,
     /// At most one summary log line per this interval.
     pub summary_interval: Duration,
+    /// A connected session's last activity is journaled when it is this much newer than
+    /// the journaled one (and at detach), not per heartbeat. After a crash a session
+    /// comes back with its idle timer at most this much too early.
+    pub activity_save_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -127,6 +131,7 @@ impl Default for EngineConfig {
             iterations: crate::auth::DEFAULT_ITERATIONS,
             tombstone_min: Duration::from_secs(60 * 60),
             summary_interval: Duration::from_secs(60),
+            activity_save_interval: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -389,6 +394,7 @@ impl Engine {
             created: back(s.created_ms),
             created_ms: s.created_ms,
             last_activity: back(s.last_activity_ms),
+            saved_activity: back(s.last_activity_ms),
             expires_at: ahead(s.expires_ms),
             expires_ms: s.expires_ms,
             client: s.client,
@@ -806,7 +812,9 @@ impl Engine {
                 s.conn = None;
                 self.attached -= 1;
                 debug!("session={:016x} detached", sid);
-                // Last activity is persisted coarsely: here, not per heartbeat.
+                // Last activity is persisted coarsely: here, and every
+                // `activity_save_interval` while requests come (`check_token`).
+                s.saved_activity = s.last_activity;
                 let last = s.created_ms
                     + s.last_activity
                         .saturating_duration_since(s.created)

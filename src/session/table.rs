@@ -27,6 +27,9 @@ pub struct Session {
     /// Last valid request carrying this session's token. Heartbeats only store this; the
     /// expiry timer reads it when it fires (lazy reset).
     pub last_activity: Instant,
+    /// The last activity the journal holds (persisted coarsely: at detach, and at most
+    /// every `activity_save_interval` while requests keep coming).
+    pub saved_activity: Instant,
     /// Absolute expiry.
     pub expires_at: Instant,
     pub expires_ms: u64,
@@ -200,6 +203,7 @@ mod tests {
             created: t0,
             created_ms: 0,
             last_activity: t0,
+            saved_activity: t0,
             expires_at: t0 + Duration::from_secs(100),
             expires_ms: 100_000,
             client: String::new(),
