@@ -139,6 +139,11 @@ pub struct Conn {
     /// The journal batch this connection's output waits for: nothing is written until
     /// that batch is durable (0: nothing to wait for). See `engine::durability`.
     pub hold: u64,
+    /// A password hash for this connection is in flight (login, registration, password
+    /// change): counted against its address until it ends (`LoginPolicy::hash_done`).
+    pub hashing: bool,
+    /// CHANGE_PASSWORD's request id while its hash runs; no frames are read meanwhile.
+    pub changing: Option<u32>,
 }
 
 impl Conn {
@@ -157,11 +162,18 @@ impl Conn {
             peer_closed: false,
             flagged: false,
             hold: 0,
+            hashing: false,
+            changing: None,
         }
     }
 
     pub fn is_closing(&self) -> bool {
         matches!(self.state, ConnState::Closing)
+    }
+
+    /// Whether `process` may decode frames now.
+    pub fn reads_frames(&self) -> bool {
+        self.state.reads_frames() && self.changing.is_none()
     }
 
     /// The session this connection is logged in to.

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use sessiond::auth::{HashResult, JobKind, JobOutcome, PasswordRecord};
+use sessiond::auth::{run_job, HashResult, PasswordRecord};
 use sessiond::conn::ConnId;
 use sessiond::engine::{DuplicatePolicy, OnLimit};
 use sessiond::engine::{Engine, EngineConfig};
@@ -94,7 +94,7 @@ impl Harness {
             }
             for job in jobs {
                 if self.hash_inline {
-                    let outcome = run_job(&job.kind);
+                    let outcome = run_job(job.kind);
                     self.engine.on_hash_result(
                         HashResult {
                             ticket: job.ticket,
@@ -138,7 +138,7 @@ impl Harness {
         self.hash_inline = true;
         let held = std::mem::take(&mut self.held);
         for job in held {
-            let outcome = run_job(&job.kind);
+            let outcome = run_job(job.kind);
             self.engine.on_hash_result(
                 HashResult {
                     ticket: job.ticket,
@@ -200,19 +200,6 @@ impl Harness {
             Message::LoginSuccess(s) => s.token,
             other => panic!("login failed: {other:?}"),
         }
-    }
-}
-
-/// What a hash worker would answer.
-fn run_job(kind: &JobKind) -> JobOutcome {
-    match kind {
-        JobKind::Verify { password, record } => {
-            JobOutcome::Verified(record.verify(password.as_bytes()))
-        }
-        JobKind::Create {
-            password,
-            iterations,
-        } => JobOutcome::Created(PasswordRecord::create(password.as_bytes(), *iterations).unwrap()),
     }
 }
 
@@ -1070,6 +1057,7 @@ fn registration_and_sessions_are_recorded_as_events() {
                 assert_eq!(*kind, EndKind::LoggedOut);
                 "ended"
             }
+            Event::UserUpdated(_) => "user_updated",
             Event::SnapshotBase { .. } | Event::Tombstone { .. } => "snapshot only",
         })
         .collect();
@@ -1252,4 +1240,109 @@ fn last_activity_is_journaled_every_few_minutes_without_holding_heartbeats() {
     assert_eq!(saved.len(), 10, "{saved:?}");
     assert!(saved.windows(2).all(|w| w[1] - w[0] == 60_000), "{saved:?}");
     assert_eq!(h.engine.held_count(), 0);
+}
+
+// ---- account policies (issue 5), on the injected clock --------------------------------
+
+fn failure_reason(f: &Frame) -> (LoginFailureReason, u32) {
+    match &f.message {
+        Message::LoginFailure(l) => (l.reason, l.retry_after_ms),
+        other => panic!("expected LOGIN_FAILURE, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_daily_login_limit_resets_at_utc_midnight() {
+    let mut cfg = EngineConfig {
+        max_sessions_per_user: 0,
+        ..EngineConfig::default()
+    };
+    cfg.policy.daily_logins = 2;
+    let mut h = Harness::new(cfg);
+    // the harness clock starts at 2026-01-01 00:00:00 UTC
+    h.advance(Duration::from_secs(23 * 3600));
+    for _ in 0..2 {
+        let c = h.connect();
+        h.login_ok(c);
+    }
+    let c = h.connect();
+    let f = h.login(c, "alice", ALICE_PW);
+    assert_eq!(
+        failure_reason(&f),
+        (LoginFailureReason::DailyLimit, 3_600_000)
+    );
+    // bob has his own count
+    let b = h.connect();
+    h.login_as(b, "bob");
+    h.advance(Duration::from_secs(3600));
+    let c = h.connect();
+    h.login_ok(c);
+}
+
+#[test]
+fn five_failures_delay_the_account_exponentially_and_a_success_resets() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    for _ in 0..5 {
+        let f = h.login(c, "alice", "wrong");
+        assert_eq!(failure_reason(&f).0, LoginFailureReason::InvalidCredentials);
+        h.advance(Duration::from_millis(10));
+    }
+    // now even the right password waits, without a hash being run
+    let c2 = h.connect();
+    let rid = h.send(c2, login_msg("alice", ALICE_PW));
+    assert!(h.engine.take_hash_jobs().is_empty());
+    let f = h.one(c2);
+    assert_eq!(f.request_id, rid);
+    let (reason, retry) = failure_reason(&f);
+    assert_eq!(reason, LoginFailureReason::Throttled);
+    assert!((900..=1000).contains(&retry), "{retry}");
+    // bob is not affected
+    let b = h.connect();
+    h.login_as(b, "bob");
+    h.advance(Duration::from_secs(1));
+    let f = h.login(c2, "alice", "wrong");
+    assert_eq!(failure_reason(&f).0, LoginFailureReason::InvalidCredentials);
+    // the sixth failure doubles the delay
+    let f = h.login(c2, "alice", ALICE_PW);
+    let (reason, retry) = failure_reason(&f);
+    assert_eq!(reason, LoginFailureReason::Throttled);
+    assert!((1900..=2000).contains(&retry), "{retry}");
+    h.advance(Duration::from_secs(2));
+    let c3 = h.connect();
+    h.login_ok(c3);
+    // reset: five more failures are needed before the next delay
+    let c4 = h.connect();
+    for _ in 0..4 {
+        let f = h.login(c4, "alice", "wrong");
+        assert_eq!(failure_reason(&f).0, LoginFailureReason::InvalidCredentials);
+    }
+    let audited = h
+        .journal
+        .iter()
+        .filter(|e| matches!(e, sessiond::store::event::Event::Audit(a) if a.kind == sessiond::store::event::AuditKind::LoginFailed))
+        .count();
+    assert_eq!(
+        audited,
+        5 + 2 + 1 + 4,
+        "every failure, throttled ones too, is audited"
+    );
+}
+
+#[test]
+fn an_address_bucket_throttles_a_flood_of_attempts() {
+    let mut cfg = EngineConfig::default();
+    cfg.policy.address_burst = 3;
+    cfg.policy.address_rate_per_min = 6; // one every 10 s
+    let mut h = Harness::new(cfg);
+    let c = h.connect();
+    for user in ["nobody", "nobody2", "alice"] {
+        let f = h.login(c, user, "wrong");
+        assert_eq!(failure_reason(&f).0, LoginFailureReason::InvalidCredentials);
+    }
+    let f = h.login(c, "bob", ALICE_PW);
+    assert_eq!(failure_reason(&f), (LoginFailureReason::Throttled, 10_000));
+    h.advance(Duration::from_secs(10));
+    let c2 = h.connect();
+    h.login_as(c2, "bob");
 }

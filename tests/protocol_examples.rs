@@ -12,6 +12,11 @@ use sessiond::protocol::{
     RevokeReason, Role, SessionExpired, SessionInfo, SessionInvalid, SessionRevoked, SessionValid,
     Token, VerifySession,
 };
+use sessiond::protocol::{
+    AdminListSessions, AdminSetRole, AdminStats, AuditEntry, AuditPage, AuditQuery, ChangePassword,
+    Done, ListSessions, LogoutAll, LogoutScope, NewLogin, SessionEntry, SessionList, SessionTarget,
+    Stats, UserTarget,
+};
 
 fn examples() -> BTreeMap<String, Vec<u8>> {
     let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol.md"))
@@ -270,8 +275,196 @@ fn expected() -> BTreeMap<&'static str, Frame> {
             true,
         ),
     );
+    m.insert(
+        "login_failure_throttled",
+        Frame::reply(
+            1,
+            Message::LoginFailure(LoginFailure {
+                reason: LoginFailureReason::Throttled,
+                retry_after_ms: 2000,
+                message: "too many attempts; retry later".into(),
+            }),
+        ),
+    );
+    m.insert(
+        "new_login",
+        Frame::push(
+            Message::NewLogin(NewLogin {
+                session_id: 8,
+                client: "phone".into(),
+                platform: "android".into(),
+                address: "192.0.2.7:51000".into(),
+                at: T0 + 3_600_000,
+            }),
+            false,
+        ),
+    );
+    m.insert(
+        "list_sessions",
+        Frame::reply(
+            1,
+            Message::ListSessions(ListSessions {
+                token: token(),
+                offset: 0,
+                limit: 20,
+            }),
+        ),
+    );
+    m.insert(
+        "session_list",
+        Frame::reply(
+            1,
+            Message::SessionList(SessionList {
+                total: 1,
+                sessions: vec![SessionEntry {
+                    session_id: 7,
+                    current: true,
+                    connected: true,
+                    user_id: 2,
+                    username: "alice".into(),
+                    client: "cli".into(),
+                    platform: "linux".into(),
+                    address: "192.0.2.1:40000".into(),
+                    created: T0,
+                    last_active: T0 + 60_000,
+                    expires: T0 + 86_400_000,
+                }],
+            }),
+        ),
+    );
+    m.insert(
+        "revoke_session",
+        Frame::reply(
+            1,
+            Message::RevokeSession(SessionTarget {
+                token: token(),
+                session_id: 8,
+            }),
+        ),
+    );
+    m.insert(
+        "logout_all",
+        Frame::reply(
+            1,
+            Message::LogoutAll(LogoutAll {
+                token: token(),
+                scope: LogoutScope::Others,
+            }),
+        ),
+    );
+    m.insert(
+        "change_password",
+        Frame::reply(
+            1,
+            Message::ChangePassword(ChangePassword {
+                token: token(),
+                old: "pa;ss".into(),
+                new: "new pass;word".into(),
+            }),
+        ),
+    );
+    m.insert("done", Frame::reply(1, Message::Done(Done { affected: 2 })));
+    m.insert(
+        "audit_query",
+        Frame::reply(
+            1,
+            Message::AuditQuery(AuditQuery {
+                token: token(),
+                username: String::new(),
+                kind: 0,
+                from: T0,
+                to: 0,
+                cursor: 0,
+                limit: 50,
+            }),
+        ),
+    );
+    m.insert(
+        "audit_page",
+        Frame::reply(
+            1,
+            Message::AuditPage(AuditPage {
+                next_cursor: 0,
+                entries: vec![AuditEntry {
+                    seq: 1,
+                    at: T0,
+                    kind: 1,
+                    user_id: 2,
+                    username: "alice".into(),
+                    session_id: 7,
+                    address: "192.0.2.1:40000".into(),
+                    detail: "cli linux".into(),
+                }],
+            }),
+        ),
+    );
+    m.insert(
+        "admin_list_sessions",
+        Frame::reply(
+            1,
+            Message::AdminListSessions(AdminListSessions {
+                token: token(),
+                username: "alice".into(),
+                offset: 0,
+                limit: 0,
+            }),
+        ),
+    );
+    m.insert(
+        "admin_revoke_session",
+        Frame::reply(
+            1,
+            Message::AdminRevokeSession(SessionTarget {
+                token: token(),
+                session_id: 7,
+            }),
+        ),
+    );
+    let alice = || UserTarget {
+        token: token(),
+        username: "alice".into(),
+    };
+    m.insert(
+        "admin_logout_user",
+        Frame::reply(1, Message::AdminLogoutUser(alice())),
+    );
+    m.insert(
+        "admin_suspend_user",
+        Frame::reply(1, Message::AdminSuspendUser(alice())),
+    );
+    m.insert(
+        "admin_unsuspend_user",
+        Frame::reply(1, Message::AdminUnsuspendUser(alice())),
+    );
+    m.insert(
+        "admin_set_role",
+        Frame::reply(
+            1,
+            Message::AdminSetRole(AdminSetRole {
+                token: token(),
+                username: "alice".into(),
+                role: Role::Admin,
+            }),
+        ),
+    );
+    m.insert(
+        "admin_stats",
+        Frame::reply(1, Message::AdminStats(AdminStats { token: token() })),
+    );
+    m.insert(
+        "stats",
+        Frame::reply(
+            1,
+            Message::Stats(Stats {
+                values: vec![("connections".into(), 12), ("sessions_live".into(), 40)],
+            }),
+        ),
+    );
     m
 }
+
+/// 2026-01-01T00:00:00Z, the examples' clock.
+const T0: u64 = 1_767_225_600_000;
 
 #[test]
 fn every_example_in_protocol_md_decodes_and_encodes_exactly() {
@@ -317,7 +510,7 @@ fn every_opcode_in_the_spec_table_is_known_to_the_codec() {
         assert_eq!(op.name(), name, "opcode 0x{code:02x}");
         seen += 1;
     }
-    assert_eq!(seen, 19, "opcodes found in the table");
+    assert_eq!(seen, 36, "opcodes found in the table");
 }
 
 #[test]
@@ -343,5 +536,5 @@ fn every_error_code_in_the_spec_table_matches_the_codec() {
         assert_eq!(ErrorCode::from_u16(code).name(), name, "code 0x{code:04x}");
         seen += 1;
     }
-    assert_eq!(seen, 14);
+    assert_eq!(seen, 19);
 }

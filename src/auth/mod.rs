@@ -9,7 +9,7 @@ mod password;
 mod pool;
 
 pub use password::{PasswordRecord, RecordParseError, Secret};
-pub use pool::{HashJob, HashPool, HashResult, JobKind, JobOutcome, PoolFull};
+pub use pool::{run_job, HashJob, HashPool, HashResult, JobKind, JobOutcome, PoolFull};
 
 /// PBKDF2-HMAC-SHA256 iterations for new records (OWASP's 2023 recommendation).
 pub const DEFAULT_ITERATIONS: u32 = 600_000;

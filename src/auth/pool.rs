@@ -32,6 +32,13 @@ pub enum JobKind {
     },
     /// Hash a new password into a record.
     Create { password: Secret, iterations: u32 },
+    /// Check `old` against `record`; only if it matches, hash `new` (CHANGE_PASSWORD).
+    Change {
+        old: Secret,
+        record: PasswordRecord,
+        new: Secret,
+        iterations: u32,
+    },
 }
 
 pub struct HashResult {
@@ -43,6 +50,8 @@ pub struct HashResult {
 pub enum JobOutcome {
     Verified(bool),
     Created(PasswordRecord),
+    /// The new record; None when the old password did not match.
+    Changed(Option<PasswordRecord>),
     Failed(std::io::ErrorKind),
 }
 
@@ -172,7 +181,7 @@ fn worker(shared: &Shared, tx: &Sender<HashResult>, waker: &Waker) {
             }
         };
         let ticket = job.ticket;
-        let outcome = catch_unwind(AssertUnwindSafe(|| run(job.kind)))
+        let outcome = catch_unwind(AssertUnwindSafe(|| run_job(job.kind)))
             .unwrap_or(JobOutcome::Failed(std::io::ErrorKind::Other));
         shared.in_flight.fetch_sub(1, Ordering::SeqCst);
         if tx.send(HashResult { ticket, outcome }).is_err() {
@@ -184,7 +193,8 @@ fn worker(shared: &Shared, tx: &Sender<HashResult>, waker: &Waker) {
     }
 }
 
-fn run(kind: JobKind) -> JobOutcome {
+/// Does one job on the calling thread (what a worker does; tests call it directly).
+pub fn run_job(kind: JobKind) -> JobOutcome {
     match kind {
         JobKind::Verify { password, record } => {
             JobOutcome::Verified(record.verify(password.as_bytes()))
@@ -196,6 +206,20 @@ fn run(kind: JobKind) -> JobOutcome {
             Ok(r) => JobOutcome::Created(r),
             Err(e) => JobOutcome::Failed(e.kind()),
         },
+        JobKind::Change {
+            old,
+            record,
+            new,
+            iterations,
+        } => {
+            if !record.verify(old.as_bytes()) {
+                return JobOutcome::Changed(None);
+            }
+            match PasswordRecord::create(new.as_bytes(), iterations) {
+                Ok(r) => JobOutcome::Changed(Some(r)),
+                Err(e) => JobOutcome::Failed(e.kind()),
+            }
+        }
     }
 }
 

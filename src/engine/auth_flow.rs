@@ -2,11 +2,11 @@
 //! the hash and store answers they wait for, and the session limit per user.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 
-use super::{millis, slot, DuplicatePolicy, End, Engine, OnLimit, TimerKey};
+use super::{millis, slot, DuplicatePolicy, End, Engine, OnLimit, Refusal, TimerKey};
 use crate::auth::{HashJob, HashResult, JobKind, JobOutcome};
 use crate::conn::{ConnId, ConnState, PendingAuth, PendingKind};
 use crate::protocol::{
@@ -31,6 +31,32 @@ impl Engine {
             // Unknown users cost the same hash: timing does not reveal who exists.
             None => (None, self.dummy.clone()),
         };
+        if let Err(wait) = self.admit_hash(id, user_id) {
+            let Some(peer) = self.conn(id).map(|c| c.peer) else {
+                return;
+            };
+            self.stats.logins_throttled += 1;
+            info!("login throttled user={} peer={}", req.username, peer);
+            self.audit(
+                AuditKind::LoginFailed,
+                user_id.unwrap_or(0),
+                0,
+                peer.to_string(),
+                format!("{}: throttled", req.username),
+            );
+            self.mark_valid_streak(id);
+            self.send(
+                id,
+                rid,
+                Flags::NONE,
+                &Message::LoginFailure(LoginFailure {
+                    reason: LoginFailureReason::Throttled,
+                    retry_after_ms: millis(wait),
+                    message: "too many attempts; retry later".into(),
+                }),
+            );
+            return;
+        }
         let job = JobKind::Verify {
             password: req.password,
             record,
@@ -80,6 +106,16 @@ impl Engine {
             self.register_failed(id, rid, reason, msg);
             return;
         }
+        if self.admit_hash(id, None).is_err() {
+            self.stats.logins_throttled += 1;
+            self.register_failed(
+                id,
+                rid,
+                RegisterFailureReason::ServerBusy,
+                "too many attempts from your address; retry later",
+            );
+            return;
+        }
         let job = JobKind::Create {
             password: req.password,
             iterations: self.cfg.iterations,
@@ -93,6 +129,26 @@ impl Engine {
             deadline,
         };
         self.start_hash(id, job, pending);
+    }
+
+    /// Asks the login policy whether a hash may start for `id` (an attempt for `user`);
+    /// on yes the connection counts as hashing until the hash ends, on no the error says
+    /// how long to wait.
+    fn admit_hash(&mut self, id: ConnId, user: Option<u64>) -> Result<(), Duration> {
+        let now = self.last_now;
+        let Some(ip) = self.conn(id).map(|c| c.peer.ip()) else {
+            return Err(Duration::ZERO);
+        };
+        let Refusal::Throttled(wait) = match self.policy.admit(user, ip, now) {
+            Ok(()) => {
+                if let Some(c) = self.conn_mut(id) {
+                    c.hashing = true;
+                }
+                return Ok(());
+            }
+            Err(r) => r,
+        };
+        Err(wait)
     }
 
     fn start_hash(&mut self, id: ConnId, kind: JobKind, pending: PendingAuth) {
@@ -123,6 +179,10 @@ impl Engine {
     fn hash_result(&mut self, result: HashResult, now: Instant) {
         self.last_now = self.last_now.max(now);
         let id = ConnId::from_u64(result.ticket);
+        if self.conn(id).is_some_and(|c| c.changing.is_some()) {
+            self.change_password_result(id, Some(result.outcome), now);
+            return;
+        }
         // None: the connection closed while its password was being hashed.
         let Some(pending) = self.end_authenticating(id) else {
             return;
@@ -211,6 +271,11 @@ impl Engine {
 
     fn busy_reply(&mut self, job: HashJob) {
         let id = ConnId::from_u64(job.ticket);
+        if self.conn(id).is_some_and(|c| c.changing.is_some()) {
+            let now = self.last_now;
+            self.change_password_result(id, None, now);
+            return;
+        }
         let Some(pending) = self.end_authenticating(id) else {
             return;
         };
@@ -253,6 +318,10 @@ impl Engine {
         conn.state = ConnState::AwaitingAuth {
             deadline: pending.deadline,
         };
+        if std::mem::take(&mut conn.hashing) {
+            let ip = conn.peer.ip();
+            self.policy.hash_done(ip);
+        }
         Some(pending)
     }
 
@@ -261,6 +330,53 @@ impl Engine {
         let Some(peer) = self.conn(id).map(|c| c.peer) else {
             return;
         };
+        self.policy.succeeded(uid);
+        let suspended = self.users.get(uid).is_some_and(|u| u.suspended);
+        let refusal = if suspended {
+            Some((
+                LoginFailureReason::Suspended,
+                0,
+                "account suspended".to_owned(),
+            ))
+        } else if let Err(wait_ms) = self.policy.count_daily(uid, now_ms) {
+            let limit = self.policy.config().daily_logins;
+            let msg = format!("daily login limit ({limit}) reached; resets at 00:00 UTC");
+            Some((
+                LoginFailureReason::DailyLimit,
+                wait_ms.min(u32::MAX as u64) as u32,
+                msg,
+            ))
+        } else {
+            None
+        };
+        if let Some((reason, retry_after_ms, message)) = refusal {
+            self.rearm_login_deadline(id, pending.deadline);
+            info!(
+                "login refused ({}) user={} peer={}",
+                reason.name(),
+                pending.username,
+                peer
+            );
+            self.stats.logins_failed += 1;
+            self.audit(
+                AuditKind::LoginFailed,
+                uid,
+                0,
+                peer.to_string(),
+                format!("{}: {}", pending.username, reason.name().to_lowercase()),
+            );
+            self.send(
+                id,
+                pending.request_id,
+                Flags::NONE,
+                &Message::LoginFailure(LoginFailure {
+                    reason,
+                    retry_after_ms,
+                    message,
+                }),
+            );
+            return;
+        }
         // protocol.md 5.2 / the session limit: decided here, on the one loop thread, so
         // two logins racing cannot both win.
         let max = self.cfg.max_sessions_per_user;
@@ -339,6 +455,7 @@ impl Engine {
             at_ms: now_ms,
         });
         self.activate(id, session_id, now);
+        self.notify_new_login(uid, session_id, id);
         self.stats.logins_ok += 1;
         self.audit(
             AuditKind::SessionCreated,
@@ -470,6 +587,14 @@ impl Engine {
             PendingKind::Login { user_id } => user_id.unwrap_or(0),
             _ => 0,
         };
+        if uid != 0 {
+            if let Some(delay) = self.policy.failed(uid, self.last_now) {
+                info!(
+                    "user={} throttled for {:?} after repeated failures",
+                    pending.username, delay
+                );
+            }
+        }
         self.audit(
             AuditKind::LoginFailed,
             uid,

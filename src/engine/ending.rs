@@ -7,7 +7,7 @@ use std::time::Instant;
 use log::info;
 
 use super::{End, Engine, TimerKey};
-use crate::conn::{ConnId, ConnState};
+use crate::conn::ConnId;
 use crate::protocol::{
     ErrorCode, ExpiredReason, Flags, InvalidReason, LogoutSuccess, Message, RevokeReason,
     SessionExpired, SessionRevoked, Token,
@@ -63,11 +63,7 @@ impl Engine {
     pub(super) fn logout(&mut self, id: ConnId, rid: u32, sid: u64, now: Instant) {
         self.end_session(sid, End::LoggedOut, rid, now);
         self.stats.logouts += 1;
-        let deadline = now + self.cfg.login_timeout;
-        if let Some(conn) = self.conn_mut(id) {
-            conn.state = ConnState::AwaitingAuth { deadline };
-        }
-        self.rearm_login_deadline(id, deadline);
+        self.logged_out(id, now);
         self.send(
             id,
             rid,

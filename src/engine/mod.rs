@@ -12,11 +12,16 @@
 //! `auth_flow` holds how a connection gets a session (login, registration, resume);
 //! `ending` how sessions end (logout, expiry, revocation) and the token check.
 
+mod audit_log;
 mod auth_flow;
 mod durability;
 mod ending;
+mod manage;
+mod policy;
 
+pub use audit_log::{AuditFilter, AuditLog};
 pub use durability::EventBatch;
+pub use policy::{LoginPolicy, PolicyConfig, Refusal};
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -107,6 +112,10 @@ pub struct EngineConfig {
     /// the journaled one (and at detach), not per heartbeat. After a crash a session
     /// comes back with its idle timer at most this much too early.
     pub activity_save_interval: Duration,
+    /// Brute-force throttling and the daily login limit.
+    pub policy: PolicyConfig,
+    /// Audit records held in memory for AUDIT_QUERY (the journal keeps them all).
+    pub audit_window: usize,
 }
 
 impl Default for EngineConfig {
@@ -132,6 +141,8 @@ impl Default for EngineConfig {
             tombstone_min: Duration::from_secs(60 * 60),
             summary_interval: Duration::from_secs(60),
             activity_save_interval: Duration::from_secs(5 * 60),
+            policy: PolicyConfig::default(),
+            audit_window: 100_000,
         }
     }
 }
@@ -143,6 +154,8 @@ pub struct Stats {
     pub logins_ok: u64,
     pub logins_failed: u64,
     pub logins_busy: u64,
+    /// Refused by throttling (account delay, address bucket or hash cap).
+    pub logins_throttled: u64,
     pub heartbeats: u64,
     pub logouts: u64,
     pub idle_timeouts: u64,
@@ -153,6 +166,7 @@ pub struct Stats {
     pub registrations: u64,
     pub protocol_errors: u64,
     pub output_overflows: u64,
+    pub password_changes: u64,
 }
 
 /// What a wheel entry is for.
@@ -197,6 +211,10 @@ pub struct Engine {
     wakeups: Vec<ConnId>,
     flagged: Vec<ConnId>,
     stats: Stats,
+    policy: LoginPolicy,
+    audit_log: AuditLog,
+    /// Size of the journal as last reported by the store (ADMIN_STATS).
+    journal_bytes: u64,
     summary_expired: u64,
     last_summary: (Stats, usize, usize),
     last_now: Instant,
@@ -217,6 +235,8 @@ impl Engine {
         origin: Instant,
         origin_unix_ms: u64,
     ) -> Engine {
+        let policy = LoginPolicy::new(cfg.policy.clone());
+        let audit_log = AuditLog::new(cfg.audit_window);
         let mut wheel = TimerWheel::new(origin, cfg.tick);
         wheel.insert(origin + cfg.summary_interval, TimerKey::Summary);
         Engine {
@@ -241,6 +261,9 @@ impl Engine {
             wakeups: Vec::new(),
             flagged: Vec::new(),
             stats: Stats::default(),
+            policy,
+            audit_log,
+            journal_bytes: 0,
             summary_expired: 0,
             last_summary: (Stats::default(), 0, 0),
             last_now: origin,
@@ -323,7 +346,7 @@ impl Engine {
             Some(c) => {
                 !c.is_closing()
                     && !c.peer_closed
-                    && (c.state.reads_frames() || c.input.len() < self.cfg.max_frame)
+                    && (c.reads_frames() || c.input.len() < self.cfg.max_frame)
                     && c.input.len() < 2 * self.cfg.max_frame
             }
             None => false,
@@ -508,6 +531,9 @@ impl Engine {
         }
         self.detach(id);
         let conn = self.conns.remove(id.index as usize);
+        if conn.hashing {
+            self.policy.hash_done(conn.peer.ip());
+        }
         if let Some(t) = conn.timer {
             self.wheel.cancel(t);
         }
@@ -528,7 +554,7 @@ impl Engine {
             let Some(conn) = slot(&mut self.conns, id) else {
                 return;
             };
-            if !conn.state.reads_frames() {
+            if !conn.reads_frames() {
                 return;
             }
             if handled == self.cfg.frames_per_turn {
@@ -544,7 +570,7 @@ impl Engine {
             handled += 1;
         }
         if let Some(conn) = self.conn(id) {
-            if conn.peer_closed && conn.state.reads_frames() {
+            if conn.peer_closed && conn.reads_frames() {
                 // Nothing complete is left and nothing more will come.
                 debug!("peer closed conn={}", id.index);
                 self.close(id);
@@ -616,6 +642,9 @@ impl Engine {
                     self.mark_valid(id, now);
                     self.logout(id, rid, sid, now);
                 }
+            }
+            (ConnState::Active { .. }, other) if manage::is_management(&other) => {
+                self.manage(id, rid, other, now);
             }
             (ConnState::Active { .. }, other) => {
                 let msg = format!("{} is not allowed after login", other.opcode().name());
@@ -845,14 +874,16 @@ impl Engine {
         detail: impl Into<String>,
     ) {
         let at_ms = self.unix_ms(self.last_now);
-        self.events.push(Event::Audit(Audit {
+        let a = Audit {
             at_ms,
             kind,
             user_id,
             session_id,
             address: address.into(),
             detail: detail.into(),
-        }));
+        };
+        self.audit_log.push(a.clone());
+        self.events.push(Event::Audit(a));
     }
 
     /// The latest time the engine has been told (for events recorded where no `now` is

@@ -28,6 +28,16 @@ pub enum ErrorCode {
     TokenMismatch,
     TooManyErrors,
     InternalError,
+    /// The caller may not do this (an admin operation, another user's session).
+    Forbidden,
+    /// The named user or session does not exist (admin operations only).
+    NotFound,
+    /// A field's value is not acceptable (a new password too short, say).
+    InvalidArgument,
+    /// CHANGE_PASSWORD: the old password is wrong.
+    WrongPassword,
+    /// Too many attempts, or the server is busy: retry later (the message says when).
+    Throttled,
     Other(u16),
 }
 
@@ -48,6 +58,11 @@ impl ErrorCode {
             ErrorCode::TokenMismatch => 0x000d,
             ErrorCode::TooManyErrors => 0x000e,
             ErrorCode::InternalError => 0x000f,
+            ErrorCode::Forbidden => 0x0010,
+            ErrorCode::NotFound => 0x0011,
+            ErrorCode::InvalidArgument => 0x0012,
+            ErrorCode::WrongPassword => 0x0013,
+            ErrorCode::Throttled => 0x0014,
             ErrorCode::Other(v) => v,
         }
     }
@@ -68,6 +83,11 @@ impl ErrorCode {
             0x000d => ErrorCode::TokenMismatch,
             0x000e => ErrorCode::TooManyErrors,
             0x000f => ErrorCode::InternalError,
+            0x0010 => ErrorCode::Forbidden,
+            0x0011 => ErrorCode::NotFound,
+            0x0012 => ErrorCode::InvalidArgument,
+            0x0013 => ErrorCode::WrongPassword,
+            0x0014 => ErrorCode::Throttled,
             other => ErrorCode::Other(other),
         }
     }
@@ -89,6 +109,11 @@ impl ErrorCode {
             ErrorCode::TokenMismatch => "TOKEN_MISMATCH",
             ErrorCode::TooManyErrors => "TOO_MANY_ERRORS",
             ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorCode::WrongPassword => "WRONG_PASSWORD",
+            ErrorCode::Throttled => "THROTTLED",
             ErrorCode::Other(_) => "UNKNOWN_ERROR_CODE",
         }
     }

@@ -196,6 +196,13 @@ pub enum LoginFailureReason {
     ServerBusy,
     /// `max_sessions_per_user` reached and the server is set to `on_limit = reject_new`.
     SessionLimit,
+    /// An administrator suspended the account.
+    Suspended,
+    /// The account reached its daily login limit (UTC day).
+    DailyLimit,
+    /// Too many attempts (for this account or from this address); `retry_after_ms` says
+    /// when to try again.
+    Throttled,
     /// A reason this codec does not know (a newer server).
     Other(u16),
 }
@@ -206,6 +213,9 @@ impl LoginFailureReason {
             LoginFailureReason::InvalidCredentials => 0x0001,
             LoginFailureReason::ServerBusy => 0x0002,
             LoginFailureReason::SessionLimit => 0x0003,
+            LoginFailureReason::Suspended => 0x0004,
+            LoginFailureReason::DailyLimit => 0x0005,
+            LoginFailureReason::Throttled => 0x0006,
             LoginFailureReason::Other(v) => v,
         }
     }
@@ -215,6 +225,9 @@ impl LoginFailureReason {
             0x0001 => LoginFailureReason::InvalidCredentials,
             0x0002 => LoginFailureReason::ServerBusy,
             0x0003 => LoginFailureReason::SessionLimit,
+            0x0004 => LoginFailureReason::Suspended,
+            0x0005 => LoginFailureReason::DailyLimit,
+            0x0006 => LoginFailureReason::Throttled,
             other => LoginFailureReason::Other(other),
         }
     }
@@ -224,6 +237,9 @@ impl LoginFailureReason {
             LoginFailureReason::InvalidCredentials => "INVALID_CREDENTIALS",
             LoginFailureReason::ServerBusy => "SERVER_BUSY",
             LoginFailureReason::SessionLimit => "SESSION_LIMIT",
+            LoginFailureReason::Suspended => "SUSPENDED",
+            LoginFailureReason::DailyLimit => "DAILY_LIMIT",
+            LoginFailureReason::Throttled => "THROTTLED",
             LoginFailureReason::Other(_) => "UNKNOWN_REASON",
         }
     }

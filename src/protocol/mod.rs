@@ -14,6 +14,7 @@ mod header;
 mod heartbeat;
 mod login;
 mod logout;
+mod manage;
 mod push;
 mod register;
 mod resume;
@@ -30,7 +31,14 @@ pub use login::{
     MAX_DEVICE_FIELD, MAX_PASSWORD, MAX_USERNAME,
 };
 pub use logout::{LogoutRequest, LogoutSuccess};
-pub use push::{ExpiredReason, RevokeReason, SessionExpired, SessionRevoked, MAX_ADDRESS};
+pub use manage::{
+    AdminListSessions, AdminSetRole, AdminStats, AuditEntry, AuditPage, AuditQuery, ChangePassword,
+    Done, ListSessions, LogoutAll, LogoutScope, SessionEntry, SessionList, SessionTarget, Stats,
+    UserTarget, MAX_DETAIL, MAX_PAGE, MAX_STAT_NAME,
+};
+pub use push::{
+    ExpiredReason, NewLogin, RevokeReason, SessionExpired, SessionRevoked, MAX_ADDRESS,
+};
 pub use register::{
     valid_email, valid_new_username, RegisterFailure, RegisterFailureReason, RegisterRequest,
     RegisterSuccess, MAX_EMAIL, MAX_NEW_USERNAME, MIN_NEW_USERNAME,
@@ -61,6 +69,23 @@ pub enum Opcode {
     RegisterFailure = 0x22,
     SessionRevoked = 0x30,
     SessionExpired = 0x31,
+    NewLogin = 0x32,
+    ListSessions = 0x40,
+    SessionList = 0x41,
+    RevokeSession = 0x42,
+    LogoutAll = 0x43,
+    ChangePassword = 0x44,
+    Done = 0x45,
+    AuditQuery = 0x46,
+    AuditPage = 0x47,
+    AdminListSessions = 0x50,
+    AdminRevokeSession = 0x52,
+    AdminLogoutUser = 0x53,
+    AdminSuspendUser = 0x54,
+    AdminUnsuspendUser = 0x55,
+    AdminSetRole = 0x56,
+    AdminStats = 0x57,
+    Stats = 0x58,
 }
 
 impl Opcode {
@@ -85,6 +110,23 @@ impl Opcode {
             0x22 => Opcode::RegisterFailure,
             0x30 => Opcode::SessionRevoked,
             0x31 => Opcode::SessionExpired,
+            0x32 => Opcode::NewLogin,
+            0x40 => Opcode::ListSessions,
+            0x41 => Opcode::SessionList,
+            0x42 => Opcode::RevokeSession,
+            0x43 => Opcode::LogoutAll,
+            0x44 => Opcode::ChangePassword,
+            0x45 => Opcode::Done,
+            0x46 => Opcode::AuditQuery,
+            0x47 => Opcode::AuditPage,
+            0x50 => Opcode::AdminListSessions,
+            0x52 => Opcode::AdminRevokeSession,
+            0x53 => Opcode::AdminLogoutUser,
+            0x54 => Opcode::AdminSuspendUser,
+            0x55 => Opcode::AdminUnsuspendUser,
+            0x56 => Opcode::AdminSetRole,
+            0x57 => Opcode::AdminStats,
+            0x58 => Opcode::Stats,
             _ => return None,
         })
     }
@@ -111,6 +153,23 @@ impl Opcode {
             Opcode::RegisterFailure => "REGISTER_FAILURE",
             Opcode::SessionRevoked => "SESSION_REVOKED",
             Opcode::SessionExpired => "SESSION_EXPIRED",
+            Opcode::NewLogin => "NEW_LOGIN",
+            Opcode::ListSessions => "LIST_SESSIONS",
+            Opcode::SessionList => "SESSION_LIST",
+            Opcode::RevokeSession => "REVOKE_SESSION",
+            Opcode::LogoutAll => "LOGOUT_ALL",
+            Opcode::ChangePassword => "CHANGE_PASSWORD",
+            Opcode::Done => "DONE",
+            Opcode::AuditQuery => "AUDIT_QUERY",
+            Opcode::AuditPage => "AUDIT_PAGE",
+            Opcode::AdminListSessions => "ADMIN_LIST_SESSIONS",
+            Opcode::AdminRevokeSession => "ADMIN_REVOKE_SESSION",
+            Opcode::AdminLogoutUser => "ADMIN_LOGOUT_USER",
+            Opcode::AdminSuspendUser => "ADMIN_SUSPEND_USER",
+            Opcode::AdminUnsuspendUser => "ADMIN_UNSUSPEND_USER",
+            Opcode::AdminSetRole => "ADMIN_SET_ROLE",
+            Opcode::AdminStats => "ADMIN_STATS",
+            Opcode::Stats => "STATS",
         }
     }
 }
@@ -137,6 +196,23 @@ pub enum Message {
     RegisterFailure(RegisterFailure),
     SessionRevoked(SessionRevoked),
     SessionExpired(SessionExpired),
+    NewLogin(NewLogin),
+    ListSessions(ListSessions),
+    SessionList(SessionList),
+    RevokeSession(SessionTarget),
+    LogoutAll(LogoutAll),
+    ChangePassword(ChangePassword),
+    Done(Done),
+    AuditQuery(AuditQuery),
+    AuditPage(AuditPage),
+    AdminListSessions(AdminListSessions),
+    AdminRevokeSession(SessionTarget),
+    AdminLogoutUser(UserTarget),
+    AdminSuspendUser(UserTarget),
+    AdminUnsuspendUser(UserTarget),
+    AdminSetRole(AdminSetRole),
+    AdminStats(AdminStats),
+    Stats(Stats),
 }
 
 impl Message {
@@ -161,6 +237,23 @@ impl Message {
             Message::RegisterFailure(_) => Opcode::RegisterFailure,
             Message::SessionRevoked(_) => Opcode::SessionRevoked,
             Message::SessionExpired(_) => Opcode::SessionExpired,
+            Message::NewLogin(_) => Opcode::NewLogin,
+            Message::ListSessions(_) => Opcode::ListSessions,
+            Message::SessionList(_) => Opcode::SessionList,
+            Message::RevokeSession(_) => Opcode::RevokeSession,
+            Message::LogoutAll(_) => Opcode::LogoutAll,
+            Message::ChangePassword(_) => Opcode::ChangePassword,
+            Message::Done(_) => Opcode::Done,
+            Message::AuditQuery(_) => Opcode::AuditQuery,
+            Message::AuditPage(_) => Opcode::AuditPage,
+            Message::AdminListSessions(_) => Opcode::AdminListSessions,
+            Message::AdminRevokeSession(_) => Opcode::AdminRevokeSession,
+            Message::AdminLogoutUser(_) => Opcode::AdminLogoutUser,
+            Message::AdminSuspendUser(_) => Opcode::AdminSuspendUser,
+            Message::AdminUnsuspendUser(_) => Opcode::AdminUnsuspendUser,
+            Message::AdminSetRole(_) => Opcode::AdminSetRole,
+            Message::AdminStats(_) => Opcode::AdminStats,
+            Message::Stats(_) => Opcode::Stats,
         }
     }
 
@@ -185,6 +278,23 @@ impl Message {
             Opcode::RegisterFailure => Message::RegisterFailure(RegisterFailure::decode(r)?),
             Opcode::SessionRevoked => Message::SessionRevoked(SessionRevoked::decode(r)?),
             Opcode::SessionExpired => Message::SessionExpired(SessionExpired::decode(r)?),
+            Opcode::NewLogin => Message::NewLogin(NewLogin::decode(r)?),
+            Opcode::ListSessions => Message::ListSessions(ListSessions::decode(r)?),
+            Opcode::SessionList => Message::SessionList(SessionList::decode(r)?),
+            Opcode::RevokeSession => Message::RevokeSession(SessionTarget::decode(r)?),
+            Opcode::LogoutAll => Message::LogoutAll(LogoutAll::decode(r)?),
+            Opcode::ChangePassword => Message::ChangePassword(ChangePassword::decode(r)?),
+            Opcode::Done => Message::Done(Done::decode(r)?),
+            Opcode::AuditQuery => Message::AuditQuery(AuditQuery::decode(r)?),
+            Opcode::AuditPage => Message::AuditPage(AuditPage::decode(r)?),
+            Opcode::AdminListSessions => Message::AdminListSessions(AdminListSessions::decode(r)?),
+            Opcode::AdminRevokeSession => Message::AdminRevokeSession(SessionTarget::decode(r)?),
+            Opcode::AdminLogoutUser => Message::AdminLogoutUser(UserTarget::decode(r)?),
+            Opcode::AdminSuspendUser => Message::AdminSuspendUser(UserTarget::decode(r)?),
+            Opcode::AdminUnsuspendUser => Message::AdminUnsuspendUser(UserTarget::decode(r)?),
+            Opcode::AdminSetRole => Message::AdminSetRole(AdminSetRole::decode(r)?),
+            Opcode::AdminStats => Message::AdminStats(AdminStats::decode(r)?),
+            Opcode::Stats => Message::Stats(Stats::decode(r)?),
         })
     }
 
@@ -210,6 +320,23 @@ impl Message {
             Message::RegisterFailure(m) => m.encoded_len(),
             Message::SessionRevoked(m) => m.encoded_len(),
             Message::SessionExpired(m) => m.encoded_len(),
+            Message::NewLogin(m) => m.encoded_len(),
+            Message::ListSessions(m) => m.encoded_len(),
+            Message::SessionList(m) => m.encoded_len(),
+            Message::RevokeSession(m) => m.encoded_len(),
+            Message::LogoutAll(m) => m.encoded_len(),
+            Message::ChangePassword(m) => m.encoded_len(),
+            Message::Done(m) => m.encoded_len(),
+            Message::AuditQuery(m) => m.encoded_len(),
+            Message::AuditPage(m) => m.encoded_len(),
+            Message::AdminListSessions(m) => m.encoded_len(),
+            Message::AdminRevokeSession(m) => m.encoded_len(),
+            Message::AdminLogoutUser(m) => m.encoded_len(),
+            Message::AdminSuspendUser(m) => m.encoded_len(),
+            Message::AdminUnsuspendUser(m) => m.encoded_len(),
+            Message::AdminSetRole(m) => m.encoded_len(),
+            Message::AdminStats(m) => m.encoded_len(),
+            Message::Stats(m) => m.encoded_len(),
         }
     }
 
@@ -234,6 +361,23 @@ impl Message {
             Message::RegisterFailure(m) => m.encode(dst),
             Message::SessionRevoked(m) => m.encode(dst),
             Message::SessionExpired(m) => m.encode(dst),
+            Message::NewLogin(m) => m.encode(dst),
+            Message::ListSessions(m) => m.encode(dst),
+            Message::SessionList(m) => m.encode(dst),
+            Message::RevokeSession(m) => m.encode(dst),
+            Message::LogoutAll(m) => m.encode(dst),
+            Message::ChangePassword(m) => m.encode(dst),
+            Message::Done(m) => m.encode(dst),
+            Message::AuditQuery(m) => m.encode(dst),
+            Message::AuditPage(m) => m.encode(dst),
+            Message::AdminListSessions(m) => m.encode(dst),
+            Message::AdminRevokeSession(m) => m.encode(dst),
+            Message::AdminLogoutUser(m) => m.encode(dst),
+            Message::AdminSuspendUser(m) => m.encode(dst),
+            Message::AdminUnsuspendUser(m) => m.encode(dst),
+            Message::AdminSetRole(m) => m.encode(dst),
+            Message::AdminStats(m) => m.encode(dst),
+            Message::Stats(m) => m.encode(dst),
         }
     }
 }

@@ -17,6 +17,14 @@ pub enum RevokeReason {
     NewLogin,
     /// A VERIFY_SESSION of the same token on another connection took it over.
     TakenOver,
+    /// The user revoked it from another session (REVOKE_SESSION, LOGOUT_ALL).
+    ByUser,
+    /// The user changed the account's password from another session.
+    PasswordChanged,
+    /// An administrator revoked it (ADMIN_REVOKE_SESSION, ADMIN_LOGOUT_USER).
+    ByAdmin,
+    /// An administrator suspended the account.
+    AccountSuspended,
     Other(u16),
 }
 
@@ -25,6 +33,10 @@ impl RevokeReason {
         match self {
             RevokeReason::NewLogin => 0x0001,
             RevokeReason::TakenOver => 0x0002,
+            RevokeReason::ByUser => 0x0003,
+            RevokeReason::PasswordChanged => 0x0004,
+            RevokeReason::ByAdmin => 0x0005,
+            RevokeReason::AccountSuspended => 0x0006,
             RevokeReason::Other(v) => v,
         }
     }
@@ -33,6 +45,10 @@ impl RevokeReason {
         match v {
             0x0001 => RevokeReason::NewLogin,
             0x0002 => RevokeReason::TakenOver,
+            0x0003 => RevokeReason::ByUser,
+            0x0004 => RevokeReason::PasswordChanged,
+            0x0005 => RevokeReason::ByAdmin,
+            0x0006 => RevokeReason::AccountSuspended,
             other => RevokeReason::Other(other),
         }
     }
@@ -41,6 +57,10 @@ impl RevokeReason {
         match self {
             RevokeReason::NewLogin => "NEW_LOGIN",
             RevokeReason::TakenOver => "TAKEN_OVER",
+            RevokeReason::ByUser => "REVOKED_BY_USER",
+            RevokeReason::PasswordChanged => "PASSWORD_CHANGED",
+            RevokeReason::ByAdmin => "REVOKED_BY_ADMIN",
+            RevokeReason::AccountSuspended => "ACCOUNT_SUSPENDED",
             RevokeReason::Other(_) => "UNKNOWN_REASON",
         }
     }
@@ -85,6 +105,44 @@ impl SessionRevoked {
         put_str(dst, &self.by_client, MAX_DEVICE_FIELD);
         put_str(dst, &self.by_platform, MAX_DEVICE_FIELD);
         put_str(dst, &self.by_address, MAX_ADDRESS);
+        dst.put_u64(self.at);
+    }
+}
+
+/// NEW_LOGIN (0x32), a push without FATAL: `session_id u64, client str, platform str,
+/// address str, at time`: a new session of the same account was created elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLogin {
+    pub session_id: u64,
+    pub client: String,
+    pub platform: String,
+    pub address: String,
+    pub at: u64,
+}
+
+impl NewLogin {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(NewLogin {
+            session_id: r.u64()?,
+            client: r.string(MAX_DEVICE_FIELD)?.to_owned(),
+            platform: r.string(MAX_DEVICE_FIELD)?.to_owned(),
+            address: r.string(MAX_ADDRESS)?.to_owned(),
+            at: r.u64()?,
+        })
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        8 + str_len(&self.client, MAX_DEVICE_FIELD)
+            + str_len(&self.platform, MAX_DEVICE_FIELD)
+            + str_len(&self.address, MAX_ADDRESS)
+            + 8
+    }
+
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_u64(self.session_id);
+        put_str(dst, &self.client, MAX_DEVICE_FIELD);
+        put_str(dst, &self.platform, MAX_DEVICE_FIELD);
+        put_str(dst, &self.address, MAX_ADDRESS);
         dst.put_u64(self.at);
     }
 }

@@ -35,8 +35,8 @@ enum Command {
 
 /// What the thread tells the loop.
 pub(super) enum Report {
-    /// Every batch up to this sequence number is durable.
-    Durable(u64),
+    /// Every batch up to `seq` is durable; the journal now holds `journal_bytes`.
+    Durable { seq: u64, journal_bytes: u64 },
     /// The journal passed its size threshold: send a snapshot.
     WantsSnapshot,
     /// Nothing after this may be acknowledged; the thread has stopped.
@@ -158,7 +158,8 @@ fn commit_group(
             Command::Snapshot(events) => {
                 if let Some(seq) = uncommitted.take() {
                     store.commit()?;
-                    tell(Report::Durable(seq));
+                    let journal_bytes = store.size_bytes();
+                    tell(Report::Durable { seq, journal_bytes });
                 }
                 store.write_snapshot(&events)?;
                 snapshotted = true;
@@ -167,7 +168,8 @@ fn commit_group(
     }
     if let Some(seq) = uncommitted {
         store.commit()?;
-        tell(Report::Durable(seq));
+        let journal_bytes = store.size_bytes();
+        tell(Report::Durable { seq, journal_bytes });
     }
     Ok(snapshotted)
 }

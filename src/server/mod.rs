@@ -159,6 +159,7 @@ impl Server {
         for (sid, ended) in state.ended {
             engine.restore_ended(sid, ended, now);
         }
+        engine.restore_audit(state.audit);
         for (_, s) in state.sessions {
             engine.restore_session(s, now);
         }
@@ -298,7 +299,10 @@ impl Server {
         };
         while let Some(report) = c.try_report() {
             match report {
-                Report::Durable(seq) => self.engine.durable(seq),
+                Report::Durable { seq, journal_bytes } => {
+                    self.engine.note_journal_bytes(journal_bytes);
+                    self.engine.durable(seq);
+                }
                 Report::WantsSnapshot => self.snapshot_wanted = true,
                 Report::Failed(e) => {
                     error!("stopping: the journal failed ({e}); nothing after it is acknowledged");

@@ -21,6 +21,8 @@ pub struct User {
     pub created_ms: u64,
     /// Unix ms of the last successful login, 0 if none.
     pub last_login_ms: u64,
+    /// Suspended by an administrator: logins fail with SUSPENDED.
+    pub suspended: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +79,7 @@ impl UserTable {
             email: email.to_owned(),
             created_ms,
             last_login_ms: 0,
+            suspended: false,
         };
         Ok(self.by_id.entry(id).or_insert(user))
     }
@@ -152,6 +155,7 @@ mod tests {
             email: String::new(),
             created_ms: 1,
             last_login_ms: 2,
+            suspended: false,
         };
         t.restore(u.clone()).unwrap();
         assert_eq!(t.restore(u).unwrap_err(), UsernameTaken);

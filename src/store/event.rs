@@ -5,6 +5,8 @@
 //! the fold from events to [`State`]. Payloads use the wire protocol's field encodings
 //! (big-endian integers, u16-prefixed UTF-8 strings).
 
+use std::collections::VecDeque;
+
 use bytes::BufMut;
 use hashbrown::HashMap;
 
@@ -66,6 +68,14 @@ pub enum AuditKind {
     /// `detail` names the username tried and why it failed.
     LoginFailed = 8,
     Registered = 9,
+    /// An administrator suspended the account (`detail`: by whom).
+    Suspended = 10,
+    Unsuspended = 11,
+    /// `detail`: old and new role, by whom.
+    RoleChanged = 12,
+    PasswordChanged = 13,
+    /// An operator created the account (`sessiond user add`).
+    UserCreated = 14,
 }
 
 impl AuditKind {
@@ -81,8 +91,39 @@ impl AuditKind {
             7 => Revoked,
             8 => LoginFailed,
             9 => Registered,
+            10 => Suspended,
+            11 => Unsuspended,
+            12 => RoleChanged,
+            13 => PasswordChanged,
+            14 => UserCreated,
             _ => return None,
         })
+    }
+
+    /// Every kind, in record-byte order.
+    pub const ALL: [AuditKind; 14] = {
+        use AuditKind::*;
+        [
+            SessionCreated,
+            SessionResumed,
+            SessionDetached,
+            ExpiredIdle,
+            ExpiredAbsolute,
+            LoggedOut,
+            Revoked,
+            LoginFailed,
+            Registered,
+            Suspended,
+            Unsuspended,
+            RoleChanged,
+            PasswordChanged,
+            UserCreated,
+        ]
+    };
+
+    /// The kind named `name` (as [`AuditKind::name`] spells it).
+    pub fn from_name(name: &str) -> Option<AuditKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
     pub fn name(self) -> &'static str {
@@ -97,6 +138,11 @@ impl AuditKind {
             Revoked => "revoked",
             LoginFailed => "login_failed",
             Registered => "registered",
+            Suspended => "suspended",
+            Unsuspended => "unsuspended",
+            RoleChanged => "role_changed",
+            PasswordChanged => "password_changed",
+            UserCreated => "user_created",
         }
     }
 }
@@ -119,6 +165,8 @@ pub struct Audit {
 pub enum Event {
     Audit(Audit),
     UserCreated(User),
+    /// The whole record again after a change (password, role, suspension).
+    UserUpdated(User),
     LastLogin {
         user_id: u64,
         at_ms: u64,
@@ -157,6 +205,7 @@ mod kind {
     pub const AUDIT: u8 = 6;
     pub const SNAPSHOT_BASE: u8 = 7;
     pub const TOMBSTONE: u8 = 8;
+    pub const USER_UPDATED: u8 = 9;
 }
 
 /// A record whose payload does not parse.
@@ -196,14 +245,12 @@ impl Event {
                 kind::AUDIT
             }
             Event::UserCreated(u) => {
-                b.put_u64(u.id);
-                put_str(&mut b, &u.username, MAX_USERNAME);
-                b.put_u8(u.role.to_u8());
-                put_str(&mut b, &u.email, MAX_EMAIL);
-                b.put_u64(u.created_ms);
-                b.put_u64(u.last_login_ms);
-                put_str(&mut b, &u.password.encode(), 256);
+                put_user(&mut b, u);
                 kind::USER_CREATED
+            }
+            Event::UserUpdated(u) => {
+                put_user(&mut b, u);
+                kind::USER_UPDATED
             }
             Event::LastLogin { user_id, at_ms } => {
                 b.put_u64(*user_id);
@@ -246,24 +293,8 @@ impl Event {
         let mut r = Reader::new(payload);
         let ev = (|| -> Option<Event> {
             Some(match k {
-                kind::USER_CREATED => {
-                    let id = r.u64().ok()?;
-                    let username = r.string(MAX_USERNAME).ok()?.to_owned();
-                    let role = Role::from_u8(r.u8().ok()?).ok()?;
-                    let email = r.string(MAX_EMAIL).ok()?.to_owned();
-                    let created_ms = r.u64().ok()?;
-                    let last_login_ms = r.u64().ok()?;
-                    let password = PasswordRecord::parse(r.string(256).ok()?).ok()?;
-                    Event::UserCreated(User {
-                        id,
-                        username,
-                        password,
-                        role,
-                        email,
-                        created_ms,
-                        last_login_ms,
-                    })
-                }
+                kind::USER_CREATED => Event::UserCreated(read_user(&mut r)?),
+                kind::USER_UPDATED => Event::UserUpdated(read_user(&mut r)?),
                 kind::AUDIT => Event::Audit(Audit {
                     at_ms: r.u64().ok()?,
                     kind: AuditKind::from_u8(r.u8().ok()?)?,
@@ -319,6 +350,35 @@ impl Event {
     }
 }
 
+/// The user record's layout (USER_CREATED and USER_UPDATED).
+fn put_user(b: &mut Vec<u8>, u: &User) {
+    b.put_u64(u.id);
+    put_str(b, &u.username, MAX_USERNAME);
+    b.put_u8(u.role.to_u8());
+    put_str(b, &u.email, MAX_EMAIL);
+    b.put_u64(u.created_ms);
+    b.put_u64(u.last_login_ms);
+    put_str(b, &u.password.encode(), 256);
+    b.put_u8(u8::from(u.suspended));
+}
+
+fn read_user(r: &mut Reader<'_>) -> Option<User> {
+    Some(User {
+        id: r.u64().ok()?,
+        username: r.string(MAX_USERNAME).ok()?.to_owned(),
+        role: Role::from_u8(r.u8().ok()?).ok()?,
+        email: r.string(MAX_EMAIL).ok()?.to_owned(),
+        created_ms: r.u64().ok()?,
+        last_login_ms: r.u64().ok()?,
+        password: PasswordRecord::parse(r.string(256).ok()?).ok()?,
+        suspended: match r.u8().ok()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        },
+    })
+}
+
 /// A session that ended: enough to tell a later resume of its token why it fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndedSession {
@@ -336,9 +396,15 @@ pub struct State {
     pub users: UserTable,
     pub sessions: HashMap<u64, StoredSession>,
     pub ended: HashMap<u64, EndedSession>,
-    /// Audit records replayed (the records themselves stay in the journal for queries).
+    /// Audit records replayed.
     pub audit_records: u64,
+    /// The newest `AUDIT_REPLAY_WINDOW` of them, oldest first (for AUDIT_QUERY after a
+    /// restart; the journal and its archive keep them all).
+    pub audit: VecDeque<Audit>,
 }
+
+/// Audit records a replay keeps in memory at most.
+pub const AUDIT_REPLAY_WINDOW: usize = 100_000;
 
 /// Why an event could not be applied (a journal that contradicts itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -351,13 +417,20 @@ impl State {
             sessions: HashMap::new(),
             ended: HashMap::new(),
             audit_records: 0,
+            audit: VecDeque::new(),
         }
     }
 
     /// Folds one event into the state.
     pub fn apply(&mut self, ev: Event) -> Result<(), Inconsistent> {
         match ev {
-            Event::Audit(_) => self.audit_records += 1,
+            Event::Audit(a) => {
+                self.audit_records += 1;
+                if self.audit.len() == AUDIT_REPLAY_WINDOW {
+                    self.audit.pop_front();
+                }
+                self.audit.push_back(a);
+            }
             Event::SnapshotBase { .. } => {}
             Event::Tombstone {
                 id,
@@ -380,6 +453,15 @@ impl State {
                 self.users
                     .restore(u)
                     .map_err(|_| Inconsistent(format!("user {name} created twice")))?;
+            }
+            Event::UserUpdated(u) => {
+                let Some(old) = self.users.get_mut(u.id) else {
+                    return Err(Inconsistent(format!("update of unknown user {}", u.id)));
+                };
+                if old.username != u.username {
+                    return Err(Inconsistent(format!("user {} renamed", u.id)));
+                }
+                *old = u;
             }
             Event::LastLogin { user_id, at_ms } => {
                 if let Some(u) = self.users.get_mut(user_id) {
@@ -431,6 +513,7 @@ mod tests {
             email: format!("{name}@example.org"),
             created_ms: 1_000,
             last_login_ms: 0,
+            suspended: false,
         }
     }
 

@@ -96,6 +96,11 @@ impl Journal {
         self.writer.size()
     }
 
+    /// The journal file's size (since the last snapshot).
+    pub fn size_bytes(&self) -> u64 {
+        self.writer.size()
+    }
+
     /// Whether the journal has grown past the snapshot threshold.
     pub fn needs_snapshot(&self) -> bool {
         self.writer.size() > self.opts.snapshot_bytes
@@ -342,6 +347,7 @@ mod tests {
             email: String::new(),
             created_ms: 1,
             last_login_ms: 0,
+            suspended: false,
         }
     }
 

@@ -38,6 +38,10 @@ pub trait Store: Send {
     /// Makes everything appended durable. After an error nothing more may be
     /// acknowledged: the server stops.
     fn commit(&mut self) -> io::Result<()>;
+    /// Bytes the store holds now (ADMIN_STATS `journal_bytes`); 0 if it cannot tell.
+    fn size_bytes(&self) -> u64 {
+        0
+    }
     /// Whether the store wants the whole state as a snapshot now (after a commit).
     fn needs_snapshot(&self) -> bool {
         false
@@ -50,6 +54,10 @@ pub trait Store: Send {
 }
 
 impl Store for Journal {
+    fn size_bytes(&self) -> u64 {
+        Journal::size_bytes(self)
+    }
+
     fn needs_snapshot(&self) -> bool {
         Journal::needs_snapshot(self)
     }

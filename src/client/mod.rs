@@ -5,6 +5,10 @@
 //! for the caller. It does not heartbeat on its own: the caller decides when (the example
 //! client does it on the interval LOGIN_SUCCESS gives).
 
+mod manage;
+
+pub use manage::AuditRequest;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -130,6 +134,10 @@ pub fn describe_revoked(r: &SessionRevoked) -> String {
     let why = match r.reason {
         protocol::RevokeReason::NewLogin => "you logged in somewhere else",
         protocol::RevokeReason::TakenOver => "the session was resumed on another connection",
+        protocol::RevokeReason::ByUser => "you signed it out from another session",
+        protocol::RevokeReason::PasswordChanged => "the account's password was changed",
+        protocol::RevokeReason::ByAdmin => "an administrator signed it out",
+        protocol::RevokeReason::AccountSuspended => "the account was suspended",
         protocol::RevokeReason::Other(_) => "the server revoked it",
     };
     let device = match (r.by_client.as_str(), r.by_platform.as_str()) {

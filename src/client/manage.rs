@@ -1,0 +1,171 @@
+//! The client side of session management (protocol.md 5.20 to 5.33): own sessions, the
+//! audit trail, and the administrators' operations. Each call sends the session's token
+//! and returns the typed reply; FORBIDDEN, NOT_FOUND and the like come back as
+//! `ClientError::Server` with their code.
+
+use super::{Client, ClientError};
+use crate::auth::Secret;
+use crate::protocol::{
+    AdminListSessions, AdminSetRole, AdminStats, AuditPage, AuditQuery, ChangePassword,
+    ListSessions, LogoutAll, LogoutScope, Message, Role, SessionList, SessionTarget, Stats,
+    UserTarget,
+};
+
+/// What AUDIT_QUERY asks for (`Default`: your own events, or everyone's for an admin,
+/// oldest first, a full page).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditRequest {
+    pub username: String,
+    /// An `AuditKind` record byte; 0 for every kind.
+    pub kind: u8,
+    pub from_ms: u64,
+    /// 0: no upper bound.
+    pub to_ms: u64,
+    pub cursor: u64,
+    /// 0: as many as the server sends in one page.
+    pub limit: u16,
+}
+
+impl Client {
+    fn expect_done(&mut self, m: Message) -> Result<u32, ClientError> {
+        let reply = self.request(m)?;
+        match reply.message {
+            Message::Done(d) => Ok(d.affected),
+            _ => Err(ClientError::Unexpected(Box::new(reply))),
+        }
+    }
+
+    fn expect_list(&mut self, m: Message) -> Result<SessionList, ClientError> {
+        let reply = self.request(m)?;
+        match reply.message {
+            Message::SessionList(l) => Ok(l),
+            _ => Err(ClientError::Unexpected(Box::new(reply))),
+        }
+    }
+
+    /// LIST_SESSIONS: a page of your sessions, oldest first (`limit` 0: a full page).
+    pub fn list_sessions(&mut self, offset: u32, limit: u16) -> Result<SessionList, ClientError> {
+        let token = self.current_token()?;
+        self.expect_list(Message::ListSessions(ListSessions {
+            token,
+            offset,
+            limit,
+        }))
+    }
+
+    /// REVOKE_SESSION: ends one of your sessions (this one included: the server then
+    /// closes this connection with SESSION_REVOKED after the reply).
+    pub fn revoke_session(&mut self, session_id: u64) -> Result<u32, ClientError> {
+        let token = self.current_token()?;
+        self.expect_done(Message::RevokeSession(SessionTarget { token, session_id }))
+    }
+
+    /// LOGOUT_ALL: ends your other sessions, or all of them (then this connection is
+    /// logged out and stays open). Returns how many ended.
+    pub fn logout_all(&mut self, scope: LogoutScope) -> Result<u32, ClientError> {
+        let token = self.current_token()?;
+        let n = self.expect_done(Message::LogoutAll(LogoutAll { token, scope }))?;
+        if scope == LogoutScope::All {
+            self.forget_session();
+        }
+        Ok(n)
+    }
+
+    /// CHANGE_PASSWORD: returns how many other sessions were revoked.
+    pub fn change_password(&mut self, old: &str, new: &str) -> Result<u32, ClientError> {
+        let token = self.current_token()?;
+        self.expect_done(Message::ChangePassword(ChangePassword {
+            token,
+            old: Secret::new(old.as_bytes().to_vec()),
+            new: Secret::new(new.as_bytes().to_vec()),
+        }))
+    }
+
+    /// AUDIT_QUERY.
+    pub fn audit_query(&mut self, q: &AuditRequest) -> Result<AuditPage, ClientError> {
+        let token = self.current_token()?;
+        let reply = self.request(Message::AuditQuery(AuditQuery {
+            token,
+            username: q.username.clone(),
+            kind: q.kind,
+            from: q.from_ms,
+            to: q.to_ms,
+            cursor: q.cursor,
+            limit: q.limit,
+        }))?;
+        match reply.message {
+            Message::AuditPage(p) => Ok(p),
+            _ => Err(ClientError::Unexpected(Box::new(reply))),
+        }
+    }
+
+    /// ADMIN_LIST_SESSIONS: every session (`username` empty) or one user's.
+    pub fn admin_list_sessions(
+        &mut self,
+        username: &str,
+        offset: u32,
+        limit: u16,
+    ) -> Result<SessionList, ClientError> {
+        let token = self.current_token()?;
+        self.expect_list(Message::AdminListSessions(AdminListSessions {
+            token,
+            username: username.to_owned(),
+            offset,
+            limit,
+        }))
+    }
+
+    /// ADMIN_REVOKE_SESSION.
+    pub fn admin_revoke_session(&mut self, session_id: u64) -> Result<u32, ClientError> {
+        let token = self.current_token()?;
+        self.expect_done(Message::AdminRevokeSession(SessionTarget {
+            token,
+            session_id,
+        }))
+    }
+
+    fn user_target(&self, username: &str) -> Result<UserTarget, ClientError> {
+        Ok(UserTarget {
+            token: self.current_token()?,
+            username: username.to_owned(),
+        })
+    }
+
+    /// ADMIN_LOGOUT_USER: returns how many sessions ended.
+    pub fn admin_logout_user(&mut self, username: &str) -> Result<u32, ClientError> {
+        let t = self.user_target(username)?;
+        self.expect_done(Message::AdminLogoutUser(t))
+    }
+
+    /// ADMIN_SUSPEND_USER: returns how many sessions ended.
+    pub fn admin_suspend_user(&mut self, username: &str) -> Result<u32, ClientError> {
+        let t = self.user_target(username)?;
+        self.expect_done(Message::AdminSuspendUser(t))
+    }
+
+    /// ADMIN_UNSUSPEND_USER.
+    pub fn admin_unsuspend_user(&mut self, username: &str) -> Result<u32, ClientError> {
+        let t = self.user_target(username)?;
+        self.expect_done(Message::AdminUnsuspendUser(t))
+    }
+
+    /// ADMIN_SET_ROLE: returns 1 if the role changed, 0 if it already was `role`.
+    pub fn admin_set_role(&mut self, username: &str, role: Role) -> Result<u32, ClientError> {
+        let token = self.current_token()?;
+        self.expect_done(Message::AdminSetRole(AdminSetRole {
+            token,
+            username: username.to_owned(),
+            role,
+        }))
+    }
+
+    /// ADMIN_STATS.
+    pub fn admin_stats(&mut self) -> Result<Stats, ClientError> {
+        let token = self.current_token()?;
+        let reply = self.request(Message::AdminStats(AdminStats { token }))?;
+        match reply.message {
+            Message::Stats(s) => Ok(s),
+            _ => Err(ClientError::Unexpected(Box::new(reply))),
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The audit trail in memory, for AUDIT_QUERY: the newest records, numbered.
+//!
+//! Owns the bounded window of records the server can answer queries from and the query
+//! itself. The journal (and its archive) holds the complete trail; `sessiond audit` reads
+//! that offline. Records are numbered from 1 in the order they happened during this run
+//! (the ones replayed at startup first); a query's cursor is such a number.
+
+use std::collections::VecDeque;
+
+use crate::store::event::Audit;
+
+/// Records scanned by one query at most, so a query with a rare filter cannot hold the
+/// loop: the page then comes back short with a cursor to continue from.
+pub const MAX_SCAN: usize = 20_000;
+
+/// What a query wants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only this account's records.
+    pub user_id: Option<u64>,
+    /// Only this kind (its record byte); None: all.
+    pub kind: Option<u8>,
+    /// `at_ms` from (inclusive) and to (exclusive; 0 = no bound).
+    pub from_ms: u64,
+    pub to_ms: u64,
+}
+
+impl AuditFilter {
+    fn matches(&self, a: &Audit) -> bool {
+        self.user_id.is_none_or(|u| a.user_id == u)
+            && self.kind.is_none_or(|k| a.kind as u8 == k)
+            && a.at_ms >= self.from_ms
+            && (self.to_ms == 0 || a.at_ms < self.to_ms)
+    }
+}
+
+#[derive(Debug)]
+pub struct AuditLog {
+    records: VecDeque<Audit>,
+    /// The number of `records[0]`.
+    first_seq: u64,
+    capacity: usize,
+}
+
+impl AuditLog {
+    pub fn new(capacity: usize) -> AuditLog {
+        AuditLog {
+            records: VecDeque::new(),
+            first_seq: 1,
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub fn push(&mut self, a: Audit) {
+        if self.records.len() == self.capacity {
+            self.records.pop_front();
+            self.first_seq += 1;
+        }
+        self.records.push_back(a);
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Up to `limit` matching records from number `cursor` on (0: the oldest held), with
+    /// the cursor to continue from (0 when nothing after them is left to look at).
+    pub fn query(&self, f: &AuditFilter, cursor: u64, limit: usize) -> (Vec<(u64, &Audit)>, u64) {
+        let end = self.first_seq + self.records.len() as u64;
+        let start = cursor.max(self.first_seq);
+        let mut out = Vec::new();
+        let mut seq = start;
+        let mut scanned = 0;
+        while seq < end && out.len() < limit && scanned < MAX_SCAN {
+            let a = &self.records[(seq - self.first_seq) as usize];
+            if f.matches(a) {
+                out.push((seq, a));
+            }
+            seq += 1;
+            scanned += 1;
+        }
+        let next = if seq < end { seq } else { 0 };
+        (out, next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::event::AuditKind;
+
+    fn rec(at_ms: u64, kind: AuditKind, user_id: u64) -> Audit {
+        Audit {
+            at_ms,
+            kind,
+            user_id,
+            session_id: 0,
+            address: String::new(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn pages_through_matches_with_the_cursor() {
+        let mut log = AuditLog::new(100);
+        for i in 0..10 {
+            log.push(rec(i, AuditKind::LoginFailed, i % 2));
+        }
+        let f = AuditFilter {
+            user_id: Some(1),
+            ..AuditFilter::default()
+        };
+        let (page, next) = log.query(&f, 0, 3);
+        assert_eq!(page.iter().map(|p| p.0).collect::<Vec<_>>(), [2, 4, 6]);
+        let (page, next) = log.query(&f, next, 3);
+        assert_eq!(page.iter().map(|p| p.0).collect::<Vec<_>>(), [8, 10]);
+        assert_eq!(next, 0);
+    }
+
+    #[test]
+    fn filters_by_kind_and_time() {
+        let mut log = AuditLog::new(100);
+        log.push(rec(100, AuditKind::SessionCreated, 1));
+        log.push(rec(200, AuditKind::LoggedOut, 1));
+        log.push(rec(300, AuditKind::SessionCreated, 1));
+        let f = AuditFilter {
+            kind: Some(AuditKind::SessionCreated as u8),
+            from_ms: 150,
+            to_ms: 301,
+            ..AuditFilter::default()
+        };
+        let (page, _) = log.query(&f, 0, 10);
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].1.at_ms, 300);
+    }
+
+    #[test]
+    fn the_window_drops_the_oldest_and_numbers_stay() {
+        let mut log = AuditLog::new(3);
+        for i in 0..5 {
+            log.push(rec(i, AuditKind::LoggedOut, 1));
+        }
+        let (page, _) = log.query(&AuditFilter::default(), 0, 10);
+        assert_eq!(page.iter().map(|p| p.0).collect::<Vec<_>>(), [3, 4, 5]);
+        assert_eq!(page[0].1.at_ms, 2);
+    }
+
+    #[test]
+    fn a_scan_is_bounded() {
+        let mut log = AuditLog::new(MAX_SCAN * 2);
+        for i in 0..(MAX_SCAN as u64 + 5) {
+            log.push(rec(i, AuditKind::LoggedOut, 1));
+        }
+        let f = AuditFilter {
+            user_id: Some(2),
+            ..AuditFilter::default()
+        };
+        let (page, next) = log.query(&f, 0, 10);
+        assert!(page.is_empty());
+        assert_eq!(next, MAX_SCAN as u64 + 1);
+        let (page, next) = log.query(&f, next, 10);
+        assert!(page.is_empty());
+        assert_eq!(next, 0);
+    }
+}

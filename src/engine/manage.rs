@@ -1,0 +1,664 @@
+//! Session management over the protocol (protocol.md 5.20 to 5.33): a user's own sessions
+//! (list, revoke, log out everywhere, change password), the audit trail, and the
+//! administrators' operations (every session, force-logout, suspension, roles, stats).
+//!
+//! Every request carries the connection's token (checked like a heartbeat's). Access rule:
+//! a user acts on their own sessions only, and asking about anyone else's gets FORBIDDEN
+//! whether or not the session exists; the ADMIN_* operations answer FORBIDDEN to users.
+
+use std::time::Instant;
+
+use log::info;
+
+use super::audit_log::AuditFilter;
+use super::policy::Refusal;
+use super::{millis, End, Engine};
+use crate::auth::{HashJob, JobKind, JobOutcome};
+use crate::conn::{ConnId, ConnState};
+use crate::protocol::{
+    AdminListSessions, AdminSetRole, AuditEntry, AuditPage, AuditQuery, ChangePassword, Done,
+    ErrorCode, Flags, ListSessions, LogoutAll, LogoutScope, Message, NewLogin, RevokeReason, Role,
+    SessionEntry, SessionList, SessionTarget, Stats, Token, UserTarget, MAX_PAGE,
+};
+use crate::session::{Session, User};
+use crate::store::event::{AuditKind, Event};
+
+/// Whether `m` is one of the requests this module answers.
+pub(super) fn is_management(m: &Message) -> bool {
+    matches!(
+        m,
+        Message::ListSessions(_)
+            | Message::RevokeSession(_)
+            | Message::LogoutAll(_)
+            | Message::ChangePassword(_)
+            | Message::AuditQuery(_)
+            | Message::AdminListSessions(_)
+            | Message::AdminRevokeSession(_)
+            | Message::AdminLogoutUser(_)
+            | Message::AdminSuspendUser(_)
+            | Message::AdminUnsuspendUser(_)
+            | Message::AdminSetRole(_)
+            | Message::AdminStats(_)
+    )
+}
+
+/// Who sent a management request.
+struct Caller {
+    session_id: u64,
+    user_id: u64,
+    username: String,
+    role: Role,
+    client: String,
+    platform: String,
+    address: String,
+}
+
+impl Caller {
+    /// The `End` of a session this caller revokes.
+    fn revokes(&self, reason: RevokeReason) -> End {
+        End::Revoked {
+            reason,
+            by_client: self.client.clone(),
+            by_platform: self.platform.clone(),
+            by_address: self.address.clone(),
+        }
+    }
+}
+
+fn token_of(m: &Message) -> Option<&Token> {
+    Some(match m {
+        Message::ListSessions(r) => &r.token,
+        Message::RevokeSession(r) | Message::AdminRevokeSession(r) => &r.token,
+        Message::LogoutAll(r) => &r.token,
+        Message::ChangePassword(r) => &r.token,
+        Message::AuditQuery(r) => &r.token,
+        Message::AdminListSessions(r) => &r.token,
+        Message::AdminLogoutUser(r)
+        | Message::AdminSuspendUser(r)
+        | Message::AdminUnsuspendUser(r) => &r.token,
+        Message::AdminSetRole(r) => &r.token,
+        Message::AdminStats(r) => &r.token,
+        _ => return None,
+    })
+}
+
+impl Engine {
+    /// Answers one management request on an ACTIVE connection.
+    pub(super) fn manage(&mut self, id: ConnId, rid: u32, msg: Message, now: Instant) {
+        let Some(token) = token_of(&msg) else {
+            return;
+        };
+        let Some(sid) = self.check_token(id, rid, token, now) else {
+            return;
+        };
+        self.mark_valid(id, now);
+        let Some(caller) = self.caller(id, sid) else {
+            return;
+        };
+        let admin_only = matches!(
+            msg,
+            Message::AdminListSessions(_)
+                | Message::AdminRevokeSession(_)
+                | Message::AdminLogoutUser(_)
+                | Message::AdminSuspendUser(_)
+                | Message::AdminUnsuspendUser(_)
+                | Message::AdminSetRole(_)
+                | Message::AdminStats(_)
+        );
+        if admin_only && caller.role != Role::Admin {
+            let what = msg.opcode().name();
+            info!(
+                "forbidden {what} user={} peer={}",
+                caller.username, caller.address
+            );
+            self.reply_error(id, rid, ErrorCode::Forbidden, "administrators only", false);
+            return;
+        }
+        match msg {
+            Message::ListSessions(r) => self.list_own(id, rid, &caller, r),
+            Message::RevokeSession(r) => self.revoke_own(id, rid, &caller, r, now),
+            Message::LogoutAll(r) => self.logout_all(id, rid, &caller, r, now),
+            Message::ChangePassword(r) => self.start_change_password(id, rid, &caller, r, now),
+            Message::AuditQuery(r) => self.audit_query(id, rid, &caller, r),
+            Message::AdminListSessions(r) => self.admin_list(id, rid, &caller, r),
+            Message::AdminRevokeSession(r) => self.admin_revoke(id, rid, &caller, r, now),
+            Message::AdminLogoutUser(r) => self.admin_logout_user(id, rid, &caller, r, now),
+            Message::AdminSuspendUser(r) => self.admin_suspend(id, rid, &caller, r, true, now),
+            Message::AdminUnsuspendUser(r) => self.admin_suspend(id, rid, &caller, r, false, now),
+            Message::AdminSetRole(r) => self.admin_set_role(id, rid, &caller, r),
+            Message::AdminStats(_) => self.admin_stats(id, rid, now),
+            _ => {}
+        }
+    }
+
+    fn caller(&self, id: ConnId, sid: u64) -> Option<Caller> {
+        let s = self.sessions.get(sid)?;
+        let u = self.users.get(s.user_id)?;
+        Some(Caller {
+            session_id: sid,
+            user_id: u.id,
+            username: u.username.clone(),
+            role: u.role,
+            client: s.client.clone(),
+            platform: s.platform.clone(),
+            address: self
+                .conn(id)
+                .map(|c| c.peer.to_string())
+                .unwrap_or_default(),
+        })
+    }
+
+    fn done(&mut self, id: ConnId, rid: u32, affected: u32) {
+        self.send(id, rid, Flags::NONE, &Message::Done(Done { affected }));
+    }
+
+    fn entry(&self, s: &Session, current: u64) -> SessionEntry {
+        let last = s.created_ms
+            + s.last_activity
+                .saturating_duration_since(s.created)
+                .as_millis() as u64;
+        SessionEntry {
+            session_id: s.id,
+            current: s.id == current,
+            connected: s.conn.is_some_and(|c| self.contains(c)),
+            user_id: s.user_id,
+            username: self
+                .users
+                .get(s.user_id)
+                .map(|u| u.username.clone())
+                .unwrap_or_default(),
+            client: s.client.clone(),
+            platform: s.platform.clone(),
+            address: s.peer.to_string(),
+            created: s.created_ms,
+            last_active: last,
+            expires: s.expires_ms,
+        }
+    }
+
+    /// One page of `ids` (oldest first) as SESSION_LIST.
+    fn send_page(
+        &mut self,
+        id: ConnId,
+        rid: u32,
+        ids: &[u64],
+        offset: u32,
+        limit: u16,
+        current: u64,
+    ) {
+        let limit = page_limit(limit);
+        let sessions = ids
+            .iter()
+            .skip(offset as usize)
+            .take(limit)
+            .filter_map(|&sid| self.sessions.get(sid))
+            .map(|s| self.entry(s, current))
+            .collect();
+        let total = ids.len().min(u32::MAX as usize) as u32;
+        self.send(
+            id,
+            rid,
+            Flags::NONE,
+            &Message::SessionList(SessionList { total, sessions }),
+        );
+    }
+
+    fn list_own(&mut self, id: ConnId, rid: u32, c: &Caller, r: ListSessions) {
+        let ids = self.sessions.of_user(c.user_id).to_vec();
+        self.send_page(id, rid, &ids, r.offset, r.limit, c.session_id);
+    }
+
+    fn revoke_own(&mut self, id: ConnId, rid: u32, c: &Caller, r: SessionTarget, now: Instant) {
+        let mine = self
+            .sessions
+            .get(r.session_id)
+            .is_some_and(|s| s.user_id == c.user_id);
+        if !mine {
+            // The same answer for "not yours" and "does not exist": ids are not probed.
+            self.reply_error(
+                id,
+                rid,
+                ErrorCode::Forbidden,
+                "not a session of yours",
+                false,
+            );
+            return;
+        }
+        // DONE first: revoking the current session ends this connection right after it.
+        self.done(id, rid, 1);
+        self.end_session(r.session_id, c.revokes(RevokeReason::ByUser), 0, now);
+    }
+
+    /// Ends every session of `user_id` but `except`, telling their connections `reason`.
+    fn revoke_user(&mut self, user_id: u64, except: Option<u64>, end: &End, now: Instant) -> u32 {
+        let ids: Vec<u64> = self
+            .sessions
+            .of_user(user_id)
+            .iter()
+            .copied()
+            .filter(|&s| Some(s) != except)
+            .collect();
+        for &sid in &ids {
+            self.end_session(sid, end.clone(), 0, now);
+        }
+        ids.len() as u32
+    }
+
+    fn logout_all(&mut self, id: ConnId, rid: u32, c: &Caller, r: LogoutAll, now: Instant) {
+        let end = c.revokes(RevokeReason::ByUser);
+        let mut n = self.revoke_user(c.user_id, Some(c.session_id), &end, now);
+        if r.scope == LogoutScope::All {
+            // The current session ends as a logout: this connection stays open, logged out.
+            self.end_session(c.session_id, End::LoggedOut, rid, now);
+            self.stats.logouts += 1;
+            self.logged_out(id, now);
+            n += 1;
+        }
+        self.done(id, rid, n);
+    }
+
+    fn start_change_password(
+        &mut self,
+        id: ConnId,
+        rid: u32,
+        c: &Caller,
+        r: ChangePassword,
+        now: Instant,
+    ) {
+        if r.new.len() < self.cfg.min_password_len {
+            let msg = format!(
+                "new password must be at least {} bytes",
+                self.cfg.min_password_len
+            );
+            self.reply_error(id, rid, ErrorCode::InvalidArgument, &msg, false);
+            return;
+        }
+        let Some(record) = self.users.get(c.user_id).map(|u| u.password.clone()) else {
+            return;
+        };
+        let Some(peer) = self.conn(id).map(|conn| conn.peer) else {
+            return;
+        };
+        if let Err(Refusal::Throttled(wait)) = self.policy.admit(Some(c.user_id), peer.ip(), now) {
+            self.stats.logins_throttled += 1;
+            let msg = format!("too many attempts; retry in {} ms", millis(wait));
+            self.reply_error(id, rid, ErrorCode::Throttled, &msg, false);
+            return;
+        }
+        self.hash_jobs.push(HashJob {
+            ticket: id.to_u64(),
+            kind: JobKind::Change {
+                old: r.old,
+                record,
+                new: r.new,
+                iterations: self.cfg.iterations,
+            },
+        });
+        if let Some(conn) = self.conn_mut(id) {
+            conn.hashing = true;
+            conn.changing = Some(rid);
+        }
+    }
+
+    /// The hash of a CHANGE_PASSWORD finished (`outcome`), or the pool refused it (None).
+    pub(super) fn change_password_result(
+        &mut self,
+        id: ConnId,
+        outcome: Option<JobOutcome>,
+        now: Instant,
+    ) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let Some(rid) = conn.changing.take() else {
+            return;
+        };
+        let ip = conn.peer.ip();
+        if std::mem::take(&mut conn.hashing) {
+            self.policy.hash_done(ip);
+        }
+        self.wakeups.push(id);
+        // The session may have ended while the hash ran (revoked, expired): then the
+        // connection has already been told and closed.
+        let Some(sid) = self.conn(id).and_then(|c| c.session_id()) else {
+            return;
+        };
+        let Some(c) = self.caller(id, sid) else {
+            return;
+        };
+        match outcome {
+            Some(JobOutcome::Changed(Some(record))) => {
+                self.policy.succeeded(c.user_id);
+                self.update_user(c.user_id, |u| u.password = record);
+                self.stats.password_changes += 1;
+                self.audit(
+                    AuditKind::PasswordChanged,
+                    c.user_id,
+                    sid,
+                    c.address.clone(),
+                    "",
+                );
+                info!("password changed user={} peer={}", c.username, c.address);
+                let end = c.revokes(RevokeReason::PasswordChanged);
+                let n = self.revoke_user(c.user_id, Some(sid), &end, now);
+                self.done(id, rid, n);
+            }
+            Some(JobOutcome::Changed(None)) => {
+                self.policy.failed(c.user_id, now);
+                self.audit(
+                    AuditKind::LoginFailed,
+                    c.user_id,
+                    sid,
+                    c.address.clone(),
+                    format!("{}: wrong old password (CHANGE_PASSWORD)", c.username),
+                );
+                self.reply_error(
+                    id,
+                    rid,
+                    ErrorCode::WrongPassword,
+                    "old password is wrong",
+                    false,
+                );
+            }
+            None => {
+                let msg = format!(
+                    "server busy; retry in {} ms",
+                    millis(self.cfg.busy_retry_after)
+                );
+                self.reply_error(id, rid, ErrorCode::Throttled, &msg, false);
+            }
+            Some(other) => {
+                log::error!("password change job failed: {other:?}");
+                self.reply_error(
+                    id,
+                    rid,
+                    ErrorCode::InternalError,
+                    "password not changed",
+                    false,
+                );
+            }
+        }
+    }
+
+    /// Changes a user record and journals the whole record.
+    fn update_user(&mut self, user_id: u64, f: impl FnOnce(&mut User)) {
+        if let Some(u) = self.users.get_mut(user_id) {
+            f(u);
+            let u = u.clone();
+            self.events.push(Event::UserUpdated(u));
+        }
+    }
+
+    fn audit_query(&mut self, id: ConnId, rid: u32, c: &Caller, q: AuditQuery) {
+        let user_id = if q.username.is_empty() {
+            (c.role != Role::Admin).then_some(c.user_id)
+        } else if q.username == c.username {
+            Some(c.user_id)
+        } else if c.role != Role::Admin {
+            self.reply_error(id, rid, ErrorCode::Forbidden, "only your own events", false);
+            return;
+        } else {
+            match self.users.by_name(&q.username) {
+                Some(u) => Some(u.id),
+                None => {
+                    self.reply_error(id, rid, ErrorCode::NotFound, "no such user", false);
+                    return;
+                }
+            }
+        };
+        let kind = match q.kind {
+            0 => None,
+            k if AuditKind::from_u8(k).is_some() => Some(k),
+            _ => {
+                self.reply_error(
+                    id,
+                    rid,
+                    ErrorCode::InvalidArgument,
+                    "unknown event kind",
+                    false,
+                );
+                return;
+            }
+        };
+        let filter = AuditFilter {
+            user_id,
+            kind,
+            from_ms: q.from,
+            to_ms: q.to,
+        };
+        let (found, next_cursor) = self.audit_log.query(&filter, q.cursor, page_limit(q.limit));
+        let entries = found
+            .into_iter()
+            .map(|(seq, a)| AuditEntry {
+                seq,
+                at: a.at_ms,
+                kind: a.kind as u8,
+                user_id: a.user_id,
+                username: self
+                    .users
+                    .get(a.user_id)
+                    .map(|u| u.username.clone())
+                    .unwrap_or_default(),
+                session_id: a.session_id,
+                address: a.address.clone(),
+                detail: a.detail.clone(),
+            })
+            .collect();
+        self.send(
+            id,
+            rid,
+            Flags::NONE,
+            &Message::AuditPage(AuditPage {
+                next_cursor,
+                entries,
+            }),
+        );
+    }
+
+    /// The named user, or NOT_FOUND answered.
+    fn target_user(&mut self, id: ConnId, rid: u32, username: &str) -> Option<u64> {
+        let found = self.users.by_name(username).map(|u| u.id);
+        if found.is_none() {
+            self.reply_error(id, rid, ErrorCode::NotFound, "no such user", false);
+        }
+        found
+    }
+
+    fn admin_list(&mut self, id: ConnId, rid: u32, c: &Caller, r: AdminListSessions) {
+        if r.username.is_empty() {
+            // Table order: stable while sessions do not change; filter by user for a list
+            // in creation order.
+            let ids: Vec<u64> = self
+                .sessions
+                .iter()
+                .skip(r.offset as usize)
+                .take(page_limit(r.limit))
+                .map(|s| s.id)
+                .collect();
+            let sessions = ids
+                .iter()
+                .filter_map(|&sid| self.sessions.get(sid))
+                .map(|s| self.entry(s, c.session_id))
+                .collect();
+            let total = self.sessions.len().min(u32::MAX as usize) as u32;
+            let msg = Message::SessionList(SessionList { total, sessions });
+            self.send(id, rid, Flags::NONE, &msg);
+            return;
+        }
+        let Some(uid) = self.target_user(id, rid, &r.username) else {
+            return;
+        };
+        let ids = self.sessions.of_user(uid).to_vec();
+        self.send_page(id, rid, &ids, r.offset, r.limit, c.session_id);
+    }
+
+    fn admin_revoke(&mut self, id: ConnId, rid: u32, c: &Caller, r: SessionTarget, now: Instant) {
+        if self.sessions.get(r.session_id).is_none() {
+            self.reply_error(id, rid, ErrorCode::NotFound, "no such session", false);
+            return;
+        }
+        self.done(id, rid, 1);
+        self.end_session(r.session_id, c.revokes(RevokeReason::ByAdmin), 0, now);
+    }
+
+    fn admin_logout_user(&mut self, id: ConnId, rid: u32, c: &Caller, r: UserTarget, now: Instant) {
+        let Some(uid) = self.target_user(id, rid, &r.username) else {
+            return;
+        };
+        info!("admin {} logs out user={}", c.username, r.username);
+        // Reply first: the admin may be logging out their own account.
+        let n = self.sessions.of_user(uid).len() as u32;
+        self.done(id, rid, n);
+        self.revoke_user(uid, None, &c.revokes(RevokeReason::ByAdmin), now);
+    }
+
+    fn admin_suspend(
+        &mut self,
+        id: ConnId,
+        rid: u32,
+        c: &Caller,
+        r: UserTarget,
+        suspend: bool,
+        now: Instant,
+    ) {
+        let Some(uid) = self.target_user(id, rid, &r.username) else {
+            return;
+        };
+        if self.users.get(uid).is_some_and(|u| u.suspended != suspend) {
+            self.update_user(uid, |u| u.suspended = suspend);
+            let kind = if suspend {
+                AuditKind::Suspended
+            } else {
+                AuditKind::Unsuspended
+            };
+            self.audit(
+                kind,
+                uid,
+                0,
+                c.address.clone(),
+                format!("by {}", c.username),
+            );
+            info!(
+                "admin {} {} user={}",
+                c.username,
+                if suspend { "suspends" } else { "unsuspends" },
+                r.username
+            );
+        }
+        if !suspend {
+            self.done(id, rid, 0);
+            return;
+        }
+        let n = self.sessions.of_user(uid).len() as u32;
+        self.done(id, rid, n);
+        self.revoke_user(uid, None, &c.revokes(RevokeReason::AccountSuspended), now);
+    }
+
+    fn admin_set_role(&mut self, id: ConnId, rid: u32, c: &Caller, r: AdminSetRole) {
+        let Some(uid) = self.target_user(id, rid, &r.username) else {
+            return;
+        };
+        let old = self.users.get(uid).map(|u| u.role).unwrap_or(r.role);
+        if old != r.role {
+            self.update_user(uid, |u| u.role = r.role);
+            let detail = format!("{} -> {} by {}", old.name(), r.role.name(), c.username);
+            self.audit(AuditKind::RoleChanged, uid, 0, c.address.clone(), detail);
+            info!(
+                "admin {} sets role of {} to {}",
+                c.username,
+                r.username,
+                r.role.name()
+            );
+        }
+        self.done(id, rid, u32::from(old != r.role));
+    }
+
+    fn admin_stats(&mut self, id: ConnId, rid: u32, now: Instant) {
+        let s = self.stats;
+        let live = self.sessions.len() as u64;
+        let attached = self.attached as u64;
+        let values = [
+            ("connections", self.conns.len() as u64),
+            ("sessions_live", live),
+            ("sessions_connected", attached),
+            ("sessions_detached", live.saturating_sub(attached)),
+            ("users", self.users.len() as u64),
+            ("logins_ok", s.logins_ok),
+            ("logins_failed", s.logins_failed),
+            ("logins_throttled", s.logins_throttled),
+            ("logins_busy", s.logins_busy),
+            ("heartbeats", s.heartbeats),
+            ("expiries", s.sessions_expired),
+            ("revocations", s.revocations),
+            ("logouts", s.logouts),
+            ("registrations", s.registrations),
+            ("resumes", s.resumes),
+            ("password_changes", s.password_changes),
+            ("protocol_errors", s.protocol_errors),
+            (
+                "uptime_ms",
+                now.saturating_duration_since(self.origin).as_millis() as u64,
+            ),
+            ("journal_bytes", self.journal_bytes),
+            ("audit_records_held", self.audit_log.len() as u64),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v))
+        .collect();
+        self.send(id, rid, Flags::NONE, &Message::Stats(Stats { values }));
+    }
+
+    /// The store's latest journal size, for ADMIN_STATS.
+    pub fn note_journal_bytes(&mut self, bytes: u64) {
+        self.journal_bytes = bytes;
+    }
+
+    /// Audit records replayed at startup, oldest first (the newest `audit_window` stay).
+    pub fn restore_audit(&mut self, records: impl IntoIterator<Item = crate::store::event::Audit>) {
+        for a in records {
+            self.audit_log.push(a);
+        }
+    }
+
+    /// NEW_LOGIN to every other live connection of `user_id`'s sessions.
+    pub(super) fn notify_new_login(&mut self, user_id: u64, new_sid: u64, except: ConnId) {
+        let Some(s) = self.sessions.get(new_sid) else {
+            return;
+        };
+        let msg = Message::NewLogin(NewLogin {
+            session_id: new_sid,
+            client: s.client.clone(),
+            platform: s.platform.clone(),
+            address: s.peer.to_string(),
+            at: s.created_ms,
+        });
+        let targets: Vec<ConnId> = self
+            .sessions
+            .of_user(user_id)
+            .iter()
+            .filter_map(|&sid| self.sessions.get(sid).and_then(|s| s.conn))
+            .filter(|&c| c != except && self.contains(c))
+            .collect();
+        for c in targets {
+            self.send(c, 0, Flags::PUSH, &msg);
+        }
+    }
+
+    /// After the connection's session ended by its own request: AWAITING_AUTH again, with
+    /// a fresh login deadline.
+    pub(super) fn logged_out(&mut self, id: ConnId, now: Instant) {
+        let deadline = now + self.cfg.login_timeout;
+        if let Some(conn) = self.conn_mut(id) {
+            conn.state = ConnState::AwaitingAuth { deadline };
+        }
+        self.rearm_login_deadline(id, deadline);
+    }
+}
+
+/// A request's page size: 0 means the most, and never more than `MAX_PAGE`.
+fn page_limit(limit: u16) -> usize {
+    match limit as usize {
+        0 => MAX_PAGE,
+        n => n.min(MAX_PAGE),
+    }
+}

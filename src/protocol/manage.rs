@@ -1,0 +1,525 @@
+//! Session management (protocol.md 5.17 to 5.27): a user's own sessions, the audit trail,
+//! and the operations of administrators. Every request carries the connection's session
+//! token, like HEARTBEAT; changes are answered with DONE, lists with SESSION_LIST,
+//! AUDIT_PAGE or STATS.
+
+use bytes::BufMut;
+
+use super::error::DecodeErrorKind;
+use super::login::{Role, MAX_DEVICE_FIELD, MAX_PASSWORD, MAX_USERNAME};
+use super::push::MAX_ADDRESS;
+use super::wire::{put_str, str_len, Reader, Token, TOKEN_LEN};
+use crate::auth::Secret;
+
+/// Longest `detail` of an audit entry.
+pub const MAX_DETAIL: usize = 256;
+/// Longest statistic name in STATS.
+pub const MAX_STAT_NAME: usize = 64;
+/// Most entries in one SESSION_LIST or AUDIT_PAGE (and in one STATS).
+pub const MAX_PAGE: usize = 100;
+
+fn secret(r: &mut Reader<'_>) -> Result<Secret, DecodeErrorKind> {
+    Ok(Secret::new(r.string(MAX_PASSWORD)?.as_bytes().to_vec()))
+}
+
+fn put_secret<B: BufMut>(dst: &mut B, s: &Secret) {
+    let b = &s.as_bytes()[..s.len().min(MAX_PASSWORD)];
+    dst.put_u16(b.len() as u16);
+    dst.put_slice(b);
+}
+
+fn secret_len(s: &Secret) -> usize {
+    2 + s.len().min(MAX_PASSWORD)
+}
+
+fn count<T>(
+    r: &mut Reader<'_>,
+    item: impl Fn(&mut Reader<'_>) -> Result<T, DecodeErrorKind>,
+) -> Result<Vec<T>, DecodeErrorKind> {
+    let n = r.u16()? as usize;
+    if n > MAX_PAGE {
+        return Err(DecodeErrorKind::InvalidValue);
+    }
+    (0..n).map(|_| item(r)).collect()
+}
+
+/// LIST_SESSIONS (0x40): `token, offset u32, limit u16`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListSessions {
+    pub token: Token,
+    pub offset: u32,
+    pub limit: u16,
+}
+
+impl ListSessions {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(ListSessions {
+            token: r.token()?,
+            offset: r.u32()?,
+            limit: r.u16()?,
+        })
+    }
+    pub fn encoded_len(&self) -> usize {
+        TOKEN_LEN + 6
+    }
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_slice(self.token.as_bytes());
+        dst.put_u32(self.offset);
+        dst.put_u16(self.limit);
+    }
+}
+
+/// One session in SESSION_LIST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEntry {
+    pub session_id: u64,
+    /// The session the request was sent with.
+    pub current: bool,
+    /// A connection is bound to it now.
+    pub connected: bool,
+    pub user_id: u64,
+    pub username: String,
+    pub client: String,
+    pub platform: String,
+    pub address: String,
+    pub created: u64,
+    pub last_active: u64,
+    pub expires: u64,
+}
+
+impl SessionEntry {
+    const CURRENT: u8 = 0x01;
+    const CONNECTED: u8 = 0x02;
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        let session_id = r.u64()?;
+        let flags = r.u8()?;
+        if flags & !(Self::CURRENT | Self::CONNECTED) != 0 {
+            return Err(DecodeErrorKind::InvalidValue);
+        }
+        Ok(SessionEntry {
+            session_id,
+            current: flags & Self::CURRENT != 0,
+            connected: flags & Self::CONNECTED != 0,
+            user_id: r.u64()?,
+            username: r.string(MAX_USERNAME)?.to_owned(),
+            client: r.string(MAX_DEVICE_FIELD)?.to_owned(),
+            platform: r.string(MAX_DEVICE_FIELD)?.to_owned(),
+            address: r.string(MAX_ADDRESS)?.to_owned(),
+            created: r.u64()?,
+            last_active: r.u64()?,
+            expires: r.u64()?,
+        })
+    }
+
+    fn encoded_len(&self) -> usize {
+        8 + 1
+            + 8
+            + str_len(&self.username, MAX_USERNAME)
+            + str_len(&self.client, MAX_DEVICE_FIELD)
+            + str_len(&self.platform, MAX_DEVICE_FIELD)
+            + str_len(&self.address, MAX_ADDRESS)
+            + 24
+    }
+
+    fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_u64(self.session_id);
+        let mut flags = 0;
+        if self.current {
+            flags |= Self::CURRENT;
+        }
+        if self.connected {
+            flags |= Self::CONNECTED;
+        }
+        dst.put_u8(flags);
+        dst.put_u64(self.user_id);
+        put_str(dst, &self.username, MAX_USERNAME);
+        put_str(dst, &self.client, MAX_DEVICE_FIELD);
+        put_str(dst, &self.platform, MAX_DEVICE_FIELD);
+        put_str(dst, &self.address, MAX_ADDRESS);
+        dst.put_u64(self.created);
+        dst.put_u64(self.last_active);
+        dst.put_u64(self.expires);
+    }
+}
+
+/// SESSION_LIST (0x41): `total u32, count u16, count x entry`. `total` counts every match,
+/// of which this page holds `count` starting at the request's offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionList {
+    pub total: u32,
+    pub sessions: Vec<SessionEntry>,
+}
+
+impl SessionList {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(SessionList {
+            total: r.u32()?,
+            sessions: count(r, SessionEntry::decode)?,
+        })
+    }
+    pub fn encoded_len(&self) -> usize {
+        6 + self.page().iter().map(|e| e.encoded_len()).sum::<usize>()
+    }
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_u32(self.total);
+        dst.put_u16(self.page().len() as u16);
+        self.page().iter().for_each(|e| e.encode(dst));
+    }
+    fn page(&self) -> &[SessionEntry] {
+        &self.sessions[..self.sessions.len().min(MAX_PAGE)]
+    }
+}
+
+/// REVOKE_SESSION (0x42) and ADMIN_REVOKE_SESSION (0x52): `token, session_id u64`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTarget {
+    pub token: Token,
+    pub session_id: u64,
+}
+
+impl SessionTarget {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(SessionTarget {
+            token: r.token()?,
+            session_id: r.u64()?,
+        })
+    }
+    pub fn encoded_len(&self) -> usize {
+        TOKEN_LEN + 8
+    }
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_slice(self.token.as_bytes());
+        dst.put_u64(self.session_id);
+    }
+}
+
+/// Which sessions LOGOUT_ALL ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutScope {
+    /// Every session of the user but the one the request was sent with.
+    Others = 1,
+    /// Every session, the current one included (the connection is then logged out).
+    All = 2,
+}
+
+/// LOGOUT_ALL (0x43): `token, scope u8`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutAll {
+    pub token: Token,
+    pub scope: LogoutScope,
+}
+
+impl LogoutAll {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        let token = r.token()?;
+        let scope = match r.u8()? {
+            1 => LogoutScope::Others,
+            2 => LogoutScope::All,
+            _ => return Err(DecodeErrorKind::InvalidValue),
+        };
+        Ok(LogoutAll { token, scope })
+    }
+    pub fn encoded_len(&self) -> usize {
+        TOKEN_LEN + 1
+    }
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_slice(self.token.as_bytes());
+        dst.put_u8(self.scope as u8);
+    }
+}
+
+/// CHANGE_PASSWORD (0x44): `token, old str, new str`. `Debug` redacts both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangePassword {
+    pub token: Token,
+    pub old: Secret,
+    pub new: Secret,
+}
+
+impl ChangePassword {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(ChangePassword {
+            token: r.token()?,
+            old: secret(r)?,
+            new: secret(r)?,
+        })
+    }
+    pub fn encoded_len(&self) -> usize {
+        TOKEN_LEN + secret_len(&self.old) + secret_len(&self.new)
+    }
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_slice(self.token.as_bytes());
+        put_secret(dst, &self.old);
+        put_secret(dst, &self.new);
+    }
+}
+
+/// DONE (0x45): `affected u32`, how many sessions (or accounts) the request changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Done {
+    pub affected: u32,
+}
+
+impl Done {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(Done { affected: r.u32()? })
+    }
+    pub fn encoded_len(&self) -> usize {
+        4
+    }
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_u32(self.affected);
+    }
+}
+
+/// AUDIT_QUERY (0x46): `token, username str, kind u8, from u64, to u64, cursor u64,
+/// limit u16`. Empty username: the caller's own events (a user) or everyone's (an admin);
+/// kind 0: every kind; to 0: no upper bound; cursor 0: from the oldest record held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub token: Token,
+    pub username: String,
+    pub kind: u8,
+    pub from: u64,
+    pub to: u64,
+    pub cursor: u64,
+    pub limit: u16,
+}
+
+impl AuditQuery {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(AuditQuery {
+            token: r.token()?,
+            username: r.string(MAX_USERNAME)?.to_owned(),
+            kind: r.u8()?,
+            from: r.u64()?,
+            to: r.u64()?,
+            cursor: r.u64()?,
+            limit: r.u16()?,
+        })
+    }
+    pub fn encoded_len(&self) -> usize {
+        TOKEN_LEN + str_len(&self.username, MAX_USERNAME) + 1 + 24 + 2
+    }
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_slice(self.token.as_bytes());
+        put_str(dst, &self.username, MAX_USERNAME);
+        dst.put_u8(self.kind);
+        dst.put_u64(self.from);
+        dst.put_u64(self.to);
+        dst.put_u64(self.cursor);
+        dst.put_u16(self.limit);
+    }
+}
+
+/// One record in AUDIT_PAGE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Position in the trail; a later query continues after it.
+    pub seq: u64,
+    pub at: u64,
+    pub kind: u8,
+    pub user_id: u64,
+    pub username: String,
+    pub session_id: u64,
+    pub address: String,
+    pub detail: String,
+}
+
+impl AuditEntry {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(AuditEntry {
+            seq: r.u64()?,
+            at: r.u64()?,
+            kind: r.u8()?,
+            user_id: r.u64()?,
+            username: r.string(MAX_USERNAME)?.to_owned(),
+            session_id: r.u64()?,
+            address: r.string(MAX_ADDRESS)?.to_owned(),
+            detail: r.string(MAX_DETAIL)?.to_owned(),
+        })
+    }
+    fn encoded_len(&self) -> usize {
+        8 + 8
+            + 1
+            + 8
+            + str_len(&self.username, MAX_USERNAME)
+            + 8
+            + str_len(&self.address, MAX_ADDRESS)
+            + str_len(&self.detail, MAX_DETAIL)
+    }
+    fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_u64(self.seq);
+        dst.put_u64(self.at);
+        dst.put_u8(self.kind);
+        dst.put_u64(self.user_id);
+        put_str(dst, &self.username, MAX_USERNAME);
+        dst.put_u64(self.session_id);
+        put_str(dst, &self.address, MAX_ADDRESS);
+        put_str(dst, &self.detail, MAX_DETAIL);
+    }
+}
+
+/// AUDIT_PAGE (0x47): `next_cursor u64, count u16, count x entry`. `next_cursor` 0: no
+/// more records match; otherwise send it as the next query's cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    pub next_cursor: u64,
+    pub entries: Vec<AuditEntry>,
+}
+
+impl AuditPage {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(AuditPage {
+            next_cursor: r.u64()?,
+            entries: count(r, AuditEntry::decode)?,
+        })
+    }
+    pub fn encoded_len(&self) -> usize {
+        10 + self.page().iter().map(|e| e.encoded_len()).sum::<usize>()
+    }
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_u64(self.next_cursor);
+        dst.put_u16(self.page().len() as u16);
+        self.page().iter().for_each(|e| e.encode(dst));
+    }
+    fn page(&self) -> &[AuditEntry] {
+        &self.entries[..self.entries.len().min(MAX_PAGE)]
+    }
+}
+
+/// ADMIN_LIST_SESSIONS (0x50): `token, username str, offset u32, limit u16` (empty
+/// username: every user's sessions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminListSessions {
+    pub token: Token,
+    pub username: String,
+    pub offset: u32,
+    pub limit: u16,
+}
+
+impl AdminListSessions {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(AdminListSessions {
+            token: r.token()?,
+            username: r.string(MAX_USERNAME)?.to_owned(),
+            offset: r.u32()?,
+            limit: r.u16()?,
+        })
+    }
+    pub fn encoded_len(&self) -> usize {
+        TOKEN_LEN + str_len(&self.username, MAX_USERNAME) + 6
+    }
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_slice(self.token.as_bytes());
+        put_str(dst, &self.username, MAX_USERNAME);
+        dst.put_u32(self.offset);
+        dst.put_u16(self.limit);
+    }
+}
+
+/// ADMIN_LOGOUT_USER (0x53), ADMIN_SUSPEND_USER (0x54), ADMIN_UNSUSPEND_USER (0x55):
+/// `token, username str`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserTarget {
+    pub token: Token,
+    pub username: String,
+}
+
+impl UserTarget {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(UserTarget {
+            token: r.token()?,
+            username: r.string(MAX_USERNAME)?.to_owned(),
+        })
+    }
+    pub fn encoded_len(&self) -> usize {
+        TOKEN_LEN + str_len(&self.username, MAX_USERNAME)
+    }
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_slice(self.token.as_bytes());
+        put_str(dst, &self.username, MAX_USERNAME);
+    }
+}
+
+/// ADMIN_SET_ROLE (0x56): `token, username str, role u8`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSetRole {
+    pub token: Token,
+    pub username: String,
+    pub role: Role,
+}
+
+impl AdminSetRole {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(AdminSetRole {
+            token: r.token()?,
+            username: r.string(MAX_USERNAME)?.to_owned(),
+            role: Role::from_u8(r.u8()?)?,
+        })
+    }
+    pub fn encoded_len(&self) -> usize {
+        TOKEN_LEN + str_len(&self.username, MAX_USERNAME) + 1
+    }
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_slice(self.token.as_bytes());
+        put_str(dst, &self.username, MAX_USERNAME);
+        dst.put_u8(self.role.to_u8());
+    }
+}
+
+/// ADMIN_STATS (0x57): `token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminStats {
+    pub token: Token,
+}
+
+impl AdminStats {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(AdminStats { token: r.token()? })
+    }
+    pub fn encoded_len(&self) -> usize {
+        TOKEN_LEN
+    }
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_slice(self.token.as_bytes());
+    }
+}
+
+/// STATS (0x58): `count u16, count x (name str, value u64)`: named counters, so a newer
+/// server can add some without a new version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub values: Vec<(String, u64)>,
+}
+
+impl Stats {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(Stats {
+            values: count(r, |r| Ok((r.string(MAX_STAT_NAME)?.to_owned(), r.u64()?)))?,
+        })
+    }
+    pub fn encoded_len(&self) -> usize {
+        2 + self
+            .page()
+            .iter()
+            .map(|(n, _)| str_len(n, MAX_STAT_NAME) + 8)
+            .sum::<usize>()
+    }
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_u16(self.page().len() as u16);
+        for (n, v) in self.page() {
+            put_str(dst, n, MAX_STAT_NAME);
+            dst.put_u64(*v);
+        }
+    }
+    fn page(&self) -> &[(String, u64)] {
+        &self.values[..self.values.len().min(MAX_PAGE)]
+    }
+
+    /// The value named `name`.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+}
