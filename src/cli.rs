@@ -18,6 +18,8 @@ pub enum Command {
     Run(Box<Options>),
     /// `sessiond repair [--data-dir DIR]`: truncate a damaged journal.
     Repair(PathBuf),
+    /// `sessiond user ...` and `sessiond audit ...` (see [`crate::ops`]).
+    Ops(crate::ops::OpsCommand),
     Help,
     Version,
 }
@@ -36,6 +38,8 @@ USAGE:
     sessiond [OPTIONS]
     sessiond repair [--data-dir DIR]    truncate a damaged journal before its first bad
                                         record (the records after it are lost)
+    sessiond user add|set-role|list ... manage accounts offline (see below)
+    sessiond audit [...]                print the audit trail
 
 On the first start with no users it creates an `admin` account with a random
 password and prints it once. Logging: RUST_LOG=info (default), debug, warn.
@@ -58,6 +62,11 @@ OPTIONS:
                                 reject | takeover             [default: reject]
     --registration STATE        open | closed                 [default: open]
     --min-password-len N        shortest password for new accounts [default: 8]
+    --daily-login-limit N       successful logins per account per UTC day, 0 = off [default: 0]
+    --login-burst N             login attempts per address before throttling [default: 30]
+    --login-rate N              ... refilled at N per minute  [default: 60]
+    --address-hashes N          password hashes in flight per address [default: 8]
+    --audit-window N            audit records held in memory for AUDIT_QUERY [default: 100000]
     --snapshot-kb N             compact the journal into a snapshot past N KiB [default: 65536]
     --audit-retention-days N    keep archived audit history this long [default: 90]
     -h, --help                  print this help
@@ -75,6 +84,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
     let mut data_dir = PathBuf::from("sessiond-data");
     let mut journal = JournalOptions::default();
     let mut it = args.into_iter().peekable();
+    if matches!(it.peek().map(String::as_str), Some("user" | "audit")) {
+        let rest: Vec<String> = it.collect();
+        return crate::ops::parse(&rest, data_dir).map(Command::Ops);
+    }
     if it.peek().map(String::as_str) == Some("repair") {
         it.next();
         return match (it.next().as_deref(), it.next(), it.next()) {
@@ -158,6 +171,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
                     return Err("--min-password-len must be at most 1024".into());
                 }
             }
+            "--daily-login-limit" => e.policy.daily_logins = number(&flag, &value(&flag)?)?,
+            "--login-burst" => e.policy.address_burst = at_least_1(&flag, &value(&flag)?)?,
+            "--login-rate" => e.policy.address_rate_per_min = at_least_1(&flag, &value(&flag)?)?,
+            "--address-hashes" => e.policy.address_hashes = at_least_1(&flag, &value(&flag)?)?,
+            "--audit-window" => e.audit_window = at_least_1(&flag, &value(&flag)?)?,
             "--snapshot-kb" => {
                 let kb: u64 = number(&flag, &value(&flag)?)?;
                 if kb == 0 {
@@ -221,6 +239,18 @@ pub fn duration(flag: &str, v: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A number that must be at least 1.
+fn at_least_1<T: std::str::FromStr + PartialOrd + From<u8>>(
+    flag: &str,
+    v: &str,
+) -> Result<T, String> {
+    let n: T = number(flag, v)?;
+    if n < T::from(1) {
+        return Err(format!("{flag} must be at least 1"));
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +305,30 @@ mod tests {
         assert_eq!(o.server.engine.session_lifetime, Duration::from_secs(86400));
         assert_eq!(o.server.engine.max_frame, 4096);
         assert_eq!(o.server.iterations, 1000);
+    }
+
+    #[test]
+    fn account_policy_flags() {
+        let o = run(&[
+            "--daily-login-limit",
+            "3",
+            "--login-burst=5",
+            "--login-rate",
+            "10",
+            "--address-hashes",
+            "2",
+            "--audit-window",
+            "500",
+        ])
+        .unwrap();
+        let e = &o.server.engine;
+        assert_eq!(e.policy.daily_logins, 3);
+        assert_eq!(e.policy.address_burst, 5);
+        assert_eq!(e.policy.address_rate_per_min, 10);
+        assert_eq!(e.policy.address_hashes, 2);
+        assert_eq!(e.audit_window, 500);
+        assert!(run(&["--login-burst", "0"]).is_err());
+        assert!(run(&["--audit-window", "-1"]).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //!   commit, torn-tail recovery), snapshots, the data directory's lock.
 //! - [`client`]: a blocking Rust client, used by the examples and tests.
 //! - [`cli`]: the `sessiond` binary's options.
+//! - [`ops`]: operator subcommands on the data directory (`user add`, `audit`, ...).
 #![deny(unsafe_code)]
 
 pub mod auth;
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod client;
 pub mod conn;
 pub mod engine;
+pub mod ops;
 pub mod protocol;
 pub mod server;
 pub mod session;

@@ -20,8 +20,18 @@ fn main() -> ExitCode {
     let opts = match cli::parse(std::env::args().skip(1)) {
         Ok(Command::Run(o)) => o,
         Ok(Command::Help) => {
-            print!("{}", cli::HELP);
+            print!("{}\n{}", cli::HELP, sessiond::ops::HELP);
             return ExitCode::SUCCESS;
+        }
+        Ok(Command::Ops(cmd)) => {
+            let mut out = std::io::stdout().lock();
+            return match sessiond::ops::run(cmd, &mut out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sessiond: {e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         Ok(Command::Repair(dir)) => {
             let lock = store::lock_data_dir(&dir);

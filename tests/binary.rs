@@ -237,3 +237,120 @@ fn the_journal_is_compacted_into_a_snapshot_and_everything_survives() {
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `sessiond ARGS` to completion with `stdin`, returning (status, stdout, stderr).
+fn sessiond(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn operators_create_users_set_roles_and_read_the_audit_trail_offline() {
+    let dir = fresh_dir("bin-ops");
+    let d = dir.to_str().unwrap();
+    let first = Running::start(&dir);
+    // a live server owns the directory: account changes are refused, reading is not
+    let (code, _, err) = sessiond(&["user", "add", "carol", "--data-dir", d], "");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("lock") || err.contains("in use"), "{err}");
+    let mut c = first.client();
+    assert!(matches!(
+        c.login("carol", "whatever1", "t", "p").unwrap(),
+        LoginOutcome::Failure(_)
+    ));
+    drop(first);
+
+    let (code, out, err) = sessiond(
+        &[
+            "user",
+            "add",
+            "carol",
+            "--role",
+            "admin",
+            "--password-stdin",
+            "--iterations",
+            "1000",
+            "--data-dir",
+            d,
+        ],
+        "carol's password\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("created user carol (id 2, role admin)"),
+        "{out}"
+    );
+    assert!(!out.contains("carol's password"));
+    let (code, out, _) = sessiond(
+        &[
+            "user",
+            "add",
+            "erin",
+            "--data-dir",
+            d,
+            "--iterations",
+            "1000",
+        ],
+        "",
+    );
+    assert_eq!(code, Some(0));
+    let erin_pw = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .expect("generated password printed")
+        .to_owned();
+    let (code, out, _) = sessiond(&["user", "set-role", "carol", "user", "--data-dir", d], "");
+    assert_eq!((code, out.trim()), (Some(0), "carol: role admin -> user"));
+    let (code, out, _) = sessiond(&["user", "list", "--data-dir", d], "");
+    assert_eq!(code, Some(0));
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0][..4], ["ID", "USER", "ROLE", "SUSPENDED"]);
+    assert_eq!(rows[2][..4], ["2", "carol", "user", "no"]);
+    assert_eq!(rows[3][..3], ["3", "erin", "user"]);
+
+    let second = Running::start(&dir);
+    let (_c, s) = second.login("carol", "carol's password");
+    assert_eq!(s.session.role.name(), "user");
+    second.login("erin", &erin_pw);
+    drop(second);
+
+    let (code, out, err) = sessiond(&["audit", "--user", "carol", "--data-dir", d], "");
+    assert_eq!(code, Some(0), "{err}");
+    let kinds: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(3).unwrap())
+        .collect();
+    // (TIME is "YYYY-MM-DD HH:MM:SS UTC": three words)
+    assert_eq!(
+        kinds,
+        ["user_created", "role_changed", "session_created"],
+        "{out}"
+    );
+    let (_, out, _) = sessiond(&["audit", "--kind", "login_failed", "--data-dir", d], "");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains("carol: invalid credentials"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,13 +13,16 @@
 //! - `journal_file`: the journal in the data directory: open, truncate a torn tail,
 //!   refuse corruption, `sessiond repair`.
 //! - `lock`: one server per data directory.
+//! - `audit_trail`: the whole audit trail (archive and journal), read-only.
 
+mod audit_trail;
 mod crc32c;
 pub mod event;
 pub mod journal;
 mod journal_file;
 mod lock;
 
+pub use audit_trail::{read_audit_trail, AuditTrail};
 pub use journal_file::{
     open_journal, open_journal_with, repair_journal, Journal, JournalOptions, OpenError,
     ARCHIVE_DIR, JOURNAL_FILE, SNAPSHOT_FILE,
