@@ -337,3 +337,54 @@ fn audit_queries_return_exactly_the_scenarios_events() {
     assert!(is_server_error(&e, ErrorCode::NotFound), "{e:?}");
     let _ = BOB_PW;
 }
+
+#[test]
+fn suspension_roles_and_the_audit_trail_survive_a_restart() {
+    let dir = std::env::temp_dir().join(format!("sessiond-manage-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    {
+        let server = TestServer::start_journaled(&dir);
+        let (mut admin, _) = server.bob();
+        let (_a, _) = server.alice();
+        assert_eq!(admin.admin_suspend_user("alice").unwrap(), 1);
+        assert_eq!(admin.admin_set_role("alice", Role::Admin).unwrap(), 1);
+    }
+    let server = TestServer::start_journaled(&dir);
+    let mut c = server.client();
+    match c.login("alice", ALICE_PW, "x", "y").unwrap() {
+        LoginOutcome::Failure(f) => assert_eq!(f.reason, LoginFailureReason::Suspended),
+        other => panic!("suspension lost in the restart: {other:?}"),
+    }
+    let (mut admin, _) = server.bob();
+    admin.admin_unsuspend_user("alice").unwrap();
+    let (_a, s) = server.alice();
+    assert_eq!(s.session.role, Role::Admin, "role lost in the restart");
+    // the events before the restart are still queryable
+    let q = AuditRequest {
+        username: "alice".into(),
+        ..AuditRequest::default()
+    };
+    let kinds: Vec<_> = admin
+        .audit_query(&q)
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| AuditKind::from_u8(e.kind).unwrap().name())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "session_created",
+            "suspended",
+            "session_detached",
+            "revoked",
+            "role_changed",
+            "login_failed",
+            "unsuspended",
+            "session_created"
+        ]
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
