@@ -35,6 +35,19 @@ fn revoked_reason(e: ClientError) -> RevokeReason {
     }
 }
 
+/// Waits for the SESSION_REVOKED that ends `c`'s session (NEW_LOGIN pushes may come
+/// first) and returns its reason.
+fn revocation(c: &mut Client) -> RevokeReason {
+    for _ in 0..16 {
+        match c.poll_push(Duration::from_secs(5)) {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("no revocation within 5 s"),
+            Err(e) => return revoked_reason(e),
+        }
+    }
+    panic!("no revocation after 16 pushes")
+}
+
 fn ids(l: &SessionList) -> Vec<u64> {
     l.sessions.iter().map(|e| e.session_id).collect()
 }
@@ -129,13 +142,7 @@ fn logout_all_others_then_all() {
     assert_eq!(c.logout_all(LogoutScope::Others).unwrap(), 2);
     for x in [&mut a, &mut b] {
         // NEW_LOGIN pushes may come first; the revocation follows
-        let reason = loop {
-            match x.poll_push(Duration::from_secs(5)) {
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("no revocation"),
-                Err(e) => break revoked_reason(e),
-            }
-        };
+        let reason = revocation(x);
         assert_eq!(reason, RevokeReason::ByUser);
     }
     assert_eq!(c.list_sessions(0, 0).unwrap().total, 1);
@@ -164,13 +171,7 @@ fn change_password_revokes_the_other_sessions() {
         b.change_password(ALICE_PW, "a new long password").unwrap(),
         1
     );
-    let reason = loop {
-        match a.poll_push(Duration::from_secs(5)) {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("no revocation"),
-            Err(e) => break revoked_reason(e),
-        }
-    };
+    let reason = revocation(&mut a);
     assert_eq!(reason, RevokeReason::PasswordChanged);
     b.heartbeat().expect("the changing session stays");
     let mut c = server.client();
@@ -193,13 +194,7 @@ fn suspension_ends_live_sessions_and_blocks_login_until_lifted() {
     let (mut admin, _) = server.bob();
     assert_eq!(admin.admin_suspend_user("alice").unwrap(), 2);
     for a in [&mut a1, &mut a2] {
-        let reason = loop {
-            match a.poll_push(Duration::from_secs(5)) {
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("no revocation"),
-                Err(e) => break revoked_reason(e),
-            }
-        };
+        let reason = revocation(a);
         assert_eq!(reason, RevokeReason::AccountSuspended);
     }
     let mut c = server.client();
@@ -243,13 +238,7 @@ fn admins_list_revoke_force_logout_set_roles_and_read_stats() {
         .unwrap_err();
     assert!(is_server_error(&e, ErrorCode::NotFound), "{e:?}");
     assert_eq!(admin.admin_logout_user("alice").unwrap(), 1);
-    let reason = loop {
-        match a2.poll_push(Duration::from_secs(5)) {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("no revocation"),
-            Err(e) => break revoked_reason(e),
-        }
-    };
+    let reason = revocation(&mut a2);
     assert_eq!(reason, RevokeReason::ByAdmin);
 
     assert_eq!(admin.admin_set_role("alice", Role::Admin).unwrap(), 1);

@@ -23,23 +23,15 @@ use crate::protocol::{
 use crate::session::{Session, User};
 use crate::store::event::{AuditKind, Event};
 
-/// Whether `m` is one of the requests this module answers.
+/// Whether `m` is one of the requests this module answers (the ones carrying a token
+/// besides HEARTBEAT and LOGOUT_REQUEST).
 pub(super) fn is_management(m: &Message) -> bool {
-    matches!(
-        m,
-        Message::ListSessions(_)
-            | Message::RevokeSession(_)
-            | Message::LogoutAll(_)
-            | Message::ChangePassword(_)
-            | Message::AuditQuery(_)
-            | Message::AdminListSessions(_)
-            | Message::AdminRevokeSession(_)
-            | Message::AdminLogoutUser(_)
-            | Message::AdminSuspendUser(_)
-            | Message::AdminUnsuspendUser(_)
-            | Message::AdminSetRole(_)
-            | Message::AdminStats(_)
-    )
+    token_of(m).is_some()
+}
+
+/// protocol.md 5: opcodes 0x50 to 0x7f are the administrators'.
+fn is_admin_only(m: &Message) -> bool {
+    (0x50..=0x7f).contains(&(m.opcode() as u8))
 }
 
 /// Who sent a management request.
@@ -95,17 +87,7 @@ impl Engine {
         let Some(caller) = self.caller(id, sid) else {
             return;
         };
-        let admin_only = matches!(
-            msg,
-            Message::AdminListSessions(_)
-                | Message::AdminRevokeSession(_)
-                | Message::AdminLogoutUser(_)
-                | Message::AdminSuspendUser(_)
-                | Message::AdminUnsuspendUser(_)
-                | Message::AdminSetRole(_)
-                | Message::AdminStats(_)
-        );
-        if admin_only && caller.role != Role::Admin {
+        if is_admin_only(&msg) && caller.role != Role::Admin {
             let what = msg.opcode().name();
             info!(
                 "forbidden {what} user={} peer={}",
