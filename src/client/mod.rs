@@ -1,12 +1,17 @@
-//! A blocking Rust client for protocol.md version 1, used by the examples and the tests.
+//! The Rust client for protocol.md version 1: a sans-IO state machine ([`ClientCore`],
+//! for applications with their own event loop) and a blocking [`Client`] on top of it
+//! (used by the examples, the C ABI and the tests).
 //!
-//! Owns one TCP connection: encodes requests with increasing request ids, waits for the
-//! reply with the same id, and keeps server pushes (frames with the `PUSH` flag) in a queue
-//! for the caller. It does not heartbeat on its own: the caller decides when (the example
-//! client does it on the interval LOGIN_SUCCESS gives).
+//! The blocking client owns one TCP connection: each call sends its request and waits for
+//! the reply with the same id, keeping server pushes (frames with the `PUSH` flag) in a
+//! queue for the caller. While it waits (in a call, or in [`Client::wait_push`]) it sends
+//! the automatic heartbeats the core schedules at the interval the server advertised, and
+//! reports a server that stops answering them as [`ClientError::Timeout`].
 
+mod core;
 mod manage;
 
+pub use self::core::{ClientCore, ClientEvent, CLIENT_MAX_FRAME};
 pub use manage::AuditRequest;
 
 use std::collections::VecDeque;
@@ -15,14 +20,12 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-
 use crate::auth::Secret;
 use crate::protocol::{
-    self, DecodeError, DecodeLimits, DisconnectReason, DisconnectRequest, DuplicateSession,
-    ErrorCode, Frame, GeneralFailure, Heartbeat, HeartbeatAck, LoginFailure, LoginRequest,
-    LoginSuccess, LogoutRequest, Message, RegisterFailure, RegisterRequest, RegisterSuccess,
-    SessionExpired, SessionInfo, SessionInvalid, SessionRevoked, Token, VerifySession,
+    self, DecodeError, DisconnectReason, DisconnectRequest, DuplicateSession, ErrorCode, Frame,
+    GeneralFailure, Heartbeat, HeartbeatAck, LoginFailure, LoginRequest, LoginSuccess,
+    LogoutRequest, Message, RegisterFailure, RegisterRequest, RegisterSuccess, SessionExpired,
+    SessionInfo, SessionInvalid, SessionRevoked, Token, VerifySession,
 };
 
 /// Why a client call failed.
@@ -189,13 +192,9 @@ pub fn describe_expired(e: &SessionExpired) -> String {
 /// One connection to a sessiond server.
 pub struct Client {
     stream: TcpStream,
-    input: BytesMut,
-    next_id: u32,
+    core: ClientCore,
     pushes: VecDeque<Frame>,
-    token: Option<Token>,
-    session: Option<SessionInfo>,
     timeout: Duration,
-    closed: bool,
 }
 
 impl Client {
@@ -215,15 +214,12 @@ impl Client {
 
     fn from_stream(stream: TcpStream, timeout: Duration) -> Result<Client, ClientError> {
         stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(timeout))?;
         Ok(Client {
             stream,
-            input: BytesMut::with_capacity(4096),
-            next_id: 1,
+            core: ClientCore::new(),
             pushes: VecDeque::new(),
-            token: None,
-            session: None,
             timeout,
-            closed: false,
         })
     }
 
@@ -238,12 +234,17 @@ impl Client {
 
     /// The session from the last successful login or resume, if any.
     pub fn session(&self) -> Option<&SessionInfo> {
-        self.session.as_ref()
+        self.core.session()
     }
 
     /// The token of the current session, if logged in.
     pub fn token(&self) -> Option<&Token> {
-        self.token.as_ref()
+        self.core.token()
+    }
+
+    /// Whether the client heartbeats on its own while it waits (default: yes).
+    pub fn set_auto_heartbeat(&mut self, on: bool) {
+        self.core.set_auto_heartbeat(on);
     }
 
     /// Pushes received so far and not yet taken.
@@ -268,11 +269,7 @@ impl Client {
         req.check().map_err(ClientError::Usage)?;
         let reply = self.request(Message::LoginRequest(req))?;
         match reply.message {
-            Message::LoginSuccess(s) => {
-                self.token = Some(s.token.clone());
-                self.session = Some(s.session.clone());
-                Ok(LoginOutcome::Success(s))
-            }
+            Message::LoginSuccess(s) => Ok(LoginOutcome::Success(s)),
             Message::LoginFailure(f) => Ok(LoginOutcome::Failure(f)),
             _ => Err(ClientError::Unexpected(Box::new(reply))),
         }
@@ -291,16 +288,9 @@ impl Client {
             platform: platform.to_owned(),
         }))?;
         match reply.message {
-            Message::SessionValid(v) => {
-                self.token = Some(token.clone());
-                self.session = Some(v.session.clone());
-                Ok(ResumeOutcome::Valid(v.session))
-            }
+            Message::SessionValid(v) => Ok(ResumeOutcome::Valid(v.session)),
             Message::SessionInvalid(i) => Ok(ResumeOutcome::Invalid(i)),
-            Message::DuplicateSession(d) => {
-                self.closed = true;
-                Ok(ResumeOutcome::Duplicate(d))
-            }
+            Message::DuplicateSession(d) => Ok(ResumeOutcome::Duplicate(d)),
             _ => Err(ClientError::Unexpected(Box::new(reply))),
         }
     }
@@ -345,11 +335,7 @@ impl Client {
         let token = self.current_token()?;
         let reply = self.request(Message::LogoutRequest(LogoutRequest { token }))?;
         match reply.message {
-            Message::LogoutSuccess(s) => {
-                self.session = None;
-                self.token = None;
-                Ok(s.session_id)
-            }
+            Message::LogoutSuccess(s) => Ok(s.session_id),
             _ => Err(ClientError::Unexpected(Box::new(reply))),
         }
     }
@@ -367,45 +353,109 @@ impl Client {
     }
 
     fn current_token(&self) -> Result<Token, ClientError> {
-        self.token
-            .clone()
+        self.core
+            .token()
+            .cloned()
             .ok_or(ClientError::Usage("not logged in"))
     }
 
     /// Sends `message` with a fresh request id and waits for the reply carrying that id.
     /// GENERAL_FAILURE replies become `ClientError::Server`.
     pub fn request(&mut self, message: Message) -> Result<Frame, ClientError> {
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        self.send(&Frame::reply(id, message))?;
+        if self.core.is_closed() {
+            return Err(ClientError::Closed(None));
+        }
+        let id = self.core.request(message, Instant::now());
+        self.flush()?;
         let deadline = Instant::now() + self.timeout;
         loop {
-            let frame = self.recv_until(deadline)?;
-            if frame.flags.is_push() || frame.request_id != id {
-                self.note_push(frame)?;
-                continue;
-            }
-            if frame.flags.is_fatal() {
-                self.closed = true;
-            }
-            return match frame.message {
-                Message::GeneralFailure(failure) => {
-                    let fatal = frame.flags.is_fatal();
-                    Err(ClientError::Server { failure, fatal })
+            while let Some(ev) = self.core.poll_event() {
+                match ev {
+                    ClientEvent::Reply(frame) if frame.request_id == id => {
+                        return self.classify(frame)
+                    }
+                    ClientEvent::Reply(frame) | ClientEvent::Push(frame) => {
+                        self.note_push(frame)?
+                    }
+                    ClientEvent::ServerUnresponsive => return Err(ClientError::Timeout),
+                    ClientEvent::Closed => return Err(ClientError::Closed(None)),
                 }
-                // protocol.md 5.19: the reply to a request whose session had just expired.
-                Message::SessionExpired(e) => {
-                    self.forget_session();
-                    Err(ClientError::Expired(e))
-                }
-                _ => Ok(frame),
-            };
+            }
+            self.pump(deadline)?;
         }
     }
 
+    /// A reply to a request: GENERAL_FAILURE and SESSION_EXPIRED become errors.
+    fn classify(&mut self, frame: Frame) -> Result<Frame, ClientError> {
+        match frame.message {
+            Message::GeneralFailure(failure) => {
+                let fatal = frame.flags.is_fatal();
+                Err(ClientError::Server { failure, fatal })
+            }
+            // protocol.md 5.19: the reply to a request whose session had just expired.
+            Message::SessionExpired(e) => Err(ClientError::Expired(e)),
+            _ => Ok(frame),
+        }
+    }
+
+    /// Writes what the core has queued.
+    fn flush(&mut self) -> Result<(), ClientError> {
+        let out = self.core.pending_output();
+        if out.is_empty() {
+            return Ok(());
+        }
+        let n = out.len();
+        if let Err(e) = self.stream.write_all(out) {
+            self.core.handle_eof();
+            return Err(e.into());
+        }
+        self.core.consume_output(n);
+        Ok(())
+    }
+
+    /// One step of waiting: the core's timer if it is due, else one read (bounded by
+    /// `deadline` and the core's next timer). `Timeout` once `deadline` has passed.
+    fn pump(&mut self, deadline: Instant) -> Result<(), ClientError> {
+        let now = Instant::now();
+        if self.core.poll_timeout().is_some_and(|t| t <= now) {
+            self.core.handle_timeout(now);
+            return self.flush();
+        }
+        if now >= deadline {
+            return Err(ClientError::Timeout);
+        }
+        let wake = self
+            .core
+            .poll_timeout()
+            .map_or(deadline, |t| t.min(deadline));
+        let left = wake
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1));
+        self.stream.set_read_timeout(Some(left))?;
+        let mut buf = [0u8; 4096];
+        match self.stream.read(&mut buf) {
+            Ok(0) => self.core.handle_eof(),
+            Ok(n) => self
+                .core
+                .handle_input(&buf[..n], Instant::now())
+                .map_err(ClientError::Decode)?,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => {
+                self.core.handle_eof();
+                return Err(e.into());
+            }
+        }
+        self.flush()
+    }
+
     fn forget_session(&mut self) {
-        self.session = None;
-        self.token = None;
+        self.core.forget_session();
     }
 
     /// A push or stray frame: queued; a fatal one also ends the connection, and one that
@@ -415,15 +465,11 @@ impl Client {
         match &frame.message {
             Message::SessionRevoked(r) => {
                 let r = r.clone();
-                self.closed = true;
-                self.forget_session();
                 self.pushes.push_back(frame);
                 return Err(ClientError::Revoked(r));
             }
             Message::SessionExpired(e) => {
                 let e = *e;
-                self.closed = true;
-                self.forget_session();
                 self.pushes.push_back(frame);
                 return Err(ClientError::Expired(e));
             }
@@ -439,7 +485,6 @@ impl Client {
         };
         self.pushes.push_back(frame);
         if fatal {
-            self.closed = true;
             if let Some(failure) = failure {
                 return Err(ClientError::Server {
                     failure,
@@ -462,9 +507,21 @@ impl Client {
         Ok(())
     }
 
-    /// The next frame from the server, waiting at most `timeout`.
+    /// The next frame from the server (a reply to something sent with [`send`] or a
+    /// push), waiting at most `timeout`.
+    ///
+    /// [`send`]: Self::send
     pub fn recv(&mut self, timeout: Duration) -> Result<Frame, ClientError> {
-        self.recv_until(Instant::now() + timeout)
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.core.poll_event() {
+                Some(ClientEvent::Reply(f) | ClientEvent::Push(f)) => return Ok(f),
+                Some(ClientEvent::ServerUnresponsive) => return Err(ClientError::Timeout),
+                Some(ClientEvent::Closed) => return Err(ClientError::Closed(None)),
+                None if self.core.is_closed() => return Err(ClientError::Closed(None)),
+                None => self.pump(deadline)?,
+            }
+        }
     }
 
     /// Waits up to `timeout` for a push; returns `Ok(None)` if none came. A push that ends
@@ -479,37 +536,15 @@ impl Client {
                 self.note_push(f)?;
                 Ok(self.pushes.pop_front())
             }
-            Err(ClientError::Timeout) => Ok(None),
+            Err(ClientError::Timeout) if !self.core.is_closed() => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    fn recv_until(&mut self, deadline: Instant) -> Result<Frame, ClientError> {
-        loop {
-            match protocol::decode(&mut self.input, DecodeLimits::client(1 << 24)) {
-                Ok(Some(f)) => return Ok(f),
-                Ok(None) => {}
-                Err(e) => return Err(ClientError::Decode(e)),
-            }
-            if self.closed {
-                return Err(ClientError::Closed(None));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(ClientError::Timeout);
-            }
-            self.stream.set_read_timeout(Some(left))?;
-            let mut buf = [0u8; 4096];
-            match self.stream.read(&mut buf) {
-                Ok(0) => {
-                    self.closed = true;
-                    return Err(ClientError::Closed(None));
-                }
-                Ok(n) => self.input.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+    /// Like [`poll_push`](Self::poll_push), under its usual name for applications that
+    /// idle between requests: heartbeats go out meanwhile.
+    pub fn wait_push(&mut self, timeout: Duration) -> Result<Option<Frame>, ClientError> {
+        self.poll_push(timeout)
     }
 }
 

@@ -113,6 +113,16 @@ impl TestServer {
         self.login_as("bob", BOB_PW, "test")
     }
 
+    /// A client tuned by `tune` (before it logs in), logged in as alice.
+    pub fn alice_on(&self, tune: impl FnOnce(&mut Client)) -> (Client, LoginSuccess) {
+        let mut c = self.client();
+        tune(&mut c);
+        match c.login("alice", ALICE_PW, "test", "linux").expect("login") {
+            LoginOutcome::Success(s) => (c, s),
+            LoginOutcome::Failure(f) => panic!("login failed: {f:?}"),
+        }
+    }
+
     /// A client logged in as `user` from device `client`.
     pub fn login_as(&self, user: &str, pw: &str, client: &str) -> (Client, LoginSuccess) {
         let mut c = self.client();
