@@ -16,6 +16,7 @@
 //! - [`store`]: the only module that touches files: the journal (CRC-framed events, group
 //!   commit, torn-tail recovery), snapshots, the data directory's lock.
 //! - [`client`]: a blocking Rust client, used by the examples and tests.
+//! - [`ffi`]: the C ABI over the client (the only module with `unsafe`).
 //! - [`cli`]: the `sessiond` binary's options.
 //! - [`ops`]: operator subcommands on the data directory (`user add`, `audit`, ...).
 #![deny(unsafe_code)]
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod client;
 pub mod conn;
 pub mod engine;
+pub mod ffi;
 pub mod ops;
 pub mod protocol;
 pub mod server;

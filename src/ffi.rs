@@ -1,0 +1,509 @@
+//! The C ABI: an opaque client handle over the blocking [`Client`], for test harnesses
+//! written in C. The header is `examples/c/sessiond.h`; `examples/c/harness.c` uses it.
+//!
+//! Rules every function here follows:
+//! - Pointers are checked: a NULL where one is required answers `SESSIOND_ERR_ARGUMENT`.
+//!   Strings are NUL-terminated UTF-8, borrowed for the duration of the call only.
+//! - Nothing unwinds across the boundary: each body runs under `catch_unwind`, and a panic
+//!   answers `SESSIOND_ERR_PANIC`.
+//! - Every function returns a status (`SESSIOND_OK` = 0); on failure a message for
+//!   `sessiond_last_error` is kept per thread until the next call on that thread.
+//! - Memory: the handle is allocated by `sessiond_connect` and released by `sessiond_free`
+//!   (exactly once); every other buffer is the caller's, with its capacity passed in.
+//!
+//! `unsafe` lives only in this module, each block with its SAFETY argument.
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use crate::client::{Client, ClientError, LoginOutcome, ResumeOutcome};
+use crate::protocol::{Message, Token};
+
+pub const SESSIOND_OK: c_int = 0;
+pub const SESSIOND_ERR_ARGUMENT: c_int = 1;
+pub const SESSIOND_ERR_NETWORK: c_int = 2;
+pub const SESSIOND_ERR_TIMEOUT: c_int = 3;
+pub const SESSIOND_ERR_REFUSED: c_int = 4;
+pub const SESSIOND_ERR_SESSION_ENDED: c_int = 5;
+pub const SESSIOND_ERR_PROTOCOL: c_int = 6;
+pub const SESSIOND_ERR_PANIC: c_int = 7;
+pub const SESSIOND_NO_EVENT: c_int = 8;
+pub const SESSIOND_ERR_CLOSED: c_int = 9;
+
+pub const SESSIOND_EVENT_NEW_LOGIN: c_int = 1;
+pub const SESSIOND_EVENT_REVOKED: c_int = 2;
+pub const SESSIOND_EVENT_EXPIRED: c_int = 3;
+pub const SESSIOND_EVENT_DISCONNECTED: c_int = 4;
+pub const SESSIOND_EVENT_OTHER: c_int = 5;
+
+/// Text fields of the C structs: up to 64 bytes of UTF-8 and a NUL.
+pub const SESSIOND_TEXT: usize = 65;
+
+/// The opaque handle (`sessiond_client` in C).
+pub struct SessiondClient {
+    /// None after `sessiond_disconnect`.
+    client: Option<Client>,
+}
+
+/// One session in `sessiond_list_sessions` (`sessiond_session` in C).
+#[repr(C)]
+pub struct SessiondSession {
+    pub session_id: u64,
+    pub current: c_int,
+    pub connected: c_int,
+    pub created_ms: u64,
+    pub last_active_ms: u64,
+    pub expires_ms: u64,
+    pub client: [c_char; SESSIOND_TEXT],
+    pub platform: [c_char; SESSIOND_TEXT],
+    pub address: [c_char; SESSIOND_TEXT],
+}
+
+/// A push from the server (`sessiond_event` in C).
+#[repr(C)]
+pub struct SessiondEvent {
+    pub kind: c_int,
+    /// The protocol's reason code (revocation, expiry, disconnect), 0 if none.
+    pub reason: u32,
+    pub session_id: u64,
+    /// Plain words about it, NUL-terminated, cut to fit.
+    pub detail: [c_char; 257],
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_error(msg: &str) {
+    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+/// A failure: its status and message.
+struct Fail(c_int, String);
+
+impl From<ClientError> for Fail {
+    fn from(e: ClientError) -> Self {
+        let status = match &e {
+            ClientError::Io(_) => SESSIOND_ERR_NETWORK,
+            ClientError::Timeout => SESSIOND_ERR_TIMEOUT,
+            ClientError::Closed(_) => SESSIOND_ERR_CLOSED,
+            ClientError::Server { .. } => SESSIOND_ERR_REFUSED,
+            ClientError::Decode(_) | ClientError::Unexpected(_) => SESSIOND_ERR_PROTOCOL,
+            ClientError::Revoked(_) | ClientError::Expired(_) => SESSIOND_ERR_SESSION_ENDED,
+            ClientError::Usage(_) => SESSIOND_ERR_ARGUMENT,
+        };
+        Fail(status, e.to_string())
+    }
+}
+
+fn arg(msg: &str) -> Fail {
+    Fail(SESSIOND_ERR_ARGUMENT, msg.to_owned())
+}
+
+/// Runs `f` with panics caught, turning its outcome into a status and the error message.
+fn guard(f: impl FnOnce() -> Result<c_int, Fail>) -> c_int {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(status)) => status,
+        Ok(Err(Fail(status, msg))) => {
+            set_error(&msg);
+            status
+        }
+        Err(_) => {
+            set_error("internal error (a panic was caught at the C boundary)");
+            SESSIOND_ERR_PANIC
+        }
+    }
+}
+
+/// Borrows a C string argument.
+fn text<'a>(p: *const c_char, name: &str) -> Result<&'a str, Fail> {
+    if p.is_null() {
+        return Err(arg(&format!("{name} is NULL")));
+    }
+    // SAFETY: the caller passes a NUL-terminated string that stays valid for this call
+    // (the header's contract); NULL was excluded above.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str().map_err(|_| arg(&format!("{name} is not UTF-8")))
+}
+
+/// The connected client behind a handle.
+fn client<'a>(h: *mut SessiondClient) -> Result<&'a mut Client, Fail> {
+    if h.is_null() {
+        return Err(arg("client handle is NULL"));
+    }
+    // SAFETY: a non-NULL handle comes from `sessiond_connect` and has not been freed (the
+    // header's contract); the caller does not use one handle from two threads at once.
+    let h = unsafe { &mut *h };
+    h.client
+        .as_mut()
+        .ok_or(Fail(SESSIOND_ERR_CLOSED, "disconnected".into()))
+}
+
+/// Copies `s` into a fixed C buffer, cut at a character boundary, NUL-terminated.
+fn fill(dst: &mut [c_char], s: &str) {
+    let max = dst.len() - 1;
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    for (d, b) in dst.iter_mut().zip(&s.as_bytes()[..end]) {
+        *d = *b as c_char;
+    }
+    dst[end] = 0;
+}
+
+/// The message of the last failed call on this thread (an empty string if none). Valid
+/// until the next `sessiond_*` call on the same thread; owned by the library.
+#[no_mangle]
+pub extern "C" fn sessiond_last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// Connects to `addr` (`host:port`) within `timeout_ms` (also each later call's reply
+/// timeout). On success `*out` holds a new handle for `sessiond_free`.
+///
+/// # Safety
+/// Pointer arguments follow the header's contract (module docs): NULL or valid for
+/// the call, handles from `sessiond_connect` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn sessiond_connect(
+    addr: *const c_char,
+    timeout_ms: u32,
+    out: *mut *mut SessiondClient,
+) -> c_int {
+    guard(|| {
+        if out.is_null() {
+            return Err(arg("out is NULL"));
+        }
+        let addr = text(addr, "addr")?;
+        let timeout = Duration::from_millis(timeout_ms.max(1) as u64);
+        let client = Client::connect(addr, timeout)?;
+        let h = Box::into_raw(Box::new(SessiondClient {
+            client: Some(client),
+        }));
+        // SAFETY: `out` is non-NULL and points to writable storage for one pointer (the
+        // header's contract).
+        unsafe { *out = h };
+        Ok(SESSIOND_OK)
+    })
+}
+
+/// LOGIN_REQUEST. `SESSIOND_ERR_REFUSED` when the server says no (the reason is in
+/// `sessiond_last_error`).
+///
+/// # Safety
+/// Pointer arguments follow the header's contract (module docs): NULL or valid for
+/// the call, handles from `sessiond_connect` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn sessiond_login(
+    h: *mut SessiondClient,
+    username: *const c_char,
+    password: *const c_char,
+    client_name: *const c_char,
+    platform: *const c_char,
+) -> c_int {
+    guard(|| {
+        let (u, p) = (text(username, "username")?, text(password, "password")?);
+        let (cn, pl) = (
+            text(client_name, "client_name")?,
+            text(platform, "platform")?,
+        );
+        match client(h)?.login(u, p, cn, pl)? {
+            LoginOutcome::Success(_) => Ok(SESSIOND_OK),
+            LoginOutcome::Failure(f) => Err(Fail(
+                SESSIOND_ERR_REFUSED,
+                format!("login failed: {}: {}", f.reason.name(), f.message),
+            )),
+        }
+    })
+}
+
+/// VERIFY_SESSION with a token in hex (64 digits, as `sessiond_token` writes it).
+///
+/// # Safety
+/// Pointer arguments follow the header's contract (module docs): NULL or valid for
+/// the call, handles from `sessiond_connect` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn sessiond_resume(
+    h: *mut SessiondClient,
+    token_hex: *const c_char,
+    client_name: *const c_char,
+    platform: *const c_char,
+) -> c_int {
+    guard(|| {
+        let token = Token::from_hex(text(token_hex, "token_hex")?)
+            .ok_or(arg("token_hex is not 64 hex digits"))?;
+        let (cn, pl) = (
+            text(client_name, "client_name")?,
+            text(platform, "platform")?,
+        );
+        match client(h)?.resume(&token, cn, pl)? {
+            ResumeOutcome::Valid(_) => Ok(SESSIOND_OK),
+            ResumeOutcome::Invalid(i) => Err(Fail(
+                SESSIOND_ERR_SESSION_ENDED,
+                format!("session invalid: {}", i.reason.name()),
+            )),
+            ResumeOutcome::Duplicate(_) => Err(Fail(
+                SESSIOND_ERR_REFUSED,
+                "session in use on another connection".into(),
+            )),
+        }
+    })
+}
+
+/// Writes the session token as 64 hex digits and a NUL into `buf` (`len` >= 65).
+///
+/// # Safety
+/// Pointer arguments follow the header's contract (module docs): NULL or valid for
+/// the call, handles from `sessiond_connect` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn sessiond_token(
+    h: *mut SessiondClient,
+    buf: *mut c_char,
+    len: usize,
+) -> c_int {
+    guard(|| {
+        if buf.is_null() || len < 65 {
+            return Err(arg("buf must hold 65 bytes"));
+        }
+        let hex = client(h)?
+            .token()
+            .map(Token::to_hex)
+            .ok_or(arg("not logged in"))?;
+        // SAFETY: `buf` is non-NULL and writable for `len` >= 65 bytes (checked above and
+        // the header's contract); the slice does not outlive this call.
+        let dst = unsafe { std::slice::from_raw_parts_mut(buf, len) };
+        fill(dst, &hex);
+        Ok(SESSIOND_OK)
+    })
+}
+
+/// HEARTBEAT; `*server_time_ms` (if not NULL) receives the server's clock.
+///
+/// # Safety
+/// Pointer arguments follow the header's contract (module docs): NULL or valid for
+/// the call, handles from `sessiond_connect` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn sessiond_heartbeat(
+    h: *mut SessiondClient,
+    server_time_ms: *mut u64,
+) -> c_int {
+    guard(|| {
+        let ack = client(h)?.heartbeat()?;
+        if !server_time_ms.is_null() {
+            // SAFETY: non-NULL, and points to a writable u64 (the header's contract).
+            unsafe { *server_time_ms = ack.server_time };
+        }
+        Ok(SESSIOND_OK)
+    })
+}
+
+/// LIST_SESSIONS: fills up to `cap` entries of `out` (the caller's array) and sets
+/// `*count` to how many were written.
+///
+/// # Safety
+/// Pointer arguments follow the header's contract (module docs): NULL or valid for
+/// the call, handles from `sessiond_connect` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn sessiond_list_sessions(
+    h: *mut SessiondClient,
+    out: *mut SessiondSession,
+    cap: usize,
+    count: *mut usize,
+) -> c_int {
+    guard(|| {
+        if count.is_null() || (out.is_null() && cap > 0) {
+            return Err(arg("out or count is NULL"));
+        }
+        let list = client(h)?.list_sessions(0, 0)?;
+        let n = list.sessions.len().min(cap);
+        for (i, s) in list.sessions.iter().take(n).enumerate() {
+            let mut e = SessiondSession {
+                session_id: s.session_id,
+                current: c_int::from(s.current),
+                connected: c_int::from(s.connected),
+                created_ms: s.created,
+                last_active_ms: s.last_active,
+                expires_ms: s.expires,
+                client: [0; SESSIOND_TEXT],
+                platform: [0; SESSIOND_TEXT],
+                address: [0; SESSIOND_TEXT],
+            };
+            fill(&mut e.client, &s.client);
+            fill(&mut e.platform, &s.platform);
+            fill(&mut e.address, &s.address);
+            // SAFETY: `out` points to at least `cap` writable entries and `i < n <= cap`;
+            // `write` does not read or drop the (uninitialised) old value.
+            unsafe { out.add(i).write(e) };
+        }
+        // SAFETY: non-NULL (checked above), points to a writable size_t.
+        unsafe { *count = n };
+        Ok(SESSIOND_OK)
+    })
+}
+
+/// LOGOUT_REQUEST: ends the session; the connection stays open.
+///
+/// # Safety
+/// Pointer arguments follow the header's contract (module docs): NULL or valid for
+/// the call, handles from `sessiond_connect` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn sessiond_logout(h: *mut SessiondClient) -> c_int {
+    guard(|| {
+        client(h)?.logout()?;
+        Ok(SESSIOND_OK)
+    })
+}
+
+/// DISCONNECT_REQUEST, then close. The session survives (resume it later). The handle
+/// stays valid (later calls answer `SESSIOND_ERR_CLOSED`) until `sessiond_free`.
+///
+/// # Safety
+/// Pointer arguments follow the header's contract (module docs): NULL or valid for
+/// the call, handles from `sessiond_connect` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn sessiond_disconnect(h: *mut SessiondClient) -> c_int {
+    guard(|| {
+        client(h)?;
+        // SAFETY: as in `client`: a live handle from `sessiond_connect`.
+        let c = unsafe { &mut *h }
+            .client
+            .take()
+            .ok_or(arg("disconnected"))?;
+        c.disconnect()?;
+        Ok(SESSIOND_OK)
+    })
+}
+
+/// Waits up to `timeout_ms` for a push (heartbeats go out meanwhile) and describes it in
+/// `*ev`: `SESSIOND_OK` with an event, `SESSIOND_NO_EVENT` if none came.
+///
+/// # Safety
+/// Pointer arguments follow the header's contract (module docs): NULL or valid for
+/// the call, handles from `sessiond_connect` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn sessiond_next_event(
+    h: *mut SessiondClient,
+    timeout_ms: u32,
+    ev: *mut SessiondEvent,
+) -> c_int {
+    guard(|| {
+        if ev.is_null() {
+            return Err(arg("ev is NULL"));
+        }
+        let c = client(h)?;
+        let frame = match c.wait_push(Duration::from_millis(timeout_ms as u64)) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(SESSIOND_NO_EVENT),
+            // A push that ends the session or the connection is kept in the queue too.
+            Err(
+                e @ (ClientError::Revoked(_) | ClientError::Expired(_) | ClientError::Closed(_)),
+            ) => match c.take_pushes().pop() {
+                Some(f) => f,
+                None => return Err(e.into()),
+            },
+            Err(e) => return Err(e.into()),
+        };
+        let (kind, reason, session_id, detail) = match &frame.message {
+            Message::NewLogin(n) => (
+                SESSIOND_EVENT_NEW_LOGIN,
+                0,
+                n.session_id,
+                format!("new login: {} {} from {}", n.client, n.platform, n.address),
+            ),
+            Message::SessionRevoked(r) => (
+                SESSIOND_EVENT_REVOKED,
+                r.reason.to_u16() as u32,
+                r.session_id,
+                crate::client::describe_revoked(r),
+            ),
+            Message::SessionExpired(x) => (
+                SESSIOND_EVENT_EXPIRED,
+                x.reason.to_u16() as u32,
+                x.session_id,
+                crate::client::describe_expired(x),
+            ),
+            Message::DisconnectAck(d) => (
+                SESSIOND_EVENT_DISCONNECTED,
+                d.reason.to_u16() as u32,
+                0,
+                format!("disconnected: {}", d.reason.name()),
+            ),
+            other => (SESSIOND_EVENT_OTHER, 0, 0, other.opcode().name().to_owned()),
+        };
+        let mut out = SessiondEvent {
+            kind,
+            reason,
+            session_id,
+            detail: [0; 257],
+        };
+        fill(&mut out.detail, &detail);
+        // SAFETY: non-NULL (checked above), points to a writable sessiond_event.
+        unsafe { ev.write(out) };
+        Ok(SESSIOND_OK)
+    })
+}
+
+/// Releases a handle from `sessiond_connect` (closing its connection if still open).
+/// NULL is ignored. The handle must not be used afterwards.
+///
+/// # Safety
+/// Pointer arguments follow the header's contract (module docs): NULL or valid for
+/// the call, handles from `sessiond_connect` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn sessiond_free(h: *mut SessiondClient) {
+    if h.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: a non-NULL handle comes from `Box::into_raw` in `sessiond_connect` and
+        // is freed exactly once (the header's contract).
+        drop(unsafe { Box::from_raw(h) });
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_arguments_are_refused_not_dereferenced() {
+        // SAFETY: NULL pointers are part of the contract (refused).
+        let st = unsafe { sessiond_connect(std::ptr::null(), 10, std::ptr::null_mut()) };
+        assert_eq!(st, SESSIOND_ERR_ARGUMENT);
+        // SAFETY: the library's NUL-terminated error string, read before the next call.
+        let msg = unsafe { CStr::from_ptr(sessiond_last_error()) };
+        assert_eq!(msg.to_str().unwrap(), "out is NULL");
+        // SAFETY: NULL handles are part of the contract (refused, or ignored by free).
+        unsafe {
+            let st = sessiond_heartbeat(std::ptr::null_mut(), std::ptr::null_mut());
+            assert_eq!(st, SESSIOND_ERR_ARGUMENT);
+            assert_eq!(sessiond_logout(std::ptr::null_mut()), SESSIOND_ERR_ARGUMENT);
+            sessiond_free(std::ptr::null_mut());
+        }
+    }
+
+    #[test]
+    fn a_refused_connection_is_a_network_error() {
+        let mut h = std::ptr::null_mut();
+        // port 1 on loopback: nothing listens there
+        let addr = CString::new("127.0.0.1:1").unwrap();
+        // SAFETY: a valid C string and a valid out pointer.
+        let st = unsafe { sessiond_connect(addr.as_ptr(), 1000, &mut h) };
+        assert_eq!(st, SESSIOND_ERR_NETWORK);
+        assert!(h.is_null());
+    }
+
+    #[test]
+    fn fill_cuts_on_a_character_boundary() {
+        let mut buf = [1 as c_char; 4];
+        fill(&mut buf, "aéz");
+        assert_eq!(buf.map(|b| b as u8), [b'a', 0xc3, 0xa9, 0]);
+        fill(&mut buf, "abcdé");
+        assert_eq!(buf.map(|b| b as u8), [b'a', b'b', b'c', 0]);
+    }
+}
