@@ -1,55 +1,101 @@
-//! Example client: resumes the session in its token file when it has one and logs in
-//! otherwise, saves the token (mode 0600), heartbeats at the interval the server gives,
-//! and takes commands from stdin: `heartbeat`, `whoami`, `logout`, `quit` (end of input
-//! also quits). Server pushes are shown in plain words. A dead token (revoked, expired,
-//! logged out) is deleted; a lost connection is re-established with backoff and the
-//! session resumed, never logged out.
+//! Example client, interactive or scripted.
+//!
+//! **Interactive** (the default): resumes the session in its token file when it has one
+//! and logs in as `--user` otherwise, saves the token (mode 0600), heartbeats at the
+//! interval the server gives, shows server pushes as they arrive (a new login elsewhere,
+//! a revocation, an expiry) in plain words, and takes commands from stdin:
+//!
+//! ```text
+//! login USER [PASSWORD]      register USER EMAIL [PASSWORD]    whoami
+//! sessions                   revoke SESSION_ID                 heartbeat
+//! logout                     logout-all [others|all]           passwd OLD NEW
+//! quit
+//! ```
+//!
+//! A dead token (revoked, expired, logged out) is deleted; a lost connection is
+//! re-established with backoff and the session resumed, never logged out.
+//!
+//! **Script** (`--script`, for test harnesses and shells): the same commands, from the
+//! arguments after `--` (separated by `;`) or else one per line of stdin, plus `resume`
+//! (the token file's session) and `wait MS` (wait for pushes, heartbeating). Nothing
+//! happens implicitly. Each command prints one line: `ok COMMAND key=value ...` or
+//! `error COMMAND CLASS CODE message`; pushes print as `push KIND key=value ...`. The
+//! first error stops the script, and the exit status says which class of failure it was:
+//!
+//! | status | class | meaning |
+//! |-------:|-------|---------|
+//! | 0 | - | every command succeeded |
+//! | 1 | `refused` | the server said no (LOGIN_FAILURE, FORBIDDEN, WRONG_PASSWORD, SESSION_INVALID, ...) |
+//! | 2 | `usage` | a bad command or argument, or no session for a command that needs one |
+//! | 3 | `network` | cannot connect, connection lost, or no answer in time |
+//! | 4 | `session_ended` | the session was revoked or expired |
+//! | 5 | `protocol` | the server sent something this client does not understand |
 //!
 //! ```text
 //! cargo run --example client -- --user admin
 //! SESSIOND_PASSWORD=... cargo run --example client -- --addr 127.0.0.1:7450 --user admin
 //! SESSIOND_PASSWORD=... cargo run --example client -- --user carol --register carol@example.org
+//! cargo run --example client -- --script -- 'login alice pw' sessions logout
 //! ```
-//! Without SESSIOND_PASSWORD the password is read from the first line of stdin (only when
-//! a login is needed).
+//! Without SESSIOND_PASSWORD a password that is not given in the command is read from a
+//! line of stdin.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sessiond::client::{Client, ClientError, LoginOutcome, RegisterOutcome, ResumeOutcome};
-use sessiond::protocol::{Message, SessionInfo, Token};
+use sessiond::client::{
+    describe_expired, describe_revoked, utc, Client, ClientError, LoginOutcome, RegisterOutcome,
+    ResumeOutcome,
+};
+use sessiond::protocol::{Frame, LogoutScope, Message, SessionInfo, SessionList, Token};
 
 const CLIENT_NAME: &str = "sessiond-example";
+const COMMANDS: &str = "login, register, whoami, sessions, revoke ID, heartbeat, logout, \
+                        logout-all [others|all], passwd OLD NEW, quit";
 
 struct Args {
     addr: String,
-    user: String,
+    user: Option<String>,
     token_file: PathBuf,
     register: Option<String>,
+    script: Option<Vec<String>>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         addr: "127.0.0.1:7450".into(),
-        user: "admin".into(),
+        user: None,
         token_file: PathBuf::from("sessiond.token"),
         register: None,
+        script: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--addr" => a.addr = val()?,
-            "--user" => a.user = val()?,
+            "--user" => a.user = Some(val()?),
             "--token-file" => a.token_file = PathBuf::from(val()?),
             "--register" => a.register = Some(val()?),
+            "--script" => a.script = Some(Vec::new()),
+            "--" => {
+                let rest: Vec<String> = it.by_ref().collect();
+                let cmds = rest.join(" ");
+                a.script = Some(
+                    cmds.split(';')
+                        .map(str::trim)
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                );
+            }
             "-h" | "--help" => {
                 return Err(
                     "usage: client [--addr HOST:PORT] [--user NAME] [--token-file PATH] \
-                            [--register EMAIL]\n\
-                            password: $SESSIOND_PASSWORD or the first line of stdin"
+                     [--register EMAIL] [--script [-- 'CMD; CMD ...']]\n\
+                     password: in the command, $SESSIOND_PASSWORD, or a line of stdin"
                         .into(),
                 )
             }
@@ -59,24 +105,101 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-fn main() {
-    if let Err(e) = run() {
-        eprintln!("client: {e}");
-        std::process::exit(1);
+/// Failure classes and their exit statuses (the module docs' table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Refused = 1,
+    Usage = 2,
+    Network = 3,
+    SessionEnded = 4,
+    Protocol = 5,
+}
+
+impl Class {
+    fn name(self) -> &'static str {
+        match self {
+            Class::Refused => "refused",
+            Class::Usage => "usage",
+            Class::Network => "network",
+            Class::SessionEnded => "session_ended",
+            Class::Protocol => "protocol",
+        }
     }
 }
 
-/// Why the command loop returned.
-enum Exit {
-    /// The user quit (or stdin ended).
-    Quit,
-    /// The connection broke; reconnect and resume.
-    Reconnect,
+/// A failed command: its class, a code word and a message.
+struct Failure(Class, String, String);
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        let msg = e.to_string();
+        match e {
+            ClientError::Io(_) | ClientError::Timeout => {
+                Failure(Class::Network, "NETWORK".into(), msg)
+            }
+            ClientError::Closed(r) => {
+                Failure(Class::Network, r.map_or("CLOSED", |r| r.name()).into(), msg)
+            }
+            ClientError::Server { failure, .. } => {
+                Failure(Class::Refused, failure.code.name().into(), failure.message)
+            }
+            ClientError::Revoked(r) => Failure(Class::SessionEnded, r.reason.name().into(), msg),
+            ClientError::Expired(x) => Failure(Class::SessionEnded, x.reason.name().into(), msg),
+            ClientError::Decode(_) | ClientError::Unexpected(_) => {
+                Failure(Class::Protocol, "PROTOCOL".into(), msg)
+            }
+            ClientError::Usage(m) => Failure(Class::Usage, "USAGE".into(), m.into()),
+        }
+    }
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
-    // stdin on its own thread, so heartbeats keep their rhythm while we wait for input
+fn usage(msg: impl Into<String>) -> Failure {
+    Failure(Class::Usage, "USAGE".into(), msg.into())
+}
+
+/// What a command produced: the `key=value` words of its `ok` line and, interactively,
+/// lines to show.
+#[derive(Default)]
+struct Done {
+    fields: Vec<(String, String)>,
+    text: Vec<String>,
+}
+
+impl Done {
+    fn field(mut self, k: &str, v: impl ToString) -> Self {
+        self.fields.push((k.into(), v.to_string()));
+        self
+    }
+    fn say(mut self, line: impl Into<String>) -> Self {
+        self.text.push(line.into());
+        self
+    }
+}
+
+/// What the interactive loop does after a failure.
+enum Next {
+    Exit(i32),
+    Reconnect,
+    Continue,
+}
+
+/// The client program's state: a connection (made on demand) and where the token lives.
+struct App {
+    args: Args,
+    client: Option<Client>,
+    password: Option<String>,
+    lines: Receiver<String>,
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("client: {e}");
+            std::process::exit(Class::Usage as i32);
+        }
+    };
+    // stdin on its own thread, so heartbeats and pushes keep going while we wait for input
     let (tx, rx) = mpsc::channel::<String>();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
@@ -86,225 +209,505 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     });
-    let mut password: Option<String> = std::env::var("SESSIOND_PASSWORD").ok();
-    if let Some(email) = &args.register {
-        let pw = password_from(&mut password, &args.user, &rx)?;
-        let mut c = Client::connect(args.addr.as_str(), Duration::from_secs(5))?;
-        match c.register(&args.user, &pw, email)? {
-            RegisterOutcome::Success(s) => {
-                println!("registered {} (user {})", s.username, s.user_id)
+    let script = args.script.clone();
+    let mut app = App {
+        args,
+        client: None,
+        password: std::env::var("SESSIOND_PASSWORD").ok(),
+        lines: rx,
+    };
+    let status = match script {
+        Some(cmds) => app.run_script(cmds),
+        None => app.run_interactive(),
+    };
+    std::process::exit(status);
+}
+
+impl App {
+    fn connection(&mut self) -> Result<&mut Client, Failure> {
+        if self.client.is_none() {
+            let c = Client::connect(self.args.addr.as_str(), Duration::from_secs(5))?;
+            self.client = Some(c);
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+
+    fn password(&mut self, user: &str, given: Option<&str>) -> Result<String, Failure> {
+        if let Some(p) = given {
+            return Ok(p.to_owned());
+        }
+        if let Some(p) = &self.password {
+            return Ok(p.clone());
+        }
+        eprint!("password for {user}: ");
+        let _ = std::io::stderr().flush();
+        let p = self.lines.recv().map_err(|_| usage("no password given"))?;
+        self.password = Some(p.clone());
+        Ok(p)
+    }
+
+    // ---- commands --------------------------------------------------------------------
+
+    /// Runs one command line.
+    fn command(&mut self, line: &str) -> Result<Done, Failure> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["login", user, rest @ ..] if rest.len() <= 1 => {
+                self.login(user, rest.first().copied())
             }
+            ["register", user, email, rest @ ..] if rest.len() <= 1 => {
+                self.register(user, email, rest.first().copied())
+            }
+            ["resume"] => self.resume(),
+            ["whoami"] => self.whoami(),
+            ["heartbeat" | "hb"] => {
+                let ack = self.connection()?.heartbeat()?;
+                Ok(Done::default()
+                    .field("server_time", ack.server_time)
+                    .say(format!("HEARTBEAT_ACK server_time={}", ack.server_time)))
+            }
+            ["sessions"] => self.sessions(),
+            ["revoke", id] => {
+                let id = parse_id(id).ok_or_else(|| usage(format!("not a session id: {id}")))?;
+                let n = self.connection()?.revoke_session(id)?;
+                Ok(Done::default()
+                    .field("session", format!("{id:016x}"))
+                    .field("affected", n)
+                    .say(format!("revoked session {id:016x}")))
+            }
+            ["logout"] => {
+                let sid = self.connection()?.logout()?;
+                let _ = std::fs::remove_file(&self.args.token_file);
+                Ok(Done::default()
+                    .field("session", format!("{sid:016x}"))
+                    .say(format!(
+                        "LOGOUT_SUCCESS session={sid:016x}; token file removed"
+                    )))
+            }
+            ["logout-all", rest @ ..] if rest.len() <= 1 => {
+                let scope = match rest.first().copied().unwrap_or("others") {
+                    "others" => LogoutScope::Others,
+                    "all" => LogoutScope::All,
+                    s => return Err(usage(format!("scope must be others or all, not {s}"))),
+                };
+                let n = self.connection()?.logout_all(scope)?;
+                if scope == LogoutScope::All {
+                    let _ = std::fs::remove_file(&self.args.token_file);
+                }
+                Ok(Done::default()
+                    .field("ended", n)
+                    .say(format!("{n} session(s) ended")))
+            }
+            ["passwd", old, new] => {
+                let n = self.connection()?.change_password(old, new)?;
+                Ok(Done::default()
+                    .field("revoked", n)
+                    .say(format!("password changed; {n} other session(s) signed out")))
+            }
+            ["wait", ms] => {
+                let ms: u64 = ms.parse().map_err(|_| usage("wait needs milliseconds"))?;
+                // Heartbeats go out meanwhile; the first push that arrives is printed.
+                if let Some(f) = self.connection()?.wait_push(Duration::from_millis(ms))? {
+                    print_push(&f, true);
+                }
+                Ok(Done::default())
+            }
+            [] => Ok(Done::default()),
+            _ => Err(usage(format!(
+                "unknown command {line:?}; commands: {COMMANDS}"
+            ))),
+        }
+    }
+
+    fn login(&mut self, user: &str, given: Option<&str>) -> Result<Done, Failure> {
+        let pw = self.password(user, given)?;
+        let os = std::env::consts::OS;
+        match self.connection()?.login(user, &pw, CLIENT_NAME, os)? {
+            LoginOutcome::Success(s) => {
+                let saved = save_token(&self.args.token_file, &s.token);
+                let mut d = session_done(&s.session);
+                d = match saved {
+                    Ok(()) => d.say(format!(
+                        "token saved to {} (mode 0600)",
+                        self.args.token_file.display()
+                    )),
+                    Err(e) => d.say(format!("warning: cannot save the token: {e}")),
+                };
+                Ok(d)
+            }
+            LoginOutcome::Failure(f) => Err(Failure(
+                Class::Refused,
+                f.reason.name().into(),
+                if f.retry_after_ms > 0 {
+                    format!("{} (retry in {} ms)", f.message, f.retry_after_ms)
+                } else {
+                    f.message
+                },
+            )),
+        }
+    }
+
+    fn register(&mut self, user: &str, email: &str, given: Option<&str>) -> Result<Done, Failure> {
+        let pw = self.password(user, given)?;
+        match self.connection()?.register(user, &pw, email)? {
+            RegisterOutcome::Success(s) => Ok(Done::default()
+                .field("user", &s.username)
+                .field("user_id", s.user_id)
+                .say(format!("registered {} (user {})", s.username, s.user_id))),
             RegisterOutcome::Failure(f) => {
-                return Err(
-                    format!("registration failed: {} ({})", f.message, f.reason.name()).into(),
-                )
-            }
-        }
-        let _ = c.disconnect();
-    }
-    let mut backoff = Duration::from_millis(200);
-    let mut attempts = 0;
-    loop {
-        let mut client = match Client::connect(args.addr.as_str(), Duration::from_secs(5)) {
-            Ok(c) => c,
-            Err(e) if attempts < 30 => {
-                attempts += 1;
-                println!(
-                    "cannot connect ({e}); retrying in {} ms",
-                    backoff.as_millis()
-                );
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        attempts = 0;
-        backoff = Duration::from_millis(200);
-        let session = match start_session(&mut client, &args, &mut password, &rx) {
-            Ok(s) => s,
-            Err(e) if e.is_network() => {
-                println!("connection lost while starting the session ({e}); reconnecting");
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        print_session(&session);
-        match command_loop(&mut client, &session, &args, &rx)? {
-            Exit::Quit => return Ok(()),
-            Exit::Reconnect => {
-                println!("connection lost; reconnecting to resume the session");
-                std::thread::sleep(backoff);
+                Err(Failure(Class::Refused, f.reason.name().into(), f.message))
             }
         }
     }
-}
 
-/// Resumes the stored session, or logs in when there is none or it is dead.
-fn start_session(
-    client: &mut Client,
-    args: &Args,
-    password: &mut Option<String>,
-    rx: &Receiver<String>,
-) -> Result<SessionInfo, ClientError> {
-    if let Some(token) = load_token(&args.token_file) {
-        match client.resume(&token, CLIENT_NAME, std::env::consts::OS)? {
-            ResumeOutcome::Valid(s) => {
-                println!("resumed the stored session");
-                return Ok(s);
-            }
+    fn resume(&mut self) -> Result<Done, Failure> {
+        let token = load_token(&self.args.token_file)
+            .ok_or_else(|| usage(format!("no token in {}", self.args.token_file.display())))?;
+        let os = std::env::consts::OS;
+        match self.connection()?.resume(&token, CLIENT_NAME, os)? {
+            ResumeOutcome::Valid(s) => Ok(session_done(&s).say("resumed the stored session")),
             ResumeOutcome::Invalid(i) => {
-                println!(
-                    "the stored session cannot be resumed ({}); logging in",
-                    i.reason.name().to_lowercase().replace('_', " ")
-                );
-                let _ = std::fs::remove_file(&args.token_file);
+                let _ = std::fs::remove_file(&self.args.token_file);
+                Err(Failure(
+                    Class::Refused,
+                    i.reason.name().into(),
+                    "the stored session cannot be resumed; token file removed".into(),
+                ))
             }
-            ResumeOutcome::Duplicate(_) => {
-                return Err(ClientError::Usage(
-                    "this session is already in use on another connection",
-                ));
-            }
+            ResumeOutcome::Duplicate(_) => Err(Failure(
+                Class::Refused,
+                "DUPLICATE_SESSION".into(),
+                "the session is in use on another connection".into(),
+            )),
         }
     }
-    let pw = password_from(password, &args.user, rx)
-        .map_err(|_| ClientError::Usage("no password given"))?;
-    match client.login(&args.user, &pw, CLIENT_NAME, std::env::consts::OS)? {
-        LoginOutcome::Success(s) => {
-            if let Err(e) = save_token(&args.token_file, &s.token) {
-                println!("warning: cannot save the token: {e}");
-            } else {
-                println!("token saved to {} (mode 0600)", args.token_file.display());
-            }
-            Ok(s.session)
-        }
-        LoginOutcome::Failure(f) => {
-            println!("login failed: {} ({})", f.message, f.reason.name());
-            Err(ClientError::Usage("login failed"))
-        }
-    }
-}
 
-fn command_loop(
-    client: &mut Client,
-    session: &SessionInfo,
-    args: &Args,
-    rx: &Receiver<String>,
-) -> Result<Exit, Box<dyn std::error::Error>> {
-    println!("commands: heartbeat, whoami, logout, quit");
-    let interval = Duration::from_millis(u64::from(session.heartbeat_interval_ms).max(100));
-    let mut logged_in = true;
-    let mut next_hb = Instant::now() + interval;
-    loop {
-        let wait = next_hb.saturating_duration_since(Instant::now());
-        let cmd = match rx.recv_timeout(wait) {
-            Ok(line) => line,
-            Err(RecvTimeoutError::Timeout) => {
-                next_hb += interval;
-                if logged_in {
-                    if let Err(e) = client.heartbeat() {
-                        return handle_error(e, args);
+    fn whoami(&mut self) -> Result<Done, Failure> {
+        let s = self
+            .client
+            .as_ref()
+            .and_then(|c| c.session())
+            .ok_or_else(|| usage("not logged in"))?;
+        Ok(session_done(s))
+    }
+
+    fn sessions(&mut self) -> Result<Done, Failure> {
+        let c = self.connection()?;
+        let mut all = Vec::new();
+        // paged; bounded by the total the server reports (and a hard cap)
+        for _ in 0..1000 {
+            let SessionList { total, sessions } = c.list_sessions(all.len() as u32, 0)?;
+            let got = sessions.len();
+            all.extend(sessions);
+            if got == 0 || all.len() >= total as usize {
+                break;
+            }
+        }
+        let mut d = Done::default().field("count", all.len());
+        let current = all.iter().find(|s| s.current).map(|s| s.session_id);
+        if let Some(id) = current {
+            d = d.field("current", format!("{id:016x}"));
+        }
+        let ids: Vec<String> = all
+            .iter()
+            .map(|s| format!("{:016x}", s.session_id))
+            .collect();
+        d = d.field("ids", ids.join(","));
+        let rows: Vec<Vec<String>> = all
+            .iter()
+            .map(|s| {
+                vec![
+                    format!("{:016x}{}", s.session_id, if s.current { "*" } else { "" }),
+                    format!("{} {}", s.client, s.platform).trim().to_owned(),
+                    s.address.clone(),
+                    utc(s.created),
+                    utc(s.last_active),
+                    if s.connected { "yes" } else { "no" }.into(),
+                ]
+            })
+            .collect();
+        for line in table(
+            &[
+                "SESSION",
+                "DEVICE",
+                "ADDRESS",
+                "CREATED",
+                "LAST ACTIVE",
+                "LIVE",
+            ],
+            &rows,
+        ) {
+            d = d.say(line);
+        }
+        Ok(d.say("* = this session"))
+    }
+
+    // ---- the two modes -----------------------------------------------------------------
+
+    fn run_script(&mut self, mut cmds: Vec<String>) -> i32 {
+        if cmds.is_empty() {
+            cmds = self.lines.iter().collect();
+        }
+        for line in cmds {
+            let name = line.split_whitespace().next().unwrap_or("").to_owned();
+            let result = self.command(&line);
+            self.show_pushes(true);
+            match result {
+                Ok(d) => {
+                    let mut out = format!("ok {name}");
+                    for (k, v) in &d.fields {
+                        out.push_str(&format!(" {k}={v}"));
+                    }
+                    println!("{out}");
+                }
+                Err(Failure(class, code, msg)) => {
+                    println!("error {name} {} {code} {msg}", class.name());
+                    if class == Class::SessionEnded {
+                        let _ = std::fs::remove_file(&self.args.token_file);
+                    }
+                    return class as i32;
+                }
+            }
+        }
+        0
+    }
+
+    fn run_interactive(&mut self) -> i32 {
+        if let (Some(user), Some(email)) = (self.args.user.clone(), self.args.register.clone()) {
+            match self.register(&user, &email, None) {
+                Ok(d) => d.text.iter().for_each(|l| println!("{l}")),
+                Err(Failure(c, code, msg)) => {
+                    println!("registration failed: {msg} ({code})");
+                    return c as i32;
+                }
+            }
+        }
+        let mut backoff = Duration::from_millis(200);
+        for attempt in 0..30 {
+            match self.start_session() {
+                Ok(()) => backoff = Duration::from_millis(200),
+                Err(Failure(Class::Network, _, msg)) if attempt + 1 < 30 => {
+                    println!("{msg}; retrying in {} ms", backoff.as_millis());
+                    self.client = None;
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+                Err(Failure(c, code, msg)) => {
+                    println!("{msg} ({code})");
+                    return c as i32;
+                }
+            }
+            match self.interact() {
+                Some(status) => return status,
+                None => {
+                    // the connection broke: reconnect and resume, never log out
+                    println!("connection lost; reconnecting to resume the session");
+                    self.client = None;
+                    std::thread::sleep(backoff);
+                }
+            }
+        }
+        Class::Network as i32
+    }
+
+    /// Resumes the stored session, or logs in as `--user`; with neither, waits for a
+    /// `login` command.
+    fn start_session(&mut self) -> Result<(), Failure> {
+        self.connection()?;
+        if load_token(&self.args.token_file).is_some() {
+            match self.resume() {
+                Ok(d) => {
+                    d.text.iter().for_each(|l| println!("{l}"));
+                    return Ok(());
+                }
+                Err(Failure(Class::Refused, code, _)) => {
+                    let why = code.to_lowercase().replace('_', " ");
+                    println!("the stored session cannot be resumed ({why}); logging in");
+                }
+                Err(f) => return Err(f),
+            }
+        }
+        match self.args.user.clone() {
+            Some(user) => {
+                let d = self.login(&user, None)?;
+                d.text.iter().for_each(|l| println!("{l}"));
+            }
+            None => println!("not logged in: use `login USER`"),
+        }
+        Ok(())
+    }
+
+    /// The command loop. Returns the exit status, or None to reconnect.
+    fn interact(&mut self) -> Option<i32> {
+        println!("commands: {COMMANDS}");
+        loop {
+            let line = match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) => l,
+                Err(RecvTimeoutError::Timeout) => {
+                    // keep the connection alive (automatic heartbeats) and show pushes
+                    if let Some(c) = self.client.as_mut() {
+                        match c.wait_push(Duration::from_millis(1)) {
+                            Ok(Some(f)) => print_push(&f, false),
+                            Ok(None) => {}
+                            Err(e) => match self.on_error(e.into()) {
+                                Next::Exit(status) => return Some(status),
+                                Next::Reconnect => return None,
+                                Next::Continue => {}
+                            },
+                        }
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => "quit".into(),
+            };
+            if matches!(line.trim(), "quit" | "exit") {
+                if let Some(c) = self.client.take() {
+                    match c.disconnect() {
+                        Ok(r) => println!("DISCONNECT_ACK reason={}", r.name()),
+                        Err(e) => println!("disconnect: {e}"),
                     }
                 }
-                continue;
+                return Some(0);
             }
-            Err(RecvTimeoutError::Disconnected) => "quit".to_owned(),
-        };
-        let result = match cmd.trim() {
-            "" => Ok(()),
-            "heartbeat" | "hb" => client
-                .heartbeat()
-                .map(|ack| println!("HEARTBEAT_ACK server_time={}", ack.server_time)),
-            "whoami" => {
-                match client.session() {
-                    Some(s) => print_session(s),
-                    None => println!("not logged in"),
-                }
-                Ok(())
+            match self.command(&line) {
+                Ok(d) => d.text.iter().for_each(|l| println!("{l}")),
+                Err(f) => match self.on_error(f) {
+                    Next::Exit(status) => return Some(status),
+                    Next::Reconnect => return None,
+                    Next::Continue => {}
+                },
             }
-            "logout" => client.logout().map(|sid| {
-                logged_in = false;
-                let _ = std::fs::remove_file(&args.token_file);
-                println!("LOGOUT_SUCCESS session={sid:016x}; token file removed");
-            }),
-            "quit" | "exit" => {
-                // A graceful disconnect; the session stays resumable.
-                if let Err(e) = client_disconnect(client) {
-                    println!("disconnect: {e}");
-                }
-                return Ok(Exit::Quit);
-            }
-            other => {
-                println!("unknown command {other:?}: heartbeat, whoami, logout, quit");
-                Ok(())
-            }
-        };
-        if let Err(e) = result {
-            return handle_error(e, args);
+            self.show_pushes(false);
         }
-        for f in client.take_pushes() {
-            if let Message::DisconnectAck(a) = f.message {
-                println!("server closed the connection: {}", a.reason.name());
+    }
+
+    /// Interactive handling of a failure: say it; a dead session deletes the token and
+    /// ends the program; a network failure reconnects; anything else leaves the prompt.
+    fn on_error(&mut self, Failure(class, code, msg): Failure) -> Next {
+        match class {
+            Class::SessionEnded => {
+                println!("{msg}");
+                let _ = std::fs::remove_file(&self.args.token_file);
+                println!("the stored token was deleted");
+                Next::Exit(class as i32)
+            }
+            Class::Network => {
+                println!("{msg}");
+                Next::Reconnect
+            }
+            _ => {
+                println!("error: {msg} ({code})");
+                Next::Continue
             }
         }
     }
+
+    /// Prints the pushes that arrived during the last command.
+    fn show_pushes(&mut self, script: bool) {
+        if let Some(c) = self.client.as_mut() {
+            for f in c.take_pushes() {
+                print_push(&f, script);
+            }
+        }
+    }
 }
 
-fn client_disconnect(client: &mut Client) -> Result<(), ClientError> {
-    let reply = client.request(Message::DisconnectRequest(
-        sessiond::protocol::DisconnectRequest,
-    ))?;
-    if let Message::DisconnectAck(a) = reply.message {
-        println!("DISCONNECT_ACK reason={}", a.reason.name());
+fn print_push(f: &Frame, script: bool) {
+    let (kind, fields, words) = match &f.message {
+        Message::NewLogin(n) => (
+            "new_login",
+            format!("session={:016x} address={}", n.session_id, n.address),
+            format!(
+                "new login to your account: {} {} from {} at {}",
+                n.client,
+                n.platform,
+                n.address,
+                utc(n.at)
+            ),
+        ),
+        Message::SessionRevoked(r) => (
+            "revoked",
+            format!("session={:016x} reason={}", r.session_id, r.reason.name()),
+            describe_revoked(r),
+        ),
+        Message::SessionExpired(x) => (
+            "expired",
+            format!("session={:016x} reason={}", x.session_id, x.reason.name()),
+            describe_expired(x),
+        ),
+        Message::DisconnectAck(a) => (
+            "disconnected",
+            format!("reason={}", a.reason.name()),
+            format!("server closed the connection: {}", a.reason.name()),
+        ),
+        other => (
+            "other",
+            format!("opcode={}", other.opcode().name()),
+            format!("server sent {}", other.opcode().name()),
+        ),
+    };
+    if script {
+        println!("push {kind} {fields}");
+    } else {
+        println!("{words}");
     }
-    Ok(())
 }
 
-/// A failed request: tell the user in plain words; delete a dead token; reconnect after
-/// network trouble.
-fn handle_error(e: ClientError, args: &Args) -> Result<Exit, Box<dyn std::error::Error>> {
-    if e.token_is_dead() {
-        println!("{e}");
-        let _ = std::fs::remove_file(&args.token_file);
-        println!("the stored token was deleted");
-        return Ok(Exit::Quit);
-    }
-    if e.is_network() {
-        println!("{e}");
-        return Ok(Exit::Reconnect);
-    }
-    Err(e.into())
+fn session_done(s: &SessionInfo) -> Done {
+    Done::default()
+        .field("user", &s.username)
+        .field("user_id", s.user_id)
+        .field("role", s.role.name())
+        .field("session", format!("{:016x}", s.session_id))
+        .say(format!(
+            "logged in as {} (user {}, {}), session {:016x}; heartbeat every {} ms, timeout {} ms",
+            s.username,
+            s.user_id,
+            s.role.name(),
+            s.session_id,
+            s.heartbeat_interval_ms,
+            s.heartbeat_timeout_ms
+        ))
 }
 
-fn password_from(
-    cached: &mut Option<String>,
-    user: &str,
-    rx: &Receiver<String>,
-) -> Result<String, Box<dyn std::error::Error>> {
-    if let Some(p) = cached {
-        return Ok(p.clone());
+/// 16 hex digits (as printed), `0x...`, or decimal.
+fn parse_id(s: &str) -> Option<u64> {
+    if let Some(h) = s.strip_prefix("0x") {
+        return u64::from_str_radix(h, 16).ok();
     }
-    eprint!("password for {user}: ");
-    std::io::stderr().flush()?;
-    let p = rx.recv().map_err(|_| "no password given")?;
-    *cached = Some(p.clone());
-    Ok(p)
+    if s.len() == 16 {
+        return u64::from_str_radix(s, 16).ok();
+    }
+    s.parse().ok()
 }
 
-fn print_session(s: &SessionInfo) {
-    println!(
-        "logged in as {} (user {}, {}), session {:016x}; heartbeat every {} ms, timeout {} ms",
-        s.username,
-        s.user_id,
-        s.role.name(),
-        s.session_id,
-        s.heartbeat_interval_ms,
-        s.heartbeat_timeout_ms
+/// Rows under headers, columns padded to their widest cell.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> Vec<String> {
+    let mut w: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in w.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&w)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        padded.join("  ").trim_end().to_owned()
+    };
+    let mut out = vec![line(headers.to_vec())];
+    out.extend(
+        rows.iter()
+            .map(|r| line(r.iter().map(String::as_str).collect())),
     );
+    out
 }
 
 fn load_token(path: &Path) -> Option<Token> {
-    Token::from_hex(&std::fs::read_to_string(path).ok()?)
+    Token::from_hex(std::fs::read_to_string(path).ok()?.trim())
 }
 
 fn save_token(path: &Path, token: &Token) -> std::io::Result<()> {
