@@ -277,6 +277,9 @@ fn run(a: Args) -> io::Result<()> {
                             c.state = State::Ready;
                         }
                     }
+                    // NEW_LOGIN: the other connections of the account hear of each login
+                    // (every load connection shares one account); nothing to do.
+                    (Message::NewLogin(_), _) if frame.flags.is_push() => {}
                     (Message::GeneralFailure(g), _) => {
                         errors += 1;
                         if frame.flags.is_fatal() {
