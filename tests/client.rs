@@ -99,3 +99,53 @@ fn a_server_that_stops_answering_heartbeats_is_detected() {
     drop(c);
     assert_eq!(fake.join().unwrap(), 1, "one heartbeat, then it gave up");
 }
+
+#[test]
+fn reconnect_with_backoff_resumes_the_session_after_a_server_restart() {
+    use sessiond::client::{reconnect_and_resume, Backoff, ResumeOutcome};
+    let dir = std::env::temp_dir().join(format!("sessiond-reconnect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = TestServer::start_journaled(&dir);
+    let addr = server.addr;
+    let (mut alice, s) = server.alice();
+    drop(server);
+    assert!(alice.heartbeat().is_err(), "the server is gone");
+    // it comes back on the same address a little later
+    let d2 = dir.clone();
+    let restarted = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        TestServer::start_journaled_with(&d2, |c| c.listen = addr)
+    });
+    let backoff = Backoff {
+        first: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+        attempts: 40,
+    };
+    let t = Instant::now();
+    let (mut c, outcome) =
+        reconnect_and_resume(addr, &s.token, "t", "p", Duration::from_secs(2), backoff).unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    match outcome {
+        ResumeOutcome::Valid(info) => assert_eq!(info.session_id, s.session.session_id),
+        other => panic!("{other:?}"),
+    }
+    c.heartbeat().unwrap();
+    let server = restarted.join().unwrap();
+    drop(c);
+    drop(server);
+    // nothing listening at all: the attempts run out with a network error
+    let few = Backoff {
+        first: Duration::from_millis(10),
+        max: Duration::from_millis(10),
+        attempts: 3,
+    };
+    let e =
+        reconnect_and_resume(addr, &s.token, "t", "p", Duration::from_secs(1), few).unwrap_err();
+    assert!(e.is_network(), "{e:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,9 +10,11 @@
 
 mod core;
 mod manage;
+mod reconnect;
 
 pub use self::core::{ClientCore, ClientEvent, CLIENT_MAX_FRAME};
 pub use manage::AuditRequest;
+pub use reconnect::{reconnect_and_resume, Backoff};
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -195,6 +197,16 @@ pub struct Client {
     core: ClientCore,
     pushes: VecDeque<Frame>,
     timeout: Duration,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("peer", &self.stream.peer_addr().ok())
+            .field("session", &self.core.session().map(|s| s.session_id))
+            .field("closed", &self.core.is_closed())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {

@@ -37,6 +37,14 @@ impl TestServer {
         Self::start_inner(|_| {}, Backing::Dir(dir))
     }
 
+    /// A server journaling to `dir`, tuned by `tune`.
+    pub fn start_journaled_with(
+        dir: &std::path::Path,
+        tune: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
+        Self::start_inner(tune, Backing::Dir(dir))
+    }
+
     pub fn start_with(tune: impl FnOnce(&mut ServerConfig)) -> TestServer {
         Self::start_inner(tune, Backing::Memory)
     }
