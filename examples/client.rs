@@ -636,6 +636,11 @@ fn print_push(f: &Frame, script: bool) {
             format!("session={:016x} reason={}", x.session_id, x.reason.name()),
             describe_expired(x),
         ),
+        Message::ServerShutdown(x) => (
+            "server_shutdown",
+            format!("reconnect_after_ms={}", x.reconnect_after_ms),
+            format!("the server is shutting down: {}", x.message),
+        ),
         Message::DisconnectAck(a) => (
             "disconnected",
             format!("reason={}", a.reason.name()),

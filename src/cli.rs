@@ -67,6 +67,9 @@ OPTIONS:
     --login-rate N              ... refilled at N per minute  [default: 60]
     --address-hashes N          password hashes in flight per address [default: 8]
     --audit-window N            audit records held in memory for AUDIT_QUERY [default: 100000]
+    --max-connections N         open connections in all, 0 = no limit [default: 16384]
+    --max-connections-per-address N   ... from one IP address [default: 1024]
+    --shutdown-grace DUR        SIGTERM/SIGINT: time clients get to take the notice [default: 3s]
     --snapshot-kb N             compact the journal into a snapshot past N KiB [default: 65536]
     --audit-retention-days N    keep archived audit history this long [default: 90]
     -h, --help                  print this help
@@ -176,6 +179,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--login-rate" => e.policy.address_rate_per_min = at_least_1(&flag, &value(&flag)?)?,
             "--address-hashes" => e.policy.address_hashes = at_least_1(&flag, &value(&flag)?)?,
             "--audit-window" => e.audit_window = at_least_1(&flag, &value(&flag)?)?,
+            "--max-connections" => e.max_connections = number(&flag, &value(&flag)?)?,
+            "--max-connections-per-address" => {
+                e.max_connections_per_address = number(&flag, &value(&flag)?)?
+            }
+            "--shutdown-grace" => server.shutdown_grace = duration(&flag, &value(&flag)?)?,
             "--snapshot-kb" => {
                 let kb: u64 = number(&flag, &value(&flag)?)?;
                 if kb == 0 {

@@ -38,6 +38,7 @@ pub const SESSIOND_EVENT_REVOKED: c_int = 2;
 pub const SESSIOND_EVENT_EXPIRED: c_int = 3;
 pub const SESSIOND_EVENT_DISCONNECTED: c_int = 4;
 pub const SESSIOND_EVENT_OTHER: c_int = 5;
+pub const SESSIOND_EVENT_SHUTDOWN: c_int = 6;
 
 /// Text fields of the C structs: up to 64 bytes of UTF-8 and a NUL.
 pub const SESSIOND_TEXT: usize = 65;
@@ -426,6 +427,12 @@ pub unsafe extern "C" fn sessiond_next_event(
                 x.reason.to_u16() as u32,
                 x.session_id,
                 crate::client::describe_expired(x),
+            ),
+            Message::ServerShutdown(x) => (
+                SESSIOND_EVENT_SHUTDOWN,
+                0,
+                0,
+                format!("server shutting down: {}", x.message),
             ),
             Message::DisconnectAck(d) => (
                 SESSIOND_EVENT_DISCONNECTED,

@@ -118,7 +118,13 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         opts.server.hash_workers,
         opts.server.iterations
     );
-    let mut server = Server::bind_with_store(opts.server.clone(), state, Some(Box::new(journal)))
+    let cfg = sessiond::server::ServerConfig {
+        // SIGTERM / SIGINT: graceful shutdown (SERVER_SHUTDOWN to every client, journal
+        // durable, exit 0).
+        handle_signals: true,
+        ..opts.server.clone()
+    };
+    let mut server = Server::bind_with_store(cfg, state, Some(Box::new(journal)))
         .map_err(|e| format!("cannot listen on {}: {e}", opts.server.listen))?;
     println!("sessiond: listening on {}", server.local_addr());
     server.run()?;

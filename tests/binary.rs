@@ -354,3 +354,87 @@ fn operators_create_users_set_roles_and_read_the_audit_trail_offline() {
     assert!(out.contains("carol: invalid credentials"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sigterm_shuts_down_gracefully_and_sessions_resume_after_the_restart() {
+    use sessiond::client::ClientError;
+    use sessiond::protocol::{DisconnectReason, Message};
+    use std::time::Duration;
+    let dir = fresh_dir("bin-term");
+    let mut first = Running::start(&dir);
+    let pw = first.password.clone().unwrap();
+    let (mut c, s) = first.login("admin", &pw);
+    first.terminate();
+    let notice = c
+        .poll_push(Duration::from_secs(5))
+        .unwrap()
+        .expect("notice");
+    assert!(
+        matches!(notice.message, Message::ServerShutdown(_)),
+        "{notice:?}"
+    );
+    match c.poll_push(Duration::from_secs(5)) {
+        Err(ClientError::Closed(Some(r))) => assert_eq!(r, DisconnectReason::ServerShutdown),
+        other => panic!("{other:?}"),
+    }
+    drop(c);
+    assert_eq!(first.wait_exit(Duration::from_secs(10)), Some(0));
+    drop(first);
+    let second = Running::start(&dir);
+    let mut c = second.client();
+    match c.resume(&s.token, "t", "p").unwrap() {
+        ResumeOutcome::Valid(info) => assert_eq!(info.session_id, s.session.session_id),
+        other => panic!("{other:?}"),
+    }
+    drop(second);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// CPU seconds (user + system) the process has used, from /proc.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after_name.split_whitespace().collect();
+    // fields 14 and 15 of stat(5): utime, stime (clock ticks, 100 per second on Linux)
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+#[test]
+fn running_out_of_file_descriptors_neither_spins_nor_stalls() {
+    use std::time::{Duration, Instant};
+    let dir = fresh_dir("bin-emfile");
+    let first = Running::start_limited(&dir, 48);
+    let pw = first.password.clone().unwrap();
+    let (mut admin, _) = first.login("admin", &pw);
+    // far more connections than the server has descriptors for; the kernel queues them
+    let mut flood: Vec<sessiond::client::Client> = (0..80).map(|_| first.client()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = first.child.id();
+    let before = cpu_secs(pid);
+    let t = Instant::now();
+    // the connection it has keeps being served
+    for _ in 0..10 {
+        admin.heartbeat().expect("served while out of descriptors");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let used = cpu_secs(pid) - before;
+    let wall = t.elapsed().as_secs_f64();
+    assert!(
+        used < 0.5 * wall,
+        "the loop spins: {used:.2} s of CPU in {wall:.2} s"
+    );
+    // Descriptors come back (the first connections, which it accepted, close) while no new
+    // connection arrives: the queued ones must be accepted all the same, not wait for a
+    // listener event that never comes.
+    let mut last = flood.pop().unwrap();
+    drop(flood);
+    drop(admin);
+    last.set_timeout(Duration::from_secs(10));
+    match last.login("admin", &pw, "t", "p") {
+        Ok(sessiond::client::LoginOutcome::Success(_)) => {}
+        other => panic!("a queued connection was never served: {other:?}"),
+    }
+    drop(first);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1346,3 +1346,68 @@ fn an_address_bucket_throttles_a_flood_of_attempts() {
     let c2 = h.connect();
     h.login_as(c2, "bob");
 }
+
+// ---- hardening (issue 7) ---------------------------------------------------------------
+
+#[test]
+fn connections_past_the_limits_get_a_fatal_server_busy() {
+    let mut h = Harness::new(EngineConfig {
+        max_connections: 4,
+        max_connections_per_address: 2,
+        ..EngineConfig::default()
+    });
+    let a = h.connect();
+    let b = h.connect();
+    let c = h.connect(); // a third from 127.0.0.1
+    let f = h.one(c);
+    assert_eq!(f.flags, Flags::PUSH | Flags::FATAL);
+    assert_eq!(error_code(&f), ErrorCode::ServerBusy);
+    assert!(h.closing(c));
+    assert!(h.frames(a).is_empty() && h.frames(b).is_empty());
+    h.engine.remove(c);
+    h.engine.remove(b);
+    let d = h.connect(); // room again
+    assert!(h.frames(d).is_empty());
+    h.login_ok(d);
+    // the total limit, from other addresses
+    let mut others = Vec::new();
+    for i in 0..3u8 {
+        let peer = std::net::SocketAddr::from(([10, 0, 0, i + 1], 5000));
+        others.push(h.engine.accept(peer, h.now));
+    }
+    h.settle();
+    assert!(h.frames(others[0]).is_empty() && h.frames(others[1]).is_empty());
+    assert_eq!(error_code(&h.one(others[2])), ErrorCode::ServerBusy);
+    assert_eq!(h.engine.stats().connections_refused, 2);
+}
+
+#[test]
+fn shutdown_tells_every_connection_and_keeps_the_sessions() {
+    let mut h = Harness::new(EngineConfig {
+        max_sessions_per_user: 0,
+        ..EngineConfig::default()
+    });
+    let a = h.connect();
+    let tok = h.login_ok(a);
+    let b = h.connect(); // not logged in
+    h.engine.shutdown(h.now);
+    h.settle();
+    for c in [a, b] {
+        let f = h.frames(c);
+        assert_eq!(f.len(), 2, "{f:?}");
+        let Message::ServerShutdown(s) = &f[0].message else {
+            panic!("{f:?}")
+        };
+        assert_eq!(s.reconnect_after_ms, 1000);
+        assert_eq!(f[0].flags, Flags::PUSH);
+        assert_eq!(f[1].flags, Flags::PUSH | Flags::FATAL);
+        assert_eq!(disconnect_reason(&f[1]), DisconnectReason::ServerShutdown);
+        assert!(h.closing(c));
+    }
+    // the session lives on, detached, and resumes
+    assert_eq!(h.engine.sessions().len(), 1);
+    assert_eq!(h.engine.attached_sessions(), 0);
+    let c = h.connect();
+    h.send(c, verify(&tok));
+    assert!(matches!(h.one(c).message, Message::SessionValid(_)));
+}

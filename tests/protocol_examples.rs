@@ -14,8 +14,8 @@ use sessiond::protocol::{
 };
 use sessiond::protocol::{
     AdminListSessions, AdminSetRole, AdminStats, AuditEntry, AuditPage, AuditQuery, ChangePassword,
-    Done, ListSessions, LogoutAll, LogoutScope, NewLogin, SessionEntry, SessionList, SessionTarget,
-    Stats, UserTarget,
+    Done, ListSessions, LogoutAll, LogoutScope, NewLogin, ServerShutdown, SessionEntry,
+    SessionList, SessionTarget, Stats, UserTarget,
 };
 
 fn examples() -> BTreeMap<String, Vec<u8>> {
@@ -460,6 +460,26 @@ fn expected() -> BTreeMap<&'static str, Frame> {
             }),
         ),
     );
+    m.insert(
+        "server_shutdown",
+        Frame::push(
+            Message::ServerShutdown(ServerShutdown {
+                reconnect_after_ms: 1000,
+                message: "server shutting down; sessions survive: reconnect and resume".into(),
+            }),
+            false,
+        ),
+    );
+    m.insert(
+        "server_busy",
+        Frame::push(
+            Message::GeneralFailure(GeneralFailure::new(
+                ErrorCode::ServerBusy,
+                "server full: too many connections",
+            )),
+            true,
+        ),
+    );
     m
 }
 
@@ -510,7 +530,7 @@ fn every_opcode_in_the_spec_table_is_known_to_the_codec() {
         assert_eq!(op.name(), name, "opcode 0x{code:02x}");
         seen += 1;
     }
-    assert_eq!(seen, 36, "opcodes found in the table");
+    assert_eq!(seen, 37, "opcodes found in the table");
 }
 
 #[test]
@@ -536,5 +556,5 @@ fn every_error_code_in_the_spec_table_matches_the_codec() {
         assert_eq!(ErrorCode::from_u16(code).name(), name, "code 0x{code:04x}");
         seen += 1;
     }
-    assert_eq!(seen, 19);
+    assert_eq!(seen, 20);
 }

@@ -553,3 +553,32 @@ fn a_failed_commit_stops_the_server_without_acknowledging() {
     let result = run.join().unwrap();
     assert!(result.is_err(), "the server must stop on a failed commit");
 }
+
+#[test]
+fn graceful_shutdown_notifies_clients_and_returns_promptly() {
+    use sessiond::protocol::{DisconnectReason, Message};
+    let server = TestServer::start();
+    let (mut alice, _) = server.alice();
+    let mut idle = server.client();
+    let t = std::time::Instant::now();
+    let stopper = server.stop_in_background();
+    for c in [&mut alice, &mut idle] {
+        let first = c
+            .poll_push(Duration::from_secs(5))
+            .unwrap()
+            .expect("a notice");
+        assert!(
+            matches!(first.message, Message::ServerShutdown(_)),
+            "{first:?}"
+        );
+        match c.poll_push(Duration::from_secs(5)) {
+            Err(sessiond::client::ClientError::Closed(Some(r))) => {
+                assert_eq!(r, DisconnectReason::ServerShutdown)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    drop((alice, idle));
+    stopper.join().unwrap().expect("clean stop");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}

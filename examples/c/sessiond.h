@@ -49,6 +49,7 @@ extern "C" {
 #define SESSIOND_EVENT_EXPIRED      3 /* this session expired; reason = 1 idle, 2 absolute */
 #define SESSIOND_EVENT_DISCONNECTED 4 /* the server closed the connection; reason = protocol.md 5.9 code */
 #define SESSIOND_EVENT_OTHER        5
+#define SESSIOND_EVENT_SHUTDOWN     6 /* the server is stopping; reconnect later and resume */
 
 #define SESSIOND_TEXT 65 /* 64 bytes of UTF-8 and a NUL */
 

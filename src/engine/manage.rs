@@ -577,6 +577,7 @@ impl Engine {
             ("resumes", s.resumes),
             ("password_changes", s.password_changes),
             ("protocol_errors", s.protocol_errors),
+            ("connections_refused", s.connections_refused),
             (
                 "uptime_ms",
                 now.saturating_duration_since(self.origin).as_millis() as u64,

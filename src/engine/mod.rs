@@ -116,6 +116,12 @@ pub struct EngineConfig {
     pub policy: PolicyConfig,
     /// Audit records held in memory for AUDIT_QUERY (the journal keeps them all).
     pub audit_window: usize,
+    /// Connections at once, in all and from one IP address; beyond them a new
+    /// connection gets a FATAL SERVER_BUSY and is closed. 0: no limit.
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// SERVER_SHUTDOWN's `reconnect_after_ms`.
+    pub shutdown_reconnect_after: Duration,
 }
 
 impl Default for EngineConfig {
@@ -143,6 +149,9 @@ impl Default for EngineConfig {
             activity_save_interval: Duration::from_secs(5 * 60),
             policy: PolicyConfig::default(),
             audit_window: 100_000,
+            max_connections: 16_384,
+            max_connections_per_address: 1_024,
+            shutdown_reconnect_after: Duration::from_secs(1),
         }
     }
 }
@@ -167,6 +176,8 @@ pub struct Stats {
     pub protocol_errors: u64,
     pub output_overflows: u64,
     pub password_changes: u64,
+    /// Connections refused at accept (connection limits).
+    pub connections_refused: u64,
 }
 
 /// What a wheel entry is for.
@@ -215,6 +226,8 @@ pub struct Engine {
     audit_log: AuditLog,
     /// Size of the journal as last reported by the store (ADMIN_STATS).
     journal_bytes: u64,
+    /// Open connections per peer IP (for `max_connections_per_address`).
+    per_address: hashbrown::HashMap<std::net::IpAddr, u32>,
     summary_expired: u64,
     last_summary: (Stats, usize, usize),
     last_now: Instant,
@@ -264,6 +277,7 @@ impl Engine {
             policy,
             audit_log,
             journal_bytes: 0,
+            per_address: hashbrown::HashMap::new(),
             summary_expired: 0,
             last_summary: (Stats::default(), 0, 0),
             last_now: origin,
@@ -320,7 +334,49 @@ impl Engine {
         entry.insert(conn);
         self.stats.accepted += 1;
         debug!("accept conn={} peer={}", id.index, peer);
+        let from_peer = self.per_address.entry(peer.ip()).or_insert(0);
+        *from_peer += 1;
+        let over_total =
+            self.cfg.max_connections > 0 && self.conns.len() > self.cfg.max_connections;
+        let over_peer = self.cfg.max_connections_per_address > 0
+            && *from_peer as usize > self.cfg.max_connections_per_address;
+        if over_total || over_peer {
+            self.stats.connections_refused += 1;
+            let why = if over_total {
+                "server full: too many connections"
+            } else {
+                "too many connections from your address"
+            };
+            info!("connection refused ({why}): peer={peer}");
+            self.begin_step();
+            let busy = GeneralFailure::new(ErrorCode::ServerBusy, why);
+            self.send(
+                id,
+                0,
+                Flags::PUSH | Flags::FATAL,
+                &Message::GeneralFailure(busy),
+            );
+            self.close(id);
+            self.end_step();
+        }
         id
+    }
+
+    /// Graceful shutdown: every open connection gets SERVER_SHUTDOWN and DISCONNECT_ACK
+    /// (SERVER_SHUTDOWN) and closes; sessions survive, detached, resumable after a restart.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
+        self.begin_step();
+        let notice = Message::ServerShutdown(protocol::ServerShutdown {
+            reconnect_after_ms: millis(self.cfg.shutdown_reconnect_after),
+            message: "server shutting down; sessions survive: reconnect and resume".into(),
+        });
+        let ids: Vec<ConnId> = self.conns.iter().map(|(_, c)| c.id).collect();
+        for id in ids {
+            self.send(id, 0, Flags::PUSH, &notice);
+            self.push_close(id, DisconnectReason::ServerShutdown);
+        }
+        self.end_step();
     }
 
     fn conn(&self, id: ConnId) -> Option<&Conn> {
@@ -531,6 +587,13 @@ impl Engine {
         }
         self.detach(id);
         let conn = self.conns.remove(id.index as usize);
+        let ip = conn.peer.ip();
+        if let Some(n) = self.per_address.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_address.remove(&ip);
+            }
+        }
         if conn.hashing {
             self.policy.hash_done(conn.peer.ip());
         }

@@ -27,6 +27,8 @@ pub enum DisconnectReason {
     ClientRequest,
     IdleTimeout,
     LoginTimeout,
+    /// The server is shutting down (after SERVER_SHUTDOWN); the session survives.
+    ServerShutdown,
     /// A reason this codec does not know (a newer server).
     Other(u16),
 }
@@ -37,6 +39,7 @@ impl DisconnectReason {
             DisconnectReason::ClientRequest => 0x0000,
             DisconnectReason::IdleTimeout => 0x0001,
             DisconnectReason::LoginTimeout => 0x0002,
+            DisconnectReason::ServerShutdown => 0x0003,
             DisconnectReason::Other(v) => v,
         }
     }
@@ -46,6 +49,7 @@ impl DisconnectReason {
             0x0000 => DisconnectReason::ClientRequest,
             0x0001 => DisconnectReason::IdleTimeout,
             0x0002 => DisconnectReason::LoginTimeout,
+            0x0003 => DisconnectReason::ServerShutdown,
             other => DisconnectReason::Other(other),
         }
     }
@@ -55,6 +59,7 @@ impl DisconnectReason {
             DisconnectReason::ClientRequest => "CLIENT_REQUEST",
             DisconnectReason::IdleTimeout => "IDLE_TIMEOUT",
             DisconnectReason::LoginTimeout => "LOGIN_TIMEOUT",
+            DisconnectReason::ServerShutdown => "SERVER_SHUTDOWN",
             DisconnectReason::Other(_) => "UNKNOWN_REASON",
         }
     }

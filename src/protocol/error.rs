@@ -38,6 +38,8 @@ pub enum ErrorCode {
     WrongPassword,
     /// Too many attempts, or the server is busy: retry later (the message says when).
     Throttled,
+    /// The server takes no more connections (in all, or from this address); FATAL.
+    ServerBusy,
     Other(u16),
 }
 
@@ -63,6 +65,7 @@ impl ErrorCode {
             ErrorCode::InvalidArgument => 0x0012,
             ErrorCode::WrongPassword => 0x0013,
             ErrorCode::Throttled => 0x0014,
+            ErrorCode::ServerBusy => 0x0015,
             ErrorCode::Other(v) => v,
         }
     }
@@ -88,6 +91,7 @@ impl ErrorCode {
             0x0012 => ErrorCode::InvalidArgument,
             0x0013 => ErrorCode::WrongPassword,
             0x0014 => ErrorCode::Throttled,
+            0x0015 => ErrorCode::ServerBusy,
             other => ErrorCode::Other(other),
         }
     }
@@ -114,6 +118,7 @@ impl ErrorCode {
             ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
             ErrorCode::WrongPassword => "WRONG_PASSWORD",
             ErrorCode::Throttled => "THROTTLED",
+            ErrorCode::ServerBusy => "SERVER_BUSY",
             ErrorCode::Other(_) => "UNKNOWN_ERROR_CODE",
         }
     }

@@ -3,7 +3,7 @@
 
 use bytes::BufMut;
 
-use super::error::DecodeErrorKind;
+use super::error::{DecodeErrorKind, MAX_MESSAGE};
 use super::login::MAX_DEVICE_FIELD;
 use super::wire::{put_str, str_len, Reader};
 
@@ -144,6 +144,33 @@ impl NewLogin {
         put_str(dst, &self.platform, MAX_DEVICE_FIELD);
         put_str(dst, &self.address, MAX_ADDRESS);
         dst.put_u64(self.at);
+    }
+}
+
+/// SERVER_SHUTDOWN (0x33), a push without FATAL: `reconnect_after_ms u32, message str`.
+/// The server is stopping; DISCONNECT_ACK `SERVER_SHUTDOWN` follows. Sessions survive:
+/// reconnect (not before `reconnect_after_ms`) and resume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerShutdown {
+    pub reconnect_after_ms: u32,
+    pub message: String,
+}
+
+impl ServerShutdown {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(ServerShutdown {
+            reconnect_after_ms: r.u32()?,
+            message: r.string(MAX_MESSAGE)?.to_owned(),
+        })
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        4 + str_len(&self.message, MAX_MESSAGE)
+    }
+
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_u32(self.reconnect_after_ms);
+        put_str(dst, &self.message, MAX_MESSAGE);
     }
 }
 

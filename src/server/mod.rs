@@ -36,6 +36,9 @@ compile_error!("sessiond packs (generation, index) into a mio Token and needs 64
 
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
+/// How long accepting pauses after the process ran out of file descriptors.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Bytes read per `read` call, into one buffer shared by all connections.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -53,6 +56,12 @@ pub struct ServerConfig {
     /// How long a closing socket waits for the peer's FIN after the last frame, so the
     /// kernel does not turn the close into a reset that could destroy that frame.
     pub linger: Duration,
+    /// Graceful shutdown: how long the server waits for every connection to take its
+    /// SERVER_SHUTDOWN notice before it closes the rest.
+    pub shutdown_grace: Duration,
+    /// Stop gracefully on SIGTERM and SIGINT (the binary sets it; embedded servers use
+    /// `ServerHandle::shutdown`).
+    pub handle_signals: bool,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +73,8 @@ impl Default for ServerConfig {
             hash_queue: 256,
             iterations: crate::auth::DEFAULT_ITERATIONS,
             linger: Duration::from_secs(2),
+            shutdown_grace: Duration::from_secs(3),
+            handle_signals: false,
         }
     }
 }
@@ -115,6 +126,10 @@ pub struct Server {
     /// Lingering sockets by deadline. The linger time is constant, so deadlines are pushed
     /// in order and a queue is a complete timer for them.
     lingering: VecDeque<(Instant, ConnId)>,
+    /// Accepting is paused until then (the process ran out of file descriptors).
+    accept_paused: Option<Instant>,
+    signals: Option<signal_hook_mio::v1_0::Signals>,
+    shutdown_grace: Duration,
     read_buf: Box<[u8]>,
     scratch: Vec<ConnId>,
 }
@@ -163,6 +178,17 @@ impl Server {
         for (_, s) in state.sessions {
             engine.restore_session(s, now);
         }
+        let signals = if cfg.handle_signals {
+            let mut s = signal_hook_mio::v1_0::Signals::new([
+                signal_hook::consts::SIGTERM,
+                signal_hook::consts::SIGINT,
+            ])?;
+            poll.registry()
+                .register(&mut s, SIGNALS, Interest::READABLE)?;
+            Some(s)
+        } else {
+            None
+        };
         let committer = match store {
             Some(store) => Some(Committer::start(store, waker.clone())?),
             None => None,
@@ -181,6 +207,9 @@ impl Server {
             stop: Arc::new(AtomicBool::new(false)),
             linger: cfg.linger,
             lingering: VecDeque::new(),
+            accept_paused: None,
+            signals,
+            shutdown_grace: cfg.shutdown_grace,
             read_buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
             scratch: Vec::new(),
         })
@@ -221,6 +250,67 @@ impl Server {
                         self.drain_results(now);
                         self.drain_reports()?;
                     }
+                    SIGNALS => self.on_signals(),
+                    token => {
+                        let id = ConnId::from_u64(token.0 as u64);
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.on_readable(id, now);
+                        }
+                        if ev.is_writable() {
+                            self.writable.push(id);
+                        }
+                    }
+                }
+            }
+            self.turn(now)?;
+        }
+        self.shut_down()?;
+        info!("server stopped");
+        Ok(())
+    }
+
+    fn on_signals(&mut self) {
+        if let Some(s) = self.signals.as_mut() {
+            for sig in s.pending() {
+                info!("signal {sig}: shutting down gracefully");
+                self.stop.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Graceful shutdown: stop accepting; tell every connection (SERVER_SHUTDOWN, then
+    /// DISCONNECT_ACK) once the sessions' last state is durable; give them
+    /// `shutdown_grace` to read it; make the journal durable; return.
+    fn shut_down(&mut self) -> io::Result<()> {
+        let _ = self.poll.registry().deregister(&mut self.listener);
+        let start = Instant::now();
+        let open = self.socks.iter().flatten().count();
+        info!("shutting down: telling {open} connection(s)");
+        self.engine.shutdown(start);
+        self.turn(start)?;
+        let deadline = start + self.shutdown_grace;
+        let mut events = Events::with_capacity(1024);
+        while self.socks.iter().any(Option::is_some) {
+            let now = Instant::now();
+            if now >= deadline {
+                let left = self.socks.iter().flatten().count();
+                warn!("shutdown grace over: closing {left} connection(s) that did not finish");
+                break;
+            }
+            let timeout = deadline.min(now + Duration::from_millis(50)) - now;
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER | SIGNALS => {}
+                    WAKER => {
+                        self.drain_results(now);
+                        self.drain_reports()?;
+                    }
                     token => {
                         let id = ConnId::from_u64(token.0 as u64);
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
@@ -239,7 +329,6 @@ impl Server {
         if let Some(c) = self.committer.as_mut() {
             c.finish()?;
         }
-        info!("server stopped");
         Ok(())
     }
 
@@ -254,6 +343,10 @@ impl Server {
         self.scratch = ids;
         self.engine.on_timers(now);
         self.expire_lingering(now);
+        if self.accept_paused.is_some_and(|t| t <= now) {
+            self.accept_paused = None;
+            self.accept_all(now);
+        }
         for job in self.engine.take_hash_jobs() {
             if let Err(PoolFull(job)) = self.pool.submit(job) {
                 self.engine.hash_rejected(job, now);
@@ -319,23 +412,33 @@ impl Server {
         }
         let wheel = self.engine.next_deadline();
         let linger = self.lingering.front().map(|(d, _)| *d);
-        let next = match (wheel, linger) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = [wheel, linger, self.accept_paused]
+            .into_iter()
+            .flatten()
+            .min();
         next.map(|d| d.saturating_duration_since(now))
     }
 
     fn accept_all(&mut self, now: Instant) {
+        if self.accept_paused.is_some() {
+            return;
+        }
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => self.add_conn(stream, peer, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: the pending connection stays in the backlog; the
-                    // next readiness event retries.
-                    warn!("accept failed: {e}");
+                    // EMFILE, ENFILE, ENOBUFS...: the pending connections stay in the
+                    // backlog. Retrying at once would spin (the listener stays readable);
+                    // waiting for the next readiness event could stall (it is edge
+                    // triggered). So accepting pauses briefly and resumes on a timer,
+                    // while the connections already open are served.
+                    warn!(
+                        "accept failed: {e}; pausing accepts for {} ms",
+                        ACCEPT_PAUSE.as_millis()
+                    );
+                    self.accept_paused = Some(now + ACCEPT_PAUSE);
                     return;
                 }
             }

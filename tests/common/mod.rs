@@ -59,6 +59,8 @@ impl TestServer {
             listen: "127.0.0.1:0".parse().unwrap(),
             iterations: TEST_ITERATIONS,
             hash_workers: 2,
+            // Clients still open when a test drops its server need not hold it up long.
+            shutdown_grace: Duration::from_millis(500),
             ..ServerConfig::default()
         };
         tune(&mut cfg);
@@ -94,6 +96,12 @@ impl TestServer {
             handle,
             thread: Some(thread),
         }
+    }
+
+    /// Asks the server to stop (gracefully) and returns a thread that joins it.
+    pub fn stop_in_background(mut self) -> JoinHandle<std::io::Result<()>> {
+        self.handle.shutdown();
+        self.thread.take().expect("running")
     }
 
     /// Waits (bounded) for the server loop to return by itself, and returns its result.

@@ -28,7 +28,47 @@ impl Running {
 
     /// Starts with extra command-line flags.
     pub fn start_with(dir: &Path, extra: &[&str]) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_sessiond")), dir, extra)
+    }
+
+    /// Starts with at most `nofile` open file descriptors (`ulimit -n`, then exec: the
+    /// child's pid is the server's).
+    pub fn start_limited(dir: &Path, nofile: u32) -> Running {
+        let mut cmd = Command::new("bash");
+        cmd.args([
+            "-c",
+            &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_sessiond"),
+        ]);
+        Self::spawn(cmd, dir, &[])
+    }
+
+    /// Sends SIGTERM (graceful shutdown).
+    pub fn terminate(&self) {
+        let st = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success());
+    }
+
+    /// Waits (bounded) for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return st.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sessiond did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn spawn(mut cmd: Command, dir: &Path, extra: &[&str]) -> Running {
+        let mut child = cmd
             .args([
                 "--listen",
                 "127.0.0.1:0",
