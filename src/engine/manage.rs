@@ -578,6 +578,7 @@ impl Engine {
             ("password_changes", s.password_changes),
             ("protocol_errors", s.protocol_errors),
             ("connections_refused", s.connections_refused),
+            ("output_overflows", s.output_overflows),
             (
                 "uptime_ms",
                 now.saturating_duration_since(self.origin).as_millis() as u64,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
