@@ -2,7 +2,11 @@
 //! by the codec, compared with the message the spec describes, and encoded back to the same
 //! bytes. A block without an expectation here, or an expectation without a block, fails.
 
+mod common;
+
 use std::collections::BTreeMap;
+
+use common::spec::examples;
 
 use sessiond::protocol::{
     decode_slice, DisconnectAck, DisconnectReason, DisconnectRequest, DuplicateSession, ErrorCode,
@@ -17,35 +21,6 @@ use sessiond::protocol::{
     Done, ListSessions, LogoutAll, LogoutScope, NewLogin, ServerShutdown, SessionEntry,
     SessionList, SessionTarget, Stats, UserTarget,
 };
-
-fn examples() -> BTreeMap<String, Vec<u8>> {
-    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol.md"))
-        .expect("protocol.md");
-    let mut out = BTreeMap::new();
-    let mut lines = spec.lines();
-    while let Some(line) = lines.next() {
-        let Some(name) = line.strip_prefix("```hex example=") else {
-            continue;
-        };
-        let mut bytes = Vec::new();
-        for l in lines.by_ref() {
-            if l.starts_with("```") {
-                break;
-            }
-            for tok in l.split_whitespace() {
-                bytes.push(
-                    u8::from_str_radix(tok, 16)
-                        .unwrap_or_else(|_| panic!("example {name}: not a hex byte: {tok}")),
-                );
-            }
-        }
-        assert!(
-            out.insert(name.trim().to_owned(), bytes).is_none(),
-            "duplicate example {name}"
-        );
-    }
-    out
-}
 
 fn token() -> Token {
     Token(core::array::from_fn(|i| i as u8))

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod spec;
 pub mod wire;
 
 use std::net::SocketAddr;
