@@ -69,6 +69,8 @@ OPTIONS:
     --audit-window N            audit records held in memory for AUDIT_QUERY [default: 100000]
     --max-connections N         open connections in all, 0 = no limit [default: 16384]
     --max-connections-per-address N   ... from one IP address [default: 1024]
+    --max-output-kb N           unsent output per connection before it is cut off [default: 1024]
+    --frames-per-turn N         frames handled per connection per loop turn [default: 64]
     --shutdown-grace DUR        SIGTERM/SIGINT: time clients get to take the notice [default: 3s]
     --snapshot-kb N             compact the journal into a snapshot past N KiB [default: 65536]
     --audit-retention-days N    keep archived audit history this long [default: 90]
@@ -180,6 +182,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--address-hashes" => e.policy.address_hashes = at_least_1(&flag, &value(&flag)?)?,
             "--audit-window" => e.audit_window = at_least_1(&flag, &value(&flag)?)?,
             "--max-connections" => e.max_connections = number(&flag, &value(&flag)?)?,
+            "--max-output-kb" => {
+                e.max_output = at_least_1::<usize>(&flag, &value(&flag)?)?.saturating_mul(1024)
+            }
+            "--frames-per-turn" => e.frames_per_turn = at_least_1(&flag, &value(&flag)?)?,
             "--max-connections-per-address" => {
                 e.max_connections_per_address = number(&flag, &value(&flag)?)?
             }
@@ -336,6 +342,28 @@ mod tests {
         assert_eq!(e.policy.address_hashes, 2);
         assert_eq!(e.audit_window, 500);
         assert!(run(&["--login-burst", "0"]).is_err());
+        let o = run(&[
+            "--max-output-kb",
+            "64",
+            "--frames-per-turn",
+            "8",
+            "--max-connections",
+            "0",
+            "--max-connections-per-address",
+            "10",
+            "--shutdown-grace",
+            "500ms",
+        ])
+        .unwrap();
+        assert_eq!(o.server.engine.max_output, 64 * 1024);
+        assert_eq!(o.server.engine.frames_per_turn, 8);
+        assert_eq!(o.server.engine.max_connections, 0);
+        assert_eq!(o.server.engine.max_connections_per_address, 10);
+        assert_eq!(
+            o.server.shutdown_grace,
+            std::time::Duration::from_millis(500)
+        );
+        assert!(run(&["--frames-per-turn", "0"]).is_err());
         assert!(run(&["--audit-window", "-1"]).is_err());
     }
 
