@@ -243,29 +243,36 @@ impl Server {
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
-            for ev in events.iter() {
-                match ev.token() {
-                    LISTENER => self.accept_all(now),
-                    WAKER => {
-                        self.drain_results(now);
-                        self.drain_reports()?;
-                    }
-                    SIGNALS => self.on_signals(),
-                    token => {
-                        let id = ConnId::from_u64(token.0 as u64);
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.on_readable(id, now);
-                        }
-                        if ev.is_writable() {
-                            self.writable.push(id);
-                        }
-                    }
-                }
-            }
+            self.dispatch(&events, now)?;
             self.turn(now)?;
         }
         self.shut_down()?;
         info!("server stopped");
+        Ok(())
+    }
+
+    /// Hands each readiness event to its owner: the listener, the waker (hash results and
+    /// the store thread's reports), the signals, or a connection.
+    fn dispatch(&mut self, events: &Events, now: Instant) -> io::Result<()> {
+        for ev in events.iter() {
+            match ev.token() {
+                LISTENER => self.accept_all(now),
+                WAKER => {
+                    self.drain_results(now);
+                    self.drain_reports()?;
+                }
+                SIGNALS => self.on_signals(),
+                token => {
+                    let id = ConnId::from_u64(token.0 as u64);
+                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                        self.on_readable(id, now);
+                    }
+                    if ev.is_writable() {
+                        self.writable.push(id);
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -304,24 +311,7 @@ impl Server {
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
-            for ev in events.iter() {
-                match ev.token() {
-                    LISTENER | SIGNALS => {}
-                    WAKER => {
-                        self.drain_results(now);
-                        self.drain_reports()?;
-                    }
-                    token => {
-                        let id = ConnId::from_u64(token.0 as u64);
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.on_readable(id, now);
-                        }
-                        if ev.is_writable() {
-                            self.writable.push(id);
-                        }
-                    }
-                }
-            }
+            self.dispatch(&events, now)?;
             self.turn(now)?;
         }
         // Whatever the last turn recorded is durable before the server returns.
@@ -420,7 +410,8 @@ impl Server {
     }
 
     fn accept_all(&mut self, now: Instant) {
-        if self.accept_paused.is_some() {
+        // Paused (out of descriptors), or shutting down: the listener is left alone.
+        if self.accept_paused.is_some() || self.stop.load(Ordering::SeqCst) {
             return;
         }
         loop {
