@@ -149,6 +149,7 @@ impl From<ClientError> for Failure {
                 Failure(Class::Protocol, "PROTOCOL".into(), msg)
             }
             ClientError::Usage(m) => Failure(Class::Usage, "USAGE".into(), m.into()),
+            ClientError::Tls(_) => Failure(Class::Protocol, "TLS".into(), msg),
         }
     }
 }

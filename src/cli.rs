@@ -29,6 +29,8 @@ pub struct Options {
     pub server: ServerConfig,
     pub data_dir: PathBuf,
     pub journal: JournalOptions,
+    /// `--tls-cert` and `--tls-key` (PEM), loaded by the binary at startup.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 pub const HELP: &str = "\
@@ -47,6 +49,9 @@ password and prints it once. Logging: RUST_LOG=info (default), debug, warn.
 OPTIONS:
     --listen ADDR               address to listen on          [default: 127.0.0.1:7450]
     --data-dir DIR              where users are kept          [default: ./sessiond-data]
+    --tls-cert FILE             TLS on the listener: certificate chain (PEM)
+    --tls-key FILE              ... and its private key (PEM)
+    --plain-listen ADDR         with TLS: also a plain listener, loopback only
     --heartbeat-interval DUR    advertised heartbeat interval [default: 5s]
     --heartbeat-timeout DUR     close after this much silence [default: 15s]
     --login-timeout DUR         time to log in after connect  [default: 10s]
@@ -88,6 +93,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
     };
     let mut data_dir = PathBuf::from("sessiond-data");
     let mut journal = JournalOptions::default();
+    let (mut tls_cert, mut tls_key): (Option<PathBuf>, Option<PathBuf>) = (None, None);
     let mut it = args.into_iter().peekable();
     if matches!(it.peek().map(String::as_str), Some("user" | "audit")) {
         let rest: Vec<String> = it.collect();
@@ -123,6 +129,20 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
                     .map_err(|_| format!("--listen: not an address: {v}"))?;
             }
             "--data-dir" => data_dir = PathBuf::from(value(&flag)?),
+            "--tls-cert" => tls_cert = Some(PathBuf::from(value(&flag)?)),
+            "--tls-key" => tls_key = Some(PathBuf::from(value(&flag)?)),
+            "--plain-listen" => {
+                let v = value(&flag)?;
+                let a: SocketAddr = v
+                    .parse()
+                    .map_err(|_| format!("--plain-listen: not an address: {v}"))?;
+                if !a.ip().is_loopback() {
+                    return Err(format!(
+                        "--plain-listen must be a loopback address, not {v}"
+                    ));
+                }
+                server.plain_listen = Some(a);
+            }
             "--heartbeat-interval" => e.heartbeat_interval = duration(&flag, &value(&flag)?)?,
             "--heartbeat-timeout" => e.heartbeat_timeout = duration(&flag, &value(&flag)?)?,
             "--login-timeout" => e.login_timeout = duration(&flag, &value(&flag)?)?,
@@ -211,10 +231,19 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
     if e.login_timeout.is_zero() || e.session_idle.is_zero() || e.session_lifetime.is_zero() {
         return Err("timeouts must be greater than zero".into());
     }
+    let tls = match (tls_cert, tls_key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    if server.plain_listen.is_some() && tls.is_none() {
+        return Err("--plain-listen is for use beside TLS (--tls-cert, --tls-key)".into());
+    }
     Ok(Command::Run(Box::new(Options {
         server,
         data_dir,
         journal,
+        tls,
     })))
 }
 
@@ -364,6 +393,33 @@ mod tests {
             std::time::Duration::from_millis(500)
         );
         assert!(run(&["--frames-per-turn", "0"]).is_err());
+        let o = run(&[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key=k.pem",
+            "--plain-listen",
+            "127.0.0.1:7460",
+        ])
+        .unwrap();
+        assert_eq!(
+            o.tls,
+            Some((PathBuf::from("c.pem"), PathBuf::from("k.pem")))
+        );
+        assert_eq!(
+            o.server.plain_listen,
+            Some("127.0.0.1:7460".parse().unwrap())
+        );
+        assert!(run(&["--tls-cert", "c.pem"]).is_err());
+        assert!(run(&["--plain-listen", "127.0.0.1:1"]).is_err());
+        assert!(run(&[
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+            "--plain-listen",
+            "0.0.0.0:1"
+        ])
+        .is_err());
         assert!(run(&["--audit-window", "-1"]).is_err());
     }
 

@@ -32,6 +32,7 @@ pub const SESSIOND_ERR_PROTOCOL: c_int = 6;
 pub const SESSIOND_ERR_PANIC: c_int = 7;
 pub const SESSIOND_NO_EVENT: c_int = 8;
 pub const SESSIOND_ERR_CLOSED: c_int = 9;
+pub const SESSIOND_ERR_TLS: c_int = 10;
 
 pub const SESSIOND_EVENT_NEW_LOGIN: c_int = 1;
 pub const SESSIOND_EVENT_REVOKED: c_int = 2;
@@ -96,6 +97,7 @@ impl From<ClientError> for Fail {
             ClientError::Decode(_) | ClientError::Unexpected(_) => SESSIOND_ERR_PROTOCOL,
             ClientError::Revoked(_) | ClientError::Expired(_) => SESSIOND_ERR_SESSION_ENDED,
             ClientError::Usage(_) => SESSIOND_ERR_ARGUMENT,
+            ClientError::Tls(_) => SESSIOND_ERR_TLS,
         };
         Fail(status, e.to_string())
     }

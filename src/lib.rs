@@ -15,6 +15,7 @@
 //!   store thread that makes each iteration's events durable while the loop goes on.
 //! - [`store`]: the only module that touches files: the journal (CRC-framed events, group
 //!   commit, torn-tail recovery), snapshots, the data directory's lock.
+//! - [`tls`]: TLS configuration (rustls, ring): certificates, keys, what clients trust.
 //! - [`client`]: a blocking Rust client, used by the examples and tests.
 //! - [`ffi`]: the C ABI over the client (the only module with `unsafe`).
 //! - [`cli`]: the `sessiond` binary's options.
@@ -33,3 +34,4 @@ pub mod server;
 pub mod session;
 pub mod store;
 pub mod timer;
+pub mod tls;

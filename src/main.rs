@@ -118,15 +118,26 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         opts.server.hash_workers,
         opts.server.iterations
     );
+    let tls = match &opts.tls {
+        Some((cert, key)) => {
+            Some(sessiond::tls::server_config(cert, key).map_err(|e| format!("TLS: {e}"))?)
+        }
+        None => None,
+    };
     let cfg = sessiond::server::ServerConfig {
         // SIGTERM / SIGINT: graceful shutdown (SERVER_SHUTDOWN to every client, journal
         // durable, exit 0).
         handle_signals: true,
+        tls,
         ..opts.server.clone()
     };
     let mut server = Server::bind_with_store(cfg, state, Some(Box::new(journal)))
         .map_err(|e| format!("cannot listen on {}: {e}", opts.server.listen))?;
-    println!("sessiond: listening on {}", server.local_addr());
+    let scheme = if opts.tls.is_some() { " (TLS)" } else { "" };
+    println!("sessiond: listening on {}{scheme}", server.local_addr());
+    if let Some(a) = server.plain_addr() {
+        println!("sessiond: plain listener for local tools on {a}");
+    }
     server.run()?;
     Ok(())
 }

@@ -438,3 +438,39 @@ fn running_out_of_file_descriptors_neither_spins_nor_stalls() {
     drop(first);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_binary_serves_tls_with_a_certificate_from_files() {
+    use common::pki::Pki;
+    use sessiond::client::Client;
+    use sessiond::tls::{client_config, Trust};
+    use std::time::Duration;
+    let pki = Pki::new("bin");
+    let dir = fresh_dir("bin-tls");
+    let (cert, key) = (pki.path("cert.pem"), pki.path("key.pem"));
+    let first = Running::start_with(
+        &dir,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let pw = first.password.clone().unwrap();
+    let trust = client_config(&Trust::CaFile(pki.path("ca.pem"))).unwrap();
+    let mut c = Client::connect_tls(
+        first.addr.as_str(),
+        "localhost",
+        trust,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert!(matches!(
+        c.login("admin", &pw, "t", "p").unwrap(),
+        LoginOutcome::Success(_)
+    ));
+    c.heartbeat().unwrap();
+    drop(first);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -42,6 +42,7 @@ extern "C" {
 #define SESSIOND_ERR_PANIC         7 /* internal error, caught at the boundary */
 #define SESSIOND_NO_EVENT          8 /* sessiond_next_event: nothing arrived in time */
 #define SESSIOND_ERR_CLOSED        9 /* the connection is closed (disconnected, or closed by the server) */
+#define SESSIOND_ERR_TLS          10 /* TLS failed: untrusted certificate, wrong name, or not a TLS server */
 
 /* Event kinds (sessiond_event.kind). */
 #define SESSIOND_EVENT_NEW_LOGIN    1 /* another device logged in to this account */

@@ -11,6 +11,7 @@
 mod core;
 mod manage;
 mod reconnect;
+mod stream;
 
 pub use self::core::{ClientCore, ClientEvent, CLIENT_MAX_FRAME};
 pub use manage::AuditRequest;
@@ -20,7 +21,9 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+
 use std::time::{Duration, Instant};
+use stream::Stream;
 
 use crate::auth::Secret;
 use crate::protocol::{
@@ -54,6 +57,21 @@ pub enum ClientError {
     Expired(SessionExpired),
     /// The call needs a session (log in first) or its input is invalid.
     Usage(&'static str),
+    /// TLS failed: the certificate was not trusted, the name did not match, or the peer
+    /// does not speak TLS. Not a network problem: retrying will not help.
+    Tls(String),
+}
+
+/// A connect-time error from rustls (wrapped in `io::Error`) as `ClientError::Tls`.
+fn tls_error(e: io::Error) -> ClientError {
+    let is_tls = e
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+    if is_tls {
+        ClientError::Tls(e.to_string())
+    } else {
+        e.into()
+    }
 }
 
 impl ClientError {
@@ -94,6 +112,7 @@ impl fmt::Display for ClientError {
             ClientError::Revoked(r) => f.write_str(&describe_revoked(r)),
             ClientError::Expired(e) => f.write_str(&describe_expired(e)),
             ClientError::Usage(m) => f.write_str(m),
+            ClientError::Tls(m) => write!(f, "TLS: {m}"),
         }
     }
 }
@@ -193,7 +212,7 @@ pub fn describe_expired(e: &SessionExpired) -> String {
 
 /// One connection to a sessiond server.
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
     core: ClientCore,
     pushes: VecDeque<Frame>,
     timeout: Duration,
@@ -202,7 +221,8 @@ pub struct Client {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("peer", &self.stream.peer_addr().ok())
+            .field("peer", &self.stream.tcp().peer_addr().ok())
+            .field("tls", &self.stream.is_tls())
             .field("session", &self.core.session().map(|s| s.session_id))
             .field("closed", &self.core.is_closed())
             .finish_non_exhaustive()
@@ -215,7 +235,7 @@ impl Client {
         let mut last = None;
         for a in addr.to_socket_addrs()? {
             match TcpStream::connect_timeout(&a, timeout) {
-                Ok(stream) => return Client::from_stream(stream, timeout),
+                Ok(stream) => return Client::from_stream(Stream::Plain(stream), timeout),
                 Err(e) => last = Some(e),
             }
         }
@@ -224,9 +244,37 @@ impl Client {
             .into())
     }
 
-    fn from_stream(stream: TcpStream, timeout: Duration) -> Result<Client, ClientError> {
-        stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(timeout))?;
+    /// Connects with TLS: the server's certificate is checked against `tls` (see
+    /// [`crate::tls::client_config`]) for `server_name`. The handshake completes (or
+    /// fails, as [`ClientError::Tls`]) before this returns.
+    pub fn connect_tls<A: ToSocketAddrs>(
+        addr: A,
+        server_name: &str,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        let name = crate::tls::server_name(server_name).map_err(ClientError::Io)?;
+        let mut last = None;
+        for a in addr.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&a, timeout) {
+                Ok(tcp) => {
+                    tcp.set_read_timeout(Some(timeout))?;
+                    tcp.set_write_timeout(Some(timeout))?;
+                    let stream = Stream::tls(tcp, tls.clone(), name.clone()).map_err(tls_error)?;
+                    return Client::from_stream(stream, timeout);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))
+            .into())
+    }
+
+    fn from_stream(stream: Stream, timeout: Duration) -> Result<Client, ClientError> {
+        let tcp = stream.tcp();
+        tcp.set_nodelay(true)?;
+        tcp.set_write_timeout(Some(timeout))?;
         Ok(Client {
             stream,
             core: ClientCore::new(),
@@ -236,7 +284,7 @@ impl Client {
     }
 
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.peer_addr()
+        self.stream.tcp().peer_addr()
     }
 
     /// How long each call waits for its reply.
@@ -357,7 +405,7 @@ impl Client {
         let reply = self.request(Message::DisconnectRequest(DisconnectRequest))?;
         match reply.message {
             Message::DisconnectAck(a) => {
-                let _ = self.stream.shutdown(Shutdown::Both);
+                let _ = self.stream.tcp().shutdown(Shutdown::Both);
                 Ok(a.reason)
             }
             _ => Err(ClientError::Unexpected(Box::new(reply))),
@@ -443,7 +491,7 @@ impl Client {
         let left = wake
             .saturating_duration_since(now)
             .max(Duration::from_millis(1));
-        self.stream.set_read_timeout(Some(left))?;
+        self.stream.tcp().set_read_timeout(Some(left))?;
         let mut buf = [0u8; 4096];
         match self.stream.read(&mut buf) {
             Ok(0) => self.core.handle_eof(),

@@ -10,15 +10,15 @@
 //! whose token names a closed connection (the token carries the slot's generation).
 
 mod committer;
+mod transport;
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Buf;
 use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -30,6 +30,7 @@ use crate::session::UserTable;
 use crate::store::event::State;
 use crate::store::Store;
 use committer::{Committer, Report};
+use transport::ReadStep;
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("sessiond packs (generation, index) into a mio Token and needs 64-bit usize");
@@ -37,6 +38,8 @@ compile_error!("sessiond packs (generation, index) into a mio Token and needs 64
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+/// The optional plain listener beside a TLS one (loopback only).
+const PLAIN_LISTENER: Token = Token(usize::MAX - 3);
 /// How long accepting pauses after the process ran out of file descriptors.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Bytes read per `read` call, into one buffer shared by all connections.
@@ -62,6 +65,10 @@ pub struct ServerConfig {
     /// Stop gracefully on SIGTERM and SIGINT (the binary sets it; embedded servers use
     /// `ServerHandle::shutdown`).
     pub handle_signals: bool,
+    /// TLS on `listen` (see `crate::tls::server_config`); None: plain TCP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// With TLS: a second, plain listener for local tools. Must be a loopback address.
+    pub plain_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +82,8 @@ impl Default for ServerConfig {
             linger: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(3),
             handle_signals: false,
+            tls: None,
+            plain_listen: None,
         }
     }
 }
@@ -103,6 +112,8 @@ struct Sock {
     writable: bool,
     /// The write side is shut down; waiting for the peer's FIN or the linger deadline.
     lingering: bool,
+    /// The TLS session of a connection to the TLS listener.
+    tls: Option<Box<rustls::ServerConnection>>,
 }
 
 /// A bound server, ready to `run`.
@@ -110,6 +121,8 @@ pub struct Server {
     poll: Poll,
     listener: TcpListener,
     local_addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    plain: Option<(TcpListener, SocketAddr)>,
     engine: Engine,
     socks: Vec<Option<Sock>>,
     pool: HashPool,
@@ -157,6 +170,28 @@ impl Server {
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let plain = match cfg.plain_listen {
+            Some(addr) if cfg.tls.is_none() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("a plain listener ({addr}) is only for use beside TLS"),
+                ))
+            }
+            Some(addr) if !addr.ip().is_loopback() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("the plain listener must be on loopback, not {addr}"),
+                ))
+            }
+            Some(addr) => {
+                let mut l = TcpListener::bind(addr)?;
+                let a = l.local_addr()?;
+                poll.registry()
+                    .register(&mut l, PLAIN_LISTENER, Interest::READABLE)?;
+                Some((l, a))
+            }
+            None => None,
+        };
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let pool = HashPool::new(cfg.hash_workers, cfg.hash_queue, waker.clone())?;
         let dummy = PasswordRecord::dummy(cfg.iterations)?;
@@ -197,6 +232,8 @@ impl Server {
             poll,
             listener,
             local_addr,
+            tls: cfg.tls.clone(),
+            plain,
             engine,
             socks: Vec::new(),
             pool,
@@ -217,6 +254,11 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The plain loopback listener's address, when there is one.
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.plain.as_ref().map(|(_, a)| *a)
     }
 
     pub fn handle(&self) -> ServerHandle {
@@ -257,6 +299,7 @@ impl Server {
         for ev in events.iter() {
             match ev.token() {
                 LISTENER => self.accept_all(now),
+                PLAIN_LISTENER => self.accept_plain(now),
                 WAKER => {
                     self.drain_results(now);
                     self.drain_reports()?;
@@ -436,7 +479,42 @@ impl Server {
         }
     }
 
-    fn add_conn(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
+    fn accept_plain(&mut self, now: Instant) {
+        if self.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        loop {
+            let Some((l, _)) = self.plain.as_ref() else {
+                return;
+            };
+            match l.accept() {
+                Ok((stream, peer)) => self.add_conn_with(stream, peer, now, false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!("accept failed on the plain listener: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        let tls = self.tls.is_some();
+        self.add_conn_with(stream, peer, now, tls);
+    }
+
+    fn add_conn_with(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant, tls: bool) {
+        let tls = match (tls, self.tls.as_ref()) {
+            (true, Some(cfg)) => match rustls::ServerConnection::new(cfg.clone()) {
+                Ok(c) => Some(Box::new(c)),
+                Err(e) => {
+                    warn!("cannot start TLS for {peer}: {e}");
+                    return;
+                }
+            },
+            _ => None,
+        };
         // Small request/response frames: do not let Nagle hold a reply back.
         if let Err(e) = stream.set_nodelay(true) {
             debug!("set_nodelay failed for {peer}: {e}");
@@ -461,6 +539,7 @@ impl Server {
             id,
             writable: false,
             lingering: false,
+            tls,
         });
     }
 
@@ -494,23 +573,36 @@ impl Server {
             else {
                 return;
             };
-            match sock.stream.read(&mut self.read_buf) {
-                Ok(0) => {
+            let is_tls = sock.tls.is_some();
+            match transport::read(
+                &mut sock.stream,
+                sock.tls.as_deref_mut(),
+                &mut self.read_buf,
+            ) {
+                ReadStep::Eof => {
                     self.engine.peer_closed(id, now);
                     return;
                 }
-                Ok(n) => {
+                ReadStep::Data(n) => {
                     if let Some(input) = self.engine.input_mut(id) {
                         input.extend_from_slice(&self.read_buf[..n]);
                     }
                     self.engine.process(id, now);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                ReadStep::Progress => {
+                    // TLS: handshake records to answer now, not after the turn.
+                    if is_tls {
+                        self.flush(id);
+                    }
+                }
+                ReadStep::WouldBlock => {
                     self.engine.process(id, now);
+                    if is_tls {
+                        self.flush(id);
+                    }
                     return;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
+                ReadStep::Failed(e) => {
                     debug!("read error conn={}: {e}", id.index);
                     self.drop_conn(id);
                     return;
@@ -529,35 +621,28 @@ impl Server {
         else {
             return;
         };
-        if sock.lingering || self.engine.is_held(id) {
-            // A held reply waits for the journal; `Engine::durable` flags it again.
+        if sock.lingering {
             return;
         }
-        let Some(out) = self.engine.output_mut(id) else {
+        // A held reply waits for the journal (`Engine::durable` flags it again); TLS may
+        // still have records of its own to send meanwhile.
+        let held = self.engine.is_held(id);
+        if held && sock.tls.is_none() {
             return;
+        }
+        let out = if held {
+            None
+        } else {
+            self.engine.output_mut(id)
         };
-        let mut failed = false;
-        while !out.is_empty() {
-            match sock.stream.write(out) {
-                Ok(0) => {
-                    failed = true;
-                    break;
-                }
-                Ok(n) => out.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    debug!("write error conn={}: {e}", id.index);
-                    failed = true;
-                    break;
-                }
+        let pending = match transport::write(&mut sock.stream, sock.tls.as_deref_mut(), out) {
+            Ok(p) => p,
+            Err(e) => {
+                debug!("write error conn={}: {e}", id.index);
+                self.drop_conn(id);
+                return;
             }
-        }
-        if failed {
-            self.drop_conn(id);
-            return;
-        }
-        let pending = !out.is_empty();
+        };
         if pending != sock.writable {
             let interest = if pending {
                 Interest::READABLE | Interest::WRITABLE
@@ -576,7 +661,12 @@ impl Server {
             }
             sock.writable = pending;
         }
-        if !pending && self.engine.ready_to_close(id) {
+        if !pending && !held && self.engine.ready_to_close(id) {
+            if let Some(tls) = sock.tls.as_deref_mut() {
+                // close_notify, best effort: the FIN follows either way.
+                tls.send_close_notify();
+                let _ = transport::write(&mut sock.stream, Some(tls), None);
+            }
             self.start_linger(id);
         }
     }

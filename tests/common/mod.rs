@@ -2,6 +2,7 @@
 //! joined on drop.
 #![allow(dead_code)]
 
+pub mod pki;
 pub mod process;
 pub mod spec;
 pub mod wire;
@@ -25,6 +26,8 @@ pub const TEST_ITERATIONS: u32 = 1_000;
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The plain loopback listener beside TLS, if configured.
+    pub plain_addr: Option<SocketAddr>,
     handle: ServerHandle,
     thread: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -88,6 +91,7 @@ impl TestServer {
             Backing::Memory => Server::bind(cfg, users).expect("bind"),
         };
         let addr = server.local_addr();
+        let plain_addr = server.plain_addr();
         let handle = server.handle();
         let thread = std::thread::Builder::new()
             .name("sessiond-test-server".into())
@@ -95,6 +99,7 @@ impl TestServer {
             .unwrap();
         TestServer {
             addr,
+            plain_addr,
             handle,
             thread: Some(thread),
         }

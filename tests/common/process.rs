@@ -105,7 +105,8 @@ impl Running {
                 panic!("sessiond did not start; printed {:?}", r.printed);
             };
             if let Some(addr) = line.strip_prefix("sessiond: listening on ") {
-                r.addr = addr.to_owned();
+                // "ADDR" or "ADDR (TLS)"
+                r.addr = addr.split_whitespace().next().unwrap_or("").to_owned();
                 return r;
             }
             if let Some(p) = line.trim().strip_prefix("password: ") {
