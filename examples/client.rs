@@ -39,6 +39,10 @@
 //! ```
 //! Without SESSIOND_PASSWORD a password that is not given in the command is read from a
 //! line of stdin.
+//!
+//! TLS: `--ca-file ca.pem` (trust that CA) or `--tls` (the system's roots), with the
+//! certificate checked against `--server-name` (default: the host of `--addr`);
+//! `--insecure-skip-verify` turns checking off, for local testing only.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -50,6 +54,7 @@ use sessiond::client::{
     ResumeOutcome,
 };
 use sessiond::protocol::{Frame, LogoutScope, Message, SessionInfo, SessionList, Token};
+use sessiond::tls::{client_config, Trust};
 
 const CLIENT_NAME: &str = "sessiond-example";
 const COMMANDS: &str = "login, register, whoami, sessions, revoke ID, heartbeat, logout, \
@@ -61,6 +66,9 @@ struct Args {
     token_file: PathBuf,
     register: Option<String>,
     script: Option<Vec<String>>,
+    /// TLS, and what to trust.
+    tls: Option<Trust>,
+    server_name: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -70,6 +78,8 @@ fn parse_args() -> Result<Args, String> {
         token_file: PathBuf::from("sessiond.token"),
         register: None,
         script: None,
+        tls: None,
+        server_name: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -79,6 +89,16 @@ fn parse_args() -> Result<Args, String> {
             "--user" => a.user = Some(val()?),
             "--token-file" => a.token_file = PathBuf::from(val()?),
             "--register" => a.register = Some(val()?),
+            "--tls" => a.tls = a.tls.or(Some(Trust::SystemRoots)),
+            "--ca-file" => a.tls = Some(Trust::CaFile(PathBuf::from(val()?))),
+            "--server-name" => a.server_name = Some(val()?),
+            "--insecure-skip-verify" => {
+                eprintln!(
+                    "WARNING: --insecure-skip-verify: the server's certificate is NOT checked; \
+                     anyone on the path can read your password and token. Testing only."
+                );
+                a.tls = Some(Trust::InsecureSkipVerify);
+            }
             "--script" => a.script = Some(Vec::new()),
             "--" => {
                 let rest: Vec<String> = it.by_ref().collect();
@@ -95,6 +115,8 @@ fn parse_args() -> Result<Args, String> {
                 return Err(
                     "usage: client [--addr HOST:PORT] [--user NAME] [--token-file PATH] \
                      [--register EMAIL] [--script [-- 'CMD; CMD ...']]\n\
+                     TLS: --tls (system roots) | --ca-file PEM, [--server-name NAME], \
+                     --insecure-skip-verify (testing only)\n\
                      password: in the command, $SESSIOND_PASSWORD, or a line of stdin"
                         .into(),
                 )
@@ -227,7 +249,19 @@ fn main() {
 impl App {
     fn connection(&mut self) -> Result<&mut Client, Failure> {
         if self.client.is_none() {
-            let c = Client::connect(self.args.addr.as_str(), Duration::from_secs(5))?;
+            let timeout = Duration::from_secs(5);
+            let addr = self.args.addr.as_str();
+            let c = match &self.args.tls {
+                None => Client::connect(addr, timeout)?,
+                Some(trust) => {
+                    let cfg = client_config(trust)
+                        .map_err(|e| Failure(Class::Usage, "TLS".into(), e.to_string()))?;
+                    // the name to check: --server-name, else the host part of --addr
+                    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                    let name = self.args.server_name.as_deref().unwrap_or(host);
+                    Client::connect_tls(addr, name.trim_matches(['[', ']']), cfg, timeout)?
+                }
+            };
             self.client = Some(c);
         }
         Ok(self.client.as_mut().expect("connected above"))

@@ -9,7 +9,19 @@ use std::process::{Command, Output, Stdio};
 
 use common::{TestServer, ALICE_PW};
 
+/// The example's binary, built (or found up to date) once per test run: `cargo test`
+/// compiles examples but does not always refresh `target/<profile>/examples/client`.
 fn example() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "--example", "client"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo build --example client");
+        assert!(st.success());
+    });
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
     let bin = dir.join("examples").join("client");
@@ -147,4 +159,37 @@ fn a_revocation_while_waiting_ends_the_script_with_status_4() {
     );
     assert!(!ta.exists(), "the dead token is deleted");
     let _ = std::fs::remove_file(&tb);
+}
+
+#[test]
+fn script_mode_over_tls_checks_the_certificate() {
+    use common::pki::Pki;
+    let pki = Pki::new("ex");
+    let other = Pki::new("ex-other");
+    let cfg = sessiond::tls::server_config(&pki.path("cert.pem"), &pki.path("key.pem")).unwrap();
+    let server = TestServer::start_with(|c| c.tls = Some(cfg));
+    let addr = format!("localhost:{}", server.addr.port());
+    let tok = token_file("tls");
+    let run = |ca: &Path| {
+        Command::new(example())
+            .args(["--addr", &addr, "--token-file"])
+            .arg(&tok)
+            .arg("--ca-file")
+            .arg(ca)
+            .args(["--script", "--", "login alice; heartbeat"])
+            .env("SESSIOND_PASSWORD", ALICE_PW)
+            .output()
+            .unwrap()
+    };
+    let o = run(&pki.path("ca.pem"));
+    assert_eq!(o.status.code(), Some(0), "{:?}", lines(&o));
+    assert!(lines(&o)[1].starts_with("ok heartbeat"));
+    let o = run(&other.path("ca.pem"));
+    assert_eq!(o.status.code(), Some(5), "{:?}", lines(&o));
+    assert!(
+        lines(&o)[0].starts_with("error login protocol TLS"),
+        "{:?}",
+        lines(&o)
+    );
+    let _ = std::fs::remove_file(&tok);
 }
