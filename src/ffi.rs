@@ -195,6 +195,54 @@ pub unsafe extern "C" fn sessiond_connect(
     })
 }
 
+/// `sessiond_connect_tls` flag: do not check the server's certificate (testing only).
+pub const SESSIOND_TLS_INSECURE_SKIP_VERIFY: u32 = 1;
+
+/// Connects with TLS to `addr`, checking the certificate for `server_name` against the
+/// CA certificates in the PEM file `ca_file`, or the system's roots when `ca_file` is
+/// NULL; `flags` may hold `SESSIOND_TLS_INSECURE_SKIP_VERIFY`. On success `*out` holds a
+/// new handle for `sessiond_free`. A certificate that is not trusted gives
+/// `SESSIOND_ERR_TLS`.
+///
+/// # Safety
+/// Pointer arguments follow the header's contract (module docs): NULL or valid for
+/// the call; `ca_file` may be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn sessiond_connect_tls(
+    addr: *const c_char,
+    server_name: *const c_char,
+    ca_file: *const c_char,
+    flags: u32,
+    timeout_ms: u32,
+    out: *mut *mut SessiondClient,
+) -> c_int {
+    guard(|| {
+        if out.is_null() {
+            return Err(arg("out is NULL"));
+        }
+        let addr = text(addr, "addr")?;
+        let name = text(server_name, "server_name")?;
+        let trust = if flags & SESSIOND_TLS_INSECURE_SKIP_VERIFY != 0 {
+            crate::tls::Trust::InsecureSkipVerify
+        } else if ca_file.is_null() {
+            crate::tls::Trust::SystemRoots
+        } else {
+            crate::tls::Trust::CaFile(text(ca_file, "ca_file")?.into())
+        };
+        let cfg = crate::tls::client_config(&trust)
+            .map_err(|e| Fail(SESSIOND_ERR_TLS, format!("TLS configuration: {e}")))?;
+        let timeout = Duration::from_millis(timeout_ms.max(1) as u64);
+        let client = Client::connect_tls(addr, name, cfg, timeout)?;
+        let h = Box::into_raw(Box::new(SessiondClient {
+            client: Some(client),
+        }));
+        // SAFETY: `out` is non-NULL and points to writable storage for one pointer (the
+        // header's contract).
+        unsafe { *out = h };
+        Ok(SESSIOND_OK)
+    })
+}
+
 /// LOGIN_REQUEST. `SESSIOND_ERR_REFUSED` when the server says no (the reason is in
 /// `sessiond_last_error`).
 ///

@@ -95,6 +95,36 @@ fn the_c_harness_runs_the_whole_life_cycle_and_leaks_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("login failed: INVALID_CREDENTIALS"), "{err}");
 
+    // over TLS, with the CA the harness is given
+    let pki = common::pki::Pki::new("c");
+    let cfg = sessiond::tls::server_config(&pki.path("cert.pem"), &pki.path("key.pem")).unwrap();
+    let tls_server = TestServer::start_with(|c| c.tls = Some(cfg));
+    let tls_addr = format!("localhost:{}", tls_server.addr.port());
+    let out = Command::new(&harness)
+        .args([&tls_addr, "alice", ALICE_PW])
+        .env("SESSIOND_CA", pki.path("ca.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "harness over TLS failed ({:?}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // a CA that did not sign the certificate: SESSIOND_ERR_TLS (10)
+    let other = common::pki::Pki::new("c-other");
+    let out = Command::new(&harness)
+        .args([&tls_addr, "alice", ALICE_PW])
+        .env("SESSIOND_CA", other.path("ca.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(10),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let valgrind = Command::new("valgrind").arg("--version").output().is_ok();
     if !valgrind {
         assert!(

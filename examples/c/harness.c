@@ -7,10 +7,12 @@
  *      target/debug/libsessiond.a -lpthread -ldl -lm
  * Run:
  *   ./harness 127.0.0.1:7450 alice 'password'
+ *   SESSIOND_CA=ca.pem ./harness localhost:7450 alice 'password'     (over TLS)
  * Exit status: 0 when every step succeeded, otherwise the failing call's status code.
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sessiond.h"
@@ -37,7 +39,13 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    CHECK(sessiond_connect(argv[1], 5000, &client));
+    /* TLS when SESSIOND_CA names a CA file (the certificate must be for "localhost"). */
+    const char *ca = getenv("SESSIOND_CA");
+    if (ca != NULL) {
+        CHECK(sessiond_connect_tls(argv[1], "localhost", ca, 0, 5000, &client));
+    } else {
+        CHECK(sessiond_connect(argv[1], 5000, &client));
+    }
     printf("connected\n");
     CHECK(sessiond_login(client, argv[2], argv[3], "c-harness", "c99"));
     char token[65];

@@ -82,6 +82,16 @@ const char *sessiond_last_error(void);
  * On success *out is a new handle to release with sessiond_free. */
 int sessiond_connect(const char *addr, uint32_t timeout_ms, sessiond_client **out);
 
+/* Flag for sessiond_connect_tls: do not check the certificate. Testing only: anyone on
+ * the path could then read passwords and tokens. */
+#define SESSIOND_TLS_INSECURE_SKIP_VERIFY 1u
+
+/* Connects with TLS, checking the server's certificate for server_name against the CA
+ * certificates in the PEM file ca_file (NULL: the system's roots). SESSIOND_ERR_TLS when
+ * the certificate is not trusted. On success *out is a new handle for sessiond_free. */
+int sessiond_connect_tls(const char *addr, const char *server_name, const char *ca_file,
+                         uint32_t flags, uint32_t timeout_ms, sessiond_client **out);
+
 /* Logs in. SESSIOND_ERR_REFUSED with the reason in sessiond_last_error() on failure. */
 int sessiond_login(sessiond_client *c, const char *username, const char *password,
                    const char *client_name, const char *platform);
