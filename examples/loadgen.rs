@@ -15,7 +15,8 @@
 //! cargo run --release --example loadgen -- --target echo --addr 127.0.0.1:7451 --conns 100 --secs 10
 //! ```
 //! One thread and one `Poll` drive every connection, so the generator's own cost per round
-//! trip is the same for both targets.
+//! trip is the same for both targets. `--tls-ca CA.pem` runs the same ping-pong over TLS
+//! (the server's certificate must be for `localhost`), for the TLS-vs-plaintext rate.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -38,6 +39,8 @@ struct Args {
     user: String,
     password: String,
     storm: usize,
+    /// TLS, trusting this CA file (the server name is `localhost`).
+    ca_file: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -49,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
         user: "admin".into(),
         password: std::env::var("SESSIOND_PASSWORD").unwrap_or_default(),
         storm: 0,
+        ca_file: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,10 +71,12 @@ fn parse_args() -> Result<Args, String> {
             "--user" => a.user = val()?,
             "--password" => a.password = val()?,
             "--storm" => a.storm = val()?.parse().map_err(|_| "bad --storm")?,
+            "--tls-ca" => a.ca_file = Some(val()?.into()),
             _ => {
                 return Err(
                     "usage: loadgen [--target sessiond|echo] [--addr A] [--conns N] \
-                            [--secs T] [--user U] [--password P | $SESSIOND_PASSWORD] [--storm K]"
+                            [--secs T] [--user U] [--password P | $SESSIOND_PASSWORD] [--storm K] \
+                            [--tls-ca CA.pem]"
                         .into(),
                 )
             }
@@ -100,6 +106,8 @@ enum State {
 
 struct Conn {
     stream: TcpStream,
+    /// The TLS session (`--tls-ca`), driven here in the same loop as the sockets.
+    tls: Option<Box<rustls::ClientConnection>>,
     role: Role,
     state: State,
     input: BytesMut,
@@ -138,6 +146,13 @@ fn login_msg(a: &Args) -> Message {
 fn run(a: Args) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let mut conns: Vec<Conn> = Vec::new();
+    let tls_cfg = match &a.ca_file {
+        Some(ca) => Some(sessiond::tls::client_config(
+            &sessiond::tls::Trust::CaFile(ca.clone()),
+        )?),
+        None => None,
+    };
+    let name = sessiond::tls::server_name("localhost")?;
     let total = a.conns + if a.target_echo { 0 } else { a.storm };
     for i in 0..total {
         let mut stream = TcpStream::connect(a.addr)?;
@@ -151,8 +166,16 @@ fn run(a: Args) -> io::Result<()> {
         } else {
             Role::Stormer
         };
+        let tls = match &tls_cfg {
+            Some(cfg) => Some(Box::new(
+                rustls::ClientConnection::new(cfg.clone(), name.clone())
+                    .map_err(io::Error::other)?,
+            )),
+            None => None,
+        };
         let mut c = Conn {
             stream,
+            tls,
             role,
             state: State::LoggingIn,
             input: BytesMut::with_capacity(4096),
@@ -212,15 +235,7 @@ fn run(a: Args) -> io::Result<()> {
             if !ev.is_readable() {
                 continue;
             }
-            loop {
-                match c.stream.read(&mut buf) {
-                    Ok(0) => return Err(io::Error::other("server closed a connection")),
-                    Ok(n) => c.input.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            }
+            read_in(c, &mut buf)?;
             let now = Instant::now();
             loop {
                 if a.target_echo {
@@ -310,7 +325,11 @@ fn run(a: Args) -> io::Result<()> {
         latencies[i.min(latencies.len() - 1)]
     };
     let rps = round_trips as f64 / secs;
-    let target = if a.target_echo { "echo" } else { "sessiond" };
+    let target = match (a.target_echo, a.ca_file.is_some()) {
+        (true, _) => "echo",
+        (false, true) => "sessiond+tls",
+        (false, false) => "sessiond",
+    };
     println!(
         "{target}: {} conns, {:.1} s: {round_trips} round trips, {rps:.0}/s, p50 {} us, p99 {} us, p999 {} us, storm logins {logins}, errors {errors}",
         a.conns,
@@ -352,7 +371,59 @@ fn flush_all(conns: &mut [Conn]) {
     }
 }
 
+/// Reads until `WouldBlock`, through TLS when the connection has it.
+fn read_in(c: &mut Conn, buf: &mut [u8]) -> io::Result<()> {
+    let closed = || io::Error::other("server closed a connection");
+    let Some(tls) = c.tls.as_mut() else {
+        loop {
+            match c.stream.read(buf) {
+                Ok(0) => return Err(closed()),
+                Ok(n) => c.input.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    loop {
+        match tls.read_tls(&mut c.stream) {
+            Ok(0) => return Err(closed()),
+            Ok(_) => {
+                tls.process_new_packets().map_err(io::Error::other)?;
+                loop {
+                    match tls.reader().read(buf) {
+                        Ok(0) => return Err(closed()),
+                        Ok(n) => c.input.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn flush(c: &mut Conn) {
+    if let Some(tls) = c.tls.as_mut() {
+        // Plaintext into rustls (held until the handshake is done), records out.
+        if !c.output.is_empty() {
+            if let Ok(n) = tls.writer().write(&c.output) {
+                c.output.drain(..n);
+            }
+        }
+        while tls.wants_write() {
+            match tls.write_tls(&mut c.stream) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // WouldBlock, or still connecting: WRITABLE comes later.
+                Err(_) => return,
+            }
+        }
+        return;
+    }
     while !c.output.is_empty() {
         match c.stream.write(&c.output) {
             Ok(n) => {
