@@ -159,6 +159,18 @@ fn fill(dst: &mut [c_char], s: &str) {
     dst[end] = 0;
 }
 
+/// Boxes a connected client into a new handle and stores it in `*out` (checked non-NULL
+/// by the caller).
+fn hand_out(client: Client, out: *mut *mut SessiondClient) -> Result<c_int, Fail> {
+    let h = Box::into_raw(Box::new(SessiondClient {
+        client: Some(client),
+    }));
+    // SAFETY: `out` is non-NULL (checked by both callers) and points to writable storage
+    // for one pointer (the header's contract).
+    unsafe { *out = h };
+    Ok(SESSIOND_OK)
+}
+
 /// The message of the last failed call on this thread (an empty string if none). Valid
 /// until the next `sessiond_*` call on the same thread; owned by the library.
 #[no_mangle]
@@ -185,13 +197,7 @@ pub unsafe extern "C" fn sessiond_connect(
         let addr = text(addr, "addr")?;
         let timeout = Duration::from_millis(timeout_ms.max(1) as u64);
         let client = Client::connect(addr, timeout)?;
-        let h = Box::into_raw(Box::new(SessiondClient {
-            client: Some(client),
-        }));
-        // SAFETY: `out` is non-NULL and points to writable storage for one pointer (the
-        // header's contract).
-        unsafe { *out = h };
-        Ok(SESSIOND_OK)
+        hand_out(client, out)
     })
 }
 
@@ -233,13 +239,7 @@ pub unsafe extern "C" fn sessiond_connect_tls(
             .map_err(|e| Fail(SESSIOND_ERR_TLS, format!("TLS configuration: {e}")))?;
         let timeout = Duration::from_millis(timeout_ms.max(1) as u64);
         let client = Client::connect_tls(addr, name, cfg, timeout)?;
-        let h = Box::into_raw(Box::new(SessiondClient {
-            client: Some(client),
-        }));
-        // SAFETY: `out` is non-NULL and points to writable storage for one pointer (the
-        // header's contract).
-        unsafe { *out = h };
-        Ok(SESSIOND_OK)
+        hand_out(client, out)
     })
 }
 
