@@ -41,6 +41,21 @@ struct Args {
     storm: usize,
     /// TLS, trusting this CA file (the server name is `localhost`).
     ca_file: Option<std::path::PathBuf>,
+    mode: Mode,
+    /// The server's pid, for the idle mode's memory and CPU readings (from /proc).
+    server_pid: Option<u32>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// HEARTBEAT / HEARTBEAT_ACK ping-pong (with `--storm K`: while K connections log in
+    /// and out).
+    PingPong,
+    /// Log every connection in, then send nothing: the server's memory per session and
+    /// its CPU use while idle.
+    Idle,
+    /// Every connection logs in and out in a loop: logins per second.
+    Logins,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -53,6 +68,8 @@ fn parse_args() -> Result<Args, String> {
         password: std::env::var("SESSIOND_PASSWORD").unwrap_or_default(),
         storm: 0,
         ca_file: None,
+        mode: Mode::PingPong,
+        server_pid: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -72,11 +89,25 @@ fn parse_args() -> Result<Args, String> {
             "--password" => a.password = val()?,
             "--storm" => a.storm = val()?.parse().map_err(|_| "bad --storm")?,
             "--tls-ca" => a.ca_file = Some(val()?.into()),
+            "--mode" => {
+                a.mode = match val()?.as_str() {
+                    "pingpong" => Mode::PingPong,
+                    "storm" => {
+                        a.storm = a.storm.max(4);
+                        Mode::PingPong
+                    }
+                    "idle" => Mode::Idle,
+                    "logins" => Mode::Logins,
+                    other => return Err(format!("--mode pingpong|idle|logins|storm, not {other}")),
+                }
+            }
+            "--server-pid" => a.server_pid = Some(val()?.parse().map_err(|_| "bad --server-pid")?),
             _ => {
                 return Err(
                     "usage: loadgen [--target sessiond|echo] [--addr A] [--conns N] \
                             [--secs T] [--user U] [--password P | $SESSIOND_PASSWORD] [--storm K] \
-                            [--tls-ca CA.pem]"
+                            [--tls-ca CA.pem] [--mode pingpong|idle|logins|storm] \
+                            [--server-pid PID]"
                         .into(),
                 )
             }
@@ -84,6 +115,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if a.conns == 0 || a.secs == 0 {
         return Err("--conns and --secs must be > 0".into());
+    }
+    if a.mode == Mode::Idle && a.server_pid.is_none() {
+        return Err("--mode idle needs --server-pid".into());
     }
     Ok(a)
 }
@@ -161,7 +195,7 @@ fn run(a: Args) -> io::Result<()> {
             Token(i),
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        let role = if i < a.conns {
+        let role = if i < a.conns && a.mode != Mode::Logins {
             Role::Pinger
         } else {
             Role::Stormer
@@ -201,6 +235,8 @@ fn run(a: Args) -> io::Result<()> {
     let mut measuring_since: Option<Instant> = None;
     let mut end = Instant::now() + Duration::from_secs(a.secs);
     let mut buf = vec![0u8; 64 * 1024];
+    let rss_before = a.server_pid.and_then(rss_kb);
+    let mut login_latencies: Vec<u32> = Vec::with_capacity(1 << 20);
     loop {
         let now = Instant::now();
         // Start the clock once every pinger is logged in (or at once for echo).
@@ -212,6 +248,9 @@ fn run(a: Args) -> io::Result<()> {
         {
             measuring_since = Some(now);
             end = now + Duration::from_secs(a.secs);
+            if a.mode == Mode::Idle {
+                return idle(&a, &mut poll, &mut events, &conns, rss_before);
+            }
             for c in conns.iter_mut().filter(|c| c.role == Role::Pinger) {
                 ping(c, now);
             }
@@ -258,6 +297,12 @@ fn run(a: Args) -> io::Result<()> {
                 match (frame.message, &c.state) {
                     (Message::LoginSuccess(s), State::LoggingIn) => {
                         logins += 1;
+                        if a.mode == Mode::Logins {
+                            let us = now.duration_since(c.sent_at).as_micros() as u32;
+                            if login_latencies.len() < login_latencies.capacity() {
+                                login_latencies.push(us);
+                            }
+                        }
                         c.token = Some(s.token);
                         c.state = State::Ready;
                         if c.role == Role::Stormer {
@@ -282,6 +327,7 @@ fn run(a: Args) -> io::Result<()> {
                     }
                     (Message::LogoutSuccess(_), State::LoggingOut) => {
                         c.queue(login_msg(&a));
+                        c.sent_at = now;
                         c.state = State::LoggingIn;
                     }
                     (Message::HeartbeatAck(_), State::Waiting) => {
@@ -316,6 +362,10 @@ fn run(a: Args) -> io::Result<()> {
         .map(|s| s.elapsed().as_secs_f64())
         .unwrap_or(0.0)
         .max(1e-9);
+    if a.mode == Mode::Logins {
+        latencies = login_latencies;
+        round_trips = logins;
+    }
     latencies.sort_unstable();
     let pct = |p: f64| -> u32 {
         if latencies.is_empty() {
@@ -325,6 +375,11 @@ fn run(a: Args) -> io::Result<()> {
         latencies[i.min(latencies.len() - 1)]
     };
     let rps = round_trips as f64 / secs;
+    let mode = match a.mode {
+        Mode::Logins => "logins",
+        _ if a.storm > 0 => "storm",
+        _ => "pingpong",
+    };
     let target = match (a.target_echo, a.ca_file.is_some()) {
         (true, _) => "echo",
         (false, true) => "sessiond+tls",
@@ -339,12 +394,67 @@ fn run(a: Args) -> io::Result<()> {
         pct(0.999)
     );
     println!(
-        "{{\"target\":\"{target}\",\"conns\":{},\"storm\":{},\"secs\":{secs:.3},\"round_trips\":{round_trips},\"rps\":{rps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"logins\":{logins},\"errors\":{errors}}}",
+        "{{\"mode\":\"{mode}\",\"target\":\"{target}\",\"conns\":{},\"storm\":{},\"secs\":{secs:.3},\"round_trips\":{round_trips},\"rps\":{rps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"logins\":{logins},\"errors\":{errors}}}",
         a.conns,
         a.storm,
         pct(0.50),
         pct(0.99),
         pct(0.999)
+    );
+    Ok(())
+}
+
+/// Resident memory of `pid` in KiB (VmRSS of /proc/PID/status).
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time (user + system) of `pid` in seconds (/proc/PID/stat, 100 ticks a second).
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Idle mode: every connection is logged in; now measure the server, sending nothing.
+fn idle(
+    a: &Args,
+    poll: &mut Poll,
+    events: &mut Events,
+    conns: &[Conn],
+    rss_before: Option<u64>,
+) -> io::Result<()> {
+    let pid = a.server_pid.expect("checked in parse_args");
+    let wait = |poll: &mut Poll, events: &mut Events, d: Duration| -> io::Result<()> {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            poll.poll(events, Some(until - Instant::now()))?;
+        }
+        Ok(())
+    };
+    // let the server settle (allocations of the login burst returned)
+    wait(poll, events, Duration::from_secs(2))?;
+    let rss_after = rss_kb(pid).ok_or_else(|| io::Error::other("cannot read the server's RSS"))?;
+    let cpu0 = cpu_secs(pid).ok_or_else(|| io::Error::other("cannot read the server's CPU"))?;
+    let t = Instant::now();
+    wait(poll, events, Duration::from_secs(a.secs))?;
+    let cpu = cpu_secs(pid).unwrap_or(cpu0) - cpu0;
+    let secs = t.elapsed().as_secs_f64();
+    let before = rss_before.unwrap_or(0);
+    let per_session = (rss_after.saturating_sub(before) * 1024) as f64 / conns.len() as f64;
+    println!(
+        "idle: {} sessions; server RSS {before} KiB -> {rss_after} KiB ({per_session:.0} bytes per session); CPU {:.3} s in {secs:.1} s ({:.2}% of a core)",
+        conns.len(),
+        cpu,
+        100.0 * cpu / secs
+    );
+    println!(
+        "{{\"mode\":\"idle\",\"sessions\":{},\"rss_before_kb\":{before},\"rss_after_kb\":{rss_after},\"bytes_per_session\":{per_session:.0},\"cpu_secs\":{cpu:.3},\"secs\":{secs:.1},\"cpu_pct\":{:.3}}}",
+        conns.len(),
+        100.0 * cpu / secs
     );
     Ok(())
 }

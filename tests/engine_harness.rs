@@ -1411,3 +1411,59 @@ fn shutdown_tells_every_connection_and_keeps_the_sessions() {
     h.send(c, verify(&tok));
     assert!(matches!(h.one(c).message, Message::SessionValid(_)));
 }
+
+// ---- performance guards (issue 9) ------------------------------------------------------
+
+#[test]
+fn new_login_notices_go_to_at_most_32_connections() {
+    let mut h = Harness::new(EngineConfig {
+        max_sessions_per_user: 0,
+        ..EngineConfig::default()
+    });
+    let mut conns = Vec::new();
+    for i in 0..40u8 {
+        let peer: SocketAddr = SocketAddr::from(([10, 0, 1, i], 4000));
+        let c = h.engine.accept(peer, h.now);
+        h.login_ok(c);
+        conns.push(c);
+    }
+    for &c in &conns {
+        h.frames(c); // earlier notices
+    }
+    let c = h.connect();
+    h.login_ok(c);
+    let told: Vec<usize> = conns
+        .iter()
+        .map(|&c| {
+            h.frames(c)
+                .iter()
+                .filter(|f| matches!(f.message, Message::NewLogin(_)))
+                .count()
+        })
+        .collect();
+    assert_eq!(told.iter().sum::<usize>(), 32);
+    // the newest sessions are the ones told
+    assert!(told[..8].iter().all(|&n| n == 0) && told[8..].iter().all(|&n| n == 1));
+}
+
+#[test]
+fn a_burst_does_not_leave_large_buffers_behind() {
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    let tok = h.login_ok(c);
+    let burst: Vec<u8> = (0..1000)
+        .flat_map(|i| Frame::reply(i + 10, hb(&tok)).to_vec())
+        .collect();
+    h.feed(c, &burst);
+    for _ in 0..100 {
+        h.engine.process(c, h.now);
+    }
+    assert_eq!(h.frames(c).len(), 1000);
+    assert!(h.engine.output_mut(c).unwrap().capacity() > 512);
+    h.engine.release_idle_buffers(c);
+    assert!(h.engine.output_mut(c).unwrap().capacity() <= 512);
+    assert!(h.engine.input_mut(c).unwrap().capacity() <= 512);
+    // and the connection works as before
+    h.send(c, hb(&tok));
+    assert!(matches!(h.one(c).message, Message::HeartbeatAck(_)));
+}

@@ -34,6 +34,9 @@ fn is_admin_only(m: &Message) -> bool {
     (0x50..=0x7f).contains(&(m.opcode() as u8))
 }
 
+/// NEW_LOGIN goes to at most this many connections of the account (protocol.md 5.20).
+pub const MAX_NEW_LOGIN_NOTICES: usize = 32;
+
 /// Who sent a management request.
 struct Caller {
     session_id: u64,
@@ -616,12 +619,16 @@ impl Engine {
             address: s.peer.to_string(),
             at: s.created_ms,
         });
+        // The newest sessions first, and a bounded number of them: an account with
+        // thousands of live connections must not make each login cost thousands of frames.
         let targets: Vec<ConnId> = self
             .sessions
             .of_user(user_id)
             .iter()
+            .rev()
             .filter_map(|&sid| self.sessions.get(sid).and_then(|s| s.conn))
             .filter(|&c| c != except && self.contains(c))
+            .take(MAX_NEW_LOGIN_NOTICES)
             .collect();
         for c in targets {
             self.send(c, 0, Flags::PUSH, &msg);

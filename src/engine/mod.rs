@@ -193,6 +193,10 @@ enum TimerKey {
     Summary,
 }
 
+/// Capacity an empty connection buffer may keep (enough for the usual frames, so the
+/// heartbeat path does not allocate; a burst's larger buffers are given back).
+const IDLE_BUFFER: usize = 512;
+
 /// The sans-IO session server.
 pub struct Engine {
     cfg: EngineConfig,
@@ -417,6 +421,20 @@ impl Engine {
     /// The bytes waiting to be written.
     pub fn output_mut(&mut self, id: ConnId) -> Option<&mut BytesMut> {
         self.conn_mut(id).map(|c| &mut c.output)
+    }
+
+    /// Gives back the memory of buffers that are empty but grew large (a burst of pushes,
+    /// a pipelined batch): an idle connection keeps at most `IDLE_BUFFER` bytes of each.
+    /// The server calls it after writing a connection's output out.
+    pub fn release_idle_buffers(&mut self, id: ConnId) {
+        if let Some(c) = self.conn_mut(id) {
+            if c.output.is_empty() && c.output.capacity() > IDLE_BUFFER {
+                c.output = BytesMut::new();
+            }
+            if c.input.is_empty() && c.input.capacity() > IDLE_BUFFER {
+                c.input = BytesMut::new();
+            }
+        }
     }
 
     /// True once a closing connection has nothing left to write: the socket may close.

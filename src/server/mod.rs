@@ -661,6 +661,9 @@ impl Server {
             }
             sock.writable = pending;
         }
+        if !pending && !held {
+            self.engine.release_idle_buffers(id);
+        }
         if !pending && !held && self.engine.ready_to_close(id) {
             if let Some(tls) = sock.tls.as_deref_mut() {
                 // close_notify, best effort: the FIN follows either way.
