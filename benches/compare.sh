@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The issue 9 comparison in one run, on this machine: heartbeat round trips against the
+# bare mio echo server (the ceiling) at 100 and 1,000 connections, heartbeat p99 with and
+# without a login storm, and server memory and CPU with 10,000 idle sessions. Prints
+# each loadgen JSON line, then the ratios.
+#
+#     bash benches/compare.sh            # SECS=10 bash benches/compare.sh for longer runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${SECS:-5}
+IDLE=${IDLE:-10000}
+cargo build -q --release --bin sessiond --example loadgen --example echo
+bin=target/release
+dir=$(mktemp -d)
+spid=""
+epid=""
+cleanup() {
+    [ -n "$spid" ] && kill -TERM "$spid" 2>/dev/null || true
+    [ -n "$epid" ] && kill "$epid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+# One server for every run: the load account's many sessions and its logins from one
+# address need the limits opened; long heartbeat timeouts let idle sessions stay idle.
+RUST_LOG=warn "$bin/sessiond" --listen 127.0.0.1:7600 --data-dir "$dir/data" \
+    --iterations 10000 --max-sessions-per-user 0 --login-burst 1000000 \
+    --login-rate 1000000 --address-hashes 100000 --max-connections-per-address 20000 \
+    --login-timeout 120s --hash-queue 20000 --heartbeat-interval 300s \
+    --heartbeat-timeout 900s >"$dir/out" 2>"$dir/err" &
+spid=$!
+"$bin/examples/echo" 127.0.0.1:7601 >/dev/null 2>&1 &
+epid=$!
+for _ in $(seq 100); do
+    grep -q "password:" "$dir/out" 2>/dev/null && break
+    sleep 0.1
+done
+pw=$(awk '/password:/ {print $2}' "$dir/out")
+[ -n "$pw" ] || { echo "the server did not start"; cat "$dir/err"; exit 1; }
+
+field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
+run() { "$bin/examples/loadgen" "$@" | tail -1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+
+summary=()
+for n in 100 1000; do
+    s=$(run --addr 127.0.0.1:7600 --password "$pw" --conns "$n" --secs "$SECS")
+    e=$(run --target echo --addr 127.0.0.1:7601 --conns "$n" --secs "$SECS")
+    echo "$s"
+    echo "$e"
+    summary+=("heartbeats, $n conns: $(echo "$s" | field rps) vs echo $(echo "$e" | field rps) rt/s: ratio $(ratio "$(echo "$s" | field rps)" "$(echo "$e" | field rps)") (target >= 0.95)")
+done
+calm=$(run --addr 127.0.0.1:7600 --password "$pw" --conns 100 --secs "$SECS")
+storm=$(run --addr 127.0.0.1:7600 --password "$pw" --conns 100 --secs "$SECS" --mode storm)
+echo "$calm"
+echo "$storm"
+summary+=("heartbeat p99, 100 conns: $(echo "$calm" | field p99_us) us calm, $(echo "$storm" | field p99_us) us during a login storm: ratio $(ratio "$(echo "$storm" | field p99_us)" "$(echo "$calm" | field p99_us)") (target <= 2)")
+logins=$(run --addr 127.0.0.1:7600 --password "$pw" --conns 8 --secs "$SECS" --mode logins)
+echo "$logins"
+summary+=("logins (PBKDF2 10,000 iterations + journal): $(echo "$logins" | field rps)/s, p99 $(echo "$logins" | field p99_us) us")
+idle=$(run --addr 127.0.0.1:7600 --password "$pw" --conns "$IDLE" --secs "$SECS" --mode idle --server-pid "$spid")
+echo "$idle"
+summary+=("idle, $IDLE sessions: $(echo "$idle" | field bytes_per_session) bytes of RSS per session (target <= 512), $(echo "$idle" | field cpu_pct)% of a core (target < 1)")
+
+echo
+printf '%s\n' "${summary[@]}"
