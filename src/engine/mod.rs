@@ -193,9 +193,9 @@ enum TimerKey {
     Summary,
 }
 
-/// Capacity an empty connection buffer may keep (enough for the usual frames, so the
-/// heartbeat path does not allocate; a burst's larger buffers are given back).
-const IDLE_BUFFER: usize = 512;
+/// Capacity an empty connection buffer may keep (enough for a heartbeat and its ACK, so
+/// the heartbeat path does not allocate; anything larger is given back when idle).
+const IDLE_BUFFER: usize = 64;
 
 /// The sans-IO session server.
 pub struct Engine {
