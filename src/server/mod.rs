@@ -588,6 +588,13 @@ impl Server {
                         input.extend_from_slice(&self.read_buf[..n]);
                     }
                     self.engine.process(id, now);
+                    if !is_tls && n < self.read_buf.len() {
+                        // A short read drained the socket's receive queue: the read that
+                        // would only answer WouldBlock is skipped (one syscall less per
+                        // request). Anything arriving later, a FIN included, is a new edge
+                        // and comes back as a new readiness event.
+                        return;
+                    }
                 }
                 ReadStep::Progress => {
                     // TLS: handshake records to answer now, not after the turn.
