@@ -477,3 +477,18 @@ fn graceful_shutdown_notifies_clients_and_returns_promptly() {
     stopper.join().unwrap().expect("clean stop");
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
 }
+
+#[test]
+fn a_request_followed_at_once_by_fin_is_answered_and_the_close_seen() {
+    let server = TestServer::start();
+    for _ in 0..20 {
+        let (mut s, tok) = raw_login(&server);
+        s.write_all(&hb_bytes(7, &tok)).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let f = read_frames(&mut s, 1, Duration::from_secs(5));
+        assert!(matches!(f[0].message, Message::HeartbeatAck(_)));
+        // the server noticed the FIN (with the data or after it) and closed, long before
+        // any timeout
+        assert!(closed_within(&mut s, Duration::from_secs(3)));
+    }
+}

@@ -308,7 +308,10 @@ impl Server {
                 token => {
                     let id = ConnId::from_u64(token.0 as u64);
                     if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                        self.on_readable(id, now);
+                        // A FIN that came with the data is not a new edge later: read
+                        // until end of file then, not just until a short read.
+                        let to_eof = ev.is_read_closed() || ev.is_error();
+                        self.on_readable(id, now, to_eof);
                     }
                     if ev.is_writable() {
                         self.writable.push(id);
@@ -371,7 +374,7 @@ impl Server {
         self.engine.take_wakeups(&mut self.scratch);
         let mut ids = std::mem::take(&mut self.scratch);
         for id in ids.drain(..) {
-            self.on_readable(id, now);
+            self.on_readable(id, now, true);
         }
         self.scratch = ids;
         self.engine.on_timers(now);
@@ -550,9 +553,10 @@ impl Server {
             .filter(|s| s.id == id)
     }
 
-    /// Reads until `WouldBlock` (or until the engine stops taking input), handing each
-    /// chunk to the engine as it arrives.
-    fn on_readable(&mut self, id: ConnId, now: Instant) {
+    /// Reads until the socket is drained (a short read, or `WouldBlock`; until end of file
+    /// when `to_eof`, i.e. the peer's FIN is already known) or until the engine stops
+    /// taking input, handing each chunk to the engine as it arrives.
+    fn on_readable(&mut self, id: ConnId, now: Instant, to_eof: bool) {
         let Some(sock) = self.sock_mut(id) else {
             return;
         };
@@ -588,7 +592,7 @@ impl Server {
                         input.extend_from_slice(&self.read_buf[..n]);
                     }
                     self.engine.process(id, now);
-                    if !is_tls && n < self.read_buf.len() {
+                    if !is_tls && !to_eof && n < self.read_buf.len() {
                         // A short read drained the socket's receive queue: the read that
                         // would only answer WouldBlock is skipped (one syscall less per
                         // request). Anything arriving later, a FIN included, is a new edge
