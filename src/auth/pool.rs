@@ -105,7 +105,10 @@ impl HashPool {
             let waker = waker.clone();
             let h = std::thread::Builder::new()
                 .name(format!("sessiond-hash-{n}"))
-                .spawn(move || worker(&shared, &tx, &waker))?;
+                .spawn(move || {
+                    lower_priority();
+                    worker(&shared, &tx, &waker)
+                })?;
             handles.push(h);
         }
         Ok(HashPool {
@@ -189,6 +192,26 @@ fn worker(shared: &Shared, tx: &Sender<HashResult>, waker: &Waker) {
         }
         if let Err(e) = waker.wake() {
             warn!("hash worker cannot wake the loop: {e}");
+        }
+    }
+}
+
+/// How much nicer than the event loop a hash worker runs (Unix niceness, 0-19).
+pub const WORKER_NICENESS: i32 = 19;
+
+/// Makes the calling thread (a hash worker) yield the CPU to the event loop when the
+/// machine is saturated: a login storm then slows logins, not everyone's heartbeats.
+/// Measured with 4 connections logging in and out at PBKDF2 10,000 on 2 cores beside
+/// the load generator: heartbeat p99 3.7-4.1x its calm value without it; at niceness 10
+/// 2.0-4.4x; at 19 1.85-2.3 ms against 0.93-1.2 ms calm (mean 1.9x). The price: logins
+/// get only the CPU the loop leaves (300-1,800 per 4 s in those runs).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // On Linux, niceness is per thread: setpriority on this thread's id.
+        let tid = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), WORKER_NICENESS) {
+            warn!("cannot lower the hash worker's priority: {e}");
         }
     }
 }
