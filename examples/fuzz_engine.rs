@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use sessiond::auth::{run_job, HashResult, PasswordRecord};
+use sessiond::auth::PasswordRecord;
 use sessiond::conn::ConnId;
 use sessiond::engine::{Engine, EngineConfig};
 use sessiond::protocol::{
@@ -117,40 +117,19 @@ fn frame(op: u8, arg: usize, token: Option<Token>) -> Vec<u8> {
     Frame::reply(arg as u32, msg).to_vec()
 }
 
-/// What the server loop does after events: timers, hashes, wakeups, commit, writes.
+/// The server loop's turn (timers, hashes, commit, writes), checking what it writes.
 fn step(e: &mut Engine, now: Instant, conns: &mut Vec<ConnId>, tokens: &mut Vec<Token>) {
-    e.on_timers(now);
-    for job in e.take_hash_jobs() {
-        let ticket = job.ticket;
-        let outcome = run_job(job.kind);
-        e.on_hash_result(HashResult { ticket, outcome }, now);
-    }
-    let mut wake = Vec::new();
-    e.take_wakeups(&mut wake);
-    for id in wake {
-        e.process(id, now);
-    }
-    if let Some(b) = e.take_batch() {
-        e.durable(b.seq);
-    }
-    let mut flagged = Vec::new();
-    e.take_flagged(&mut flagged);
-    for id in flagged {
-        if let Some(out) = e.output_mut(id) {
-            while let Some(f) = protocol::decode(out, DecodeLimits::client(1 << 20))
-                .expect("the server wrote an invalid frame")
-            {
-                if let Message::LoginSuccess(s) = f.message {
-                    tokens.push(s.token);
-                }
+    let closed = e.turn_inline(now, |_, out| {
+        while let Some(f) = protocol::decode(out, DecodeLimits::client(1 << 20))
+            .expect("the server wrote an invalid frame")
+        {
+            if let Message::LoginSuccess(s) = f.message {
+                tokens.push(s.token);
             }
-            assert!(out.is_empty(), "partial frame in output");
         }
-        if e.ready_to_close(id) {
-            e.remove(id);
-            conns.retain(|c| *c != id);
-        }
-    }
+        assert!(out.is_empty(), "partial frame in output");
+    });
+    conns.retain(|c| !closed.contains(c));
     assert!(e.attached_sessions() <= e.sessions().len());
     assert_eq!(e.connection_count(), conns.len());
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::spec::examples;
-use sessiond::auth::{run_job, HashResult, PasswordRecord};
+use sessiond::auth::PasswordRecord;
 use sessiond::engine::{Engine, EngineConfig};
 use sessiond::protocol::{
     self, decode_from, DecodeLimits, Frame, Heartbeat, LoginRequest, Message, Role, Token,
@@ -202,44 +202,18 @@ fn the_engine_keeps_its_invariants_under_arbitrary_frame_sequences() {
                 }
                 _ => {}
             }
-            e.on_timers(now);
-            for job in e.take_hash_jobs() {
-                let ticket = job.ticket;
-                e.on_hash_result(
-                    HashResult {
-                        ticket,
-                        outcome: run_job(job.kind),
-                    },
-                    now,
-                );
-            }
-            let mut wake = Vec::new();
-            e.take_wakeups(&mut wake);
-            for id in wake {
-                e.process(id, now);
-            }
-            if let Some(b) = e.take_batch() {
-                e.durable(b.seq);
-            }
             // what the server would write: valid frames only; tokens learnt for reuse
-            let mut flagged = Vec::new();
-            e.take_flagged(&mut flagged);
-            for id in flagged {
-                if let Some(out) = e.output_mut(id) {
-                    while let Some(f) = protocol::decode(out, DecodeLimits::client(1 << 20))
-                        .unwrap_or_else(|err| panic!("seed {seed}: server sent garbage: {err}"))
-                    {
-                        if let Message::LoginSuccess(s) = f.message {
-                            tokens.push(s.token);
-                        }
+            let closed = e.turn_inline(now, |_, out| {
+                while let Some(f) = protocol::decode(out, DecodeLimits::client(1 << 20))
+                    .unwrap_or_else(|err| panic!("seed {seed}: server sent garbage: {err}"))
+                {
+                    if let Message::LoginSuccess(s) = f.message {
+                        tokens.push(s.token);
                     }
-                    assert!(out.is_empty(), "seed {seed}: partial frame");
                 }
-                if e.ready_to_close(id) {
-                    e.remove(id);
-                    conns.retain(|c| *c != id);
-                }
-            }
+                assert!(out.is_empty(), "seed {seed}: partial frame");
+            });
+            conns.retain(|c| !closed.contains(c));
             assert!(e.attached_sessions() <= e.sessions().len(), "seed {seed}");
             assert_eq!(e.connection_count(), conns.len(), "seed {seed}");
         }

@@ -16,6 +16,7 @@ mod audit_log;
 mod auth_flow;
 mod durability;
 mod ending;
+mod inline;
 mod manage;
 mod policy;
 
