@@ -298,8 +298,8 @@ impl Server {
     fn dispatch(&mut self, events: &Events, now: Instant) -> io::Result<()> {
         for ev in events.iter() {
             match ev.token() {
-                LISTENER => self.accept_all(now),
-                PLAIN_LISTENER => self.accept_plain(now),
+                LISTENER => self.accept_all(now, false),
+                PLAIN_LISTENER => self.accept_all(now, true),
                 WAKER => {
                     self.drain_results(now);
                     self.drain_reports()?;
@@ -381,7 +381,8 @@ impl Server {
         self.expire_lingering(now);
         if self.accept_paused.is_some_and(|t| t <= now) {
             self.accept_paused = None;
-            self.accept_all(now);
+            self.accept_all(now, false);
+            self.accept_all(now, true);
         }
         for job in self.engine.take_hash_jobs() {
             if let Err(PoolFull(job)) = self.pool.submit(job) {
@@ -455,22 +456,30 @@ impl Server {
         next.map(|d| d.saturating_duration_since(now))
     }
 
-    fn accept_all(&mut self, now: Instant) {
-        // Paused (out of descriptors), or shutting down: the listener is left alone.
+    /// Accepts until `WouldBlock` on the main listener (TLS if configured) or, with
+    /// `plain`, on the plain loopback one.
+    fn accept_all(&mut self, now: Instant, plain: bool) {
+        // Paused (out of descriptors), or shutting down: the listeners are left alone.
         if self.accept_paused.is_some() || self.stop.load(Ordering::SeqCst) {
             return;
         }
+        let tls = self.tls.is_some() && !plain;
         loop {
-            match self.listener.accept() {
-                Ok((stream, peer)) => self.add_conn(stream, peer, now),
+            let listener = match (&self.plain, plain) {
+                (Some((l, _)), true) => l,
+                (None, true) => return,
+                (_, false) => &self.listener,
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => self.add_conn(stream, peer, now, tls),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // EMFILE, ENFILE, ENOBUFS...: the pending connections stay in the
                     // backlog. Retrying at once would spin (the listener stays readable);
                     // waiting for the next readiness event could stall (it is edge
-                    // triggered). So accepting pauses briefly and resumes on a timer,
-                    // while the connections already open are served.
+                    // triggered). So accepting pauses briefly and resumes on a timer (both
+                    // listeners), while the connections already open are served.
                     warn!(
                         "accept failed: {e}; pausing accepts for {} ms",
                         ACCEPT_PAUSE.as_millis()
@@ -482,32 +491,7 @@ impl Server {
         }
     }
 
-    fn accept_plain(&mut self, now: Instant) {
-        if self.stop.load(Ordering::SeqCst) {
-            return;
-        }
-        loop {
-            let Some((l, _)) = self.plain.as_ref() else {
-                return;
-            };
-            match l.accept() {
-                Ok((stream, peer)) => self.add_conn_with(stream, peer, now, false),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    warn!("accept failed on the plain listener: {e}");
-                    return;
-                }
-            }
-        }
-    }
-
-    fn add_conn(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
-        let tls = self.tls.is_some();
-        self.add_conn_with(stream, peer, now, tls);
-    }
-
-    fn add_conn_with(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant, tls: bool) {
+    fn add_conn(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant, tls: bool) {
         let tls = match (tls, self.tls.as_ref()) {
             (true, Some(cfg)) => match rustls::ServerConnection::new(cfg.clone()) {
                 Ok(c) => Some(Box::new(c)),
