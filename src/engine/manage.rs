@@ -138,10 +138,7 @@ impl Engine {
     }
 
     fn entry(&self, s: &Session, current: u64) -> SessionEntry {
-        let last = s.created_ms
-            + s.last_activity
-                .saturating_duration_since(s.created)
-                .as_millis() as u64;
+        let last = s.last_activity_ms();
         SessionEntry {
             session_id: s.id,
             current: s.id == current,

@@ -551,10 +551,7 @@ impl Engine {
             out.push(Event::UserCreated(u.clone()));
         }
         for s in self.sessions.iter() {
-            let last = s.created_ms
-                + s.last_activity
-                    .saturating_duration_since(s.created)
-                    .as_millis() as u64;
+            let last = s.last_activity_ms();
             out.push(Event::SessionCreated(StoredSession {
                 id: s.id,
                 user_id: s.user_id,
@@ -926,10 +923,7 @@ impl Engine {
                 // Last activity is persisted coarsely: here, and every
                 // `activity_save_interval` while requests come (`check_token`).
                 s.saved_activity = s.last_activity;
-                let last = s.created_ms
-                    + s.last_activity
-                        .saturating_duration_since(s.created)
-                        .as_millis() as u64;
+                let last = s.last_activity_ms();
                 let (user_id, peer) = (s.user_id, s.peer);
                 self.events.push(Event::SessionActivity {
                     id: sid,

@@ -56,6 +56,15 @@ impl Session {
         self.expires_at.min(self.last_activity + idle)
     }
 
+    /// Unix ms of `last_activity` (derived from `created`, whose wall time is known).
+    pub fn last_activity_ms(&self) -> u64 {
+        self.created_ms
+            + self
+                .last_activity
+                .saturating_duration_since(self.created)
+                .as_millis() as u64
+    }
+
     /// Whether the session has expired at `now`, and why. Absolute wins a tie: it is the
     /// stricter promise.
     pub fn expired(&self, now: Instant, idle: Duration) -> Option<Expiry> {
