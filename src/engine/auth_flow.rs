@@ -32,29 +32,13 @@ impl Engine {
             None => (None, self.dummy.clone()),
         };
         if let Err(wait) = self.admit_hash(id, user_id) {
-            let Some(peer) = self.conn(id).map(|c| c.peer) else {
-                return;
-            };
-            self.stats.logins_throttled += 1;
-            info!("login throttled user={} peer={}", req.username, peer);
-            self.audit(
-                AuditKind::LoginFailed,
-                user_id.unwrap_or(0),
-                0,
-                peer.to_string(),
-                format!("{}: throttled", req.username),
-            );
             self.mark_valid_streak(id);
-            self.send(
-                id,
-                rid,
-                Flags::NONE,
-                &Message::LoginFailure(LoginFailure {
-                    reason: LoginFailureReason::Throttled,
-                    retry_after_ms: millis(wait),
-                    message: "too many attempts; retry later".into(),
-                }),
-            );
+            let failure = LoginFailure {
+                reason: LoginFailureReason::Throttled,
+                retry_after_ms: millis(wait),
+                message: "too many attempts; retry later".into(),
+            };
+            self.refuse_login(id, rid, user_id.unwrap_or(0), &req.username, failure);
             return;
         }
         let job = JobKind::Verify {
@@ -351,30 +335,12 @@ impl Engine {
         };
         if let Some((reason, retry_after_ms, message)) = refusal {
             self.rearm_login_deadline(id, pending.deadline);
-            info!(
-                "login refused ({}) user={} peer={}",
-                reason.name(),
-                pending.username,
-                peer
-            );
-            self.stats.logins_failed += 1;
-            self.audit(
-                AuditKind::LoginFailed,
-                uid,
-                0,
-                peer.to_string(),
-                format!("{}: {}", pending.username, reason.name().to_lowercase()),
-            );
-            self.send(
-                id,
-                pending.request_id,
-                Flags::NONE,
-                &Message::LoginFailure(LoginFailure {
-                    reason,
-                    retry_after_ms,
-                    message,
-                }),
-            );
+            let failure = LoginFailure {
+                reason,
+                retry_after_ms,
+                message,
+            };
+            self.refuse_login(id, pending.request_id, uid, &pending.username, failure);
             return;
         }
         // protocol.md 5.2 / the session limit: decided here, on the one loop thread, so
@@ -385,30 +351,14 @@ impl Engine {
             match self.cfg.on_limit {
                 OnLimit::RejectNew => {
                     self.rearm_login_deadline(id, pending.deadline);
-                    info!(
-                        "login refused, session limit: user={} peer={}",
-                        pending.username, peer
-                    );
-                    self.stats.logins_failed += 1;
-                    self.audit(
-                        AuditKind::LoginFailed,
-                        uid,
-                        0,
-                        peer.to_string(),
-                        format!("{}: session limit", pending.username),
-                    );
-                    self.send(
-                        id,
-                        pending.request_id,
-                        Flags::NONE,
-                        &Message::LoginFailure(LoginFailure {
-                            reason: LoginFailureReason::SessionLimit,
-                            retry_after_ms: 0,
-                            message: format!(
-                                "at most {max} session(s) per user; log out elsewhere first"
-                            ),
-                        }),
-                    );
+                    let failure = LoginFailure {
+                        reason: LoginFailureReason::SessionLimit,
+                        retry_after_ms: 0,
+                        message: format!(
+                            "at most {max} session(s) per user; log out elsewhere first"
+                        ),
+                    };
+                    self.refuse_login(id, pending.request_id, uid, &pending.username, failure);
                     return;
                 }
                 OnLimit::RevokeOldest => {
@@ -577,12 +527,6 @@ impl Engine {
     }
 
     fn login_failed(&mut self, id: ConnId, pending: &PendingAuth) {
-        self.stats.logins_failed += 1;
-        let peer = self
-            .conn(id)
-            .map(|c| c.peer.to_string())
-            .unwrap_or_default();
-        info!("login failed user={} peer={}", pending.username, peer);
         let uid = match pending.kind {
             PendingKind::Login { user_id } => user_id.unwrap_or(0),
             _ => 0,
@@ -595,25 +539,38 @@ impl Engine {
                 );
             }
         }
+        self.rearm_login_deadline(id, pending.deadline);
+        // protocol.md 5.3: "the server does not say which" part was wrong.
+        let failure = LoginFailure {
+            reason: LoginFailureReason::InvalidCredentials,
+            retry_after_ms: 0,
+            message: "invalid username or password".into(),
+        };
+        self.refuse_login(id, pending.request_id, uid, &pending.username, failure);
+    }
+
+    /// Answers a login with LOGIN_FAILURE, every reason the same way: counted (throttled
+    /// apart), logged, and audited as `login_failed` with the name tried and the reason.
+    fn refuse_login(&mut self, id: ConnId, rid: u32, uid: u64, username: &str, f: LoginFailure) {
+        let peer = self
+            .conn(id)
+            .map(|c| c.peer.to_string())
+            .unwrap_or_default();
+        if f.reason == LoginFailureReason::Throttled {
+            self.stats.logins_throttled += 1;
+        } else {
+            self.stats.logins_failed += 1;
+        }
+        let why = f.reason.name().to_lowercase().replace('_', " ");
+        info!("login refused ({why}) user={username} peer={peer}");
         self.audit(
             AuditKind::LoginFailed,
             uid,
             0,
             peer,
-            format!("{}: invalid credentials", pending.username),
+            format!("{username}: {why}"),
         );
-        self.rearm_login_deadline(id, pending.deadline);
-        // protocol.md 5.3: "the server does not say which" part was wrong.
-        self.send(
-            id,
-            pending.request_id,
-            Flags::NONE,
-            &Message::LoginFailure(LoginFailure {
-                reason: LoginFailureReason::InvalidCredentials,
-                retry_after_ms: 0,
-                message: "invalid username or password".into(),
-            }),
-        );
+        self.send(id, rid, Flags::NONE, &Message::LoginFailure(f));
     }
 
     fn register_failed(&mut self, id: ConnId, rid: u32, reason: RegisterFailureReason, msg: &str) {
