@@ -279,18 +279,24 @@ impl Server {
         info!("listening on {}", self.local_addr);
         while !self.stop.load(Ordering::SeqCst) {
             let timeout = self.poll_timeout(Instant::now());
-            match self.poll.poll(&mut events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            let now = Instant::now();
-            self.dispatch(&events, now)?;
-            self.turn(now)?;
+            self.iterate(&mut events, timeout)?;
         }
         self.shut_down()?;
         info!("server stopped");
         Ok(())
+    }
+
+    /// One loop iteration: wait for readiness (at most `timeout`), handle it, then the
+    /// turn's deferred work, commit and writes.
+    fn iterate(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        match self.poll.poll(events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let now = Instant::now();
+        self.dispatch(events, now)?;
+        self.turn(now)
     }
 
     /// Hands each readiness event to its owner: the listener, the waker (hash results and
@@ -350,15 +356,9 @@ impl Server {
                 warn!("shutdown grace over: closing {left} connection(s) that did not finish");
                 break;
             }
-            let timeout = deadline.min(now + Duration::from_millis(50)) - now;
-            match self.poll.poll(&mut events, Some(timeout)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            let now = Instant::now();
-            self.dispatch(&events, now)?;
-            self.turn(now)?;
+            let left = deadline - now;
+            let timeout = self.poll_timeout(now).map_or(left, |t| t.min(left));
+            self.iterate(&mut events, Some(timeout))?;
         }
         // Whatever the last turn recorded is durable before the server returns.
         self.send_batch();
