@@ -62,6 +62,20 @@ pub enum ClientError {
     Tls(String),
 }
 
+/// Connects to the first address of `addr` that answers within `timeout`.
+fn tcp_connect<A: ToSocketAddrs>(addr: A, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))
+        .into())
+}
+
 /// A connect-time error from rustls (wrapped in `io::Error`) as `ClientError::Tls`.
 fn tls_error(e: io::Error) -> ClientError {
     let is_tls = e
@@ -232,16 +246,8 @@ impl fmt::Debug for Client {
 impl Client {
     /// Connects with a timeout (each resolved address is tried in turn).
     pub fn connect<A: ToSocketAddrs>(addr: A, timeout: Duration) -> Result<Client, ClientError> {
-        let mut last = None;
-        for a in addr.to_socket_addrs()? {
-            match TcpStream::connect_timeout(&a, timeout) {
-                Ok(stream) => return Client::from_stream(Stream::Plain(stream), timeout),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last
-            .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))
-            .into())
+        let tcp = tcp_connect(addr, timeout)?;
+        Client::from_stream(Stream::Plain(tcp), timeout)
     }
 
     /// Connects with TLS: the server's certificate is checked against `tls` (see
@@ -254,21 +260,12 @@ impl Client {
         timeout: Duration,
     ) -> Result<Client, ClientError> {
         let name = crate::tls::server_name(server_name).map_err(ClientError::Io)?;
-        let mut last = None;
-        for a in addr.to_socket_addrs()? {
-            match TcpStream::connect_timeout(&a, timeout) {
-                Ok(tcp) => {
-                    tcp.set_read_timeout(Some(timeout))?;
-                    tcp.set_write_timeout(Some(timeout))?;
-                    let stream = Stream::tls(tcp, tls.clone(), name.clone()).map_err(tls_error)?;
-                    return Client::from_stream(stream, timeout);
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last
-            .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))
-            .into())
+        let tcp = tcp_connect(addr, timeout)?;
+        // the handshake runs now, bounded like every later call
+        tcp.set_read_timeout(Some(timeout))?;
+        tcp.set_write_timeout(Some(timeout))?;
+        let stream = Stream::tls(tcp, tls, name).map_err(tls_error)?;
+        Client::from_stream(stream, timeout)
     }
 
     fn from_stream(stream: Stream, timeout: Duration) -> Result<Client, ClientError> {
