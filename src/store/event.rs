@@ -79,25 +79,9 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
+    /// The kind whose record byte is `v`.
     pub fn from_u8(v: u8) -> Option<AuditKind> {
-        use AuditKind::*;
-        Some(match v {
-            1 => SessionCreated,
-            2 => SessionResumed,
-            3 => SessionDetached,
-            4 => ExpiredIdle,
-            5 => ExpiredAbsolute,
-            6 => LoggedOut,
-            7 => Revoked,
-            8 => LoginFailed,
-            9 => Registered,
-            10 => Suspended,
-            11 => Unsuspended,
-            12 => RoleChanged,
-            13 => PasswordChanged,
-            14 => UserCreated,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|&k| k as u8 == v)
     }
 
     /// Every kind, in record-byte order.
@@ -503,6 +487,17 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_kinds_are_numbered_and_named_one_to_one() {
+        for (i, k) in AuditKind::ALL.into_iter().enumerate() {
+            assert_eq!(k as u8 as usize, i + 1);
+            assert_eq!(AuditKind::from_u8(k as u8), Some(k));
+            assert_eq!(AuditKind::from_name(k.name()), Some(k));
+        }
+        assert_eq!(AuditKind::from_u8(0), None);
+        assert_eq!(AuditKind::from_u8(AuditKind::ALL.len() as u8 + 1), None);
+    }
 
     fn user(id: u64, name: &str) -> User {
         User {
