@@ -417,29 +417,9 @@ fn dash(s: &str) -> String {
     if s.is_empty() { "-" } else { s }.to_owned()
 }
 
-/// Prints left-aligned columns two spaces apart, each as wide as its widest cell (the last
-/// column is not padded).
+/// Prints a table (`sessiond::client::table`).
 fn table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                let pad = w - cell.chars().count();
-                out.push_str(&format!("{cell}{:pad$}  ", ""));
-            }
-        }
-        println!("{out}");
-    };
-    line(headers.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
+    for line in sessiond::client::table(headers, rows) {
+        println!("{line}");
     }
 }

@@ -50,8 +50,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use sessiond::client::{
-    describe_expired, describe_revoked, utc, Client, ClientError, LoginOutcome, RegisterOutcome,
-    ResumeOutcome,
+    describe_expired, describe_revoked, table, utc, Client, ClientError, LoginOutcome,
+    RegisterOutcome, ResumeOutcome,
 };
 use sessiond::protocol::{Frame, LogoutScope, Message, SessionInfo, SessionList, Token};
 use sessiond::tls::{client_config, Trust};
@@ -720,30 +720,6 @@ fn parse_id(s: &str) -> Option<u64> {
         return u64::from_str_radix(s, 16).ok();
     }
     s.parse().ok()
-}
-
-/// Rows under headers, columns padded to their widest cell.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> Vec<String> {
-    let mut w: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (w, c) in w.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&w)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        padded.join("  ").trim_end().to_owned()
-    };
-    let mut out = vec![line(headers.to_vec())];
-    out.extend(
-        rows.iter()
-            .map(|r| line(r.iter().map(String::as_str).collect())),
-    );
-    out
 }
 
 fn load_token(path: &Path) -> Option<Token> {

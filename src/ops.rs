@@ -372,28 +372,10 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
     }
 }
 
-/// Prints rows under headers, columns padded to their widest cell.
+/// Prints rows under headers (`client::table`).
 fn table(out: &mut dyn Write, headers: &[&str], rows: Vec<Vec<String>>) -> std::io::Result<()> {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |out: &mut dyn Write, cells: Vec<&str>| -> std::io::Result<()> {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
-            }
-        }
-        writeln!(out, "{}", s.trim_end())
-    };
-    line(out, headers.to_vec())?;
-    for r in &rows {
-        line(out, r.iter().map(String::as_str).collect())?;
+    for line in crate::client::table(headers, &rows) {
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }

@@ -12,10 +12,12 @@ mod core;
 mod manage;
 mod reconnect;
 mod stream;
+mod text;
 
 pub use self::core::{ClientCore, ClientEvent, CLIENT_MAX_FRAME};
 pub use manage::AuditRequest;
 pub use reconnect::{reconnect_and_resume, Backoff};
+pub use text::table;
 
 use std::collections::VecDeque;
 use std::fmt;
