@@ -118,7 +118,7 @@ impl Engine {
     /// Asks the login policy whether a hash may start for `id` (an attempt for `user`);
     /// on yes the connection counts as hashing until the hash ends, on no the error says
     /// how long to wait.
-    fn admit_hash(&mut self, id: ConnId, user: Option<u64>) -> Result<(), Duration> {
+    pub(super) fn admit_hash(&mut self, id: ConnId, user: Option<u64>) -> Result<(), Duration> {
         let now = self.last_now;
         let Some(ip) = self.conn(id).map(|c| c.peer.ip()) else {
             return Err(Duration::ZERO);

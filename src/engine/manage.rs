@@ -11,7 +11,6 @@ use std::time::Instant;
 use log::info;
 
 use super::audit_log::AuditFilter;
-use super::policy::Refusal;
 use super::{millis, End, Engine};
 use crate::auth::{HashJob, JobKind, JobOutcome};
 use crate::conn::{ConnId, ConnState};
@@ -103,7 +102,7 @@ impl Engine {
             Message::ListSessions(r) => self.list_own(id, rid, &caller, r),
             Message::RevokeSession(r) => self.revoke_own(id, rid, &caller, r, now),
             Message::LogoutAll(r) => self.logout_all(id, rid, &caller, r, now),
-            Message::ChangePassword(r) => self.start_change_password(id, rid, &caller, r, now),
+            Message::ChangePassword(r) => self.start_change_password(id, rid, &caller, r),
             Message::AuditQuery(r) => self.audit_query(id, rid, &caller, r),
             Message::AdminListSessions(r) => self.admin_list(id, rid, &caller, r),
             Message::AdminRevokeSession(r) => self.admin_revoke(id, rid, &caller, r, now),
@@ -239,14 +238,7 @@ impl Engine {
         self.done(id, rid, n);
     }
 
-    fn start_change_password(
-        &mut self,
-        id: ConnId,
-        rid: u32,
-        c: &Caller,
-        r: ChangePassword,
-        now: Instant,
-    ) {
+    fn start_change_password(&mut self, id: ConnId, rid: u32, c: &Caller, r: ChangePassword) {
         if r.new.len() < self.cfg.min_password_len {
             let msg = format!(
                 "new password must be at least {} bytes",
@@ -258,10 +250,8 @@ impl Engine {
         let Some(record) = self.users.get(c.user_id).map(|u| u.password.clone()) else {
             return;
         };
-        let Some(peer) = self.conn(id).map(|conn| conn.peer) else {
-            return;
-        };
-        if let Err(Refusal::Throttled(wait)) = self.policy.admit(Some(c.user_id), peer.ip(), now) {
+        // A wrong old password counts as a failed login: the same policy admits the hash.
+        if let Err(wait) = self.admit_hash(id, Some(c.user_id)) {
             self.stats.logins_throttled += 1;
             let msg = format!("too many attempts; retry in {} ms", millis(wait));
             self.reply_error(id, rid, ErrorCode::Throttled, &msg, false);
@@ -277,7 +267,6 @@ impl Engine {
             },
         });
         if let Some(conn) = self.conn_mut(id) {
-            conn.hashing = true;
             conn.changing = Some(rid);
         }
     }
