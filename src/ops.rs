@@ -177,6 +177,21 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The data directory's lock and its journal and state, for a command that may change
+/// accounts (a live server holds the lock: the command is refused then).
+fn open_locked(
+    dir: &std::path::Path,
+) -> RunResult<(
+    store::DataDirLock,
+    store::Journal,
+    crate::store::event::State,
+)> {
+    let lock = store::lock_data_dir(dir)?;
+    let (journal, state) =
+        store::open_journal_with(dir, UserTable::new(), JournalOptions::default())?;
+    Ok((lock, journal, state))
+}
+
 /// Runs `cmd`, writing its output to `out`.
 pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
     match cmd {
@@ -189,9 +204,7 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             data_dir,
         } => {
             store::ensure_data_dir(&data_dir)?;
-            let _lock = store::lock_data_dir(&data_dir)?;
-            let (mut journal, mut state) =
-                store::open_journal_with(&data_dir, UserTable::new(), JournalOptions::default())?;
+            let (_lock, mut journal, mut state) = open_locked(&data_dir)?;
             if state.users.by_name(&name).is_some() {
                 return Err(format!("user {name} exists").into());
             }
@@ -243,9 +256,7 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             role,
             data_dir,
         } => {
-            let _lock = store::lock_data_dir(&data_dir)?;
-            let (mut journal, mut state) =
-                store::open_journal_with(&data_dir, UserTable::new(), JournalOptions::default())?;
+            let (_lock, mut journal, mut state) = open_locked(&data_dir)?;
             let id = state
                 .users
                 .by_name(&name)
@@ -275,9 +286,7 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             Ok(())
         }
         OpsCommand::UserList { data_dir } => {
-            let _lock = store::lock_data_dir(&data_dir)?;
-            let (_journal, state) =
-                store::open_journal_with(&data_dir, UserTable::new(), JournalOptions::default())?;
+            let (_lock, _journal, state) = open_locked(&data_dir)?;
             let mut users = state.users.all();
             users.sort_by_key(|u| u.id);
             let rows = users
