@@ -5,11 +5,11 @@
 //! `cargo bench --bench session`
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sessiond::protocol::{InvalidReason, Token};
-use sessiond::session::{Digest, Session, SessionTable};
+use sessiond::session::{Digest, Peer, Session, SessionTable};
 
 const N: u64 = 100_000;
 
@@ -20,30 +20,34 @@ fn token(i: u64) -> Token {
     Token(t)
 }
 
-fn sessions(t0: Instant) -> Vec<Session> {
+/// The records to insert (their device labels interned in `t`, as the engine does).
+fn sessions(t: &mut SessionTable, t0: Instant) -> Vec<Session> {
+    let peer = Peer::from("127.0.0.1:40000".parse::<std::net::SocketAddr>().unwrap());
     (0..N)
         .map(|i| Session {
             id: i.wrapping_mul(0xd1b5_4a32_d192_ed03) | 1,
             user_id: i % 1000,
             digest: Digest::of(&token(i)),
-            created: t0,
             created_ms: 0,
-            last_activity: t0,
-            saved_activity: t0,
-            expires_at: t0 + Duration::from_secs(86_400),
             expires_ms: 86_400_000,
-            client: "bench".into(),
-            platform: "linux".into(),
-            peer: "127.0.0.1:40000".parse().unwrap(),
+            saved_activity_ms: 0,
+            last_activity: t0,
+            device: t.intern_device("bench", "linux"),
+            peer,
             conn: None,
             timer: None,
         })
         .collect()
 }
 
-fn filled(t0: Instant) -> (SessionTable, Vec<u64>, Vec<Digest>) {
+fn fresh(t0: Instant) -> (SessionTable, Vec<Session>) {
     let mut t = SessionTable::new();
-    let all = sessions(t0);
+    let all = sessions(&mut t, t0);
+    (t, all)
+}
+
+fn filled(t0: Instant) -> (SessionTable, Vec<u64>, Vec<Digest>) {
+    let (mut t, all) = fresh(t0);
     let ids = all.iter().map(|s| s.id).collect();
     let digests = all.iter().map(|s| s.digest).collect();
     for s in all {
@@ -59,7 +63,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N));
     g.bench_function("insert", |b| {
         b.iter_batched(
-            || (SessionTable::new(), sessions(t0)),
+            || fresh(t0),
             |(mut t, all)| {
                 for s in all {
                     t.insert(s).unwrap();

@@ -188,6 +188,9 @@ fn run(a: Args) -> io::Result<()> {
     };
     let name = sessiond::tls::server_name("localhost")?;
     let total = a.conns + if a.target_echo { 0 } else { a.storm };
+    // Before the first connection: the idle mode's growth includes everything the
+    // connections cost the server (accepts, logins, their transient allocations).
+    let rss_before = a.server_pid.and_then(rss_kb);
     for i in 0..total {
         let mut stream = TcpStream::connect(a.addr)?;
         poll.registry().register(
@@ -235,7 +238,6 @@ fn run(a: Args) -> io::Result<()> {
     let mut measuring_since: Option<Instant> = None;
     let mut end = Instant::now() + Duration::from_secs(a.secs);
     let mut buf = vec![0u8; 64 * 1024];
-    let rss_before = a.server_pid.and_then(rss_kb);
     let mut login_latencies: Vec<u32> = Vec::with_capacity(1 << 20);
     loop {
         let now = Instant::now();

@@ -34,6 +34,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 
+use crate::session::Peer;
 use crate::timer::TimerId;
 
 /// A connection's key: its slab index plus a generation, so an event or a hash result for
@@ -119,7 +120,7 @@ impl ConnState {
 pub struct Conn {
     pub id: ConnId,
     pub state: ConnState,
-    pub peer: SocketAddr,
+    pub peer: Peer,
     /// Bytes read but not yet decoded. The server module reads into it.
     pub input: BytesMut,
     /// Encoded frames not yet written. The server module writes from it.
@@ -153,7 +154,7 @@ impl Conn {
             state: ConnState::AwaitingAuth {
                 deadline: login_deadline,
             },
-            peer,
+            peer: peer.into(),
             input: BytesMut::new(),
             output: BytesMut::new(),
             timer: None,

@@ -1,7 +1,6 @@
 //! How a connection gets a session: LOGIN_REQUEST, REGISTER_REQUEST and VERIFY_SESSION,
 //! the hash and store answers they wait for, and the session limit per user.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
@@ -15,7 +14,7 @@ use crate::protocol::{
     RegisterFailureReason, RegisterRequest, RegisterSuccess, RevokeReason, SessionInfo,
     SessionInvalid, SessionValid, Token, VerifySession,
 };
-use crate::session::{token, Digest, Session};
+use crate::session::{token, Digest, Peer, Session};
 use crate::store::event::{AuditKind, Event, StoredSession};
 
 impl Engine {
@@ -478,7 +477,7 @@ impl Engine {
         &mut self,
         uid: u64,
         pending: &PendingAuth,
-        peer: SocketAddr,
+        peer: Peer,
         now: Instant,
     ) -> std::io::Result<(Token, u64)> {
         let now_ms = self.unix_ms(now);
@@ -489,26 +488,25 @@ impl Engine {
                 id: token::random_id()?,
                 user_id: uid,
                 digest: Digest::of(&tok),
-                created: now,
                 created_ms: now_ms,
-                last_activity: now,
-                saved_activity: now,
-                expires_at: now + lifetime,
                 expires_ms: now_ms + lifetime.as_millis() as u64,
-                client: pending.client.clone(),
-                platform: pending.platform.clone(),
+                saved_activity_ms: now_ms,
+                last_activity: now,
+                device: self
+                    .sessions
+                    .intern_device(&pending.client, &pending.platform),
                 peer,
                 conn: None,
                 timer: None,
             };
             let sid = session.id;
-            let deadline = session.deadline(self.cfg.session_idle);
+            let deadline = session.deadline(self.cfg.session_idle, &self.clock);
             let stored = StoredSession {
                 id: sid,
                 user_id: uid,
                 digest: session.digest,
-                client: session.client.clone(),
-                platform: session.platform.clone(),
+                client: pending.client.clone(),
+                platform: pending.platform.clone(),
                 peer: peer.to_string(),
                 created_ms: now_ms,
                 last_activity_ms: now_ms,
@@ -603,7 +601,7 @@ impl Engine {
         let Some(s) = self.sessions.get(sid) else {
             return;
         };
-        if let Some(why) = s.expired(now, idle) {
+        if let Some(why) = s.expired(now, idle, &self.clock) {
             self.end_session(sid, End::Expired(why), 0, now);
             self.session_invalid(id, rid, InvalidReason::Expired);
             return;
@@ -646,10 +644,9 @@ impl Engine {
         if let Some(s) = self.sessions.get_mut(sid) {
             s.last_activity = now;
             s.peer = peer;
-            if !v.client.is_empty() || !v.platform.is_empty() {
-                s.client = v.client;
-                s.platform = v.platform;
-            }
+        }
+        if !v.client.is_empty() || !v.platform.is_empty() {
+            self.sessions.set_device(sid, &v.client, &v.platform);
         }
         self.activate(id, sid, now);
         self.stats.resumes += 1;

@@ -43,17 +43,18 @@ impl Engine {
             self.reply_error(id, rid, code, msg, false);
             return None;
         }
-        if let Some(why) = session.expired(now, idle) {
+        if let Some(why) = session.expired(now, idle, &self.clock) {
             // Due but its timer has not fired yet (within a tick): end it now, answering
             // this request with SESSION_EXPIRED.
             self.end_session(sid, End::Expired(why), rid, now);
             return None;
         }
         session.last_activity = now;
-        if now.saturating_duration_since(session.saved_activity) >= self.cfg.activity_save_interval
+        let at_ms = self.clock.ms(now);
+        if at_ms.saturating_sub(session.saved_activity_ms)
+            >= self.cfg.activity_save_interval.as_millis() as u64
         {
-            session.saved_activity = now;
-            let at_ms = self.unix_ms(now);
+            session.saved_activity_ms = at_ms;
             // Nothing the client is told depends on this record: its reply is not held.
             self.record_quietly(Event::SessionActivity { id: sid, at_ms });
         }
@@ -127,7 +128,10 @@ impl Engine {
             ),
         };
         self.audit(audit_kind, s.user_id, sid, s.peer.to_string(), detail);
-        let keep_until = s.expires_at.max(now + self.cfg.tombstone_min);
+        let keep_until = self
+            .clock
+            .instant(s.expires_ms)
+            .max(now + self.cfg.tombstone_min);
         self.wheel.insert(keep_until, TimerKey::Tombstone(sid));
         let user = self
             .users
@@ -217,10 +221,10 @@ impl Engine {
             return;
         };
         s.timer = None;
-        match s.expired(now, idle) {
+        match s.expired(now, idle, &self.clock) {
             None => {
                 // Lazy reset: activity since the timer was set only stored a timestamp.
-                let due = s.deadline(idle);
+                let due = s.deadline(idle, &self.clock);
                 let t = self.wheel.insert(due, TimerKey::Session(sid));
                 if let Some(s) = self.sessions.get_mut(sid) {
                     s.timer = Some(t);

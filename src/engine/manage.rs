@@ -118,13 +118,14 @@ impl Engine {
     fn caller(&self, id: ConnId, sid: u64) -> Option<Caller> {
         let s = self.sessions.get(sid)?;
         let u = self.users.get(s.user_id)?;
+        let (client, platform) = self.sessions.device(s);
         Some(Caller {
             session_id: sid,
             user_id: u.id,
             username: u.username.clone(),
             role: u.role,
-            client: s.client.clone(),
-            platform: s.platform.clone(),
+            client: client.to_owned(),
+            platform: platform.to_owned(),
             address: self
                 .conn(id)
                 .map(|c| c.peer.to_string())
@@ -137,7 +138,8 @@ impl Engine {
     }
 
     fn entry(&self, s: &Session, current: u64) -> SessionEntry {
-        let last = s.last_activity_ms();
+        let last = s.last_activity_ms(&self.clock);
+        let (client, platform) = self.sessions.device(s);
         SessionEntry {
             session_id: s.id,
             current: s.id == current,
@@ -148,8 +150,8 @@ impl Engine {
                 .get(s.user_id)
                 .map(|u| u.username.clone())
                 .unwrap_or_default(),
-            client: s.client.clone(),
-            platform: s.platform.clone(),
+            client: client.to_owned(),
+            platform: platform.to_owned(),
             address: s.peer.to_string(),
             created: s.created_ms,
             last_active: last,
@@ -598,10 +600,11 @@ impl Engine {
         let Some(s) = self.sessions.get(new_sid) else {
             return;
         };
+        let (client, platform) = self.sessions.device(s);
         let msg = Message::NewLogin(NewLogin {
             session_id: new_sid,
-            client: s.client.clone(),
-            platform: s.platform.clone(),
+            client: client.to_owned(),
+            platform: platform.to_owned(),
             address: s.peer.to_string(),
             at: s.created_ms,
         });

@@ -38,7 +38,7 @@ use crate::protocol::{
     self, DecodeLimits, DisconnectAck, DisconnectReason, ErrorCode, Flags, Frame, GeneralFailure,
     HeartbeatAck, InvalidReason, Message, Opcode, RevokeReason,
 };
-use crate::session::{Expiry, SessionTable, UserTable};
+use crate::session::{Expiry, Peer, SessionTable, UserTable, WallClock};
 use crate::store::event::{Audit, AuditKind, EndKind, EndedSession, Event, StoredSession};
 use crate::timer::TimerWheel;
 
@@ -212,7 +212,7 @@ pub struct Engine {
     /// Verified instead of a real record when the username is unknown, at the same cost.
     dummy: PasswordRecord,
     origin: Instant,
-    origin_unix_ms: u64,
+    clock: WallClock,
     hash_jobs: Vec<HashJob>,
     /// Durable changes for the journal, taken by the server once per loop turn.
     events: Vec<Event>,
@@ -268,7 +268,7 @@ impl Engine {
             attached: 0,
             dummy,
             origin,
-            origin_unix_ms,
+            clock: WallClock::new(origin, origin_unix_ms),
             hash_jobs: Vec::new(),
             events: Vec::new(),
             batch_seq: 0,
@@ -319,7 +319,7 @@ impl Engine {
 
     /// Unix milliseconds at `now`.
     pub fn unix_ms(&self, now: Instant) -> u64 {
-        self.origin_unix_ms + now.saturating_duration_since(self.origin).as_millis() as u64
+        self.clock.ms(now)
     }
 
     // ---- the server module's interface -------------------------------------------------
@@ -476,32 +476,31 @@ impl Engine {
     pub fn restore_session(&mut self, s: StoredSession, now: Instant) {
         let now_ms = self.unix_ms(now);
         let idle_ms = self.cfg.session_idle.as_millis() as u64;
-        let back = |ms: u64| now - Duration::from_millis(now_ms.saturating_sub(ms));
-        let ahead = |ms: u64| now + Duration::from_millis(ms.saturating_sub(now_ms));
         if self.users.get(s.user_id).is_none() {
             return;
         }
         let peer = s
             .peer
-            .parse()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+            .parse::<SocketAddr>()
+            .map(Peer::from)
+            .unwrap_or(Peer::UNKNOWN);
         let session = crate::session::Session {
             id: s.id,
             user_id: s.user_id,
             digest: s.digest,
-            created: back(s.created_ms),
             created_ms: s.created_ms,
-            last_activity: back(s.last_activity_ms),
-            saved_activity: back(s.last_activity_ms),
-            expires_at: ahead(s.expires_ms),
             expires_ms: s.expires_ms,
-            client: s.client,
-            platform: s.platform,
+            saved_activity_ms: s.last_activity_ms,
+            last_activity: now - Duration::from_millis(now_ms.saturating_sub(s.last_activity_ms)),
+            device: self.sessions.intern_device(&s.client, &s.platform),
             peer,
             conn: None,
             timer: None,
         };
-        let (sid, deadline) = (session.id, session.deadline(self.cfg.session_idle));
+        let (sid, deadline) = (
+            session.id,
+            session.deadline(self.cfg.session_idle, &self.clock),
+        );
         if self.sessions.insert(session).is_err() {
             return;
         }
@@ -551,13 +550,14 @@ impl Engine {
             out.push(Event::UserCreated(u.clone()));
         }
         for s in self.sessions.iter() {
-            let last = s.last_activity_ms();
+            let last = s.last_activity_ms(&self.clock);
+            let (client, platform) = self.sessions.device(s);
             out.push(Event::SessionCreated(StoredSession {
                 id: s.id,
                 user_id: s.user_id,
                 digest: s.digest,
-                client: s.client.clone(),
-                platform: s.platform.clone(),
+                client: client.to_owned(),
+                platform: platform.to_owned(),
                 peer: s.peer.to_string(),
                 created_ms: s.created_ms,
                 last_activity_ms: last,
@@ -922,8 +922,8 @@ impl Engine {
                 debug!("session={:016x} detached", sid);
                 // Last activity is persisted coarsely: here, and every
                 // `activity_save_interval` while requests come (`check_token`).
-                s.saved_activity = s.last_activity;
-                let last = s.last_activity_ms();
+                let last = s.last_activity_ms(&self.clock);
+                s.saved_activity_ms = last;
                 let (user_id, peer) = (s.user_id, s.peer);
                 self.events.push(Event::SessionActivity {
                     id: sid,

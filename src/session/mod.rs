@@ -3,10 +3,16 @@
 //! Owns the user and session tables, token generation and digests, and the expiry rule.
 //! Knows nothing of sockets or frames; takes time as arguments.
 
+mod clock;
+mod device;
+mod peer;
 mod table;
 pub mod token;
 mod users;
 
+pub use clock::WallClock;
+pub use device::DeviceId;
+pub use peer::Peer;
 pub use table::{Collision, Expiry, Session, SessionTable};
 pub use token::Digest;
 pub use users::{User, UserTable, UsernameTaken};

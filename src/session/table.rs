@@ -4,38 +4,40 @@
 //! expires. Pure logic: times come in as arguments; the timer entries that drive expiry
 //! belong to the engine, which stores their ids here.
 
-use std::net::SocketAddr;
+use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use slab::Slab;
 
+use super::clock::WallClock;
+use super::device::{DeviceId, Devices};
+use super::peer::Peer;
 use super::token::Digest;
 use crate::conn::ConnId;
 use crate::protocol::InvalidReason;
 use crate::timer::TimerId;
 
-/// One login session.
+/// One login session: 136 bytes, kept in a slab (dense; no per-session heap blocks).
 #[derive(Debug)]
 pub struct Session {
     /// Public id (protocol.md `session_id`): random, not a secret.
     pub id: u64,
     pub user_id: u64,
     pub digest: Digest,
-    pub created: Instant,
-    /// Unix ms of `created`.
+    /// Unix ms.
     pub created_ms: u64,
+    /// Absolute expiry, Unix ms.
+    pub expires_ms: u64,
+    /// The last activity the journal holds, Unix ms (persisted coarsely: at detach, and
+    /// at most every `activity_save_interval` while requests keep coming).
+    pub saved_activity_ms: u64,
     /// Last valid request carrying this session's token. Heartbeats only store this; the
     /// expiry timer reads it when it fires (lazy reset).
     pub last_activity: Instant,
-    /// The last activity the journal holds (persisted coarsely: at detach, and at most
-    /// every `activity_save_interval` while requests keep coming).
-    pub saved_activity: Instant,
-    /// Absolute expiry.
-    pub expires_at: Instant,
-    pub expires_ms: u64,
-    pub client: String,
-    pub platform: String,
-    pub peer: SocketAddr,
+    /// Client and platform, interned in the table ([`SessionTable::device`]).
+    pub device: DeviceId,
+    pub peer: Peer,
     /// The connection this session is bound to, if one is live.
     pub conn: Option<ConnId>,
     /// The engine's expiry timer for this session.
@@ -52,23 +54,21 @@ pub enum Expiry {
 impl Session {
     /// When the session expires if nothing else happens: the earlier of its absolute expiry
     /// and `idle` after its last activity.
-    pub fn deadline(&self, idle: Duration) -> Instant {
-        self.expires_at.min(self.last_activity + idle)
+    pub fn deadline(&self, idle: Duration, clock: &WallClock) -> Instant {
+        clock
+            .instant(self.expires_ms)
+            .min(self.last_activity + idle)
     }
 
-    /// Unix ms of `last_activity` (derived from `created`, whose wall time is known).
-    pub fn last_activity_ms(&self) -> u64 {
-        self.created_ms
-            + self
-                .last_activity
-                .saturating_duration_since(self.created)
-                .as_millis() as u64
+    /// Unix ms of `last_activity`.
+    pub fn last_activity_ms(&self, clock: &WallClock) -> u64 {
+        clock.ms(self.last_activity)
     }
 
     /// Whether the session has expired at `now`, and why. Absolute wins a tie: it is the
     /// stricter promise.
-    pub fn expired(&self, now: Instant, idle: Duration) -> Option<Expiry> {
-        if now >= self.expires_at {
+    pub fn expired(&self, now: Instant, idle: Duration, clock: &WallClock) -> Option<Expiry> {
+        if clock.ms(now) >= self.expires_ms {
             Some(Expiry::Absolute)
         } else if now >= self.last_activity + idle {
             Some(Expiry::Idle)
@@ -84,14 +84,20 @@ pub struct Collision;
 
 /// Sessions by id, with indexes by token digest and by user, and the tombstones of ended
 /// sessions (so a resume of a revoked or logged-out token can say why it fails).
+///
+/// The records sit in a slab; the two indexes hold only its 4-byte keys (hashed by the
+/// record's id and digest), so a session costs its record plus about 10 bytes of index.
 #[derive(Debug, Default)]
 pub struct SessionTable {
-    by_id: HashMap<u64, Session>,
-    by_digest: HashMap<Digest, u64>,
+    slots: Slab<Session>,
+    by_id: HashTable<u32>,
+    by_digest: HashTable<u32>,
+    hasher: DefaultHashBuilder,
     /// Live session ids per user, oldest first (a user has a handful at most).
     by_user: HashMap<u64, Vec<u64>>,
     ended: HashMap<Digest, InvalidReason>,
     ended_by_id: HashMap<u64, Digest>,
+    devices: Devices,
 }
 
 impl SessionTable {
@@ -99,32 +105,92 @@ impl SessionTable {
         Self::default()
     }
 
+    /// Room for `n` sessions, reserved up front: a large reservation is address space
+    /// that the kernel backs only as sessions arrive, and no regrowth copies (or leaves
+    /// behind) the old array.
+    pub fn with_capacity(n: usize) -> Self {
+        SessionTable {
+            slots: Slab::with_capacity(n),
+            ..Self::default()
+        }
+    }
+
+    /// A reference to the interned label `(client, platform)`, for a new session's
+    /// `device` (the table releases it when the session goes, or when `insert` refuses).
+    pub fn intern_device(&mut self, client: &str, platform: &str) -> DeviceId {
+        self.devices.acquire(client, platform)
+    }
+
+    /// `(client, platform)` of a live session's device.
+    pub fn device(&self, s: &Session) -> (&str, &str) {
+        self.devices.get(s.device)
+    }
+
+    /// Relabels a live session (a resume that names its device).
+    pub fn set_device(&mut self, id: u64, client: &str, platform: &str) {
+        let fresh = self.devices.acquire(client, platform);
+        match self.get_mut(id) {
+            Some(s) => {
+                let old = std::mem::replace(&mut s.device, fresh);
+                self.devices.release(old);
+            }
+            None => self.devices.release(fresh),
+        }
+    }
+
+    /// Distinct device labels held.
+    pub fn device_labels(&self) -> usize {
+        self.devices.count()
+    }
+
+    fn key_by_id(&self, id: u64) -> Option<u32> {
+        let slots = &self.slots;
+        self.by_id
+            .find(self.hasher.hash_one(id), |&k| slots[k as usize].id == id)
+            .copied()
+    }
+
+    fn key_by_digest(&self, d: &Digest) -> Option<u32> {
+        let slots = &self.slots;
+        self.by_digest
+            .find(self.hasher.hash_one(d), |&k| slots[k as usize].digest == *d)
+            .copied()
+    }
+
     /// Adds a session. Refuses it if its id or digest is already present, live or ended (a
     /// 2^-64 or 2^-256 event; the caller draws again).
     pub fn insert(&mut self, s: Session) -> Result<(), Collision> {
-        if self.by_id.contains_key(&s.id)
-            || self.by_digest.contains_key(&s.digest)
+        if self.key_by_id(s.id).is_some()
+            || self.key_by_digest(&s.digest).is_some()
             || self.ended_by_id.contains_key(&s.id)
             || self.ended.contains_key(&s.digest)
         {
+            self.devices.release(s.device);
             return Err(Collision);
         }
-        self.by_digest.insert(s.digest, s.id);
-        self.by_user.entry(s.user_id).or_default().push(s.id);
-        self.by_id.insert(s.id, s);
+        let (id, user_id) = (s.id, s.user_id);
+        let (id_hash, digest_hash) = (self.hasher.hash_one(s.id), self.hasher.hash_one(s.digest));
+        let k = self.slots.insert(s) as u32;
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.by_id
+            .insert_unique(id_hash, k, |&k| hasher.hash_one(slots[k as usize].id));
+        self.by_digest.insert_unique(digest_hash, k, |&k| {
+            hasher.hash_one(slots[k as usize].digest)
+        });
+        self.by_user.entry(user_id).or_default().push(id);
         Ok(())
     }
 
     pub fn get(&self, id: u64) -> Option<&Session> {
-        self.by_id.get(&id)
+        self.key_by_id(id).map(|k| &self.slots[k as usize])
     }
 
     pub fn get_mut(&mut self, id: u64) -> Option<&mut Session> {
-        self.by_id.get_mut(&id)
+        self.key_by_id(id).map(|k| &mut self.slots[k as usize])
     }
 
     pub fn id_by_digest(&self, d: &Digest) -> Option<u64> {
-        self.by_digest.get(d).copied()
+        self.key_by_digest(d).map(|k| self.slots[k as usize].id)
     }
 
     /// Live sessions of `user_id`, oldest first.
@@ -134,9 +200,21 @@ impl SessionTable {
 
     /// Removes a live session without a trace (tests, and sessions that never reached a
     /// client).
+    /// The returned record's device label is released (read it before).
     pub fn remove(&mut self, id: u64) -> Option<Session> {
-        let s = self.by_id.remove(&id)?;
-        self.by_digest.remove(&s.digest);
+        let k = self.key_by_id(id)?;
+        if let Ok(e) = self.by_id.find_entry(self.hasher.hash_one(id), |&x| x == k) {
+            e.remove();
+        }
+        let d = self.slots[k as usize].digest;
+        if let Ok(e) = self
+            .by_digest
+            .find_entry(self.hasher.hash_one(d), |&x| x == k)
+        {
+            e.remove();
+        }
+        let s = self.slots.remove(k as usize);
+        self.devices.release(s.device);
         if let Some(v) = self.by_user.get_mut(&s.user_id) {
             v.retain(|&x| x != id);
             if v.is_empty() {
@@ -174,16 +252,16 @@ impl SessionTable {
     }
 
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.slots.is_empty()
     }
 
     /// Every live session (for snapshots; O(n), never on a per-frame path).
     pub fn iter(&self) -> impl Iterator<Item = &Session> {
-        self.by_id.values()
+        self.slots.iter().map(|(_, s)| s)
     }
 
     /// Every remembered ended session: (id, digest, why).
@@ -204,20 +282,17 @@ mod tests {
     use super::*;
     use crate::protocol::Token;
 
-    fn session(id: u64, t0: Instant, tok: u8) -> Session {
+    fn session(t: &mut SessionTable, id: u64, t0: Instant, tok: u8) -> Session {
         Session {
             id,
             user_id: 1,
             digest: Digest::of(&Token([tok; 32])),
-            created: t0,
             created_ms: 0,
-            last_activity: t0,
-            saved_activity: t0,
-            expires_at: t0 + Duration::from_secs(100),
             expires_ms: 100_000,
-            client: String::new(),
-            platform: String::new(),
-            peer: "127.0.0.1:1".parse().unwrap(),
+            saved_activity_ms: 0,
+            last_activity: t0,
+            device: t.intern_device("c", "p"),
+            peer: Peer::UNKNOWN,
             conn: None,
             timer: None,
         }
@@ -227,23 +302,66 @@ mod tests {
     fn insert_lookup_remove() {
         let t0 = Instant::now();
         let mut t = SessionTable::new();
-        t.insert(session(7, t0, 1)).unwrap();
-        assert!(t.insert(session(7, t0, 2)).is_err(), "duplicate id");
-        assert!(t.insert(session(8, t0, 1)).is_err(), "duplicate digest");
+        let s = session(&mut t, 7, t0, 1);
+        t.insert(s).unwrap();
+        let s = session(&mut t, 7, t0, 2);
+        assert!(t.insert(s).is_err(), "duplicate id");
+        let s = session(&mut t, 8, t0, 1);
+        assert!(t.insert(s).is_err(), "duplicate digest");
+        assert_eq!(
+            t.device_labels(),
+            1,
+            "refused sessions give their label back"
+        );
         assert_eq!(t.id_by_digest(&Digest::of(&Token([1; 32]))), Some(7));
+        assert_eq!(t.device(t.get(7).unwrap()), ("c", "p"));
         assert_eq!(t.of_user(1), [7]);
         assert_eq!(t.remove(7).unwrap().id, 7);
         assert_eq!(t.id_by_digest(&Digest::of(&Token([1; 32]))), None);
         assert!(t.is_empty());
         assert!(t.of_user(1).is_empty());
+        assert_eq!(t.device_labels(), 0);
+    }
+
+    #[test]
+    fn indexes_stay_right_through_slot_reuse() {
+        let t0 = Instant::now();
+        let mut t = SessionTable::with_capacity(4);
+        for i in 0..200u64 {
+            let s = session(&mut t, 1000 + i, t0, i as u8);
+            t.insert(s).unwrap();
+            if i % 3 == 0 {
+                t.end(1000 + i, InvalidReason::Revoked).unwrap();
+                t.forget(1000 + i);
+            }
+        }
+        for i in 0..200u64 {
+            let d = Digest::of(&Token([i as u8; 32]));
+            let live = i % 3 != 0;
+            assert_eq!(t.get(1000 + i).is_some(), live, "session {i}");
+            assert_eq!(t.id_by_digest(&d), live.then_some(1000 + i));
+            if live {
+                assert_eq!(t.get(1000 + i).unwrap().digest, d);
+            }
+        }
+        assert_eq!(t.len(), 133);
+        assert_eq!(t.iter().count(), 133);
+        let s = session(&mut t, 5, t0, 0);
+        t.insert(s).unwrap();
+        assert_eq!(t.id_by_digest(&Digest::of(&Token([0; 32]))), Some(5));
+        t.set_device(5, "other", "os");
+        assert_eq!(t.device(t.get(5).unwrap()), ("other", "os"));
+        assert_eq!(t.device_labels(), 2);
     }
 
     #[test]
     fn ended_sessions_leave_a_tombstone_until_forgotten() {
         let t0 = Instant::now();
         let mut t = SessionTable::new();
-        t.insert(session(7, t0, 1)).unwrap();
-        t.insert(session(8, t0, 2)).unwrap();
+        let s = session(&mut t, 7, t0, 1);
+        t.insert(s).unwrap();
+        let s = session(&mut t, 8, t0, 2);
+        t.insert(s).unwrap();
         assert_eq!(t.of_user(1), [7, 8]);
         let d = Digest::of(&Token([1; 32]));
         assert_eq!(t.end(7, InvalidReason::Revoked).unwrap().id, 7);
@@ -251,8 +369,10 @@ mod tests {
         assert_eq!(t.id_by_digest(&d), None);
         assert_eq!(t.ended_reason(&d), Some(InvalidReason::Revoked));
         // an ended id or digest is not handed out again while remembered
-        assert!(t.insert(session(7, t0, 3)).is_err());
-        assert!(t.insert(session(9, t0, 1)).is_err());
+        let s = session(&mut t, 7, t0, 3);
+        assert!(t.insert(s).is_err());
+        let s = session(&mut t, 9, t0, 1);
+        assert!(t.insert(s).is_err());
         t.forget(7);
         assert_eq!(t.ended_reason(&d), None);
         assert_eq!(t.tombstones(), 0);
@@ -261,16 +381,25 @@ mod tests {
     #[test]
     fn expiry_rule() {
         let t0 = Instant::now();
+        let clock = WallClock::new(t0, 0);
         let idle = Duration::from_secs(30);
-        let mut s = session(1, t0, 1);
-        assert_eq!(s.deadline(idle), t0 + idle);
-        assert_eq!(s.expired(t0 + Duration::from_secs(29), idle), None);
-        assert_eq!(s.expired(t0 + idle, idle), Some(Expiry::Idle));
+        let mut t = SessionTable::new();
+        let mut s = session(&mut t, 1, t0, 1);
+        assert_eq!(s.deadline(idle, &clock), t0 + idle);
+        assert_eq!(s.expired(t0 + Duration::from_secs(29), idle, &clock), None);
+        assert_eq!(s.expired(t0 + idle, idle, &clock), Some(Expiry::Idle));
         s.last_activity = t0 + Duration::from_secs(90);
-        assert_eq!(s.deadline(idle), t0 + Duration::from_secs(100));
+        assert_eq!(s.deadline(idle, &clock), t0 + Duration::from_secs(100));
+        assert_eq!(s.last_activity_ms(&clock), 90_000);
         assert_eq!(
-            s.expired(t0 + Duration::from_secs(100), idle),
+            s.expired(t0 + Duration::from_secs(100), idle, &clock),
             Some(Expiry::Absolute)
         );
+    }
+
+    #[test]
+    fn a_session_record_stays_small() {
+        // what a live session costs besides ~10 bytes of index (issue 9's memory budget)
+        assert!(std::mem::size_of::<Session>() <= 136);
     }
 }
