@@ -239,6 +239,7 @@ fn run(a: Args) -> io::Result<()> {
     let mut end = Instant::now() + Duration::from_secs(a.secs);
     let mut buf = vec![0u8; 64 * 1024];
     let mut login_latencies: Vec<u32> = Vec::with_capacity(1 << 20);
+    let mut retries: std::collections::VecDeque<(Instant, usize)> = Default::default();
     loop {
         let now = Instant::now();
         // Start the clock once every pinger is logged in (or at once for echo).
@@ -266,7 +267,24 @@ fn run(a: Args) -> io::Result<()> {
         if measuring_since.is_some() && now >= end {
             break;
         }
-        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        // Logins refused with SERVER_BUSY go again once their retry-after has passed
+        // (one constant delay: the queue is in time order).
+        while let Some(&(due, i)) = retries.front() {
+            if due > now {
+                break;
+            }
+            retries.pop_front();
+            let c = &mut conns[i];
+            c.queue(login_msg(&a));
+            flush(c);
+        }
+        let wait = retries
+            .front()
+            .map_or(Duration::from_millis(50), |&(due, _)| {
+                due.saturating_duration_since(now)
+                    .min(Duration::from_millis(50))
+            });
+        poll.poll(&mut events, Some(wait))?;
         for ev in events.iter() {
             let i = ev.token().0;
             let c = &mut conns[i];
@@ -318,8 +336,9 @@ fn run(a: Args) -> io::Result<()> {
                     (Message::LoginFailure(f), _)
                         if f.reason == protocol::LoginFailureReason::ServerBusy =>
                     {
-                        // The hash queue is full: ask again (the server says when).
-                        c.queue(login_msg(&a));
+                        // The hash queue is full: ask again when the server says.
+                        let after = Duration::from_millis(u64::from(f.retry_after_ms));
+                        retries.push_back((now + after, i));
                     }
                     (Message::LoginFailure(f), _) => {
                         return Err(io::Error::other(format!(

@@ -121,10 +121,9 @@ pub struct Conn {
     pub id: ConnId,
     pub state: ConnState,
     pub peer: Peer,
-    /// Bytes read but not yet decoded. The server module reads into it.
-    pub input: BytesMut,
-    /// Encoded frames not yet written. The server module writes from it.
-    pub output: BytesMut,
+    /// The byte buffers, only while bytes are in flight: an idle connection holds none
+    /// (they go back to the engine's [`BufPool`]).
+    io: Option<Box<IoBufs>>,
     /// The connection's one deadline timer: the login deadline in AwaitingAuth, the
     /// heartbeat timeout in Active.
     pub timer: Option<TimerId>,
@@ -155,8 +154,7 @@ impl Conn {
                 deadline: login_deadline,
             },
             peer: peer.into(),
-            input: BytesMut::new(),
-            output: BytesMut::new(),
+            io: None,
             timer: None,
             last_valid: now,
             consecutive_errors: 0,
@@ -165,6 +163,39 @@ impl Conn {
             hold: 0,
             hashing: false,
             changing: None,
+        }
+    }
+
+    /// The buffers, taken from `pool` if the connection holds none.
+    pub fn io(&mut self, pool: &mut BufPool) -> &mut IoBufs {
+        self.io.get_or_insert_with(|| pool.take())
+    }
+
+    /// The buffers if the connection holds any.
+    pub fn io_if_any(&mut self) -> Option<&mut IoBufs> {
+        self.io.as_deref_mut()
+    }
+
+    /// Bytes read but not yet decoded.
+    pub fn input_len(&self) -> usize {
+        self.io.as_ref().map_or(0, |b| b.input.len())
+    }
+
+    /// Encoded bytes not yet written.
+    pub fn output_len(&self) -> usize {
+        self.io.as_ref().map_or(0, |b| b.output.len())
+    }
+
+    pub fn holds_buffers(&self) -> bool {
+        self.io.is_some()
+    }
+
+    /// Gives the buffers back to `pool` if both are empty.
+    pub fn release_buffers(&mut self, pool: &mut BufPool) {
+        if self.input_len() == 0 && self.output_len() == 0 {
+            if let Some(b) = self.io.take() {
+                pool.give(b);
+            }
         }
     }
 
@@ -186,6 +217,54 @@ impl Conn {
     }
 }
 
+/// A connection's byte buffers.
+#[derive(Debug, Default)]
+pub struct IoBufs {
+    /// Bytes read but not yet decoded. The server module reads into it.
+    pub input: BytesMut,
+    /// Encoded frames not yet written. The server module writes from it.
+    pub output: BytesMut,
+}
+
+/// Spare buffers, shared by all connections: a request borrows a pair, and the pair comes
+/// back once its reply is written, so 10,000 idle connections hold no buffer memory and
+/// the heartbeat path does not allocate.
+#[derive(Debug, Default)]
+pub struct BufPool {
+    // Boxed on purpose: a connection holds `Box<IoBufs>`, and the box is reused whole.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<IoBufs>>,
+}
+
+impl BufPool {
+    /// Pairs kept for reuse (more than one turn's worth of busy connections is rare).
+    pub const MAX_SPARE: usize = 128;
+    /// A buffer that grew past this (a burst, a big frame) is freed, not kept.
+    pub const MAX_KEPT_CAPACITY: usize = 1024;
+
+    fn take(&mut self) -> Box<IoBufs> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    fn give(&mut self, mut b: Box<IoBufs>) {
+        if self.spare.len() >= Self::MAX_SPARE {
+            return;
+        }
+        for buf in [&mut b.input, &mut b.output] {
+            buf.clear();
+            if buf.capacity() > Self::MAX_KEPT_CAPACITY {
+                *buf = BytesMut::new();
+            }
+        }
+        self.spare.push(b);
+    }
+
+    /// Pairs waiting for reuse.
+    pub fn spare(&self) -> usize {
+        self.spare.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +277,41 @@ mod tests {
         };
         assert_eq!(id.to_u64(), 0x0102_0304_dead_beef);
         assert_eq!(ConnId::from_u64(id.to_u64()), id);
+    }
+
+    #[test]
+    fn buffers_come_and_go_through_the_pool() {
+        let t = Instant::now();
+        let peer = "127.0.0.1:9".parse().unwrap();
+        let mut pool = BufPool::default();
+        let mut c = Conn::new(
+            ConnId {
+                index: 0,
+                generation: 1,
+            },
+            peer,
+            t,
+            t,
+        );
+        assert!(!c.holds_buffers());
+        c.io(&mut pool).output.extend_from_slice(&[1; 10]);
+        c.release_buffers(&mut pool);
+        assert!(c.holds_buffers(), "kept while output is pending");
+        c.io(&mut pool).output.clear();
+        c.io(&mut pool).input.extend_from_slice(&[0; 100_000]);
+        c.io(&mut pool).input.clear();
+        c.release_buffers(&mut pool);
+        assert!(!c.holds_buffers());
+        assert_eq!(pool.spare(), 1);
+        // the big buffer was freed on the way back; the pair is reused
+        let b = c.io(&mut pool);
+        assert!(b.input.capacity() <= BufPool::MAX_KEPT_CAPACITY);
+        assert_eq!(pool.spare(), 0);
+        // the pool is bounded
+        for _ in 0..BufPool::MAX_SPARE + 10 {
+            pool.give(Box::default());
+        }
+        assert_eq!(pool.spare(), BufPool::MAX_SPARE);
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl HashPool {
     pub fn new(workers: usize, queue_capacity: usize, waker: Arc<Waker>) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
-                jobs: VecDeque::with_capacity(queue_capacity.min(4096)),
+                jobs: VecDeque::with_capacity(queue_capacity.min(QUEUE_KEEP)),
                 closed: false,
             }),
             ready: Condvar::new(),
@@ -175,6 +175,10 @@ fn worker(shared: &Shared, tx: &Sender<HashResult>, waker: &Waker) {
             let mut q = shared.lock();
             loop {
                 if let Some(job) = q.jobs.pop_front() {
+                    if q.jobs.is_empty() && q.jobs.capacity() > QUEUE_KEEP {
+                        // a burst's queue is not kept allocated once it has drained
+                        q.jobs = VecDeque::with_capacity(QUEUE_KEEP);
+                    }
                     break job;
                 }
                 if q.closed {
@@ -195,6 +199,9 @@ fn worker(shared: &Shared, tx: &Sender<HashResult>, waker: &Waker) {
         }
     }
 }
+
+/// Queue slots kept allocated (more grow in a burst and are given back when it drains).
+const QUEUE_KEEP: usize = 1024;
 
 /// How much nicer than the event loop a hash worker runs (Unix niceness, 0-19).
 pub const WORKER_NICENESS: i32 = 19;

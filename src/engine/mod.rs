@@ -33,7 +33,7 @@ use log::{debug, info, warn};
 use slab::Slab;
 
 use crate::auth::{HashJob, PasswordRecord};
-use crate::conn::{Conn, ConnId, ConnState};
+use crate::conn::{BufPool, Conn, ConnId, ConnState};
 use crate::protocol::{
     self, DecodeLimits, DisconnectAck, DisconnectReason, ErrorCode, Flags, Frame, GeneralFailure,
     HeartbeatAck, InvalidReason, Message, Opcode, RevokeReason,
@@ -194,15 +194,13 @@ enum TimerKey {
     Summary,
 }
 
-/// Capacity an empty connection buffer may keep (enough for a heartbeat and its ACK, so
-/// the heartbeat path does not allocate; anything larger is given back when idle).
-const IDLE_BUFFER: usize = 64;
-
 /// The sans-IO session server.
 pub struct Engine {
     cfg: EngineConfig,
     limits: DecodeLimits,
     conns: Slab<Conn>,
+    /// Spare connection buffers (idle connections hold none).
+    bufs: BufPool,
     next_generation: u32,
     users: UserTable,
     sessions: SessionTable,
@@ -255,16 +253,21 @@ impl Engine {
     ) -> Engine {
         let policy = LoginPolicy::new(cfg.policy.clone());
         let audit_log = AuditLog::new(cfg.audit_window);
-        let mut wheel = TimerWheel::new(origin, cfg.tick);
+        // Room for the connection limit up front (at most 64k): address space the kernel
+        // backs page by page as connections come, and no regrowth copies or strands the
+        // old arrays.
+        let room = cfg.max_connections.min(MAX_RESERVED);
+        let mut wheel = TimerWheel::with_capacity(origin, cfg.tick, 2 * room);
         wheel.insert(origin + cfg.summary_interval, TimerKey::Summary);
         Engine {
             limits: DecodeLimits::server(cfg.max_frame),
             wheel,
             cfg,
-            conns: Slab::new(),
+            conns: Slab::with_capacity(room),
+            bufs: BufPool::default(),
             next_generation: 0,
             users,
-            sessions: SessionTable::new(),
+            sessions: SessionTable::with_capacity(room),
             attached: 0,
             dummy,
             origin,
@@ -407,8 +410,8 @@ impl Engine {
             Some(c) => {
                 !c.is_closing()
                     && !c.peer_closed
-                    && (c.reads_frames() || c.input.len() < self.cfg.max_frame)
-                    && c.input.len() < 2 * self.cfg.max_frame
+                    && (c.reads_frames() || c.input_len() < self.cfg.max_frame)
+                    && c.input_len() < 2 * self.cfg.max_frame
             }
             None => false,
         }
@@ -416,32 +419,52 @@ impl Engine {
 
     /// The buffer the server reads into.
     pub fn input_mut(&mut self, id: ConnId) -> Option<&mut BytesMut> {
-        self.conn_mut(id).map(|c| &mut c.input)
+        let c = slot(&mut self.conns, id)?;
+        Some(&mut c.io(&mut self.bufs).input)
     }
 
-    /// The bytes waiting to be written.
+    /// The bytes waiting to be written (None: the connection holds no buffers, so none).
     pub fn output_mut(&mut self, id: ConnId) -> Option<&mut BytesMut> {
-        self.conn_mut(id).map(|c| &mut c.output)
+        let c = slot(&mut self.conns, id)?;
+        c.io_if_any().map(|b| &mut b.output)
     }
 
-    /// Gives back the memory of buffers that are empty but grew large (a burst of pushes,
-    /// a pipelined batch): an idle connection keeps at most `IDLE_BUFFER` bytes of each.
-    /// The server calls it after writing a connection's output out.
-    pub fn release_idle_buffers(&mut self, id: ConnId) {
-        if let Some(c) = self.conn_mut(id) {
-            if c.output.is_empty() && c.output.capacity() > IDLE_BUFFER {
-                c.output = BytesMut::new();
-            }
-            if c.input.is_empty() && c.input.capacity() > IDLE_BUFFER {
-                c.input = BytesMut::new();
-            }
+    /// `(input, output)` bytes buffered for `id`.
+    pub fn buffered(&self, id: ConnId) -> (usize, usize) {
+        self.conn(id)
+            .map_or((0, 0), |c| (c.input_len(), c.output_len()))
+    }
+
+    /// Whether `id` holds buffers at all (an idle connection does not).
+    pub fn holds_buffers(&self, id: ConnId) -> bool {
+        self.conn(id).is_some_and(Conn::holds_buffers)
+    }
+
+    /// Gives a connection's buffers back to the shared pool once both are empty. The
+    /// server calls it after writing a connection's output out.
+    pub fn release_buffers(&mut self, id: ConnId) {
+        if let Some(c) = slot(&mut self.conns, id) {
+            c.release_buffers(&mut self.bufs);
+        }
+    }
+
+    /// Gives back what a burst made the engine's scratch lists grow to, once they are
+    /// drained (the server calls it at the end of each turn): a burst of 10,000 logins
+    /// must not leave its high-water mark allocated for good.
+    pub fn trim_scratch(&mut self) {
+        trim(&mut self.step_sent);
+        trim(&mut self.wakeups);
+        trim(&mut self.flagged);
+        trim(&mut self.hash_jobs);
+        if self.held.is_empty() && self.held.capacity() > SCRATCH_KEEP {
+            self.held = VecDeque::new();
         }
     }
 
     /// True once a closing connection has nothing left to write: the socket may close.
     pub fn ready_to_close(&self, id: ConnId) -> bool {
         self.conn(id)
-            .is_none_or(|c| c.is_closing() && c.output.is_empty())
+            .is_none_or(|c| c.is_closing() && c.output_len() == 0)
     }
 
     /// Connections with output to write or that are closing, since the last call.
@@ -641,7 +664,10 @@ impl Engine {
                 self.wakeups.push(id);
                 return;
             }
-            match protocol::decode(&mut conn.input, self.limits) {
+            let Some(io) = conn.io_if_any() else {
+                break;
+            };
+            match protocol::decode(&mut io.input, self.limits) {
                 Ok(Some(frame)) => self.on_frame(id, frame, now),
                 Ok(None) => break,
                 Err(e) => self.on_decode_error(id, e),
@@ -751,7 +777,9 @@ impl Engine {
         .any(|&op| op as u8 == e.opcode);
         let fatal = e.kind.breaks_framing() || (before_login && !allowed_before_login);
         if e.kind.breaks_framing() {
-            conn.input.clear();
+            if let Some(io) = conn.io_if_any() {
+                io.input.clear();
+            }
         }
         self.stats.protocol_errors += 1;
         debug!("decode error conn={}: {}", id.index, e);
@@ -867,12 +895,13 @@ impl Engine {
         if conn.is_closing() {
             return; // the FATAL frame was the last one
         }
-        protocol::encode_message(rid, flags, msg, &mut conn.output);
+        let out = &mut conn.io(&mut self.bufs).output;
+        protocol::encode_message(rid, flags, msg, out);
         self.step_sent.push(id);
-        if conn.output.len() > max_output {
+        if out.len() > max_output {
             // The peer is not reading. Holding more would let it grow our memory; the
             // queued frames are dropped and the connection closes at once.
-            conn.output.clear();
+            out.clear();
             self.stats.output_overflows += 1;
             warn!(
                 "peer not reading, output over {} bytes: closing conn={} peer={}",
@@ -901,7 +930,9 @@ impl Engine {
             return;
         };
         conn.state = ConnState::Closing;
-        conn.input.clear();
+        if let Some(io) = conn.io_if_any() {
+            io.input.clear();
+        }
         if let Some(t) = conn.timer.take() {
             self.wheel.cancel(t);
         }
@@ -966,6 +997,19 @@ impl Engine {
     /// passed in).
     fn wheel_now(&self) -> Instant {
         self.last_now
+    }
+}
+
+/// Most connections (and sessions, and twice the timers) reserved at startup.
+pub const MAX_RESERVED: usize = 65_536;
+
+/// Entries a scratch list keeps between turns; more is given back once it is drained.
+const SCRATCH_KEEP: usize = 1024;
+
+/// Frees a drained list's burst-sized allocation (see [`Engine::trim_scratch`]).
+pub(crate) fn trim<T>(v: &mut Vec<T>) {
+    if v.is_empty() && v.capacity() > SCRATCH_KEEP {
+        *v = Vec::new();
     }
 }
 

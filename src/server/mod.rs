@@ -235,7 +235,7 @@ impl Server {
             tls: cfg.tls.clone(),
             plain,
             engine,
-            socks: Vec::new(),
+            socks: Vec::with_capacity(cfg.engine.max_connections.min(crate::engine::MAX_RESERVED)),
             pool,
             committer,
             snapshot_wanted: false,
@@ -399,6 +399,9 @@ impl Server {
             self.flush(id);
         }
         self.scratch = ids;
+        crate::engine::trim(&mut self.scratch);
+        crate::engine::trim(&mut self.writable);
+        self.engine.trim_scratch();
         Ok(())
     }
 
@@ -657,7 +660,7 @@ impl Server {
             sock.writable = pending;
         }
         if !pending && !held {
-            self.engine.release_idle_buffers(id);
+            self.engine.release_buffers(id);
         }
         if !pending && !held && self.engine.ready_to_close(id) {
             if let Some(tls) = sock.tls.as_deref_mut() {

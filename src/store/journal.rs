@@ -226,6 +226,9 @@ pub struct JournalWriter<F: JournalFile> {
     failed: bool,
 }
 
+/// Capacity the append buffer keeps between commits.
+const PENDING_KEEP: usize = 64 * 1024;
+
 impl<F: JournalFile> JournalWriter<F> {
     /// A writer appending after `size` valid bytes whose next record is `next_seq`.
     pub fn new(file: F, next_seq: u64, size: u64) -> Self {
@@ -278,6 +281,10 @@ impl<F: JournalFile> JournalWriter<F> {
             Ok(()) => {
                 self.size += self.pending.len() as u64;
                 self.pending.clear();
+                if self.pending.capacity() > PENDING_KEEP {
+                    // a burst's group (10,000 logins: megabytes) is not kept for good
+                    self.pending = Vec::new();
+                }
                 Ok(())
             }
             Err(e) => {
