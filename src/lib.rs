@@ -18,6 +18,7 @@
 //! - [`tls`]: TLS configuration (rustls, ring): certificates, keys, what clients trust.
 //! - [`client`]: a blocking Rust client, used by the examples and tests.
 //! - [`ffi`]: the C ABI over the client (the only module with `unsafe`).
+//! - [`labels`]: interned text labels (device names, audit details) with reference counts.
 //! - [`cli`]: the `sessiond` binary's options.
 //! - [`ops`]: operator subcommands on the data directory (`user add`, `audit`, ...).
 #![deny(unsafe_code)]
@@ -28,6 +29,7 @@ pub mod client;
 pub mod conn;
 pub mod engine;
 pub mod ffi;
+pub mod labels;
 pub mod ops;
 pub mod protocol;
 pub mod server;

@@ -413,8 +413,8 @@ impl Engine {
                     .map(|u| u.username.clone())
                     .unwrap_or_default(),
                 session_id: a.session_id,
-                address: a.address.clone(),
-                detail: a.detail.clone(),
+                address: a.address,
+                detail: a.detail,
             })
             .collect();
         self.send(
@@ -591,7 +591,7 @@ impl Engine {
     /// Audit records replayed at startup, oldest first (the newest `audit_window` stay).
     pub fn restore_audit(&mut self, records: impl IntoIterator<Item = crate::store::event::Audit>) {
         for a in records {
-            self.audit_log.push(a);
+            self.audit_log.push(&a);
         }
     }
 

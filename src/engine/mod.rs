@@ -989,7 +989,7 @@ impl Engine {
             address: address.into(),
             detail: detail.into(),
         };
-        self.audit_log.push(a.clone());
+        self.audit_log.push(&a);
         self.events.push(Event::Audit(a));
     }
 

@@ -4,14 +4,12 @@
 //! Knows nothing of sockets or frames; takes time as arguments.
 
 mod clock;
-mod device;
 mod peer;
 mod table;
 pub mod token;
 mod users;
 
 pub use clock::WallClock;
-pub use device::DeviceId;
 pub use peer::Peer;
 pub use table::{Collision, Expiry, Session, SessionTable};
 pub use token::Digest;

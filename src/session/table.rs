@@ -11,10 +11,10 @@ use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use slab::Slab;
 
 use super::clock::WallClock;
-use super::device::{DeviceId, Devices};
 use super::peer::Peer;
 use super::token::Digest;
 use crate::conn::ConnId;
+use crate::labels::{LabelId, Labels};
 use crate::protocol::InvalidReason;
 use crate::timer::TimerId;
 
@@ -36,7 +36,7 @@ pub struct Session {
     /// expiry timer reads it when it fires (lazy reset).
     pub last_activity: Instant,
     /// Client and platform, interned in the table ([`SessionTable::device`]).
-    pub device: DeviceId,
+    pub device: LabelId,
     pub peer: Peer,
     /// The connection this session is bound to, if one is live.
     pub conn: Option<ConnId>,
@@ -97,7 +97,7 @@ pub struct SessionTable {
     by_user: HashMap<u64, Vec<u64>>,
     ended: HashMap<Digest, InvalidReason>,
     ended_by_id: HashMap<u64, Digest>,
-    devices: Devices,
+    devices: Labels,
 }
 
 impl SessionTable {
@@ -117,7 +117,7 @@ impl SessionTable {
 
     /// A reference to the interned label `(client, platform)`, for a new session's
     /// `device` (the table releases it when the session goes, or when `insert` refuses).
-    pub fn intern_device(&mut self, client: &str, platform: &str) -> DeviceId {
+    pub fn intern_device(&mut self, client: &str, platform: &str) -> LabelId {
         self.devices.acquire(client, platform)
     }
 

@@ -1,59 +1,58 @@
-//! Device labels (the client and platform a session logged in with), interned: the
-//! sessions of one client build share one copy instead of two heap strings each.
-//!
-//! Owns the labels and their reference counts; a label goes when its last session does.
+//! Interned labels: short text pairs that many records repeat (a session's client and
+//! platform; an audit record's detail), kept once with a reference count instead of as
+//! heap strings in every record. A label goes when its last holder releases it.
 
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use slab::Slab;
 
-/// A handle on an interned (client, platform) pair; one reference per holder.
+/// A handle on an interned pair; one reference per holder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeviceId(u32);
+pub struct LabelId(u32);
 
 #[derive(Debug)]
 struct Label {
-    client: Box<str>,
-    platform: Box<str>,
+    a: Box<str>,
+    b: Box<str>,
     refs: u32,
 }
 
 #[derive(Debug, Default)]
-pub struct Devices {
+pub struct Labels {
     labels: Slab<Label>,
-    /// Slab keys, hashed by (client, platform).
+    /// Slab keys, hashed by (a, b).
     index: HashTable<u32>,
     hasher: DefaultHashBuilder,
 }
 
-impl Devices {
-    /// A reference to the label `(client, platform)`, created if new.
-    pub fn acquire(&mut self, client: &str, platform: &str) -> DeviceId {
-        let hash = self.hasher.hash_one((client, platform));
+impl Labels {
+    /// A reference to the label `(a, b)`, created if new.
+    pub fn acquire(&mut self, a: &str, b: &str) -> LabelId {
+        let hash = self.hasher.hash_one((a, b));
         let labels = &mut self.labels;
         if let Some(&k) = self.index.find(hash, |&k| {
             let l = &labels[k as usize];
-            &*l.client == client && &*l.platform == platform
+            &*l.a == a && &*l.b == b
         }) {
             labels[k as usize].refs += 1;
-            return DeviceId(k);
+            return LabelId(k);
         }
         let k = labels.insert(Label {
-            client: client.into(),
-            platform: platform.into(),
+            a: a.into(),
+            b: b.into(),
             refs: 1,
         }) as u32;
         let hasher = &self.hasher;
         self.index.insert_unique(hash, k, |&k| {
             let l = &labels[k as usize];
-            hasher.hash_one((&*l.client, &*l.platform))
+            hasher.hash_one((&*l.a, &*l.b))
         });
-        DeviceId(k)
+        LabelId(k)
     }
 
     /// Drops one reference; the label goes with the last.
-    pub fn release(&mut self, id: DeviceId) {
+    pub fn release(&mut self, id: LabelId) {
         let Some(l) = self.labels.get_mut(id.0 as usize) else {
             return;
         };
@@ -61,18 +60,18 @@ impl Devices {
         if l.refs > 0 {
             return;
         }
-        let hash = self.hasher.hash_one((&*l.client, &*l.platform));
+        let hash = self.hasher.hash_one((&*l.a, &*l.b));
         if let Ok(e) = self.index.find_entry(hash, |&k| k == id.0) {
             e.remove();
         }
         self.labels.remove(id.0 as usize);
     }
 
-    /// `(client, platform)` of a label (empty strings for a stale handle).
-    pub fn get(&self, id: DeviceId) -> (&str, &str) {
+    /// `(a, b)` of a label (empty strings for a stale handle).
+    pub fn get(&self, id: LabelId) -> (&str, &str) {
         self.labels
             .get(id.0 as usize)
-            .map(|l| (&*l.client, &*l.platform))
+            .map(|l| (&*l.a, &*l.b))
             .unwrap_or(("", ""))
     }
 
@@ -88,7 +87,7 @@ mod tests {
 
     #[test]
     fn one_copy_per_label_released_with_its_last_holder() {
-        let mut d = Devices::default();
+        let mut d = Labels::default();
         let a = d.acquire("game", "linux");
         let b = d.acquire("game", "linux");
         let c = d.acquire("game", "windows");
