@@ -927,6 +927,35 @@ fn idle_expiry_while_connected_is_pushed_before_the_close() {
 }
 
 #[test]
+fn an_attached_session_rides_on_its_connections_timer() {
+    let mut h = Harness::new(EngineConfig {
+        duplicate: DuplicatePolicy::Takeover,
+        ..EngineConfig::default()
+    });
+    let base = h.engine.timers_scheduled(); // the summary line's
+    let a = h.connect();
+    let tok = h.login_ok(a);
+    assert_eq!(h.engine.timers_scheduled(), base + 1, "one timer for both");
+    // unbound, the session gets its own back (expiry while detached: the test above)
+    h.send(a, Message::DisconnectRequest(DisconnectRequest));
+    h.frames(a);
+    h.engine.remove(a);
+    assert_eq!(h.engine.timers_scheduled(), base + 1);
+    // a resume binds it to the new connection's timer again; a takeover hands it over
+    let b = h.connect();
+    h.send(b, verify(&tok));
+    assert!(matches!(h.one(b).message, Message::SessionValid(_)));
+    assert_eq!(h.engine.timers_scheduled(), base + 1);
+    let c = h.connect();
+    h.send(c, verify(&tok));
+    assert!(matches!(h.one(c).message, Message::SessionValid(_)));
+    h.frames(b);
+    assert!(h.closing(b));
+    assert_eq!(h.engine.timers_scheduled(), base + 1);
+    assert_eq!(h.engine.attached_sessions(), 1);
+}
+
+#[test]
 fn heartbeats_keep_the_session_from_idle_expiry() {
     let cfg = EngineConfig {
         session_idle: Duration::from_secs(10),

@@ -430,22 +430,37 @@ impl Engine {
         );
     }
 
-    /// Binds `id` to `session_id`: ACTIVE, heartbeat timeout armed.
+    /// Binds `id` to `session_id`: ACTIVE, heartbeat timeout armed. While bound, the
+    /// connection's one timer also watches the session's expiry (the earlier of the two
+    /// deadlines), so an attached session costs no timer of its own.
     fn activate(&mut self, id: ConnId, session_id: u64, now: Instant) {
-        let hb_timeout = self.cfg.heartbeat_timeout;
+        let hb_due = now + self.cfg.heartbeat_timeout;
+        let Some(s) = self.sessions.get_mut(session_id) else {
+            return;
+        };
+        let session_timer = s.timer.take();
+        let due = hb_due.min(s.deadline(self.cfg.session_idle, &self.clock));
         let Some(conn) = slot(&mut self.conns, id) else {
+            // not bound after all: the session keeps a timer of its own
+            let t = self.wheel.insert(due, TimerKey::Session(session_id));
+            if let Some(s) = self.sessions.get_mut(session_id) {
+                s.timer = Some(t);
+            }
+            if let Some(t) = session_timer {
+                self.wheel.cancel(t);
+            }
             return;
         };
         conn.state = ConnState::Active { session_id };
         conn.last_valid = now;
         conn.consecutive_errors = 0;
         let old = conn.timer.take();
-        let t = self.wheel.insert(now + hb_timeout, TimerKey::Conn(id));
+        let t = self.wheel.insert(due, TimerKey::Conn(id));
         if let Some(conn) = slot(&mut self.conns, id) {
             conn.timer = Some(t);
         }
-        if let Some(old) = old {
-            self.wheel.cancel(old);
+        for t in [old, session_timer].into_iter().flatten() {
+            self.wheel.cancel(t);
         }
         if let Some(s) = self.sessions.get_mut(session_id) {
             s.conn = Some(id);

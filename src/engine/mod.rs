@@ -320,6 +320,12 @@ impl Engine {
         self.attached
     }
 
+    /// Timers scheduled (connections' deadlines, detached sessions' expiries, tombstones,
+    /// the summary line).
+    pub fn timers_scheduled(&self) -> usize {
+        self.wheel.len()
+    }
+
     /// Unix milliseconds at `now`.
     pub fn unix_ms(&self, now: Instant) -> u64 {
         self.clock.ms(now)
@@ -788,13 +794,25 @@ impl Engine {
 
     fn conn_timer(&mut self, id: ConnId, now: Instant) {
         let hb_timeout = self.cfg.heartbeat_timeout;
-        let Some(conn) = self.conn_mut(id) else {
+        let idle = self.cfg.session_idle;
+        let Some(conn) = slot(&mut self.conns, id) else {
             return;
         };
         conn.timer = None;
         let due = match conn.state {
             ConnState::AwaitingAuth { deadline } => deadline,
-            ConnState::Active { .. } => conn.last_valid + hb_timeout,
+            ConnState::Active { session_id } => {
+                // The bound session's expiry rides on this timer (see `activate`).
+                if let Some(s) = self.sessions.get(session_id) {
+                    if let Some(why) = s.expired(now, idle, &self.clock) {
+                        self.end_session(session_id, End::Expired(why), 0, now);
+                        return;
+                    }
+                    (conn.last_valid + hb_timeout).min(s.deadline(idle, &self.clock))
+                } else {
+                    conn.last_valid + hb_timeout
+                }
+            }
             ConnState::Authenticating(_) | ConnState::Closing => return,
         };
         if now < due {
@@ -956,6 +974,14 @@ impl Engine {
                 let last = s.last_activity_ms(&self.clock);
                 s.saved_activity_ms = last;
                 let (user_id, peer) = (s.user_id, s.peer);
+                if s.timer.is_none() {
+                    // Unbound, the session watches its own expiry again.
+                    let due = s.deadline(self.cfg.session_idle, &self.clock);
+                    let t = self.wheel.insert(due, TimerKey::Session(sid));
+                    if let Some(s) = self.sessions.get_mut(sid) {
+                        s.timer = Some(t);
+                    }
+                }
                 self.events.push(Event::SessionActivity {
                     id: sid,
                     at_ms: last.min(at),
