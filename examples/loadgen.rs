@@ -44,6 +44,8 @@ struct Args {
     mode: Mode,
     /// The server's pid, for the idle mode's memory and CPU readings (from /proc).
     server_pid: Option<u32>,
+    /// Logins outstanding at once while connecting (0: every connection at once).
+    in_flight: usize,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -70,6 +72,7 @@ fn parse_args() -> Result<Args, String> {
         ca_file: None,
         mode: Mode::PingPong,
         server_pid: None,
+        in_flight: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -102,12 +105,13 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--server-pid" => a.server_pid = Some(val()?.parse().map_err(|_| "bad --server-pid")?),
+            "--in-flight" => a.in_flight = val()?.parse().map_err(|_| "bad --in-flight")?,
             _ => {
                 return Err(
                     "usage: loadgen [--target sessiond|echo] [--addr A] [--conns N] \
                             [--secs T] [--user U] [--password P | $SESSIOND_PASSWORD] [--storm K] \
                             [--tls-ca CA.pem] [--mode pingpong|idle|logins|storm] \
-                            [--server-pid PID]"
+                            [--server-pid PID] [--in-flight N]"
                         .into(),
                 )
             }
@@ -191,6 +195,8 @@ fn run(a: Args) -> io::Result<()> {
     // Before the first connection: the idle mode's growth includes everything the
     // connections cost the server (accepts, logins, their transient allocations).
     let rss_before = a.server_pid.and_then(rss_kb);
+    // Connections whose first login waits for one in flight to finish (`--in-flight`).
+    let mut waiting: std::collections::VecDeque<usize> = Default::default();
     for i in 0..total {
         let mut stream = TcpStream::connect(a.addr)?;
         poll.registry().register(
@@ -224,8 +230,10 @@ fn run(a: Args) -> io::Result<()> {
         if a.target_echo {
             c.state = State::Ready;
             c.token = Some(SessionToken([0x42; 32]));
-        } else {
+        } else if a.in_flight == 0 || i < a.in_flight {
             c.queue(login_msg(&a));
+        } else {
+            waiting.push_back(i);
         }
         conns.push(c);
     }
@@ -285,6 +293,7 @@ fn run(a: Args) -> io::Result<()> {
                     .min(Duration::from_millis(50))
             });
         poll.poll(&mut events, Some(wait))?;
+        let mut start_login: Vec<usize> = Vec::new();
         for ev in events.iter() {
             let i = ev.token().0;
             let c = &mut conns[i];
@@ -325,6 +334,12 @@ fn run(a: Args) -> io::Result<()> {
                         }
                         c.token = Some(s.token);
                         c.state = State::Ready;
+                        if let Some(next) = waiting.pop_front() {
+                            start_login.push(next);
+                        }
+                        if let Some(next) = waiting.pop_front() {
+                            start_login.push(next);
+                        }
                         if c.role == Role::Stormer {
                             let token = c.token.clone().unwrap_or(SessionToken([0; 32]));
                             c.queue(Message::LogoutRequest(LogoutRequest { token }));
@@ -376,6 +391,12 @@ fn run(a: Args) -> io::Result<()> {
                     }
                 }
             }
+            flush(c);
+        }
+        for i in start_login.drain(..) {
+            let c = &mut conns[i];
+            c.queue(login_msg(&a));
+            c.sent_at = Instant::now();
             flush(c);
         }
     }

@@ -30,6 +30,7 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -43,20 +44,23 @@ use crate::timer::TimerId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId {
     pub index: u32,
-    pub generation: u32,
+    /// Never 0, so `Option<ConnId>` is 8 bytes (a session record keeps one).
+    pub generation: NonZeroU32,
 }
 
 impl ConnId {
     /// Packs into one u64 (mio tokens, hash job tickets).
     pub fn to_u64(self) -> u64 {
-        (u64::from(self.generation) << 32) | u64::from(self.index)
+        (u64::from(self.generation.get()) << 32) | u64::from(self.index)
     }
 
-    pub fn from_u64(v: u64) -> ConnId {
-        ConnId {
+    /// The id `to_u64` packed; None for a value no connection packs to (generation 0:
+    /// the server's own tokens).
+    pub fn from_u64(v: u64) -> Option<ConnId> {
+        Some(ConnId {
             index: v as u32,
-            generation: (v >> 32) as u32,
-        }
+            generation: NonZeroU32::new((v >> 32) as u32)?,
+        })
     }
 }
 
@@ -131,7 +135,7 @@ pub struct Conn {
     /// rescheduled: the timer re-arms from it when it fires.
     pub last_valid: Instant,
     /// Error replies in a row (protocol.md 2: 16 close the connection).
-    pub consecutive_errors: u32,
+    pub consecutive_errors: u8,
     /// The peer closed its side; close once buffered frames are handled.
     pub peer_closed: bool,
     /// Already on the engine's list of connections with output to flush.
@@ -238,9 +242,9 @@ pub struct BufPool {
 
 impl BufPool {
     /// Pairs kept for reuse (more than one turn's worth of busy connections is rare).
-    pub const MAX_SPARE: usize = 128;
+    pub const MAX_SPARE: usize = 64;
     /// A buffer that grew past this (a burst, a big frame) is freed, not kept.
-    pub const MAX_KEPT_CAPACITY: usize = 1024;
+    pub const MAX_KEPT_CAPACITY: usize = 256;
 
     fn take(&mut self) -> Box<IoBufs> {
         self.spare.pop().unwrap_or_default()
@@ -273,10 +277,11 @@ mod tests {
     fn conn_id_packs_both_halves() {
         let id = ConnId {
             index: 0xdead_beef,
-            generation: 0x0102_0304,
+            generation: NonZeroU32::new(0x0102_0304).unwrap(),
         };
         assert_eq!(id.to_u64(), 0x0102_0304_dead_beef);
-        assert_eq!(ConnId::from_u64(id.to_u64()), id);
+        assert_eq!(ConnId::from_u64(id.to_u64()), Some(id));
+        assert_eq!(ConnId::from_u64(0xdead_beef), None);
     }
 
     #[test]
@@ -287,7 +292,7 @@ mod tests {
         let mut c = Conn::new(
             ConnId {
                 index: 0,
-                generation: 1,
+                generation: NonZeroU32::MIN,
             },
             peer,
             t,
@@ -312,6 +317,13 @@ mod tests {
             pool.give(Box::default());
         }
         assert_eq!(pool.spare(), BufPool::MAX_SPARE);
+    }
+
+    #[test]
+    fn a_connection_record_stays_small() {
+        // 10,000 idle connections: each costs this plus its socket (issue 9's budget)
+        assert!(std::mem::size_of::<Conn>() <= 96);
+        assert_eq!(std::mem::size_of::<Option<ConnId>>(), 8);
     }
 
     #[test]

@@ -29,6 +29,7 @@
 //! intrusive doubly-linked list. `occupied: u64` bitmaps find the next non-empty slot of a
 //! level with one rotate and `trailing_zeros`.
 
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -48,7 +49,8 @@ const NIL: u32 = u32::MAX;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TimerId {
     index: u32,
-    generation: u32,
+    /// Never 0, so `Option<TimerId>` is 8 bytes (records keep one).
+    generation: NonZeroU32,
 }
 
 struct Entry<T> {
@@ -141,12 +143,12 @@ impl<T> TimerWheel<T> {
     /// Schedules `value` at `deadline` (rounded up to the next tick). O(1).
     pub fn insert(&mut self, deadline: Instant, value: T) -> TimerId {
         let when = self.ticks_ceil(deadline);
-        self.next_generation = self.next_generation.wrapping_add(1);
-        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        let generation = NonZeroU32::new(self.next_generation).unwrap_or(NonZeroU32::MIN);
         let index = self.entries.insert(Entry {
             value,
             when,
-            generation,
+            generation: generation.get(),
             list: 0,
             prev: NIL,
             next: NIL,
@@ -158,7 +160,7 @@ impl<T> TimerWheel<T> {
     fn entry(&self, id: TimerId) -> Option<&Entry<T>> {
         self.entries
             .get(id.index as usize)
-            .filter(|e| e.generation == id.generation)
+            .filter(|e| e.generation == id.generation.get())
     }
 
     /// Moves a pending timer to `deadline`. False (and nothing done) for a stale id. O(1).
@@ -187,7 +189,7 @@ impl<T> TimerWheel<T> {
     pub fn get_mut(&mut self, id: TimerId) -> Option<&mut T> {
         self.entries
             .get_mut(id.index as usize)
-            .filter(|e| e.generation == id.generation)
+            .filter(|e| e.generation == id.generation.get())
             .map(|e| &mut e.value)
     }
 
@@ -207,7 +209,7 @@ impl<T> TimerWheel<T> {
                 let e = self.entries.remove(head as usize);
                 let id = TimerId {
                     index: head,
-                    generation: e.generation,
+                    generation: NonZeroU32::new(e.generation).unwrap_or(NonZeroU32::MIN),
                 };
                 return Some((id, e.value));
             }

@@ -161,7 +161,9 @@ impl Engine {
 
     fn hash_result(&mut self, result: HashResult, now: Instant) {
         self.last_now = self.last_now.max(now);
-        let id = ConnId::from_u64(result.ticket);
+        let Some(id) = ConnId::from_u64(result.ticket) else {
+            return;
+        };
         if self.conn(id).is_some_and(|c| c.changing.is_some()) {
             self.change_password_result(id, Some(result.outcome), now);
             return;
@@ -253,7 +255,9 @@ impl Engine {
     }
 
     fn busy_reply(&mut self, job: HashJob) {
-        let id = ConnId::from_u64(job.ticket);
+        let Some(id) = ConnId::from_u64(job.ticket) else {
+            return;
+        };
         if self.conn(id).is_some_and(|c| c.changing.is_some()) {
             let now = self.last_now;
             self.change_password_result(id, None, now);

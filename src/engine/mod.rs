@@ -26,6 +26,7 @@ pub use policy::{LoginPolicy, PolicyConfig, Refusal};
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -88,7 +89,8 @@ pub struct EngineConfig {
     pub frames_per_turn: usize,
     /// A peer whose unsent output passes this is disconnected (it is not reading).
     pub max_output: usize,
-    /// protocol.md 2: error replies in a row that close the connection.
+    /// protocol.md 2: error replies in a row that close the connection (at most 255: the
+    /// streak is counted in a byte).
     pub max_consecutive_errors: u32,
     /// The timer wheel's resolution.
     pub tick: Duration,
@@ -336,11 +338,11 @@ impl Engine {
     /// A new TCP connection. Its login deadline starts now.
     pub fn accept(&mut self, peer: SocketAddr, now: Instant) -> ConnId {
         self.last_now = self.last_now.max(now);
-        self.next_generation = self.next_generation.wrapping_add(1);
+        self.next_generation = self.next_generation.wrapping_add(1).max(1);
         let entry = self.conns.vacant_entry();
         let id = ConnId {
             index: entry.key() as u32,
-            generation: self.next_generation,
+            generation: NonZeroU32::new(self.next_generation).unwrap_or(NonZeroU32::MIN),
         };
         let deadline = now + self.cfg.login_timeout;
         let mut conn = Conn::new(id, peer, now, deadline);
@@ -863,8 +865,8 @@ impl Engine {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
-        conn.consecutive_errors += 1;
-        let streak = conn.consecutive_errors;
+        conn.consecutive_errors = conn.consecutive_errors.saturating_add(1);
+        let streak = u32::from(conn.consecutive_errors);
         let flags = if fatal { Flags::FATAL } else { Flags::NONE };
         self.send(
             id,

@@ -312,7 +312,9 @@ impl Server {
                 }
                 SIGNALS => self.on_signals(),
                 token => {
-                    let id = ConnId::from_u64(token.0 as u64);
+                    let Some(id) = ConnId::from_u64(token.0 as u64) else {
+                        continue;
+                    };
                     if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                         // A FIN that came with the data is not a new edge later: read
                         // until end of file then, not just until a short read.

@@ -18,7 +18,7 @@ use crate::labels::{LabelId, Labels};
 use crate::protocol::InvalidReason;
 use crate::timer::TimerId;
 
-/// One login session: 136 bytes, kept in a slab (dense; no per-session heap blocks).
+/// One login session: 128 bytes, kept in a slab (dense; no per-session heap blocks).
 #[derive(Debug)]
 pub struct Session {
     /// Public id (protocol.md `session_id`): random, not a secret.
@@ -400,6 +400,6 @@ mod tests {
     #[test]
     fn a_session_record_stays_small() {
         // what a live session costs besides ~10 bytes of index (issue 9's memory budget)
-        assert!(std::mem::size_of::<Session>() <= 136);
+        assert!(std::mem::size_of::<Session>() <= 128);
     }
 }
