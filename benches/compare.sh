@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The issue 9 comparison in one run, on this machine: heartbeat round trips against the
 # bare mio echo server (the ceiling) at 100 and 1,000 connections, heartbeat p99 with and
-# without a login storm, and server memory and CPU with 10,000 idle sessions. Prints
-# each loadgen JSON line, then the ratios.
+# without a login storm, and server memory and CPU with 10,000 idle sessions (each on a
+# fresh server: logins paced 256 at a time, and all sent at once). Prints each loadgen
+# JSON line, then the ratios.
 #
 #     bash benches/compare.sh            # SECS=10 ROUNDS=5 bash benches/compare.sh for more
 set -euo pipefail
@@ -15,30 +16,40 @@ bin=target/release
 dir=$(mktemp -d)
 spid=""
 epid=""
+ipid=""
 cleanup() {
     [ -n "$spid" ] && kill -TERM "$spid" 2>/dev/null || true
+    [ -n "$ipid" ] && kill -TERM "$ipid" 2>/dev/null || true
     [ -n "$epid" ] && kill "$epid" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$dir"
 }
 trap cleanup EXIT
 
-# One server for every run: the load account's many sessions and its logins from one
-# address need the limits opened; long heartbeat timeouts let idle sessions stay idle.
-RUST_LOG=warn "$bin/sessiond" --listen 127.0.0.1:7600 --data-dir "$dir/data" \
-    --iterations 10000 --max-sessions-per-user 0 --login-burst 1000000 \
-    --login-rate 1000000 --address-hashes 100000 --max-connections-per-address 20000 \
-    --login-timeout 120s --hash-queue 20000 --heartbeat-interval 300s \
-    --heartbeat-timeout 900s >"$dir/out" 2>"$dir/err" &
+# A server (PORT NAME ITERATIONS): the load account's many sessions and its logins from
+# one address need the limits opened; long heartbeat timeouts let idle sessions stay
+# idle. The hash queue is the default (256): loadgen waits out SERVER_BUSY's retry-after.
+server() {
+    RUST_LOG=error "$bin/sessiond" --listen "127.0.0.1:$1" --data-dir "$dir/$2" \
+        --iterations "$3" --max-sessions-per-user 0 --login-burst 1000000 \
+        --login-rate 1000000 --address-hashes 100000 --max-connections-per-address 20000 \
+        --max-connections 20000 --login-timeout 120s --heartbeat-interval 300s \
+        --heartbeat-timeout 900s >"$dir/$2.out" 2>"$dir/$2.err" &
+}
+# The first admin's password, once the server printed it.
+password() {
+    for _ in $(seq 100); do
+        grep -q "password:" "$dir/$1.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    awk '/password:/ {print $2}' "$dir/$1.out"
+}
+server 7600 main 10000
 spid=$!
 "$bin/examples/echo" 127.0.0.1:7601 >/dev/null 2>&1 &
 epid=$!
-for _ in $(seq 100); do
-    grep -q "password:" "$dir/out" 2>/dev/null && break
-    sleep 0.1
-done
-pw=$(awk '/password:/ {print $2}' "$dir/out")
-[ -n "$pw" ] || { echo "the server did not start"; cat "$dir/err"; exit 1; }
+pw=$(password main)
+[ -n "$pw" ] || { echo "the server did not start"; cat "$dir/main.err"; exit 1; }
 
 field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 run() { "$bin/examples/loadgen" "$@" | tail -1; }
@@ -69,9 +80,23 @@ summary+=("heartbeat p99, 100 conns: $(echo "$calm" | field p99_us) us calm, $(e
 logins=$(run --addr 127.0.0.1:7600 --password "$pw" --conns 8 --secs "$SECS" --mode logins)
 echo "$logins"
 summary+=("logins (PBKDF2 10,000 iterations + journal): $(echo "$logins" | field rps)/s, p99 $(echo "$logins" | field p99_us) us")
-idle=$(run --addr 127.0.0.1:7600 --password "$pw" --conns "$IDLE" --secs "$SECS" --mode idle --server-pid "$spid")
-echo "$idle"
-summary+=("idle, $IDLE sessions: $(echo "$idle" | field bytes_per_session) bytes of RSS per session (target <= 512), $(echo "$idle" | field cpu_pct)% of a core (target < 1)")
+kill -TERM "$spid"
+wait "$spid" || true
+spid=""
+# Idle memory on a fresh server each time (a used heap would flatter the growth).
+for inflight in 256 0; do
+    server 7602 "idle$inflight" 1000
+    ipid=$!
+    ipw=$(password "idle$inflight")
+    idle=$(run --addr 127.0.0.1:7602 --password "$ipw" --conns "$IDLE" --secs "$SECS" \
+        --mode idle --server-pid "$ipid" --in-flight "$inflight")
+    echo "$idle"
+    how=$([ "$inflight" = 0 ] && echo "all logins at once" || echo "logins $inflight at a time")
+    summary+=("idle, $IDLE sessions ($how): $(echo "$idle" | field bytes_per_session) bytes of RSS per session (target <= 512), $(echo "$idle" | field cpu_pct)% of a core (target < 1)")
+    kill -TERM "$ipid"
+    wait "$ipid" || true
+    ipid=""
+done
 
 echo
 printf '%s\n' "${summary[@]}"

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use log::{error, info, warn};
+use log::{debug, error, info};
 
 use super::{millis, slot, DuplicatePolicy, End, Engine, OnLimit, Refusal, TimerKey};
 use crate::auth::{HashJob, HashResult, JobKind, JobOutcome};
@@ -267,7 +267,7 @@ impl Engine {
             return;
         };
         self.stats.logins_busy += 1;
-        warn!(
+        debug!(
             "request refused, hash queue full: user={} peer={}",
             pending.username,
             self.conn(id)

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use log::info;
+use log::{info, warn};
 
 use super::{End, Engine, TimerKey};
 use crate::conn::ConnId;
@@ -247,6 +247,11 @@ impl Engine {
                 self.summary_expired,
                 self.conns.len()
             );
+            let busy = self.stats.logins_busy - self.last_summary.0.logins_busy;
+            if busy > 0 {
+                // One line for an overload, not one per refused request.
+                warn!("{busy} requests refused with SERVER_BUSY since last line (hash queue full)");
+            }
             self.summary_expired = 0;
             self.last_summary = (self.stats, self.sessions.len(), self.attached);
         }
