@@ -36,7 +36,7 @@ impl Engine {
         self.step_mark = 0;
         Some(EventBatch {
             seq: self.batch_seq,
-            events: std::mem::take(&mut self.events),
+            events: std::mem::replace(&mut self.events, Vec::with_capacity(BATCH_START)),
         })
     }
 
@@ -95,3 +95,7 @@ impl Engine {
         self.step_mark = self.events.len();
     }
 }
+
+/// Events a new batch has room for: most turns' worth, in one allocation of one size
+/// (which the allocator hands back the next turn) instead of a doubling series.
+const BATCH_START: usize = 256;
