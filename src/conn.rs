@@ -231,8 +231,9 @@ pub struct IoBufs {
 }
 
 /// Spare buffers, shared by all connections: a request borrows a pair, and the pair comes
-/// back once its reply is written, so 10,000 idle connections hold no buffer memory and
-/// the heartbeat path does not allocate.
+/// back once its reply is written, so 10,000 idle connections hold no buffer memory, and
+/// the heartbeat path does not allocate while at most `MAX_SPARE` connections are busy in
+/// one loop turn (beyond that, a pair is allocated and freed per request).
 #[derive(Debug, Default)]
 pub struct BufPool {
     // Boxed on purpose: a connection holds `Box<IoBufs>`, and the box is reused whole.
@@ -241,7 +242,9 @@ pub struct BufPool {
 }
 
 impl BufPool {
-    /// Pairs kept for reuse (more than one turn's worth of busy connections is rare).
+    /// Pairs kept for reuse. Kept small on purpose: spare pairs taken during a login
+    /// burst end up scattered through the heap and keep its pages resident
+    /// (benches/BENCHMARKS.md).
     pub const MAX_SPARE: usize = 64;
     /// A buffer that grew past this (a burst, a big frame) is freed, not kept.
     pub const MAX_KEPT_CAPACITY: usize = 256;
