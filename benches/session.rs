@@ -5,7 +5,6 @@
 //! `cargo bench --bench session`
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sessiond::protocol::{InvalidReason, Token};
@@ -21,7 +20,7 @@ fn token(i: u64) -> Token {
 }
 
 /// The records to insert (their device labels interned in `t`, as the engine does).
-fn sessions(t: &mut SessionTable, t0: Instant) -> Vec<Session> {
+fn sessions(t: &mut SessionTable) -> Vec<Session> {
     let peer = Peer::from("127.0.0.1:40000".parse::<std::net::SocketAddr>().unwrap());
     (0..N)
         .map(|i| Session {
@@ -31,7 +30,7 @@ fn sessions(t: &mut SessionTable, t0: Instant) -> Vec<Session> {
             created_ms: 0,
             expires_ms: 86_400_000,
             saved_activity_ms: 0,
-            last_activity: t0,
+            last_activity_ms: 0,
             device: t.intern_device("bench", "linux"),
             peer,
             conn: None,
@@ -40,14 +39,14 @@ fn sessions(t: &mut SessionTable, t0: Instant) -> Vec<Session> {
         .collect()
 }
 
-fn fresh(t0: Instant) -> (SessionTable, Vec<Session>) {
+fn fresh() -> (SessionTable, Vec<Session>) {
     let mut t = SessionTable::new();
-    let all = sessions(&mut t, t0);
+    let all = sessions(&mut t);
     (t, all)
 }
 
-fn filled(t0: Instant) -> (SessionTable, Vec<u64>, Vec<Digest>) {
-    let (mut t, all) = fresh(t0);
+fn filled() -> (SessionTable, Vec<u64>, Vec<Digest>) {
+    let (mut t, all) = fresh();
     let ids = all.iter().map(|s| s.id).collect();
     let digests = all.iter().map(|s| s.digest).collect();
     for s in all {
@@ -57,13 +56,12 @@ fn filled(t0: Instant) -> (SessionTable, Vec<u64>, Vec<Digest>) {
 }
 
 fn bench(c: &mut Criterion) {
-    let t0 = Instant::now();
     let mut g = c.benchmark_group("sessions_100k");
     g.sample_size(10);
     g.throughput(Throughput::Elements(N));
     g.bench_function("insert", |b| {
         b.iter_batched(
-            || fresh(t0),
+            fresh,
             |(mut t, all)| {
                 for s in all {
                     t.insert(s).unwrap();
@@ -73,7 +71,7 @@ fn bench(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
-    let (table, ids, digests) = filled(t0);
+    let (table, ids, digests) = filled();
     g.bench_function("lookup_by_digest", |b| {
         b.iter(|| {
             for d in &digests {
@@ -83,7 +81,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("end", |b| {
         b.iter_batched(
-            || filled(t0),
+            filled,
             |(mut t, ids, _)| {
                 for id in ids {
                     black_box(t.end(id, InvalidReason::LoggedOut));

@@ -927,6 +927,42 @@ fn idle_expiry_while_connected_is_pushed_before_the_close() {
 }
 
 #[test]
+fn a_session_active_before_the_monotonic_clock_began_is_restored() {
+    // After a reboot the monotonic clock starts near zero: a session whose last activity
+    // was before it (here ten years before the engine's start) must still come back, with
+    // its idle expiry counted from that activity.
+    const YEAR_MS: u64 = 365 * 86_400_000;
+    let cfg = EngineConfig {
+        session_idle: Duration::from_millis(20 * YEAR_MS),
+        session_lifetime: Duration::from_millis(40 * YEAR_MS),
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::new(cfg);
+    let start_ms = h.engine.unix_ms(h.now);
+    let tok = Token([5; 32]);
+    h.engine.restore_session(
+        sessiond::store::event::StoredSession {
+            id: 77,
+            user_id: 1,
+            digest: sessiond::session::Digest::of(&tok),
+            client: "old".into(),
+            platform: "box".into(),
+            peer: "10.0.0.1:5000".into(),
+            created_ms: start_ms - 10 * YEAR_MS,
+            last_activity_ms: start_ms - 10 * YEAR_MS,
+            expires_ms: start_ms + 30 * YEAR_MS,
+        },
+        h.now,
+    );
+    assert_eq!(h.engine.sessions().len(), 1);
+    let s = h.engine.sessions().get(77).unwrap();
+    assert_eq!(s.last_activity_ms, start_ms - 10 * YEAR_MS);
+    let c = h.connect();
+    h.send(c, verify(&tok));
+    assert!(matches!(h.one(c).message, Message::SessionValid(_)));
+}
+
+#[test]
 fn an_attached_session_rides_on_its_connections_timer() {
     let mut h = Harness::new(EngineConfig {
         duplicate: DuplicatePolicy::Takeover,

@@ -510,7 +510,7 @@ impl Engine {
                 created_ms: now_ms,
                 expires_ms: now_ms + lifetime.as_millis() as u64,
                 saved_activity_ms: now_ms,
-                last_activity: now,
+                last_activity_ms: self.clock.ms_ceil(now),
                 device: self
                     .sessions
                     .intern_device(&pending.client, &pending.platform),
@@ -661,7 +661,7 @@ impl Engine {
             }
         }
         if let Some(s) = self.sessions.get_mut(sid) {
-            s.last_activity = now;
+            s.last_activity_ms = self.clock.ms_ceil(now);
             s.peer = peer;
         }
         if !v.client.is_empty() || !v.platform.is_empty() {

@@ -49,8 +49,8 @@ impl Engine {
             self.end_session(sid, End::Expired(why), rid, now);
             return None;
         }
-        session.last_activity = now;
-        let at_ms = self.clock.ms(now);
+        let at_ms = self.clock.ms_ceil(now);
+        session.last_activity_ms = at_ms;
         if at_ms.saturating_sub(session.saved_activity_ms)
             >= self.cfg.activity_save_interval.as_millis() as u64
         {

@@ -138,7 +138,7 @@ impl Engine {
     }
 
     fn entry(&self, s: &Session, current: u64) -> SessionEntry {
-        let last = s.last_activity_ms(&self.clock);
+        let last = s.last_activity_ms;
         let (client, platform) = self.sessions.device(s);
         SessionEntry {
             session_id: s.id,

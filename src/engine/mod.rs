@@ -522,7 +522,7 @@ impl Engine {
             created_ms: s.created_ms,
             expires_ms: s.expires_ms,
             saved_activity_ms: s.last_activity_ms,
-            last_activity: now - Duration::from_millis(now_ms.saturating_sub(s.last_activity_ms)),
+            last_activity_ms: s.last_activity_ms,
             device: self.sessions.intern_device(&s.client, &s.platform),
             peer,
             conn: None,
@@ -567,7 +567,7 @@ impl Engine {
             EndKind::Revoked => InvalidReason::Revoked,
         };
         self.sessions.insert_ended(sid, ended.digest, why);
-        let at = now + Duration::from_millis(keep_until_ms - now_ms);
+        let at = self.clock.instant(keep_until_ms);
         self.wheel.insert(at, TimerKey::Tombstone(sid));
     }
 
@@ -581,7 +581,7 @@ impl Engine {
             out.push(Event::UserCreated(u.clone()));
         }
         for s in self.sessions.iter() {
-            let last = s.last_activity_ms(&self.clock);
+            let last = s.last_activity_ms;
             let (client, platform) = self.sessions.device(s);
             out.push(Event::SessionCreated(StoredSession {
                 id: s.id,
@@ -973,7 +973,7 @@ impl Engine {
                 debug!("session={:016x} detached", sid);
                 // Last activity is persisted coarsely: here, and every
                 // `activity_save_interval` while requests come (`check_token`).
-                let last = s.last_activity_ms(&self.clock);
+                let last = s.last_activity_ms;
                 s.saved_activity_ms = last;
                 let (user_id, peer) = (s.user_id, s.peer);
                 if s.timer.is_none() {

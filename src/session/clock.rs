@@ -27,6 +27,17 @@ impl WallClock {
         }
     }
 
+    /// Unix ms of `t`, rounded up: a record of activity at `t` that a deadline is
+    /// counted from never makes that deadline early.
+    pub fn ms_ceil(&self, t: Instant) -> u64 {
+        let floor = self.ms(t);
+        if self.instant(floor) < t {
+            floor + 1
+        } else {
+            floor
+        }
+    }
+
     /// The moment of Unix ms `ms` (`t >= instant(ms)` exactly when `ms(t) >= ms`). Times
     /// the monotonic clock cannot represent are clamped to the origin.
     pub fn instant(&self, ms: u64) -> Instant {
@@ -58,5 +69,7 @@ mod tests {
         let at = c.instant(m);
         assert!(c.ms(at) >= m);
         assert!(c.ms(at - Duration::from_nanos(1)) < m);
+        assert_eq!(c.ms_ceil(t0 + Duration::from_micros(2_001)), 1_000_003);
+        assert_eq!(c.ms_ceil(t0 + Duration::from_millis(2)), 1_000_002);
     }
 }

@@ -18,7 +18,7 @@ use crate::labels::{LabelId, Labels};
 use crate::protocol::InvalidReason;
 use crate::timer::TimerId;
 
-/// One login session: 128 bytes, kept in a slab (dense; no per-session heap blocks).
+/// One login session: 120 bytes, kept in a slab (dense; no per-session heap blocks).
 #[derive(Debug)]
 pub struct Session {
     /// Public id (protocol.md `session_id`): random, not a secret.
@@ -32,9 +32,12 @@ pub struct Session {
     /// The last activity the journal holds, Unix ms (persisted coarsely: at detach, and
     /// at most every `activity_save_interval` while requests keep coming).
     pub saved_activity_ms: u64,
-    /// Last valid request carrying this session's token. Heartbeats only store this; the
-    /// expiry timer reads it when it fires (lazy reset).
-    pub last_activity: Instant,
+    /// Last valid request carrying this session's token, Unix ms rounded up
+    /// ([`WallClock::ms_ceil`]: the idle expiry is never early). Wall time, not an
+    /// `Instant`: a session restored after a reboot may have been active before the
+    /// monotonic clock's start. Heartbeats only store this; the expiry timer reads it
+    /// when it fires (lazy reset).
+    pub last_activity_ms: u64,
     /// Client and platform, interned in the table ([`SessionTable::device`]).
     pub device: LabelId,
     pub peer: Peer,
@@ -55,22 +58,22 @@ impl Session {
     /// When the session expires if nothing else happens: the earlier of its absolute expiry
     /// and `idle` after its last activity.
     pub fn deadline(&self, idle: Duration, clock: &WallClock) -> Instant {
-        clock
-            .instant(self.expires_ms)
-            .min(self.last_activity + idle)
+        clock.instant(self.expires_ms.min(self.idle_expiry_ms(idle)))
     }
 
-    /// Unix ms of `last_activity`.
-    pub fn last_activity_ms(&self, clock: &WallClock) -> u64 {
-        clock.ms(self.last_activity)
+    /// Unix ms at which the session expires idle.
+    fn idle_expiry_ms(&self, idle: Duration) -> u64 {
+        let idle_ms = idle.as_nanos().div_ceil(1_000_000) as u64;
+        self.last_activity_ms.saturating_add(idle_ms)
     }
 
     /// Whether the session has expired at `now`, and why. Absolute wins a tie: it is the
     /// stricter promise.
     pub fn expired(&self, now: Instant, idle: Duration, clock: &WallClock) -> Option<Expiry> {
-        if clock.ms(now) >= self.expires_ms {
+        let now_ms = clock.ms(now);
+        if now_ms >= self.expires_ms {
             Some(Expiry::Absolute)
-        } else if now >= self.last_activity + idle {
+        } else if now_ms >= self.idle_expiry_ms(idle) {
             Some(Expiry::Idle)
         } else {
             None
@@ -282,7 +285,7 @@ mod tests {
     use super::*;
     use crate::protocol::Token;
 
-    fn session(t: &mut SessionTable, id: u64, t0: Instant, tok: u8) -> Session {
+    fn session(t: &mut SessionTable, id: u64, tok: u8) -> Session {
         Session {
             id,
             user_id: 1,
@@ -290,7 +293,7 @@ mod tests {
             created_ms: 0,
             expires_ms: 100_000,
             saved_activity_ms: 0,
-            last_activity: t0,
+            last_activity_ms: 0,
             device: t.intern_device("c", "p"),
             peer: Peer::UNKNOWN,
             conn: None,
@@ -300,13 +303,12 @@ mod tests {
 
     #[test]
     fn insert_lookup_remove() {
-        let t0 = Instant::now();
         let mut t = SessionTable::new();
-        let s = session(&mut t, 7, t0, 1);
+        let s = session(&mut t, 7, 1);
         t.insert(s).unwrap();
-        let s = session(&mut t, 7, t0, 2);
+        let s = session(&mut t, 7, 2);
         assert!(t.insert(s).is_err(), "duplicate id");
-        let s = session(&mut t, 8, t0, 1);
+        let s = session(&mut t, 8, 1);
         assert!(t.insert(s).is_err(), "duplicate digest");
         assert_eq!(
             t.device_labels(),
@@ -325,10 +327,9 @@ mod tests {
 
     #[test]
     fn indexes_stay_right_through_slot_reuse() {
-        let t0 = Instant::now();
         let mut t = SessionTable::with_capacity(4);
         for i in 0..200u64 {
-            let s = session(&mut t, 1000 + i, t0, i as u8);
+            let s = session(&mut t, 1000 + i, i as u8);
             t.insert(s).unwrap();
             if i % 3 == 0 {
                 t.end(1000 + i, InvalidReason::Revoked).unwrap();
@@ -346,7 +347,7 @@ mod tests {
         }
         assert_eq!(t.len(), 133);
         assert_eq!(t.iter().count(), 133);
-        let s = session(&mut t, 5, t0, 0);
+        let s = session(&mut t, 5, 0);
         t.insert(s).unwrap();
         assert_eq!(t.id_by_digest(&Digest::of(&Token([0; 32]))), Some(5));
         t.set_device(5, "other", "os");
@@ -356,11 +357,10 @@ mod tests {
 
     #[test]
     fn ended_sessions_leave_a_tombstone_until_forgotten() {
-        let t0 = Instant::now();
         let mut t = SessionTable::new();
-        let s = session(&mut t, 7, t0, 1);
+        let s = session(&mut t, 7, 1);
         t.insert(s).unwrap();
-        let s = session(&mut t, 8, t0, 2);
+        let s = session(&mut t, 8, 2);
         t.insert(s).unwrap();
         assert_eq!(t.of_user(1), [7, 8]);
         let d = Digest::of(&Token([1; 32]));
@@ -369,9 +369,9 @@ mod tests {
         assert_eq!(t.id_by_digest(&d), None);
         assert_eq!(t.ended_reason(&d), Some(InvalidReason::Revoked));
         // an ended id or digest is not handed out again while remembered
-        let s = session(&mut t, 7, t0, 3);
+        let s = session(&mut t, 7, 3);
         assert!(t.insert(s).is_err());
-        let s = session(&mut t, 9, t0, 1);
+        let s = session(&mut t, 9, 1);
         assert!(t.insert(s).is_err());
         t.forget(7);
         assert_eq!(t.ended_reason(&d), None);
@@ -384,13 +384,12 @@ mod tests {
         let clock = WallClock::new(t0, 0);
         let idle = Duration::from_secs(30);
         let mut t = SessionTable::new();
-        let mut s = session(&mut t, 1, t0, 1);
+        let mut s = session(&mut t, 1, 1);
         assert_eq!(s.deadline(idle, &clock), t0 + idle);
         assert_eq!(s.expired(t0 + Duration::from_secs(29), idle, &clock), None);
         assert_eq!(s.expired(t0 + idle, idle, &clock), Some(Expiry::Idle));
-        s.last_activity = t0 + Duration::from_secs(90);
+        s.last_activity_ms = 90_000;
         assert_eq!(s.deadline(idle, &clock), t0 + Duration::from_secs(100));
-        assert_eq!(s.last_activity_ms(&clock), 90_000);
         assert_eq!(
             s.expired(t0 + Duration::from_secs(100), idle, &clock),
             Some(Expiry::Absolute)
@@ -400,6 +399,6 @@ mod tests {
     #[test]
     fn a_session_record_stays_small() {
         // what a live session costs besides ~10 bytes of index (issue 9's memory budget)
-        assert!(std::mem::size_of::<Session>() <= 128);
+        assert!(std::mem::size_of::<Session>() <= 120);
     }
 }
