@@ -398,6 +398,7 @@ impl Engine {
                 return;
             }
         };
+        self.activate(id, session_id, now);
         let Some(user) = self.users.get_mut(uid) else {
             return;
         };
@@ -407,7 +408,6 @@ impl Engine {
             user_id: uid,
             at_ms: now_ms,
         });
-        self.activate(id, session_id, now);
         self.notify_new_login(uid, session_id, id);
         self.stats.logins_ok += 1;
         self.audit(
@@ -438,37 +438,31 @@ impl Engine {
     /// connection's one timer also watches the session's expiry (the earlier of the two
     /// deadlines), so an attached session costs no timer of its own.
     fn activate(&mut self, id: ConnId, session_id: u64, now: Instant) {
-        let hb_due = now + self.cfg.heartbeat_timeout;
-        let Some(s) = self.sessions.get_mut(session_id) else {
+        let Some(s) = self.sessions.get(session_id) else {
             return;
         };
-        let session_timer = s.timer.take();
-        let due = hb_due.min(s.deadline(self.cfg.session_idle, &self.clock));
+        let due =
+            (now + self.cfg.heartbeat_timeout).min(s.deadline(self.cfg.session_idle, &self.clock));
         let Some(conn) = slot(&mut self.conns, id) else {
-            // not bound after all: the session keeps a timer of its own
-            let t = self.wheel.insert(due, TimerKey::Session(session_id));
-            if let Some(s) = self.sessions.get_mut(session_id) {
-                s.timer = Some(t);
-            }
-            if let Some(t) = session_timer {
-                self.wheel.cancel(t);
-            }
+            // not bound after all
+            self.watch_session(session_id);
             return;
         };
         conn.state = ConnState::Active { session_id };
         conn.last_valid = now;
         conn.consecutive_errors = 0;
-        let old = conn.timer.take();
-        let t = self.wheel.insert(due, TimerKey::Conn(id));
-        if let Some(conn) = slot(&mut self.conns, id) {
-            conn.timer = Some(t);
-        }
-        for t in [old, session_timer].into_iter().flatten() {
+        let old = conn
+            .timer
+            .replace(self.wheel.insert(due, TimerKey::Conn(id)));
+        if let Some(t) = old {
             self.wheel.cancel(t);
         }
         if let Some(s) = self.sessions.get_mut(session_id) {
             s.conn = Some(id);
             self.attached += 1;
+            if let Some(t) = s.timer.take() {
+                self.wheel.cancel(t);
+            }
         }
     }
 
@@ -491,7 +485,8 @@ impl Engine {
         })
     }
 
-    /// Draws a token and an id and records the session (not yet bound to a connection).
+    /// Draws a token and an id and records the session, with no timer: the caller binds it
+    /// with `activate` next.
     fn new_session(
         &mut self,
         uid: u64,
@@ -519,7 +514,6 @@ impl Engine {
                 timer: None,
             };
             let sid = session.id;
-            let deadline = session.deadline(self.cfg.session_idle, &self.clock);
             let stored = StoredSession {
                 id: sid,
                 user_id: uid,
@@ -532,11 +526,9 @@ impl Engine {
                 expires_ms: session.expires_ms,
             };
             if self.sessions.insert(session).is_ok() {
+                // No timer yet: `activate`, next, binds it to the connection's (or gives
+                // it its own if the connection is gone).
                 self.events.push(Event::SessionCreated(stored));
-                let t = self.wheel.insert(deadline, TimerKey::Session(sid));
-                if let Some(s) = self.sessions.get_mut(sid) {
-                    s.timer = Some(t);
-                }
                 return Ok((tok, sid));
             }
         }

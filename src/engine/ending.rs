@@ -222,15 +222,25 @@ impl Engine {
         };
         s.timer = None;
         match s.expired(now, idle, &self.clock) {
-            None => {
-                // Lazy reset: activity since the timer was set only stored a timestamp.
-                let due = s.deadline(idle, &self.clock);
-                let t = self.wheel.insert(due, TimerKey::Session(sid));
-                if let Some(s) = self.sessions.get_mut(sid) {
-                    s.timer = Some(t);
-                }
-            }
+            // Lazy reset: activity since the timer was set only stored a timestamp.
+            None => self.watch_session(sid),
             Some(why) => self.end_session(sid, End::Expired(why), 0, now),
+        }
+    }
+
+    /// Gives a session not bound to a connection its own expiry timer, unless it has one
+    /// (a bound session's expiry rides on its connection's timer: `activate`).
+    pub(super) fn watch_session(&mut self, sid: u64) {
+        let Some(s) = self.sessions.get(sid) else {
+            return;
+        };
+        if s.timer.is_some() {
+            return;
+        }
+        let due = s.deadline(self.cfg.session_idle, &self.clock);
+        let t = self.wheel.insert(due, TimerKey::Session(sid));
+        if let Some(s) = self.sessions.get_mut(sid) {
+            s.timer = Some(t);
         }
     }
 

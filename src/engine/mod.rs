@@ -505,8 +505,6 @@ impl Engine {
     /// from the stored wall-clock times. One that expired while the server was down is
     /// ended now (and the end journaled).
     pub fn restore_session(&mut self, s: StoredSession, now: Instant) {
-        let now_ms = self.unix_ms(now);
-        let idle_ms = self.cfg.session_idle.as_millis() as u64;
         if self.users.get(s.user_id).is_none() {
             return;
         }
@@ -528,25 +526,16 @@ impl Engine {
             conn: None,
             timer: None,
         };
-        let (sid, deadline) = (
+        let (sid, expired) = (
             session.id,
-            session.deadline(self.cfg.session_idle, &self.clock),
+            session.expired(now, self.cfg.session_idle, &self.clock),
         );
         if self.sessions.insert(session).is_err() {
             return;
         }
-        if now_ms >= s.expires_ms || now_ms >= s.last_activity_ms.saturating_add(idle_ms) {
-            let why = if now_ms >= s.expires_ms {
-                Expiry::Absolute
-            } else {
-                Expiry::Idle
-            };
-            self.end_session(sid, End::Expired(why), 0, now);
-            return;
-        }
-        let t = self.wheel.insert(deadline, TimerKey::Session(sid));
-        if let Some(s) = self.sessions.get_mut(sid) {
-            s.timer = Some(t);
+        match expired {
+            Some(why) => self.end_session(sid, End::Expired(why), 0, now),
+            None => self.watch_session(sid),
         }
     }
 
@@ -976,14 +965,7 @@ impl Engine {
                 let last = s.last_activity_ms;
                 s.saved_activity_ms = last;
                 let (user_id, peer) = (s.user_id, s.peer);
-                if s.timer.is_none() {
-                    // Unbound, the session watches its own expiry again.
-                    let due = s.deadline(self.cfg.session_idle, &self.clock);
-                    let t = self.wheel.insert(due, TimerKey::Session(sid));
-                    if let Some(s) = self.sessions.get_mut(sid) {
-                        s.timer = Some(t);
-                    }
-                }
+                self.watch_session(sid);
                 self.events.push(Event::SessionActivity {
                     id: sid,
                     at_ms: last.min(at),
