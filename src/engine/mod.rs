@@ -127,6 +127,15 @@ pub struct EngineConfig {
     pub shutdown_reconnect_after: Duration,
 }
 
+impl EngineConfig {
+    /// Connection slots reserved at startup (the connection, session, timer and socket
+    /// arrays): the connection limit, at most 64k. Address space the kernel backs page by
+    /// page as connections come, and no regrowth copies or strands the old arrays.
+    pub fn reserved_connections(&self) -> usize {
+        self.max_connections.min(MAX_RESERVED)
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
@@ -255,10 +264,7 @@ impl Engine {
     ) -> Engine {
         let policy = LoginPolicy::new(cfg.policy.clone());
         let audit_log = AuditLog::new(cfg.audit_window);
-        // Room for the connection limit up front (at most 64k): address space the kernel
-        // backs page by page as connections come, and no regrowth copies or strands the
-        // old arrays.
-        let room = cfg.max_connections.min(MAX_RESERVED);
+        let room = cfg.reserved_connections();
         let mut wheel = TimerWheel::with_capacity(origin, cfg.tick, 2 * room);
         wheel.insert(origin + cfg.summary_interval, TimerKey::Summary);
         Engine {
@@ -1011,7 +1017,7 @@ impl Engine {
 }
 
 /// Most connections (and sessions, and twice the timers) reserved at startup.
-pub const MAX_RESERVED: usize = 65_536;
+const MAX_RESERVED: usize = 65_536;
 
 /// Entries a scratch list keeps between turns; more is given back once it is drained.
 const SCRATCH_KEEP: usize = 1024;

@@ -235,7 +235,7 @@ impl Server {
             tls: cfg.tls.clone(),
             plain,
             engine,
-            socks: Vec::with_capacity(cfg.engine.max_connections.min(crate::engine::MAX_RESERVED)),
+            socks: Vec::with_capacity(cfg.engine.reserved_connections()),
             pool,
             committer,
             snapshot_wanted: false,

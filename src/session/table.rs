@@ -205,10 +205,12 @@ impl SessionTable {
     /// client).
     /// The returned record's device label is released (read it before).
     pub fn remove(&mut self, id: u64) -> Option<Session> {
-        let k = self.key_by_id(id)?;
-        if let Ok(e) = self.by_id.find_entry(self.hasher.hash_one(id), |&x| x == k) {
-            e.remove();
-        }
+        let slots = &self.slots;
+        let (k, _) = self
+            .by_id
+            .find_entry(self.hasher.hash_one(id), |&k| slots[k as usize].id == id)
+            .ok()?
+            .remove();
         let d = self.slots[k as usize].digest;
         if let Ok(e) = self
             .by_digest
