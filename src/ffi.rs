@@ -161,14 +161,29 @@ fn fill(dst: &mut [c_char], s: &str) {
 
 /// Boxes a connected client into a new handle and stores it in `*out` (checked non-NULL
 /// by the caller).
-fn hand_out(client: Client, out: *mut *mut SessiondClient) -> Result<c_int, Fail> {
-    let h = Box::into_raw(Box::new(SessiondClient {
-        client: Some(client),
-    }));
-    // SAFETY: `out` is non-NULL (checked by both callers) and points to writable storage
-    // for one pointer (the header's contract).
-    unsafe { *out = h };
-    Ok(SESSIOND_OK)
+/// The connect calls' common part: checks `out` and `addr`, runs `connect` with the
+/// address and the timeout, and hands the client out through `out`.
+fn connect_into(
+    out: *mut *mut SessiondClient,
+    addr: *const c_char,
+    timeout_ms: u32,
+    connect: impl FnOnce(&str, Duration) -> Result<Client, Fail>,
+) -> c_int {
+    guard(|| {
+        if out.is_null() {
+            return Err(arg("out is NULL"));
+        }
+        let addr = text(addr, "addr")?;
+        let timeout = Duration::from_millis(timeout_ms.max(1) as u64);
+        let client = connect(addr, timeout)?;
+        let h = Box::into_raw(Box::new(SessiondClient {
+            client: Some(client),
+        }));
+        // SAFETY: `out` is non-NULL (checked above) and points to writable storage for one
+        // pointer (the header's contract).
+        unsafe { *out = h };
+        Ok(SESSIOND_OK)
+    })
 }
 
 /// The message of the last failed call on this thread (an empty string if none). Valid
@@ -190,14 +205,8 @@ pub unsafe extern "C" fn sessiond_connect(
     timeout_ms: u32,
     out: *mut *mut SessiondClient,
 ) -> c_int {
-    guard(|| {
-        if out.is_null() {
-            return Err(arg("out is NULL"));
-        }
-        let addr = text(addr, "addr")?;
-        let timeout = Duration::from_millis(timeout_ms.max(1) as u64);
-        let client = Client::connect(addr, timeout)?;
-        hand_out(client, out)
+    connect_into(out, addr, timeout_ms, |addr, timeout| {
+        Ok(Client::connect(addr, timeout)?)
     })
 }
 
@@ -222,11 +231,7 @@ pub unsafe extern "C" fn sessiond_connect_tls(
     timeout_ms: u32,
     out: *mut *mut SessiondClient,
 ) -> c_int {
-    guard(|| {
-        if out.is_null() {
-            return Err(arg("out is NULL"));
-        }
-        let addr = text(addr, "addr")?;
+    connect_into(out, addr, timeout_ms, |addr, timeout| {
         let name = text(server_name, "server_name")?;
         let trust = if flags & SESSIOND_TLS_INSECURE_SKIP_VERIFY != 0 {
             crate::tls::Trust::InsecureSkipVerify
@@ -237,9 +242,7 @@ pub unsafe extern "C" fn sessiond_connect_tls(
         };
         let cfg = crate::tls::client_config(&trust)
             .map_err(|e| Fail(SESSIOND_ERR_TLS, format!("TLS configuration: {e}")))?;
-        let timeout = Duration::from_millis(timeout_ms.max(1) as u64);
-        let client = Client::connect_tls(addr, name, cfg, timeout)?;
-        hand_out(client, out)
+        Ok(Client::connect_tls(addr, name, cfg, timeout)?)
     })
 }
 
