@@ -36,7 +36,10 @@ impl Engine {
         self.step_mark = 0;
         Some(EventBatch {
             seq: self.batch_seq,
-            events: std::mem::replace(&mut self.events, Vec::with_capacity(BATCH_START)),
+            // An exact-size copy goes (batches may queue behind a slow fsync: they hold
+            // what they carry, no more); the engine's list keeps its room for the next
+            // turn instead of growing again from empty.
+            events: self.events.drain(..).collect(),
         })
     }
 
@@ -95,7 +98,3 @@ impl Engine {
         self.step_mark = self.events.len();
     }
 }
-
-/// Events a new batch has room for: most turns' worth, in one allocation of one size
-/// (which the allocator hands back the next turn) instead of a doubling series.
-const BATCH_START: usize = 256;

@@ -470,6 +470,7 @@ impl Engine {
         trim(&mut self.wakeups);
         trim(&mut self.flagged);
         trim(&mut self.hash_jobs);
+        trim(&mut self.events);
         if self.held.is_empty() && self.held.capacity() > SCRATCH_KEEP {
             self.held = VecDeque::new();
         }
