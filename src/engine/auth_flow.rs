@@ -366,7 +366,7 @@ impl Engine {
                 }
                 OnLimit::RevokeOldest => {
                     let excess = live.len() + 1 - max;
-                    let oldest: Vec<u64> = live[..excess].to_vec();
+                    let oldest: Vec<u64> = live.take(excess).collect();
                     for sid in oldest {
                         self.end_session(
                             sid,

@@ -187,7 +187,7 @@ impl Engine {
     }
 
     fn list_own(&mut self, id: ConnId, rid: u32, c: &Caller, r: ListSessions) {
-        let ids = self.sessions.of_user(c.user_id).to_vec();
+        let ids: Vec<u64> = self.sessions.of_user(c.user_id).collect();
         self.send_page(id, rid, &ids, r.offset, r.limit, c.session_id);
     }
 
@@ -217,8 +217,6 @@ impl Engine {
         let ids: Vec<u64> = self
             .sessions
             .of_user(user_id)
-            .iter()
-            .copied()
             .filter(|&s| Some(s) != except)
             .collect();
         for &sid in &ids {
@@ -461,7 +459,7 @@ impl Engine {
         let Some(uid) = self.target_user(id, rid, &r.username) else {
             return;
         };
-        let ids = self.sessions.of_user(uid).to_vec();
+        let ids: Vec<u64> = self.sessions.of_user(uid).collect();
         self.send_page(id, rid, &ids, r.offset, r.limit, c.session_id);
     }
 
@@ -613,9 +611,8 @@ impl Engine {
         let targets: Vec<ConnId> = self
             .sessions
             .of_user(user_id)
-            .iter()
             .rev()
-            .filter_map(|&sid| self.sessions.get(sid).and_then(|s| s.conn))
+            .filter_map(|sid| self.sessions.get(sid).and_then(|s| s.conn))
             .filter(|&c| c != except && self.contains(c))
             .take(MAX_NEW_LOGIN_NOTICES)
             .collect();

@@ -18,7 +18,8 @@ use crate::labels::{LabelId, Labels};
 use crate::protocol::InvalidReason;
 use crate::timer::TimerId;
 
-/// One login session: 120 bytes, kept in a slab (dense; no per-session heap blocks).
+/// One login session: 120 bytes, kept in a slab with 8 bytes of links to its user's other
+/// sessions (dense; no per-session heap blocks).
 #[derive(Debug)]
 pub struct Session {
     /// Public id (protocol.md `session_id`): random, not a secret.
@@ -81,6 +82,67 @@ impl Session {
     }
 }
 
+/// A record and its links in its user's list.
+#[derive(Debug)]
+struct Slot {
+    s: Session,
+    /// Slab keys of the user's previous (older) and next (newer) session, or `NIL`.
+    older: u32,
+    newer: u32,
+}
+
+const NIL: u32 = u32::MAX;
+
+/// One user's live sessions: the slab keys of both ends of the list, and its length.
+#[derive(Debug, Clone, Copy)]
+struct UserList {
+    oldest: u32,
+    newest: u32,
+    len: u32,
+}
+
+/// A user's live session ids, oldest first ([`SessionTable::of_user`]); `rev()` gives the
+/// newest first.
+#[derive(Debug, Clone)]
+pub struct UserSessions<'a> {
+    slots: &'a Slab<Slot>,
+    front: u32,
+    back: u32,
+    left: usize,
+}
+
+impl Iterator for UserSessions<'_> {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let slot = &self.slots[self.front as usize];
+        self.front = slot.newer;
+        Some(slot.s.id)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl DoubleEndedIterator for UserSessions<'_> {
+    fn next_back(&mut self) -> Option<u64> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let slot = &self.slots[self.back as usize];
+        self.back = slot.older;
+        Some(slot.s.id)
+    }
+}
+
+impl ExactSizeIterator for UserSessions<'_> {}
+
 /// `insert` found the session's id or token digest already in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Collision;
@@ -90,14 +152,21 @@ pub struct Collision;
 ///
 /// The records sit in a slab; the two indexes hold only its 4-byte keys (hashed by the
 /// record's id and digest), so a session costs its record plus about 10 bytes of index.
+///
+/// Design: a user's sessions are a doubly linked list through their slots, oldest first,
+/// and the by-user index holds only each list's ends and length (12 bytes per user with
+/// sessions). A login allocates nothing: no per-user vector to grow (one with 10,000
+/// sessions used to regrow to 128 KiB mid-burst, leaving its old copies behind as holes in
+/// the heap) and no map entry with its own heap block per user.
 #[derive(Debug, Default)]
 pub struct SessionTable {
-    slots: Slab<Session>,
+    slots: Slab<Slot>,
     by_id: HashTable<u32>,
     by_digest: HashTable<u32>,
     hasher: DefaultHashBuilder,
-    /// Live session ids per user, oldest first (a user has a handful at most).
-    by_user: HashMap<u64, Vec<u64>>,
+    /// Each user's list of live sessions (found by hashing the user id; the oldest slot's
+    /// record says whose list it is).
+    by_user: HashTable<UserList>,
     ended: HashMap<Digest, InvalidReason>,
     ended_by_id: HashMap<u64, Digest>,
     devices: Labels,
@@ -149,15 +218,88 @@ impl SessionTable {
     fn key_by_id(&self, id: u64) -> Option<u32> {
         let slots = &self.slots;
         self.by_id
-            .find(self.hasher.hash_one(id), |&k| slots[k as usize].id == id)
+            .find(self.hasher.hash_one(id), |&k| slots[k as usize].s.id == id)
             .copied()
     }
 
     fn key_by_digest(&self, d: &Digest) -> Option<u32> {
         let slots = &self.slots;
         self.by_digest
-            .find(self.hasher.hash_one(d), |&k| slots[k as usize].digest == *d)
+            .find(self.hasher.hash_one(d), |&k| {
+                slots[k as usize].s.digest == *d
+            })
             .copied()
+    }
+
+    fn user_list(&self, user_id: u64) -> Option<&UserList> {
+        let slots = &self.slots;
+        self.by_user.find(self.hasher.hash_one(user_id), |l| {
+            slots[l.oldest as usize].s.user_id == user_id
+        })
+    }
+
+    /// Appends slot `k` (already in the slab) to its user's list, as the newest.
+    fn link(&mut self, k: u32) {
+        let user_id = self.slots[k as usize].s.user_id;
+        let hash = self.hasher.hash_one(user_id);
+        let (slots, hasher) = (&mut self.slots, &self.hasher);
+        let found = self
+            .by_user
+            .find_mut(hash, |l| slots[l.oldest as usize].s.user_id == user_id);
+        match found {
+            Some(l) => {
+                slots[l.newest as usize].newer = k;
+                slots[k as usize].older = l.newest;
+                l.newest = k;
+                l.len += 1;
+            }
+            None => {
+                let l = UserList {
+                    oldest: k,
+                    newest: k,
+                    len: 1,
+                };
+                self.by_user.insert_unique(hash, l, |l| {
+                    hasher.hash_one(slots[l.oldest as usize].s.user_id)
+                });
+            }
+        }
+    }
+
+    /// Takes slot `k` (still in the slab) out of its user's list.
+    fn unlink(&mut self, k: u32) {
+        let Slot {
+            older,
+            newer,
+            ref s,
+        } = self.slots[k as usize];
+        let user_id = s.user_id;
+        let hash = self.hasher.hash_one(user_id);
+        if older != NIL {
+            self.slots[older as usize].newer = newer;
+        }
+        if newer != NIL {
+            self.slots[newer as usize].older = older;
+        }
+        let slots = &self.slots;
+        let Ok(mut e) = self
+            .by_user
+            .find_entry(hash, |l| slots[l.oldest as usize].s.user_id == user_id)
+        else {
+            return;
+        };
+        let l = e.get_mut();
+        l.len -= 1;
+        if l.len == 0 {
+            e.remove();
+            return;
+        }
+        if l.oldest == k {
+            l.oldest = newer;
+        }
+        if l.newest == k {
+            l.newest = older;
+        }
     }
 
     /// Adds a session. Refuses it if its id or digest is already present, live or ended (a
@@ -171,34 +313,47 @@ impl SessionTable {
             self.devices.release(s.device);
             return Err(Collision);
         }
-        let (id, user_id) = (s.id, s.user_id);
         let (id_hash, digest_hash) = (self.hasher.hash_one(s.id), self.hasher.hash_one(s.digest));
-        let k = self.slots.insert(s) as u32;
+        let k = self.slots.insert(Slot {
+            s,
+            older: NIL,
+            newer: NIL,
+        }) as u32;
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.by_id
-            .insert_unique(id_hash, k, |&k| hasher.hash_one(slots[k as usize].id));
+            .insert_unique(id_hash, k, |&k| hasher.hash_one(slots[k as usize].s.id));
         self.by_digest.insert_unique(digest_hash, k, |&k| {
-            hasher.hash_one(slots[k as usize].digest)
+            hasher.hash_one(slots[k as usize].s.digest)
         });
-        self.by_user.entry(user_id).or_default().push(id);
+        self.link(k);
         Ok(())
     }
 
     pub fn get(&self, id: u64) -> Option<&Session> {
-        self.key_by_id(id).map(|k| &self.slots[k as usize])
+        self.key_by_id(id).map(|k| &self.slots[k as usize].s)
     }
 
     pub fn get_mut(&mut self, id: u64) -> Option<&mut Session> {
-        self.key_by_id(id).map(|k| &mut self.slots[k as usize])
+        self.key_by_id(id).map(|k| &mut self.slots[k as usize].s)
     }
 
     pub fn id_by_digest(&self, d: &Digest) -> Option<u64> {
-        self.key_by_digest(d).map(|k| self.slots[k as usize].id)
+        self.key_by_digest(d).map(|k| self.slots[k as usize].s.id)
     }
 
-    /// Live sessions of `user_id`, oldest first.
-    pub fn of_user(&self, user_id: u64) -> &[u64] {
-        self.by_user.get(&user_id).map(Vec::as_slice).unwrap_or(&[])
+    /// Live session ids of `user_id`, oldest first (`.rev()`: newest first).
+    pub fn of_user(&self, user_id: u64) -> UserSessions<'_> {
+        let l = self.user_list(user_id).copied().unwrap_or(UserList {
+            oldest: NIL,
+            newest: NIL,
+            len: 0,
+        });
+        UserSessions {
+            slots: &self.slots,
+            front: l.oldest,
+            back: l.newest,
+            left: l.len as usize,
+        }
     }
 
     /// Removes a live session without a trace (tests, and sessions that never reached a
@@ -208,24 +363,19 @@ impl SessionTable {
         let slots = &self.slots;
         let (k, _) = self
             .by_id
-            .find_entry(self.hasher.hash_one(id), |&k| slots[k as usize].id == id)
+            .find_entry(self.hasher.hash_one(id), |&k| slots[k as usize].s.id == id)
             .ok()?
             .remove();
-        let d = self.slots[k as usize].digest;
+        let d = self.slots[k as usize].s.digest;
         if let Ok(e) = self
             .by_digest
             .find_entry(self.hasher.hash_one(d), |&x| x == k)
         {
             e.remove();
         }
-        let s = self.slots.remove(k as usize);
+        self.unlink(k);
+        let s = self.slots.remove(k as usize).s;
         self.devices.release(s.device);
-        if let Some(v) = self.by_user.get_mut(&s.user_id) {
-            v.retain(|&x| x != id);
-            if v.is_empty() {
-                self.by_user.remove(&s.user_id);
-            }
-        }
         Some(s)
     }
 
@@ -266,7 +416,7 @@ impl SessionTable {
 
     /// Every live session (for snapshots; O(n), never on a per-frame path).
     pub fn iter(&self) -> impl Iterator<Item = &Session> {
-        self.slots.iter().map(|(_, s)| s)
+        self.slots.iter().map(|(_, slot)| &slot.s)
     }
 
     /// Every remembered ended session: (id, digest, why).
@@ -303,6 +453,45 @@ mod tests {
         }
     }
 
+    /// The per-user lists against a model (a Vec per user), through a fixed pseudo-random
+    /// mix of inserts and removals over five users: order, both directions, lengths.
+    #[test]
+    fn user_lists_match_a_model() {
+        let mut t = SessionTable::new();
+        let mut model: Vec<Vec<u64>> = vec![Vec::new(); 5];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next_id = 1u64;
+        for step in 0..2_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let user = (x % 5) as usize;
+            let live: usize = model.iter().map(Vec::len).sum();
+            if live == 0 || !(x >> 8).is_multiple_of(3) {
+                let mut s = session(&mut t, next_id, 0);
+                s.user_id = user as u64 + 1;
+                s.digest = Digest::of(&Token([0; 32]));
+                s.digest.0[..8].copy_from_slice(&next_id.to_le_bytes());
+                t.insert(s).unwrap();
+                model[user].push(next_id);
+                next_id += 1;
+            } else if !model[user].is_empty() {
+                let i = ((x >> 16) as usize) % model[user].len();
+                let id = model[user].remove(i);
+                assert_eq!(t.remove(id).unwrap().id, id);
+            }
+            for (u, want) in model.iter().enumerate() {
+                let uid = u as u64 + 1;
+                assert_eq!(t.of_user(uid).len(), want.len(), "step {step}");
+                assert_eq!(&t.of_user(uid).collect::<Vec<_>>(), want, "step {step}");
+                let mut back: Vec<u64> = t.of_user(uid).rev().collect();
+                back.reverse();
+                assert_eq!(&back, want, "step {step}");
+            }
+        }
+        assert_eq!(t.len(), model.iter().map(Vec::len).sum::<usize>());
+    }
+
     #[test]
     fn insert_lookup_remove() {
         let mut t = SessionTable::new();
@@ -319,11 +508,11 @@ mod tests {
         );
         assert_eq!(t.id_by_digest(&Digest::of(&Token([1; 32]))), Some(7));
         assert_eq!(t.device(t.get(7).unwrap()), ("c", "p"));
-        assert_eq!(t.of_user(1), [7]);
+        assert_eq!(t.of_user(1).collect::<Vec<_>>(), [7]);
         assert_eq!(t.remove(7).unwrap().id, 7);
         assert_eq!(t.id_by_digest(&Digest::of(&Token([1; 32]))), None);
         assert!(t.is_empty());
-        assert!(t.of_user(1).is_empty());
+        assert_eq!(t.of_user(1).len(), 0);
         assert_eq!(t.device_labels(), 0);
     }
 
@@ -364,10 +553,10 @@ mod tests {
         t.insert(s).unwrap();
         let s = session(&mut t, 8, 2);
         t.insert(s).unwrap();
-        assert_eq!(t.of_user(1), [7, 8]);
+        assert_eq!(t.of_user(1).collect::<Vec<_>>(), [7, 8]);
         let d = Digest::of(&Token([1; 32]));
         assert_eq!(t.end(7, InvalidReason::Revoked).unwrap().id, 7);
-        assert_eq!(t.of_user(1), [8]);
+        assert_eq!(t.of_user(1).collect::<Vec<_>>(), [8]);
         assert_eq!(t.id_by_digest(&d), None);
         assert_eq!(t.ended_reason(&d), Some(InvalidReason::Revoked));
         // an ended id or digest is not handed out again while remembered
@@ -402,5 +591,9 @@ mod tests {
     fn a_session_record_stays_small() {
         // what a live session costs besides ~10 bytes of index (issue 9's memory budget)
         assert!(std::mem::size_of::<Session>() <= 120);
+        assert!(
+            std::mem::size_of::<Slot>() <= 128,
+            "the record and its user-list links"
+        );
     }
 }
