@@ -2,8 +2,8 @@
 # The issue 9 comparison in one run, on this machine: heartbeat round trips against the
 # bare mio echo server (the ceiling) at 100 and 1,000 connections, heartbeat p99 with and
 # without a login storm, and server memory and CPU with 10,000 idle sessions (each on a
-# fresh server: logins paced 256 at a time, and all sent at once). Prints each loadgen
-# JSON line, then the ratios.
+# fresh server: one account's logins paced 256 at a time and all sent at once, and all at
+# once over 10,000 accounts). Prints each loadgen JSON line, then the ratios.
 #
 #     bash benches/compare.sh            # SECS=10 ROUNDS=5 bash benches/compare.sh for more
 set -euo pipefail
@@ -83,16 +83,21 @@ summary+=("logins (PBKDF2 10,000 iterations + journal): $(echo "$logins" | field
 kill -TERM "$spid"
 wait "$spid" || true
 spid=""
-# Idle memory on a fresh server each time (a used heap would flatter the growth).
-for inflight in 256 0; do
-    server 7602 "idle$inflight" 1000
+# Idle memory on a fresh server each time (a used heap would flatter the growth): one
+# account's logins paced 256 at a time, then sent all at once, then all at once spread
+# over IDLE accounts (registered first; the baseline is read after that).
+for run in "256 0" "0 0" "0 $IDLE"; do
+    read -r inflight accounts <<<"$run"
+    name="idle$inflight-$accounts"
+    server 7602 "$name" 1000
     ipid=$!
-    ipw=$(password "idle$inflight")
+    ipw=$(password "$name")
     idle=$(run --addr 127.0.0.1:7602 --password "$ipw" --conns "$IDLE" --secs "$SECS" \
-        --mode idle --server-pid "$ipid" --in-flight "$inflight")
+        --mode idle --server-pid "$ipid" --in-flight "$inflight" --accounts "$accounts")
     echo "$idle"
     how=$([ "$inflight" = 0 ] && echo "all logins at once" || echo "logins $inflight at a time")
-    summary+=("idle, $IDLE sessions ($how): $(echo "$idle" | field bytes_per_session) bytes of RSS per session (target <= 512), $(echo "$idle" | field cpu_pct)% of a core (target < 1)")
+    who=$([ "$accounts" = 0 ] && echo "one account" || echo "$accounts accounts")
+    summary+=("idle, $IDLE sessions ($who, $how): $(echo "$idle" | field bytes_per_session) bytes of RSS per session (target <= 512), $(echo "$idle" | field cpu_pct)% of a core (target < 1)")
     kill -TERM "$ipid"
     wait "$ipid" || true
     ipid=""

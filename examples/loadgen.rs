@@ -17,6 +17,11 @@
 //! One thread and one `Poll` drive every connection, so the generator's own cost per round
 //! trip is the same for both targets. `--tls-ca CA.pem` runs the same ping-pong over TLS
 //! (the server's certificate must be for `localhost`), for the TLS-vs-plaintext rate.
+//!
+//! `--mode idle --server-pid PID` logs every connection in, sends nothing more, and reads
+//! the server's RSS growth per session and its CPU use from `/proc`. Every connection logs
+//! in as `--user` (one account; each login then sends NEW_LOGIN to up to 32 of the
+//! others) unless `--accounts N` spreads the logins over N accounts, registered first.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -46,6 +51,9 @@ struct Args {
     server_pid: Option<u32>,
     /// Logins outstanding at once while connecting (0: every connection at once).
     in_flight: usize,
+    /// Spread the logins over this many accounts (`load0`, `load1`, ...), registered
+    /// first; 0: every connection logs in as `--user`.
+    accounts: usize,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -73,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
         mode: Mode::PingPong,
         server_pid: None,
         in_flight: 0,
+        accounts: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -106,12 +115,13 @@ fn parse_args() -> Result<Args, String> {
             }
             "--server-pid" => a.server_pid = Some(val()?.parse().map_err(|_| "bad --server-pid")?),
             "--in-flight" => a.in_flight = val()?.parse().map_err(|_| "bad --in-flight")?,
+            "--accounts" => a.accounts = val()?.parse().map_err(|_| "bad --accounts")?,
             _ => {
                 return Err(
                     "usage: loadgen [--target sessiond|echo] [--addr A] [--conns N] \
                             [--secs T] [--user U] [--password P | $SESSIOND_PASSWORD] [--storm K] \
                             [--tls-ca CA.pem] [--mode pingpong|idle|logins|storm] \
-                            [--server-pid PID] [--in-flight N]"
+                            [--server-pid PID] [--in-flight N] [--accounts N]"
                         .into(),
                 )
             }
@@ -122,6 +132,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if a.mode == Mode::Idle && a.server_pid.is_none() {
         return Err("--mode idle needs --server-pid".into());
+    }
+    if a.accounts > 0 && (a.ca_file.is_some() || a.target_echo) {
+        return Err("--accounts registers over plain TCP to sessiond only".into());
     }
     Ok(a)
 }
@@ -172,13 +185,63 @@ fn main() {
     }
 }
 
-fn login_msg(a: &Args) -> Message {
+/// The login of connection `i`: as `--user`, or with `--accounts N` as account `i % N`.
+fn login_msg(a: &Args, i: usize) -> Message {
+    let (username, password) = match a.accounts {
+        0 => (a.user.clone(), a.password.as_str()),
+        n => (format!("load{}", i % n), ACCOUNT_PASSWORD),
+    };
     Message::LoginRequest(LoginRequest {
-        username: a.user.clone(),
-        password: a.password.as_str().into(),
+        username,
+        password: password.into(),
         client: "loadgen".into(),
         platform: std::env::consts::OS.into(),
     })
+}
+
+/// The password of the `--accounts` accounts.
+const ACCOUNT_PASSWORD: &str = "loadgen-account-password";
+
+/// Registers accounts `load0` .. `load{n-1}` (one that exists already is fine: a second
+/// run against the same server), from 16 threads with a connection each.
+fn register_accounts(a: &Args) -> io::Result<()> {
+    use sessiond::client::{Client, RegisterOutcome};
+    use sessiond::protocol::RegisterFailureReason;
+    const THREADS: usize = 16;
+    let n = a.accounts;
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let addr = a.addr;
+            std::thread::spawn(move || -> Result<(), String> {
+                let err = |e: sessiond::client::ClientError| e.to_string();
+                let mut c = Client::connect(addr, Duration::from_secs(30)).map_err(err)?;
+                for i in (t..n).step_by(THREADS) {
+                    let name = format!("load{i}");
+                    let email = format!("{name}@example.com");
+                    // Bounded: SERVER_BUSY a thousand times in a row is a stuck server.
+                    for attempt in 0.. {
+                        match c.register(&name, ACCOUNT_PASSWORD, &email).map_err(err)? {
+                            RegisterOutcome::Success(_) => break,
+                            RegisterOutcome::Failure(f) => match f.reason {
+                                RegisterFailureReason::UsernameTaken => break,
+                                RegisterFailureReason::ServerBusy if attempt < 1000 => {
+                                    std::thread::sleep(Duration::from_millis(20))
+                                }
+                                _ => return Err(format!("register {name}: {}", f.message)),
+                            },
+                        }
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join()
+            .map_err(|_| io::Error::other("a registration thread panicked"))?
+            .map_err(io::Error::other)?;
+    }
+    Ok(())
 }
 
 fn run(a: Args) -> io::Result<()> {
@@ -192,6 +255,11 @@ fn run(a: Args) -> io::Result<()> {
     };
     let name = sessiond::tls::server_name("localhost")?;
     let total = a.conns + if a.target_echo { 0 } else { a.storm };
+    if a.accounts > 0 {
+        register_accounts(&a)?;
+        // The registrations' own connections are gone before the baseline is read.
+        std::thread::sleep(Duration::from_secs(1));
+    }
     // Before the first connection: the idle mode's growth includes everything the
     // connections cost the server (accepts, logins, their transient allocations).
     let rss_before = a.server_pid.and_then(rss_kb);
@@ -231,7 +299,7 @@ fn run(a: Args) -> io::Result<()> {
             c.state = State::Ready;
             c.token = Some(SessionToken([0x42; 32]));
         } else if a.in_flight == 0 || i < a.in_flight {
-            c.queue(login_msg(&a));
+            c.queue(login_msg(&a, i));
         } else {
             waiting.push_back(i);
         }
@@ -283,7 +351,7 @@ fn run(a: Args) -> io::Result<()> {
             }
             retries.pop_front();
             let c = &mut conns[i];
-            c.queue(login_msg(&a));
+            c.queue(login_msg(&a, i));
             flush(c);
         }
         let wait = retries
@@ -362,7 +430,7 @@ fn run(a: Args) -> io::Result<()> {
                         )))
                     }
                     (Message::LogoutSuccess(_), State::LoggingOut) => {
-                        c.queue(login_msg(&a));
+                        c.queue(login_msg(&a, i));
                         c.sent_at = now;
                         c.state = State::LoggingIn;
                     }
@@ -395,7 +463,7 @@ fn run(a: Args) -> io::Result<()> {
         }
         for i in start_login.drain(..) {
             let c = &mut conns[i];
-            c.queue(login_msg(&a));
+            c.queue(login_msg(&a, i));
             c.sent_at = Instant::now();
             flush(c);
         }
@@ -494,8 +562,9 @@ fn idle(
         100.0 * cpu / secs
     );
     println!(
-        "{{\"mode\":\"idle\",\"sessions\":{},\"rss_before_kb\":{before},\"rss_after_kb\":{rss_after},\"bytes_per_session\":{per_session:.0},\"cpu_secs\":{cpu:.3},\"secs\":{secs:.1},\"cpu_pct\":{:.3}}}",
+        "{{\"mode\":\"idle\",\"sessions\":{},\"accounts\":{},\"rss_before_kb\":{before},\"rss_after_kb\":{rss_after},\"bytes_per_session\":{per_session:.0},\"cpu_secs\":{cpu:.3},\"secs\":{secs:.1},\"cpu_pct\":{:.3}}}",
         conns.len(),
+        a.accounts.max(1),
         100.0 * cpu / secs
     );
     Ok(())
