@@ -665,6 +665,30 @@ fn a_full_hash_queue_answers_server_busy() {
     h.login_ok(c);
 }
 
+/// protocol.md 5.3: refusals at one moment are told to come back one after another (at the
+/// hash rate, here the prior 1,000 a second before any was measured), not all at once.
+#[test]
+fn server_busy_refusals_get_consecutive_retry_slots() {
+    let mut h = Harness::new(EngineConfig::default());
+    h.hash_inline = false;
+    let conns: Vec<_> = (0..3).map(|_| h.connect()).collect();
+    for &c in &conns {
+        h.send(c, login_msg("alice", ALICE_PW));
+    }
+    for job in std::mem::take(&mut h.held) {
+        h.engine.hash_rejected(job, h.now);
+    }
+    h.settle();
+    let waits: Vec<u32> = conns
+        .iter()
+        .map(|&c| match h.one(c).message {
+            Message::LoginFailure(lf) => lf.retry_after_ms,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(waits, [1000, 1001, 1002]);
+}
+
 #[test]
 fn a_hash_result_for_a_closed_connection_is_dropped() {
     let mut h = Harness::new(EngineConfig::default());

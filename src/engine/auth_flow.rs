@@ -161,6 +161,7 @@ impl Engine {
 
     fn hash_result(&mut self, result: HashResult, now: Instant) {
         self.last_now = self.last_now.max(now);
+        self.busy.hash_done();
         let Some(id) = ConnId::from_u64(result.ticket) else {
             return;
         };
@@ -248,7 +249,8 @@ impl Engine {
     }
 
     /// The hash pool was full: the request is refused with SERVER_BUSY and a retry-after.
-    pub fn hash_rejected(&mut self, job: HashJob, _now: Instant) {
+    pub fn hash_rejected(&mut self, job: HashJob, now: Instant) {
+        self.last_now = self.last_now.max(now);
         self.begin_step();
         self.busy_reply(job);
         self.end_step();
@@ -275,6 +277,7 @@ impl Engine {
                 .unwrap_or_default()
         );
         self.rearm_login_deadline(id, pending.deadline);
+        let retry_after = self.busy.refuse(self.last_now);
         let msg = match pending.kind {
             PendingKind::Register { .. } => Message::RegisterFailure(RegisterFailure {
                 reason: RegisterFailureReason::ServerBusy,
@@ -282,7 +285,7 @@ impl Engine {
             }),
             _ => Message::LoginFailure(LoginFailure {
                 reason: LoginFailureReason::ServerBusy,
-                retry_after_ms: millis(self.cfg.busy_retry_after),
+                retry_after_ms: millis(retry_after),
                 message: "server busy, retry later".into(),
             }),
         };

@@ -332,10 +332,8 @@ impl Engine {
                 );
             }
             None => {
-                let msg = format!(
-                    "server busy; retry in {} ms",
-                    millis(self.cfg.busy_retry_after)
-                );
+                let retry_after = self.busy.refuse(now);
+                let msg = format!("server busy; retry in {} ms", millis(retry_after));
                 self.reply_error(id, rid, ErrorCode::Throttled, &msg, false);
             }
             Some(other) => {

@@ -14,6 +14,7 @@
 
 mod audit_log;
 mod auth_flow;
+mod busy;
 mod durability;
 mod ending;
 mod inline;
@@ -21,6 +22,7 @@ mod manage;
 mod policy;
 
 pub use audit_log::{AuditFilter, AuditLog};
+pub use busy::BusyPacer;
 pub use durability::EventBatch;
 pub use policy::{LoginPolicy, PolicyConfig, Refusal};
 
@@ -94,7 +96,8 @@ pub struct EngineConfig {
     pub max_consecutive_errors: u32,
     /// The timer wheel's resolution.
     pub tick: Duration,
-    /// `retry_after` in LOGIN_FAILURE SERVER_BUSY.
+    /// The least `retry_after` in LOGIN_FAILURE SERVER_BUSY (when many are refused at
+    /// once, later ones wait longer: `engine::busy`).
     pub busy_retry_after: Duration,
     /// Live sessions one account may have; 0 means no limit.
     pub max_sessions_per_user: usize,
@@ -237,6 +240,8 @@ pub struct Engine {
     flagged: Vec<ConnId>,
     stats: Stats,
     policy: LoginPolicy,
+    /// `retry_after` of SERVER_BUSY refusals, spread at the measured hash rate.
+    busy: BusyPacer,
     audit_log: AuditLog,
     /// Size of the journal as last reported by the store (ADMIN_STATS).
     journal_bytes: u64,
@@ -264,6 +269,7 @@ impl Engine {
     ) -> Engine {
         let policy = LoginPolicy::new(cfg.policy.clone());
         let audit_log = AuditLog::new(cfg.audit_window);
+        let busy = BusyPacer::new(cfg.busy_retry_after);
         let room = cfg.reserved_connections();
         let mut wheel = TimerWheel::with_capacity(origin, cfg.tick, 2 * room);
         wheel.insert(origin + cfg.summary_interval, TimerKey::Summary);
@@ -291,6 +297,7 @@ impl Engine {
             flagged: Vec::new(),
             stats: Stats::default(),
             policy,
+            busy,
             audit_log,
             journal_bytes: 0,
             per_address: hashbrown::HashMap::new(),
