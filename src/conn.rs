@@ -231,10 +231,9 @@ pub struct IoBufs {
 }
 
 /// Spare buffers, shared by all connections: a request borrows a pair, and the pair comes
-/// back once its reply is written, so 10,000 idle connections hold no buffer memory. The
-/// server writes a reply right after the read it answers, so the heartbeat path cycles a
-/// handful of pairs however many connections are busy in a turn; pairs stay out longer
-/// only for connections that get pushes in the turn or wait for the journal.
+/// back once its reply is written, so 10,000 idle connections hold no buffer memory, and
+/// the heartbeat path does not allocate while at most `MAX_SPARE` connections are busy in
+/// one loop turn (beyond that, a pair is allocated and freed per request).
 #[derive(Debug, Default)]
 pub struct BufPool {
     // Boxed on purpose: a connection holds `Box<IoBufs>`, and the box is reused whole.
@@ -243,11 +242,11 @@ pub struct BufPool {
 }
 
 impl BufPool {
-    /// Pairs kept for reuse. Few: a kept pair is ~600 bytes of heap, and the 1,024 kept
-    /// when replies waited for the end of the turn cost ~60 bytes a session at 10,000 idle
-    /// sessions (benches/BENCHMARKS.md). With 8 the idle memory measured the same, with
-    /// 256 worse.
-    pub const MAX_SPARE: usize = 64;
+    /// Pairs kept for reuse: enough for a turn of 1,000 busy connections without an
+    /// allocation each (64 cost ~10% of heartbeat throughput at 1,000 connections), few
+    /// enough that the pairs a login burst leaves behind cost ~20 bytes a session at
+    /// 10,000 (benches/BENCHMARKS.md).
+    pub const MAX_SPARE: usize = 1024;
     /// A buffer that grew past this (a burst, a big frame) is freed, not kept.
     pub const MAX_KEPT_CAPACITY: usize = 256;
 

@@ -544,11 +544,7 @@ impl Server {
 
     /// Reads until the socket is drained (a short read, or `WouldBlock`; until end of file
     /// when `to_eof`, i.e. the peer's FIN is already known) or until the engine stops
-    /// taking input, handing each chunk to the engine as it arrives; then writes what the
-    /// engine answered unless it waits for the journal. Still one write per connection
-    /// per turn, but the connection's buffers go back to the pool at once: a turn that
-    /// serves 1,000 heartbeats (or refuses 1,000 logins) reuses a few buffer pairs instead
-    /// of holding 1,000 until the turn ends.
+    /// taking input, handing each chunk to the engine as it arrives.
     fn on_readable(&mut self, id: ConnId, now: Instant, to_eof: bool) {
         let Some(sock) = self.sock_mut(id) else {
             return;
@@ -561,7 +557,6 @@ impl Server {
             if !self.engine.wants_input(id) {
                 // Still process what is buffered (the state may allow frames again).
                 self.engine.process(id, now);
-                self.flush(id);
                 return;
             }
             let Some(sock) = self
@@ -591,7 +586,6 @@ impl Server {
                         // would only answer WouldBlock is skipped (one syscall less per
                         // request). Anything arriving later, a FIN included, is a new edge
                         // and comes back as a new readiness event.
-                        self.flush(id);
                         return;
                     }
                 }
@@ -603,7 +597,9 @@ impl Server {
                 }
                 ReadStep::WouldBlock => {
                     self.engine.process(id, now);
-                    self.flush(id);
+                    if is_tls {
+                        self.flush(id);
+                    }
                     return;
                 }
                 ReadStep::Failed(e) => {
