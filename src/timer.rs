@@ -57,7 +57,7 @@ struct Entry<T> {
     value: T,
     /// Exact deadline in ticks since origin (rounded up).
     when: u64,
-    generation: u32,
+    generation: NonZeroU32,
     /// Which list the entry is on: `level * 64 + slot`, or `DUE`.
     list: u16,
     prev: u32,
@@ -84,7 +84,8 @@ pub struct TimerWheel<T> {
     entries: Slab<Entry<T>>,
     lists: Box<[List]>,
     occupied: [u64; LEVELS],
-    next_generation: u32,
+    /// The generation the next timer gets (never 0; wraps to 1).
+    next_generation: NonZeroU32,
 }
 
 impl<T> TimerWheel<T> {
@@ -102,7 +103,7 @@ impl<T> TimerWheel<T> {
             entries: Slab::with_capacity(capacity),
             lists: vec![EMPTY; DUE + 1].into_boxed_slice(),
             occupied: [0; LEVELS],
-            next_generation: 0,
+            next_generation: NonZeroU32::MIN,
         }
     }
 
@@ -143,12 +144,12 @@ impl<T> TimerWheel<T> {
     /// Schedules `value` at `deadline` (rounded up to the next tick). O(1).
     pub fn insert(&mut self, deadline: Instant, value: T) -> TimerId {
         let when = self.ticks_ceil(deadline);
-        self.next_generation = self.next_generation.wrapping_add(1).max(1);
-        let generation = NonZeroU32::new(self.next_generation).unwrap_or(NonZeroU32::MIN);
+        let generation = self.next_generation;
+        self.next_generation = generation.checked_add(1).unwrap_or(NonZeroU32::MIN);
         let index = self.entries.insert(Entry {
             value,
             when,
-            generation: generation.get(),
+            generation,
             list: 0,
             prev: NIL,
             next: NIL,
@@ -160,7 +161,7 @@ impl<T> TimerWheel<T> {
     fn entry(&self, id: TimerId) -> Option<&Entry<T>> {
         self.entries
             .get(id.index as usize)
-            .filter(|e| e.generation == id.generation.get())
+            .filter(|e| e.generation == id.generation)
     }
 
     /// Moves a pending timer to `deadline`. False (and nothing done) for a stale id. O(1).
@@ -189,7 +190,7 @@ impl<T> TimerWheel<T> {
     pub fn get_mut(&mut self, id: TimerId) -> Option<&mut T> {
         self.entries
             .get_mut(id.index as usize)
-            .filter(|e| e.generation == id.generation.get())
+            .filter(|e| e.generation == id.generation)
             .map(|e| &mut e.value)
     }
 
@@ -209,7 +210,7 @@ impl<T> TimerWheel<T> {
                 let e = self.entries.remove(head as usize);
                 let id = TimerId {
                     index: head,
-                    generation: NonZeroU32::new(e.generation).unwrap_or(NonZeroU32::MIN),
+                    generation: e.generation,
                 };
                 return Some((id, e.value));
             }

@@ -22,11 +22,12 @@ mod manage;
 mod policy;
 
 pub use audit_log::{AuditFilter, AuditLog};
-pub use busy::BusyPacer;
 pub use durability::EventBatch;
 pub use policy::{LoginPolicy, PolicyConfig, Refusal};
 
 use std::collections::VecDeque;
+
+use busy::BusyPacer;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
@@ -215,7 +216,8 @@ pub struct Engine {
     conns: Slab<Conn>,
     /// Spare connection buffers (idle connections hold none).
     bufs: BufPool,
-    next_generation: u32,
+    /// The generation the next connection gets (never 0; wraps to 1).
+    next_generation: NonZeroU32,
     users: UserTable,
     sessions: SessionTable,
     /// Sessions bound to a live connection (kept as a count: no scans).
@@ -279,7 +281,7 @@ impl Engine {
             cfg,
             conns: Slab::with_capacity(room),
             bufs: BufPool::default(),
-            next_generation: 0,
+            next_generation: NonZeroU32::MIN,
             users,
             sessions: SessionTable::with_capacity(room),
             attached: 0,
@@ -351,12 +353,15 @@ impl Engine {
     /// A new TCP connection. Its login deadline starts now.
     pub fn accept(&mut self, peer: SocketAddr, now: Instant) -> ConnId {
         self.last_now = self.last_now.max(now);
-        self.next_generation = self.next_generation.wrapping_add(1).max(1);
         let entry = self.conns.vacant_entry();
         let id = ConnId {
             index: entry.key() as u32,
-            generation: NonZeroU32::new(self.next_generation).unwrap_or(NonZeroU32::MIN),
+            generation: self.next_generation,
         };
+        self.next_generation = self
+            .next_generation
+            .checked_add(1)
+            .unwrap_or(NonZeroU32::MIN);
         let deadline = now + self.cfg.login_timeout;
         let mut conn = Conn::new(id, peer, now, deadline);
         conn.timer = Some(self.wheel.insert(deadline, TimerKey::Conn(id)));
