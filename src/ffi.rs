@@ -159,8 +159,6 @@ fn fill(dst: &mut [c_char], s: &str) {
     dst[end] = 0;
 }
 
-/// Boxes a connected client into a new handle and stores it in `*out` (checked non-NULL
-/// by the caller).
 /// The connect calls' common part: checks `out` and `addr`, runs `connect` with the
 /// address and the timeout, and hands the client out through `out`.
 fn connect_into(
