@@ -20,7 +20,7 @@ const PRIOR_RATE: f64 = 1000.0;
 const MIN_WINDOW: Duration = Duration::from_millis(200);
 const MAX_WINDOW: Duration = Duration::from_secs(2);
 /// No refused client is told to wait longer than this.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]
 pub struct BusyPacer {

@@ -93,6 +93,11 @@ struct Slot {
 
 const NIL: u32 = u32::MAX;
 
+/// Whose list `l` is: its oldest session's user (lists are never empty).
+fn owner(slots: &Slab<Slot>, l: &UserList) -> u64 {
+    slots[l.oldest as usize].s.user_id
+}
+
 /// One user's live sessions: the slab keys of both ends of the list, and its length.
 #[derive(Debug, Clone, Copy)]
 struct UserList {
@@ -234,7 +239,7 @@ impl SessionTable {
     fn user_list(&self, user_id: u64) -> Option<&UserList> {
         let slots = &self.slots;
         self.by_user.find(self.hasher.hash_one(user_id), |l| {
-            slots[l.oldest as usize].s.user_id == user_id
+            owner(slots, l) == user_id
         })
     }
 
@@ -243,9 +248,7 @@ impl SessionTable {
         let user_id = self.slots[k as usize].s.user_id;
         let hash = self.hasher.hash_one(user_id);
         let (slots, hasher) = (&mut self.slots, &self.hasher);
-        let found = self
-            .by_user
-            .find_mut(hash, |l| slots[l.oldest as usize].s.user_id == user_id);
+        let found = self.by_user.find_mut(hash, |l| owner(slots, l) == user_id);
         match found {
             Some(l) => {
                 slots[l.newest as usize].newer = k;
@@ -259,9 +262,8 @@ impl SessionTable {
                     newest: k,
                     len: 1,
                 };
-                self.by_user.insert_unique(hash, l, |l| {
-                    hasher.hash_one(slots[l.oldest as usize].s.user_id)
-                });
+                self.by_user
+                    .insert_unique(hash, l, |l| hasher.hash_one(owner(slots, l)));
             }
         }
     }
@@ -284,7 +286,7 @@ impl SessionTable {
         let slots = &self.slots;
         let Ok(mut e) = self
             .by_user
-            .find_entry(hash, |l| slots[l.oldest as usize].s.user_id == user_id)
+            .find_entry(hash, |l| owner(slots, l) == user_id)
         else {
             return;
         };
