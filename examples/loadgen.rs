@@ -265,6 +265,7 @@ fn run(a: Args) -> io::Result<()> {
     let rss_before = a.server_pid.and_then(rss_kb);
     // Connections whose first login waits for one in flight to finish (`--in-flight`).
     let mut waiting: std::collections::VecDeque<usize> = Default::default();
+    let mut start_login: Vec<usize> = Vec::new();
     for i in 0..total {
         let mut stream = TcpStream::connect(a.addr)?;
         poll.registry().register(
@@ -361,7 +362,6 @@ fn run(a: Args) -> io::Result<()> {
                     .min(Duration::from_millis(50))
             });
         poll.poll(&mut events, Some(wait))?;
-        let mut start_login: Vec<usize> = Vec::new();
         for ev in events.iter() {
             let i = ev.token().0;
             let c = &mut conns[i];
@@ -402,9 +402,7 @@ fn run(a: Args) -> io::Result<()> {
                         }
                         c.token = Some(s.token);
                         c.state = State::Ready;
-                        if let Some(next) = waiting.pop_front() {
-                            start_login.push(next);
-                        }
+                        // One finished, the next may start: at most `--in-flight` at once.
                         if let Some(next) = waiting.pop_front() {
                             start_login.push(next);
                         }
