@@ -8,10 +8,12 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sessiond::auth::PasswordRecord;
+use sessiond::engine::event::{Event, StoredSession};
+use sessiond::engine::replay::State;
 use sessiond::protocol::Role;
 use sessiond::session::{Digest, UserTable};
-use sessiond::store::event::{Event, State, StoredSession};
 use sessiond::store::journal::{replay, JournalWriter, MemFile};
+use sessiond::store::record;
 
 fn session(i: u64) -> Event {
     Event::SessionCreated(StoredSession {
@@ -43,7 +45,7 @@ fn users() -> UserTable {
 fn journal_of(n: u64) -> Vec<u8> {
     let mut w = JournalWriter::new(MemFile::new(), 1, 0);
     for i in 0..n {
-        let (k, p) = session(i).encode();
+        let (k, p) = record::encode(&session(i));
         w.append(k, &p).unwrap();
     }
     w.commit().unwrap();
@@ -61,7 +63,7 @@ fn bench(c: &mut Criterion) {
         let mut i = 0u64;
         b.iter(|| {
             for _ in 0..1000 {
-                let (k, p) = session(i).encode();
+                let (k, p) = record::encode(&session(i));
                 w.append(k, &p).unwrap();
                 i += 1;
             }
@@ -86,7 +88,7 @@ fn bench(c: &mut Criterion) {
         let mut i = 0u64;
         b.iter(|| {
             for _ in 0..100 {
-                let (k, p) = session(i).encode();
+                let (k, p) = record::encode(&session(i));
                 w.append(k, &p).unwrap();
                 i += 1;
             }
@@ -108,7 +110,7 @@ fn bench(c: &mut Criterion) {
                     ..State::new()
                 };
                 for rec in &r.records {
-                    st.apply(Event::decode(rec.kind, rec.payload).unwrap())
+                    st.apply(record::decode(rec.kind, rec.payload).unwrap())
                         .unwrap();
                 }
                 black_box(st.sessions.len())

@@ -7,8 +7,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use sessiond::conn::Peer;
 use sessiond::protocol::{InvalidReason, Token};
-use sessiond::session::{Digest, Peer, Session, SessionTable};
+use sessiond::session::{Digest, Session, SessionTable};
 
 const N: u64 = 100_000;
 

@@ -26,8 +26,8 @@ use std::io::BufRead;
 use std::time::Duration;
 
 use sessiond::client::{utc, AuditRequest, Client, ClientError, LoginOutcome};
+use sessiond::engine::event::AuditKind;
 use sessiond::protocol::{Role, SessionEntry, MAX_PAGE, MAX_USERNAME};
-use sessiond::store::event::AuditKind;
 
 const USAGE: &str = "usage: admin [--addr HOST:PORT] [--user NAME] COMMAND [ARGS]\n\
 commands: sessions [USER] | revoke SESSION_ID | logout-user USER | suspend USER |\n          \

@@ -8,12 +8,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use log::{error, info};
 use sessiond::auth::PasswordRecord;
 use sessiond::cli::{self, Command};
+use sessiond::engine::event::Event;
 use sessiond::protocol::Role;
 use sessiond::server::Server;
 use sessiond::session::token::random_password;
 use sessiond::session::UserTable;
 use sessiond::store;
-use sessiond::store::event::Event;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();

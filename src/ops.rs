@@ -13,10 +13,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::auth::{PasswordRecord, DEFAULT_ITERATIONS};
 use crate::client::utc;
+use crate::engine::event::{Audit, AuditKind, Event};
 use crate::protocol::{valid_new_username, Role};
 use crate::session::token::random_password;
 use crate::session::UserTable;
-use crate::store::event::{Audit, AuditKind, Event};
 use crate::store::{self, JournalOptions};
 
 pub const HELP: &str = "\
@@ -184,7 +184,7 @@ fn open_locked(
 ) -> RunResult<(
     store::DataDirLock,
     store::Journal,
-    crate::store::event::State,
+    crate::engine::replay::State,
 )> {
     let lock = store::lock_data_dir(dir)?;
     let (journal, state) =

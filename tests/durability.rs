@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{TestServer, BOB_PW};
 use sessiond::client::{Client, LoginOutcome};
-use sessiond::store::event::Event;
+use sessiond::engine::event::Event;
 use sessiond::store::Store;
 
 #[derive(Default)]

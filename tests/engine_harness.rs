@@ -30,7 +30,7 @@ struct Harness {
     auto_durable: bool,
     pending: Vec<u64>,
     /// Every event taken from the engine, in order (what the journal would hold).
-    journal: Vec<sessiond::store::event::Event>,
+    journal: Vec<sessiond::engine::event::Event>,
 }
 
 impl Harness {
@@ -965,7 +965,7 @@ fn a_session_active_before_the_monotonic_clock_began_is_restored() {
     let start_ms = h.engine.unix_ms(h.now);
     let tok = Token([5; 32]);
     h.engine.restore_session(
-        sessiond::store::event::StoredSession {
+        sessiond::engine::event::StoredSession {
             id: 77,
             user_id: 1,
             digest: sessiond::session::Digest::of(&tok),
@@ -1115,7 +1115,7 @@ fn two_registrations_of_one_name_racing_cannot_both_win() {
 
 #[test]
 fn registration_and_sessions_are_recorded_as_events() {
-    use sessiond::store::event::{EndKind, Event};
+    use sessiond::engine::event::{EndKind, Event};
     let mut h = Harness::new(EngineConfig::default());
     h.journal.clear();
     let c = h.connect();
@@ -1169,7 +1169,7 @@ fn registration_and_sessions_are_recorded_as_events() {
 
 #[test]
 fn failures_and_revocations_reach_the_audit_trail() {
-    use sessiond::store::event::{AuditKind, Event};
+    use sessiond::engine::event::{AuditKind, Event};
     let mut h = Harness::new(EngineConfig::default());
     h.journal.clear();
     let a = h.connect();
@@ -1306,7 +1306,7 @@ fn a_reply_waits_for_its_own_batch_not_a_later_one() {
 
 #[test]
 fn last_activity_is_journaled_every_few_minutes_without_holding_heartbeats() {
-    use sessiond::store::event::Event;
+    use sessiond::engine::event::Event;
     let mut h = Harness::new(EngineConfig {
         activity_save_interval: Duration::from_secs(60),
         ..EngineConfig::default()
@@ -1409,7 +1409,7 @@ fn five_failures_delay_the_account_exponentially_and_a_success_resets() {
     let audited = h
         .journal
         .iter()
-        .filter(|e| matches!(e, sessiond::store::event::Event::Audit(a) if a.kind == sessiond::store::event::AuditKind::LoginFailed))
+        .filter(|e| matches!(e, sessiond::engine::event::Event::Audit(a) if a.kind == sessiond::engine::event::AuditKind::LoginFailed))
         .count();
     assert_eq!(
         audited,

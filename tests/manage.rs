@@ -10,11 +10,11 @@ use common::{TestServer, ALICE_PW, BOB_PW};
 use sessiond::client::{
     is_server_error, AuditRequest, Client, ClientError, LoginOutcome, ResumeOutcome,
 };
+use sessiond::engine::event::AuditKind;
 use sessiond::protocol::{
     ErrorCode, InvalidReason, LoginFailureReason, LogoutScope, Message, RevokeReason, Role,
     SessionList,
 };
-use sessiond::store::event::AuditKind;
 
 fn multi() -> TestServer {
     TestServer::start_with(|c| c.engine.max_sessions_per_user = 0)

@@ -352,8 +352,8 @@ fn idle_timeout_keeps_the_session_for_a_resume() {
 #[test]
 fn registration_is_durable_before_success_and_then_logs_in() {
     use sessiond::client::RegisterOutcome;
+    use sessiond::engine::event::Event;
     use sessiond::protocol::RegisterFailureReason;
-    use sessiond::store::event::Event;
     use sessiond::store::journal::replay;
     let dir = std::env::temp_dir().join(format!("sessiond-reg-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -373,10 +373,12 @@ fn registration_is_durable_before_success_and_then_logs_in() {
         .unwrap()
         .records
         .iter()
-        .filter_map(|r| match Event::decode(r.kind, r.payload) {
-            Ok(Event::UserCreated(u)) => Some(u),
-            _ => None,
-        })
+        .filter_map(
+            |r| match sessiond::store::record::decode(r.kind, r.payload) {
+                Ok(Event::UserCreated(u)) => Some(u),
+                _ => None,
+            },
+        )
         .collect::<Vec<_>>();
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].email, "carol@example.org");
@@ -400,7 +402,7 @@ fn registration_is_durable_before_success_and_then_logs_in() {
 struct FailingStore;
 
 impl sessiond::store::Store for FailingStore {
-    fn append(&mut self, _: &sessiond::store::event::Event) -> std::io::Result<()> {
+    fn append(&mut self, _: &sessiond::engine::event::Event) -> std::io::Result<()> {
         Ok(())
     }
     fn commit(&mut self) -> std::io::Result<()> {
@@ -408,10 +410,10 @@ impl sessiond::store::Store for FailingStore {
     }
 }
 
-fn state_with(users: sessiond::session::UserTable) -> sessiond::store::event::State {
-    sessiond::store::event::State {
+fn state_with(users: sessiond::session::UserTable) -> sessiond::engine::replay::State {
+    sessiond::engine::replay::State {
         users,
-        ..sessiond::store::event::State::new()
+        ..sessiond::engine::replay::State::new()
     }
 }
 

@@ -1,4 +1,4 @@
-//! Salted PBKDF2-HMAC-SHA256 password records, and [`Secret`], the in-memory password.
+//! Salted PBKDF2-HMAC-SHA256 password records.
 //!
 //! Text form: `pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>`, so a record names its
 //! algorithm and cost and old records keep verifying after the default cost goes up.
@@ -12,54 +12,6 @@ const ALGORITHM: &str = "pbkdf2-sha256";
 const SALT_LEN: usize = 16;
 const HASH_LEN: usize = 32;
 const MAX_ITERATIONS: u32 = 10_000_000;
-
-/// A password in memory. Zeroed on drop; `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
-
-impl Secret {
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Secret(bytes)
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        self.0.fill(0);
-        // Keeps the zeroing from being optimised away as a dead store.
-        std::hint::black_box(&self.0);
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Secret(s.as_bytes().to_vec())
-    }
-}
-
-impl From<String> for Secret {
-    fn from(s: String) -> Self {
-        Secret(s.into_bytes())
-    }
-}
 
 /// A stored password: PBKDF2-HMAC-SHA256 with a random per-record salt.
 #[derive(Clone, PartialEq, Eq)]
@@ -305,9 +257,5 @@ mod tests {
         let a = PasswordRecord::create(b"pw", 5).unwrap();
         let dbg = format!("{a:?}");
         assert!(!dbg.contains(&hex(&a.salt)) && !dbg.contains(&hex(&a.hash)[..8]));
-        assert_eq!(
-            format!("{:?}", Secret::from("hunter2")),
-            "Secret(<redacted>)"
-        );
     }
 }

@@ -4,7 +4,7 @@
 //! `ClientError::Server` with their code.
 
 use super::{Client, ClientError};
-use crate::auth::Secret;
+use crate::protocol::Secret;
 use crate::protocol::{
     AdminListSessions, AdminSetRole, AdminStats, AuditPage, AuditQuery, ChangePassword,
     ListSessions, LogoutAll, LogoutScope, Message, Role, SessionList, SessionTarget, Stats,

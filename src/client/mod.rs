@@ -27,7 +27,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 use stream::Stream;
 
-use crate::auth::Secret;
+use crate::protocol::Secret;
 use crate::protocol::{
     self, DecodeError, DisconnectReason, DisconnectRequest, DuplicateSession, ErrorCode, Frame,
     GeneralFailure, Heartbeat, HeartbeatAck, LoginFailure, LoginRequest, LoginSuccess,

@@ -12,9 +12,9 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+use crate::conn::Peer;
+use crate::engine::event::{Audit, AuditKind};
 use crate::labels::{LabelId, Labels};
-use crate::session::Peer;
-use crate::store::event::{Audit, AuditKind};
 
 /// Records scanned by one query at most, so a query with a rare filter cannot hold the
 /// loop: the page then comes back short with a cursor to continue from.

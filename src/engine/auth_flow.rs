@@ -7,15 +7,15 @@ use log::{debug, error, info};
 
 use super::{millis, slot, DuplicatePolicy, End, Engine, OnLimit, Refusal, TimerKey};
 use crate::auth::{HashJob, HashResult, JobKind, JobOutcome};
-use crate::conn::{ConnId, ConnState, PendingAuth, PendingKind};
+use crate::conn::{ConnId, ConnState, Peer, PendingAuth, PendingKind};
+use crate::engine::event::{AuditKind, Event, StoredSession};
 use crate::protocol::{
     valid_email, valid_new_username, DuplicateSession, ErrorCode, Flags, InvalidReason,
     LoginFailure, LoginFailureReason, LoginRequest, LoginSuccess, Message, RegisterFailure,
     RegisterFailureReason, RegisterRequest, RegisterSuccess, RevokeReason, SessionInfo,
     SessionInvalid, SessionValid, Token, VerifySession,
 };
-use crate::session::{token, Digest, Peer, Session};
-use crate::store::event::{AuditKind, Event, StoredSession};
+use crate::session::{token, Digest, Session};
 
 impl Engine {
     pub(super) fn start_login(

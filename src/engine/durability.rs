@@ -16,7 +16,7 @@
 
 use super::Engine;
 use crate::conn::ConnId;
-use crate::store::event::Event;
+use crate::engine::event::Event;
 
 /// The durable changes of one loop turn.
 #[derive(Debug)]

@@ -8,12 +8,12 @@ use log::{info, warn};
 
 use super::{End, Engine, TimerKey};
 use crate::conn::ConnId;
+use crate::engine::event::{AuditKind, EndKind, Event};
 use crate::protocol::{
     ErrorCode, ExpiredReason, Flags, InvalidReason, LogoutSuccess, Message, RevokeReason,
     SessionExpired, SessionRevoked, Token,
 };
 use crate::session::{Digest, Expiry};
-use crate::store::event::{AuditKind, EndKind, Event};
 
 impl Engine {
     /// protocol.md 6, the token check: digest, then expiry. Returns the session id when

@@ -14,13 +14,13 @@ use super::audit_log::AuditFilter;
 use super::{millis, End, Engine};
 use crate::auth::{HashJob, JobKind, JobOutcome};
 use crate::conn::{ConnId, ConnState};
+use crate::engine::event::{AuditKind, Event};
 use crate::protocol::{
     AdminListSessions, AdminSetRole, AuditEntry, AuditPage, AuditQuery, ChangePassword, Done,
     ErrorCode, Flags, ListSessions, LogoutAll, LogoutScope, Message, NewLogin, RevokeReason, Role,
     SessionEntry, SessionList, SessionTarget, Stats, Token, UserTarget, MAX_PAGE,
 };
 use crate::session::{Session, User};
-use crate::store::event::{AuditKind, Event};
 
 /// Whether `m` is one of the requests this module answers (the ones carrying a token
 /// besides HEARTBEAT and LOGOUT_REQUEST).
@@ -585,7 +585,10 @@ impl Engine {
     }
 
     /// Audit records replayed at startup, oldest first (the newest `audit_window` stay).
-    pub fn restore_audit(&mut self, records: impl IntoIterator<Item = crate::store::event::Audit>) {
+    pub fn restore_audit(
+        &mut self,
+        records: impl IntoIterator<Item = crate::engine::event::Audit>,
+    ) {
         for a in records {
             self.audit_log.push(&a);
         }

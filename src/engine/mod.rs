@@ -17,9 +17,11 @@ mod auth_flow;
 mod busy;
 mod durability;
 mod ending;
+pub mod event;
 mod inline;
 mod manage;
 mod policy;
+pub mod replay;
 
 pub use audit_log::{AuditFilter, AuditLog};
 pub use durability::EventBatch;
@@ -37,13 +39,13 @@ use log::{debug, info, warn};
 use slab::Slab;
 
 use crate::auth::{HashJob, PasswordRecord};
-use crate::conn::{BufPool, Conn, ConnId, ConnState};
+use crate::conn::{BufPool, Conn, ConnId, ConnState, Peer};
+use crate::engine::event::{Audit, AuditKind, EndKind, EndedSession, Event, StoredSession};
 use crate::protocol::{
     self, DecodeLimits, DisconnectAck, DisconnectReason, ErrorCode, Flags, Frame, GeneralFailure,
     HeartbeatAck, InvalidReason, Message, Opcode, RevokeReason,
 };
-use crate::session::{Expiry, Peer, SessionTable, UserTable, WallClock};
-use crate::store::event::{Audit, AuditKind, EndKind, EndedSession, Event, StoredSession};
+use crate::session::{Expiry, SessionTable, UserTable, WallClock};
 use crate::timer::TimerWheel;
 
 /// What happens to a new login when its user already has `max_sessions_per_user`.

@@ -3,8 +3,8 @@
 use bytes::BufMut;
 
 use super::error::{DecodeErrorKind, MAX_MESSAGE};
+use super::secret::Secret;
 use super::wire::{put_str, str_len, Reader, Token, TOKEN_LEN};
-use crate::auth::Secret;
 
 /// protocol.md 3: "username: 1 to 64 bytes of UTF-8".
 pub const MAX_USERNAME: usize = 64;

@@ -8,8 +8,8 @@ use bytes::BufMut;
 use super::error::DecodeErrorKind;
 use super::login::{Role, MAX_DEVICE_FIELD, MAX_PASSWORD, MAX_USERNAME};
 use super::push::MAX_ADDRESS;
+use super::secret::Secret;
 use super::wire::{put_str, str_len, Reader, Token, TOKEN_LEN};
-use crate::auth::Secret;
 
 /// Longest `detail` of an audit entry.
 pub const MAX_DETAIL: usize = 256;

@@ -18,6 +18,7 @@ mod manage;
 mod push;
 mod register;
 mod resume;
+mod secret;
 mod wire;
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -45,6 +46,7 @@ pub use register::{
     RegisterSuccess, MAX_EMAIL, MAX_NEW_USERNAME, MIN_NEW_USERNAME,
 };
 pub use resume::{DuplicateSession, InvalidReason, SessionInvalid, SessionValid, VerifySession};
+pub use secret::Secret;
 pub use wire::{put_str, Reader, Token, TOKEN_LEN};
 
 /// Opcodes of version 1 (protocol.md section 5).
@@ -693,7 +695,7 @@ mod tests {
         let msgs = [
             Message::LoginRequest(LoginRequest {
                 username: "u".into(),
-                password: crate::auth::Secret::from("p"),
+                password: crate::protocol::Secret::from("p"),
                 client: String::new(),
                 platform: "p".into(),
             }),

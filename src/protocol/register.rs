@@ -5,8 +5,8 @@ use bytes::BufMut;
 
 use super::error::{DecodeErrorKind, MAX_MESSAGE};
 use super::login::{MAX_PASSWORD, MAX_USERNAME};
+use super::secret::Secret;
 use super::wire::{put_str, str_len, Reader};
-use crate::auth::Secret;
 
 /// protocol.md 5.15: `email` is 0..=254 bytes on the wire.
 pub const MAX_EMAIL: usize = 254;

@@ -20,8 +20,8 @@ use std::thread::{self, JoinHandle};
 use log::error;
 use mio::Waker;
 
+use crate::engine::event::Event;
 use crate::engine::EventBatch;
-use crate::store::event::Event;
 use crate::store::Store;
 
 /// Commands taken in one go before a commit, at most (bounds one group's memory).

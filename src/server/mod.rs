@@ -10,6 +10,7 @@
 //! whose token names a closed connection (the token carries the slot's generation).
 
 mod committer;
+mod hash_pool;
 mod transport;
 
 use std::collections::VecDeque;
@@ -23,13 +24,14 @@ use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::auth::{HashPool, PasswordRecord, PoolFull};
+use crate::auth::PasswordRecord;
 use crate::conn::ConnId;
+use crate::engine::replay::State;
 use crate::engine::{Engine, EngineConfig, Stats};
 use crate::session::UserTable;
-use crate::store::event::State;
 use crate::store::Store;
 use committer::{Committer, Report};
+use hash_pool::{HashPool, PoolFull};
 use transport::ReadStep;
 
 #[cfg(not(target_pointer_width = "64"))]

@@ -4,13 +4,11 @@
 //! Knows nothing of sockets or frames; takes time as arguments.
 
 mod clock;
-mod peer;
 mod table;
 pub mod token;
 mod users;
 
 pub use clock::WallClock;
-pub use peer::Peer;
 pub use table::{Collision, Expiry, Session, SessionTable};
 pub use token::Digest;
 pub use users::{User, UserTable, UsernameTaken};

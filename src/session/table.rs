@@ -11,9 +11,8 @@ use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use slab::Slab;
 
 use super::clock::WallClock;
-use super::peer::Peer;
 use super::token::Digest;
-use crate::conn::ConnId;
+use crate::conn::{ConnId, Peer};
 use crate::labels::{LabelId, Labels};
 use crate::protocol::InvalidReason;
 use crate::timer::TimerId;

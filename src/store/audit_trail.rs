@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use hashbrown::HashMap;
 
-use super::event::{Audit, Event};
 use super::journal::replay_any;
+use super::record;
 use super::{ARCHIVE_DIR, JOURNAL_FILE, SNAPSHOT_FILE};
+use crate::engine::event::{Audit, Event};
 
 /// The audit records of a data directory, and the names of the accounts they mention.
 #[derive(Debug, Default)]
@@ -61,7 +62,7 @@ pub fn read_audit_trail(dir: &Path) -> io::Result<AuditTrail> {
             )
         })?;
         for r in replay.records {
-            match Event::decode(r.kind, r.payload) {
+            match record::decode(r.kind, r.payload) {
                 Ok(Event::Audit(a)) => out.records.push(a),
                 Ok(Event::UserCreated(u) | Event::UserUpdated(u)) => {
                     out.usernames.insert(u.id, u.username);

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use log::{info, warn};
 
-use super::event::{Event, State};
 use super::journal::{replay, replay_any, JournalWriter};
+use super::record;
+use crate::engine::event::Event;
+use crate::engine::replay::State;
 use crate::session::UserTable;
 
 pub const JOURNAL_FILE: &str = "journal";
@@ -83,7 +85,7 @@ pub struct Journal {
 impl Journal {
     /// Buffers an event; durable after `commit`.
     pub fn append(&mut self, ev: &Event) -> io::Result<()> {
-        let (kind, payload) = ev.encode();
+        let (kind, payload) = record::encode(&ev);
         self.writer.append(kind, &payload).map(|_| ())
     }
 
@@ -120,10 +122,10 @@ impl Journal {
         {
             let file = File::create(&tmp)?;
             let mut w = JournalWriter::new(file, 1, 0);
-            let (k, p) = Event::SnapshotBase { base_seq }.encode();
+            let (k, p) = record::encode(&Event::SnapshotBase { base_seq });
             w.append(k, &p)?;
             for ev in events {
-                let (k, p) = ev.encode();
+                let (k, p) = record::encode(&ev);
                 w.append(k, &p)?;
             }
             w.commit()?;
@@ -195,7 +197,7 @@ fn apply_records(
     state: &mut State,
 ) -> Result<(), OpenError> {
     for rec in records.iter().filter(|r| r.seq > skip_upto) {
-        let ev = Event::decode(rec.kind, rec.payload).map_err(|_| {
+        let ev = record::decode(rec.kind, rec.payload).map_err(|_| {
             corrupt(
                 path,
                 rec.offset,
@@ -239,7 +241,7 @@ pub fn open_journal_with(
             let first = r
                 .records
                 .first()
-                .map(|rec| Event::decode(rec.kind, rec.payload));
+                .map(|rec| record::decode(rec.kind, rec.payload));
             let Some(Ok(Event::SnapshotBase { base_seq })) = first else {
                 return Err(corrupt(
                     &snap_path,
@@ -327,9 +329,9 @@ pub fn repair_journal(dir: &Path) -> io::Result<(u64, u64)> {
 mod tests {
     use super::*;
     use crate::auth::PasswordRecord;
+    use crate::engine::event::{EndKind, StoredSession};
     use crate::protocol::Role;
     use crate::session::{Digest, User};
-    use crate::store::event::{EndKind, StoredSession};
 
     fn dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("sessiond-jf-{tag}-{}", std::process::id()));
@@ -436,7 +438,7 @@ mod tests {
         drop(j);
         // a journal whose first record is far past the snapshot's base
         let mut w = JournalWriter::new(super::super::journal::MemFile::new(), 50, 0);
-        let (k, p) = Event::SessionCreated(session(3)).encode();
+        let (k, p) = record::encode(&Event::SessionCreated(session(3)));
         w.append(k, &p).unwrap();
         w.commit().unwrap();
         fs::write(d.join(JOURNAL_FILE), w.file().bytes()).unwrap();

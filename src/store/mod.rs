@@ -17,10 +17,10 @@
 
 mod audit_trail;
 mod crc32c;
-pub mod event;
 pub mod journal;
 mod journal_file;
 mod lock;
+pub mod record;
 
 pub use audit_trail::{read_audit_trail, AuditTrail};
 pub use journal_file::{
@@ -29,7 +29,7 @@ pub use journal_file::{
 };
 pub use lock::{lock_data_dir, DataDirLock, LOCK_FILE};
 
-use event::Event;
+use crate::engine::event::Event;
 
 /// What the server needs from durable storage, called on its store thread: append a group
 /// of events, then make them durable. The embedded [`Journal`] is the default; a networked

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use sessiond::auth::PasswordRecord;
 use sessiond::client::{Client, LoginOutcome};
+use sessiond::engine::replay::State;
 use sessiond::protocol::{LoginSuccess, Role};
 use sessiond::server::{Server, ServerConfig, ServerHandle};
 use sessiond::session::UserTable;
-use sessiond::store::event::State;
 use sessiond::store::Store;
 
 pub const ALICE_PW: &str = "correct horse; battery";

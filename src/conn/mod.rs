@@ -35,8 +35,11 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 
-use crate::session::Peer;
 use crate::timer::TimerId;
+
+mod peer;
+
+pub use peer::Peer;
 
 /// A connection's key: its slab index plus a generation, so an event or a hash result for
 /// a connection that has since closed (its slot reused) is recognised and dropped

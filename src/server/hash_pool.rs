@@ -16,47 +16,10 @@ use std::thread::JoinHandle;
 use log::{error, warn};
 use mio::Waker;
 
-use super::password::{PasswordRecord, Secret};
-
-/// Work for a hashing thread. `ticket` comes back unchanged in the result.
-pub struct HashJob {
-    pub ticket: u64,
-    pub kind: JobKind,
-}
-
-pub enum JobKind {
-    /// Check a password against a stored record.
-    Verify {
-        password: Secret,
-        record: PasswordRecord,
-    },
-    /// Hash a new password into a record.
-    Create { password: Secret, iterations: u32 },
-    /// Check `old` against `record`; only if it matches, hash `new` (CHANGE_PASSWORD).
-    Change {
-        old: Secret,
-        record: PasswordRecord,
-        new: Secret,
-        iterations: u32,
-    },
-}
-
-pub struct HashResult {
-    pub ticket: u64,
-    pub outcome: JobOutcome,
-}
-
-#[derive(Debug)]
-pub enum JobOutcome {
-    Verified(bool),
-    Created(PasswordRecord),
-    /// The new record; None when the old password did not match.
-    Changed(Option<PasswordRecord>),
-    Failed(std::io::ErrorKind),
-}
+use crate::auth::{run_job, HashJob, HashResult, JobOutcome};
 
 /// `submit` found the queue full; the job is handed back.
-pub struct PoolFull(pub HashJob);
+pub(super) struct PoolFull(pub HashJob);
 
 struct Queue {
     jobs: VecDeque<HashJob>,
@@ -78,7 +41,7 @@ impl Shared {
 }
 
 /// The hashing threads.
-pub struct HashPool {
+pub(super) struct HashPool {
     shared: Arc<Shared>,
     results: Receiver<HashResult>,
     workers: Vec<JoinHandle<()>>,
@@ -138,15 +101,19 @@ impl HashPool {
     }
 
     /// Jobs submitted and not yet answered.
+    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight.load(Ordering::SeqCst)
     }
 
     /// Jobs waiting for a thread.
+    #[cfg(test)]
     pub fn queued(&self) -> usize {
         self.shared.lock().jobs.len()
     }
 
+    /// Worker threads started.
+    #[cfg(test)]
     pub fn workers(&self) -> usize {
         self.workers.len()
     }
@@ -223,39 +190,11 @@ fn lower_priority() {
     }
 }
 
-/// Does one job on the calling thread (what a worker does; tests call it directly).
-pub fn run_job(kind: JobKind) -> JobOutcome {
-    match kind {
-        JobKind::Verify { password, record } => {
-            JobOutcome::Verified(record.verify(password.as_bytes()))
-        }
-        JobKind::Create {
-            password,
-            iterations,
-        } => match PasswordRecord::create(password.as_bytes(), iterations) {
-            Ok(r) => JobOutcome::Created(r),
-            Err(e) => JobOutcome::Failed(e.kind()),
-        },
-        JobKind::Change {
-            old,
-            record,
-            new,
-            iterations,
-        } => {
-            if !record.verify(old.as_bytes()) {
-                return JobOutcome::Changed(None);
-            }
-            match PasswordRecord::create(new.as_bytes(), iterations) {
-                Ok(r) => JobOutcome::Changed(Some(r)),
-                Err(e) => JobOutcome::Failed(e.kind()),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{JobKind, PasswordRecord};
+    use crate::protocol::Secret;
     use mio::{Events, Poll, Token};
     use std::time::{Duration, Instant};
 

@@ -1,0 +1,190 @@
+//! Replay: the fold from durable events back to the state they describe (what a journal,
+//! a snapshot or a database holds), and the state the engine starts from.
+
+use std::collections::VecDeque;
+
+use hashbrown::HashMap;
+
+use super::event::{Audit, EndedSession, Event, StoredSession};
+use crate::session::UserTable;
+
+/// Durable state rebuilt from events: every user, the sessions that have not ended, and
+/// the ones that did (pruned by the caller to those still worth remembering).
+#[derive(Debug, Default)]
+pub struct State {
+    pub users: UserTable,
+    pub sessions: HashMap<u64, StoredSession>,
+    pub ended: HashMap<u64, EndedSession>,
+    /// Audit records replayed.
+    pub audit_records: u64,
+    /// The newest `AUDIT_REPLAY_WINDOW` of them, oldest first (for AUDIT_QUERY after a
+    /// restart; the journal and its archive keep them all).
+    pub audit: VecDeque<Audit>,
+}
+
+/// Audit records a replay keeps in memory at most.
+pub const AUDIT_REPLAY_WINDOW: usize = 100_000;
+
+/// Why an event could not be applied (a journal that contradicts itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inconsistent(pub String);
+
+impl State {
+    pub fn new() -> State {
+        State {
+            users: UserTable::new(),
+            sessions: HashMap::new(),
+            ended: HashMap::new(),
+            audit_records: 0,
+            audit: VecDeque::new(),
+        }
+    }
+
+    /// Folds one event into the state.
+    pub fn apply(&mut self, ev: Event) -> Result<(), Inconsistent> {
+        match ev {
+            Event::Audit(a) => {
+                self.audit_records += 1;
+                if self.audit.len() == AUDIT_REPLAY_WINDOW {
+                    self.audit.pop_front();
+                }
+                self.audit.push_back(a);
+            }
+            Event::SnapshotBase { .. } => {}
+            Event::Tombstone {
+                id,
+                digest,
+                kind,
+                keep_until_ms,
+            } => {
+                self.ended.insert(
+                    id,
+                    EndedSession {
+                        digest,
+                        kind,
+                        expires_ms: keep_until_ms,
+                        ended_ms: 0,
+                    },
+                );
+            }
+            Event::UserCreated(u) => {
+                let name = u.username.clone();
+                self.users
+                    .restore(u)
+                    .map_err(|_| Inconsistent(format!("user {name} created twice")))?;
+            }
+            Event::UserUpdated(u) => {
+                let Some(old) = self.users.get_mut(u.id) else {
+                    return Err(Inconsistent(format!("update of unknown user {}", u.id)));
+                };
+                if old.username != u.username {
+                    return Err(Inconsistent(format!("user {} renamed", u.id)));
+                }
+                *old = u;
+            }
+            Event::LastLogin { user_id, at_ms } => {
+                if let Some(u) = self.users.get_mut(user_id) {
+                    u.last_login_ms = u.last_login_ms.max(at_ms);
+                }
+            }
+            Event::SessionCreated(s) => {
+                if self.users.get(s.user_id).is_none() {
+                    return Err(Inconsistent(format!(
+                        "session {:016x} of unknown user {}",
+                        s.id, s.user_id
+                    )));
+                }
+                self.sessions.insert(s.id, s);
+            }
+            Event::SessionActivity { id, at_ms } => {
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.last_activity_ms = s.last_activity_ms.max(at_ms);
+                }
+            }
+            Event::SessionEnded { id, kind, at_ms } => {
+                if let Some(s) = self.sessions.remove(&id) {
+                    self.ended.insert(
+                        id,
+                        EndedSession {
+                            digest: s.digest,
+                            kind,
+                            expires_ms: s.expires_ms,
+                            ended_ms: at_ms,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::PasswordRecord;
+    use crate::engine::event::EndKind;
+    use crate::protocol::Role;
+    use crate::session::{Digest, User};
+
+    fn user(id: u64, name: &str) -> User {
+        User {
+            id,
+            username: name.into(),
+            password: PasswordRecord::create(b"pw", 1).unwrap(),
+            role: Role::User,
+            email: format!("{name}@example.org"),
+            created_ms: 1_000,
+            last_login_ms: 0,
+            suspended: false,
+        }
+    }
+
+    fn session(id: u64, user_id: u64) -> StoredSession {
+        StoredSession {
+            id,
+            user_id,
+            digest: Digest([id as u8; 32]),
+            client: "cli".into(),
+            platform: "linux".into(),
+            peer: "127.0.0.1:5000".into(),
+            created_ms: 2_000,
+            last_activity_ms: 2_000,
+            expires_ms: 90_000,
+        }
+    }
+
+    #[test]
+    fn replay_keeps_users_and_live_sessions_only() {
+        let mut st = State::new();
+        for ev in [
+            Event::UserCreated(user(1, "alice")),
+            Event::UserCreated(user(2, "bob")),
+            Event::SessionCreated(session(7, 1)),
+            Event::SessionCreated(session(8, 2)),
+            Event::LastLogin {
+                user_id: 1,
+                at_ms: 2_000,
+            },
+            Event::SessionActivity {
+                id: 8,
+                at_ms: 3_000,
+            },
+            Event::SessionEnded {
+                id: 7,
+                kind: EndKind::LoggedOut,
+                at_ms: 4_000,
+            },
+        ] {
+            st.apply(ev).unwrap();
+        }
+        assert_eq!(st.users.len(), 2);
+        assert_eq!(st.users.by_name("alice").unwrap().last_login_ms, 2_000);
+        assert_eq!(st.sessions.len(), 1);
+        assert_eq!(st.sessions[&8].last_activity_ms, 3_000);
+        assert_eq!(st.ended[&7].kind, EndKind::LoggedOut);
+        assert_eq!(st.ended[&7].digest, Digest([7; 32]));
+        assert!(st.apply(Event::UserCreated(user(3, "alice"))).is_err());
+        assert!(st.apply(Event::SessionCreated(session(9, 42))).is_err());
+    }
+}

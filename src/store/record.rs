@@ -1,0 +1,273 @@
+//! Journal records: how each engine event is laid out as a record's type byte and
+//! payload (protocol.md's field encodings: big-endian integers, u16-prefixed UTF-8).
+//!
+//! Owns the record format of events, nothing of their meaning (`engine::event`) and
+//! nothing of framing or files (`journal`, `journal_file`).
+
+use bytes::BufMut;
+
+use crate::auth::PasswordRecord;
+use crate::engine::event::{Audit, AuditKind, EndKind, Event, StoredSession, MAX_DETAIL};
+use crate::protocol::{
+    put_str, Reader, Role, MAX_ADDRESS, MAX_DEVICE_FIELD, MAX_EMAIL, MAX_USERNAME,
+};
+use crate::session::{Digest, User};
+
+/// Record type bytes.
+mod kind {
+    pub const USER_CREATED: u8 = 1;
+    pub const LAST_LOGIN: u8 = 2;
+    pub const SESSION_CREATED: u8 = 3;
+    pub const SESSION_ACTIVITY: u8 = 4;
+    pub const SESSION_ENDED: u8 = 5;
+    pub const AUDIT: u8 = 6;
+    pub const SNAPSHOT_BASE: u8 = 7;
+    pub const TOMBSTONE: u8 = 8;
+    pub const USER_UPDATED: u8 = 9;
+}
+
+/// A record whose payload does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadEvent {
+    pub kind: u8,
+}
+
+/// The record type and payload of `ev`.
+pub fn encode(ev: &Event) -> (u8, Vec<u8>) {
+    let mut b = Vec::with_capacity(128);
+    let k = match ev {
+        Event::SnapshotBase { base_seq } => {
+            b.put_u64(*base_seq);
+            kind::SNAPSHOT_BASE
+        }
+        Event::Tombstone {
+            id,
+            digest,
+            kind: end,
+            keep_until_ms,
+        } => {
+            b.put_u64(*id);
+            b.put_slice(&digest.0);
+            b.put_u8(*end as u8);
+            b.put_u64(*keep_until_ms);
+            kind::TOMBSTONE
+        }
+        Event::Audit(a) => {
+            b.put_u64(a.at_ms);
+            b.put_u8(a.kind as u8);
+            b.put_u64(a.user_id);
+            b.put_u64(a.session_id);
+            put_str(&mut b, &a.address, MAX_ADDRESS);
+            put_str(&mut b, &a.detail, MAX_DETAIL);
+            kind::AUDIT
+        }
+        Event::UserCreated(u) => {
+            put_user(&mut b, u);
+            kind::USER_CREATED
+        }
+        Event::UserUpdated(u) => {
+            put_user(&mut b, u);
+            kind::USER_UPDATED
+        }
+        Event::LastLogin { user_id, at_ms } => {
+            b.put_u64(*user_id);
+            b.put_u64(*at_ms);
+            kind::LAST_LOGIN
+        }
+        Event::SessionCreated(s) => {
+            b.put_u64(s.id);
+            b.put_u64(s.user_id);
+            b.put_slice(&s.digest.0);
+            put_str(&mut b, &s.client, MAX_DEVICE_FIELD);
+            put_str(&mut b, &s.platform, MAX_DEVICE_FIELD);
+            put_str(&mut b, &s.peer, MAX_ADDRESS);
+            b.put_u64(s.created_ms);
+            b.put_u64(s.last_activity_ms);
+            b.put_u64(s.expires_ms);
+            kind::SESSION_CREATED
+        }
+        Event::SessionActivity { id, at_ms } => {
+            b.put_u64(*id);
+            b.put_u64(*at_ms);
+            kind::SESSION_ACTIVITY
+        }
+        Event::SessionEnded {
+            id,
+            kind: end,
+            at_ms,
+        } => {
+            b.put_u64(*id);
+            b.put_u8(*end as u8);
+            b.put_u64(*at_ms);
+            kind::SESSION_ENDED
+        }
+    };
+    (k, b)
+}
+
+/// The event a record of type `k` with `payload` holds.
+pub fn decode(k: u8, payload: &[u8]) -> Result<Event, BadEvent> {
+    let bad = BadEvent { kind: k };
+    let mut r = Reader::new(payload);
+    let ev = (|| -> Option<Event> {
+        Some(match k {
+            kind::USER_CREATED => Event::UserCreated(read_user(&mut r)?),
+            kind::USER_UPDATED => Event::UserUpdated(read_user(&mut r)?),
+            kind::AUDIT => Event::Audit(Audit {
+                at_ms: r.u64().ok()?,
+                kind: AuditKind::from_u8(r.u8().ok()?)?,
+                user_id: r.u64().ok()?,
+                session_id: r.u64().ok()?,
+                address: r.string(MAX_ADDRESS).ok()?.to_owned(),
+                detail: r.string(MAX_DETAIL).ok()?.to_owned(),
+            }),
+            kind::SNAPSHOT_BASE => Event::SnapshotBase {
+                base_seq: r.u64().ok()?,
+            },
+            kind::TOMBSTONE => Event::Tombstone {
+                id: r.u64().ok()?,
+                digest: Digest(*r.token().ok()?.as_bytes()),
+                kind: EndKind::from_u8(r.u8().ok()?)?,
+                keep_until_ms: r.u64().ok()?,
+            },
+            kind::LAST_LOGIN => Event::LastLogin {
+                user_id: r.u64().ok()?,
+                at_ms: r.u64().ok()?,
+            },
+            kind::SESSION_CREATED => {
+                let id = r.u64().ok()?;
+                let user_id = r.u64().ok()?;
+                let digest = Digest(*r.token().ok()?.as_bytes());
+                Event::SessionCreated(StoredSession {
+                    id,
+                    user_id,
+                    digest,
+                    client: r.string(MAX_DEVICE_FIELD).ok()?.to_owned(),
+                    platform: r.string(MAX_DEVICE_FIELD).ok()?.to_owned(),
+                    peer: r.string(MAX_ADDRESS).ok()?.to_owned(),
+                    created_ms: r.u64().ok()?,
+                    last_activity_ms: r.u64().ok()?,
+                    expires_ms: r.u64().ok()?,
+                })
+            }
+            kind::SESSION_ACTIVITY => Event::SessionActivity {
+                id: r.u64().ok()?,
+                at_ms: r.u64().ok()?,
+            },
+            kind::SESSION_ENDED => Event::SessionEnded {
+                id: r.u64().ok()?,
+                kind: EndKind::from_u8(r.u8().ok()?)?,
+                at_ms: r.u64().ok()?,
+            },
+            _ => return None,
+        })
+    })()
+    .ok_or(bad)?;
+    r.finish().map_err(|_| bad)?;
+    Ok(ev)
+}
+
+/// The user record's layout (USER_CREATED and USER_UPDATED).
+fn put_user(b: &mut Vec<u8>, u: &User) {
+    b.put_u64(u.id);
+    put_str(b, &u.username, MAX_USERNAME);
+    b.put_u8(u.role.to_u8());
+    put_str(b, &u.email, MAX_EMAIL);
+    b.put_u64(u.created_ms);
+    b.put_u64(u.last_login_ms);
+    put_str(b, &u.password.encode(), 256);
+    b.put_u8(u8::from(u.suspended));
+}
+
+fn read_user(r: &mut Reader<'_>) -> Option<User> {
+    Some(User {
+        id: r.u64().ok()?,
+        username: r.string(MAX_USERNAME).ok()?.to_owned(),
+        role: Role::from_u8(r.u8().ok()?).ok()?,
+        email: r.string(MAX_EMAIL).ok()?.to_owned(),
+        created_ms: r.u64().ok()?,
+        last_login_ms: r.u64().ok()?,
+        password: PasswordRecord::parse(r.string(256).ok()?).ok()?,
+        suspended: match r.u8().ok()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::event::{Audit, AuditKind, EndKind, StoredSession};
+    use crate::protocol::Role;
+
+    fn user(id: u64, name: &str) -> User {
+        User {
+            id,
+            username: name.into(),
+            password: PasswordRecord::create(b"pw", 1).unwrap(),
+            role: Role::User,
+            email: format!("{name}@example.org"),
+            created_ms: 1_000,
+            last_login_ms: 0,
+            suspended: false,
+        }
+    }
+
+    fn session(id: u64, user_id: u64) -> StoredSession {
+        StoredSession {
+            id,
+            user_id,
+            digest: Digest([id as u8; 32]),
+            client: "cli".into(),
+            platform: "linux".into(),
+            peer: "127.0.0.1:5000".into(),
+            created_ms: 2_000,
+            last_activity_ms: 2_000,
+            expires_ms: 90_000,
+        }
+    }
+
+    #[test]
+    fn every_event_round_trips_and_junk_is_refused() {
+        let events = [
+            Event::Audit(Audit {
+                at_ms: 3,
+                kind: AuditKind::Revoked,
+                user_id: 1,
+                session_id: 7,
+                address: "[::1]:4000".into(),
+                detail: "NEW_LOGIN by 127.0.0.1:5000".into(),
+            }),
+            Event::UserCreated(user(1, "alice")),
+            Event::LastLogin {
+                user_id: 1,
+                at_ms: 5,
+            },
+            Event::SessionCreated(session(7, 1)),
+            Event::SessionActivity { id: 7, at_ms: 9 },
+            Event::SnapshotBase { base_seq: 99 },
+            Event::Tombstone {
+                id: 3,
+                digest: Digest([3; 32]),
+                kind: EndKind::Revoked,
+                keep_until_ms: 77,
+            },
+            Event::SessionEnded {
+                id: 7,
+                kind: EndKind::Revoked,
+                at_ms: 10,
+            },
+        ];
+        for ev in events {
+            let (k, p) = encode(&ev);
+            assert_eq!(decode(k, &p), Ok(ev.clone()));
+            let mut longer = p.clone();
+            longer.push(0);
+            assert_eq!(decode(k, &longer), Err(BadEvent { kind: k }));
+            assert!(decode(k, &p[..p.len() - 1]).is_err());
+        }
+        assert!(decode(99, &[]).is_err());
+    }
+}
