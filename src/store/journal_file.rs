@@ -85,7 +85,7 @@ pub struct Journal {
 impl Journal {
     /// Buffers an event; durable after `commit`.
     pub fn append(&mut self, ev: &Event) -> io::Result<()> {
-        let (kind, payload) = record::encode(&ev);
+        let (kind, payload) = record::encode(ev);
         self.writer.append(kind, &payload).map(|_| ())
     }
 
@@ -125,7 +125,7 @@ impl Journal {
             let (k, p) = record::encode(&Event::SnapshotBase { base_seq });
             w.append(k, &p)?;
             for ev in events {
-                let (k, p) = record::encode(&ev);
+                let (k, p) = record::encode(ev);
                 w.append(k, &p)?;
             }
             w.commit()?;
