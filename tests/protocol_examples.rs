@@ -506,6 +506,11 @@ fn every_opcode_in_the_spec_table_is_known_to_the_codec() {
         seen += 1;
     }
     assert_eq!(seen, 37, "opcodes found in the table");
+    assert_eq!(
+        seen,
+        Opcode::ALL.len(),
+        "the codec knows opcodes the table lacks"
+    );
 }
 
 #[test]
@@ -532,4 +537,102 @@ fn every_error_code_in_the_spec_table_matches_the_codec() {
         seen += 1;
     }
     assert_eq!(seen, 20);
+    assert_eq!(
+        seen,
+        ErrorCode::ALL.len(),
+        "the codec knows codes the table lacks"
+    );
+}
+
+/// The section of protocol.md under the heading that starts with `heading`.
+fn section(spec: &str, heading: &str) -> String {
+    let start = spec
+        .find(&format!("\n### {heading}"))
+        .unwrap_or_else(|| panic!("no section {heading}"));
+    let rest = &spec[start + 1..];
+    let end = rest[4..].find("\n#").map_or(rest.len(), |i| i + 4);
+    rest[..end].to_owned()
+}
+
+/// Every reason the codec knows is in its message's section with the same value and name,
+/// and the section names no value the codec lacks (a row `| `0xNNNN` | `NAME` | ...` or,
+/// inline, `` `0xNNNN` `NAME` ``).
+#[test]
+fn every_reason_table_in_the_spec_matches_the_codec() {
+    use sessiond::protocol::{
+        DisconnectReason, ExpiredReason, InvalidReason, LoginFailureReason, RegisterFailureReason,
+        RevokeReason,
+    };
+    let spec =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol.md")).unwrap();
+    let tables: [(&str, Vec<(u16, &str)>); 6] = [
+        (
+            "5.3 ",
+            LoginFailureReason::ALL
+                .iter()
+                .map(|r| (r.to_u16(), r.name()))
+                .collect(),
+        ),
+        (
+            "5.9 ",
+            DisconnectReason::ALL
+                .iter()
+                .map(|r| (r.to_u16(), r.name()))
+                .collect(),
+        ),
+        (
+            "5.13 ",
+            InvalidReason::ALL
+                .iter()
+                .map(|r| (r.to_u16(), r.name()))
+                .collect(),
+        ),
+        (
+            "5.17 ",
+            RegisterFailureReason::ALL
+                .iter()
+                .map(|r| (r.to_u16(), r.name()))
+                .collect(),
+        ),
+        (
+            "5.18 ",
+            RevokeReason::ALL
+                .iter()
+                .map(|r| (r.to_u16(), r.name()))
+                .collect(),
+        ),
+        (
+            "5.19 ",
+            ExpiredReason::ALL
+                .iter()
+                .map(|r| (r.to_u16(), r.name()))
+                .collect(),
+        ),
+    ];
+    for (heading, known) in tables {
+        let text = section(&spec, heading);
+        let flat = text.replace("` | `", "` `");
+        for (value, name) in &known {
+            let pair = format!("`0x{value:04x}` `{name}`");
+            assert!(flat.contains(&pair), "section {heading}lacks {pair}");
+        }
+        // every `0xNNNN` `NAME` pair the section states (ranges such as reserved ones are
+        // written `0xNNNN`-`0xNNNN` and are not pairs)
+        let pairs: Vec<(u16, &str)> = flat
+            .split("`0x")
+            .skip(1)
+            .filter_map(|t| {
+                let (hex, rest) = t.split_at_checked(4)?;
+                let name = rest.strip_prefix("` `")?.split('`').next()?;
+                Some((u16::from_str_radix(hex, 16).ok()?, name))
+            })
+            .collect();
+        assert!(!pairs.is_empty(), "section {heading}has no reason table");
+        for (v, name) in pairs {
+            assert!(
+                known.contains(&(v, name)),
+                "section {heading}names 0x{v:04x} {name}, which the codec does not know"
+            );
+        }
+    }
 }

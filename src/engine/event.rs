@@ -5,120 +5,80 @@
 //! journal records, and a networked authority maps them its own way; the fold from events
 //! back to state is `engine::replay`.
 
+use crate::protocol::wire_enum;
 use crate::session::{Digest, User};
 
+/// Longest free-text detail in an audit event.
 pub const MAX_DETAIL: usize = 256;
 
-/// How a session ended, as recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndKind {
-    LoggedOut = 1,
-    ExpiredIdle = 2,
-    ExpiredAbsolute = 3,
-    Revoked = 4,
-}
-
-impl EndKind {
-    /// The kind whose record byte is `v`.
-    pub fn from_u8(v: u8) -> Option<EndKind> {
-        Some(match v {
-            1 => EndKind::LoggedOut,
-            2 => EndKind::ExpiredIdle,
-            3 => EndKind::ExpiredAbsolute,
-            4 => EndKind::Revoked,
-            _ => return None,
-        })
+wire_enum! {
+    /// How a session ended, as recorded.
+    pub closed enum EndKind: u8, to_u8, from_u8 {
+        /// LOGOUT_REQUEST, or LOGOUT_ALL `all` for the caller's own session.
+        LoggedOut = 1 => "logged_out",
+        /// No activity for the idle expiry.
+        ExpiredIdle = 2 => "expired_idle",
+        /// The lifetime ran out.
+        ExpiredAbsolute = 3 => "expired_absolute",
+        /// Revoked (a new login, a takeover, the user, an administrator).
+        Revoked = 4 => "revoked",
     }
 }
 
 /// A session as the journal knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSession {
+    /// Public id (protocol.md `session_id`).
     pub id: u64,
+    /// Whose session.
     pub user_id: u64,
+    /// SHA-256 of the token (the token itself is never stored).
     pub digest: Digest,
+    /// LOGIN_REQUEST's (or the last VERIFY_SESSION's) `client`.
     pub client: String,
+    /// ... and `platform`.
     pub platform: String,
+    /// The address the session was last used from.
     pub peer: String,
+    /// Unix ms.
     pub created_ms: u64,
+    /// The last activity journaled, Unix ms (coarse: see [`Event::SessionActivity`]).
     pub last_activity_ms: u64,
+    /// Absolute expiry, Unix ms.
     pub expires_ms: u64,
 }
 
-/// What an audit record is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AuditKind {
-    SessionCreated = 1,
-    SessionResumed = 2,
-    SessionDetached = 3,
-    ExpiredIdle = 4,
-    ExpiredAbsolute = 5,
-    LoggedOut = 6,
-    /// `detail` names the reason and who caused it.
-    Revoked = 7,
-    /// `detail` names the username tried and why it failed.
-    LoginFailed = 8,
-    Registered = 9,
-    /// An administrator suspended the account (`detail`: by whom).
-    Suspended = 10,
-    Unsuspended = 11,
-    /// `detail`: old and new role, by whom.
-    RoleChanged = 12,
-    PasswordChanged = 13,
-    /// An operator created the account (`sessiond user add`).
-    UserCreated = 14,
-}
-
-impl AuditKind {
-    /// The kind whose record byte is `v`.
-    pub fn from_u8(v: u8) -> Option<AuditKind> {
-        Self::ALL.into_iter().find(|&k| k as u8 == v)
-    }
-
-    /// Every kind, in record-byte order.
-    pub const ALL: [AuditKind; 14] = {
-        use AuditKind::*;
-        [
-            SessionCreated,
-            SessionResumed,
-            SessionDetached,
-            ExpiredIdle,
-            ExpiredAbsolute,
-            LoggedOut,
-            Revoked,
-            LoginFailed,
-            Registered,
-            Suspended,
-            Unsuspended,
-            RoleChanged,
-            PasswordChanged,
-            UserCreated,
-        ]
-    };
-
-    /// The kind named `name` (as [`AuditKind::name`] spells it).
-    pub fn from_name(name: &str) -> Option<AuditKind> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    pub fn name(self) -> &'static str {
-        use AuditKind::*;
-        match self {
-            SessionCreated => "session_created",
-            SessionResumed => "session_resumed",
-            SessionDetached => "session_detached",
-            ExpiredIdle => "expired_idle",
-            ExpiredAbsolute => "expired_absolute",
-            LoggedOut => "logged_out",
-            Revoked => "revoked",
-            LoginFailed => "login_failed",
-            Registered => "registered",
-            Suspended => "suspended",
-            Unsuspended => "unsuspended",
-            RoleChanged => "role_changed",
-            PasswordChanged => "password_changed",
-            UserCreated => "user_created",
-        }
+wire_enum! {
+    /// What an audit record is about (protocol.md 5.27 `kind`).
+    pub closed enum AuditKind: u8, to_u8, from_u8 {
+        /// A login created the session.
+        SessionCreated = 1 => "session_created",
+        /// VERIFY_SESSION resumed it on a new connection.
+        SessionResumed = 2 => "session_resumed",
+        /// Its connection went away; the session lives on.
+        SessionDetached = 3 => "session_detached",
+        /// Ended: no activity for the idle expiry.
+        ExpiredIdle = 4 => "expired_idle",
+        /// Ended: its lifetime ran out.
+        ExpiredAbsolute = 5 => "expired_absolute",
+        /// Ended by its own logout.
+        LoggedOut = 6 => "logged_out",
+        /// Ended by a revocation; `detail` names the reason and who caused it.
+        Revoked = 7 => "revoked",
+        /// A login was refused; `detail` names the username tried and why.
+        LoginFailed = 8 => "login_failed",
+        /// REGISTER_REQUEST created the account.
+        Registered = 9 => "registered",
+        /// An administrator suspended the account (`detail`: by whom).
+        Suspended = 10 => "suspended",
+        /// An administrator lifted the suspension.
+        Unsuspended = 11 => "unsuspended",
+        /// `detail`: old and new role, by whom.
+        RoleChanged = 12 => "role_changed",
+        /// CHANGE_PASSWORD succeeded.
+        PasswordChanged = 13 => "password_changed",
+        /// An operator created the account (`sessiond user add`).
+        UserCreated = 14 => "user_created",
     }
 }
 
@@ -186,7 +146,7 @@ mod tests {
 
     #[test]
     fn audit_kinds_are_numbered_and_named_one_to_one() {
-        for (i, k) in AuditKind::ALL.into_iter().enumerate() {
+        for (i, &k) in AuditKind::ALL.iter().enumerate() {
             assert_eq!(k as u8 as usize, i + 1);
             assert_eq!(AuditKind::from_u8(k as u8), Some(k));
             assert_eq!(AuditKind::from_name(k.name()), Some(k));

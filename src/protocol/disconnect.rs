@@ -3,6 +3,7 @@
 use bytes::BufMut;
 
 use super::error::DecodeErrorKind;
+use super::macros::wire_enum;
 use super::wire::Reader;
 
 /// DISCONNECT_REQUEST (0x08): empty payload.
@@ -21,47 +22,17 @@ impl DisconnectRequest {
     pub fn encode<B: BufMut>(&self, _dst: &mut B) {}
 }
 
-/// Why the server closes (protocol.md 5.9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DisconnectReason {
-    ClientRequest,
-    IdleTimeout,
-    LoginTimeout,
-    /// The server is shutting down (after SERVER_SHUTDOWN); the session survives.
-    ServerShutdown,
-    /// A reason this codec does not know (a newer server).
-    Other(u16),
-}
-
-impl DisconnectReason {
-    pub fn to_u16(self) -> u16 {
-        match self {
-            DisconnectReason::ClientRequest => 0x0000,
-            DisconnectReason::IdleTimeout => 0x0001,
-            DisconnectReason::LoginTimeout => 0x0002,
-            DisconnectReason::ServerShutdown => 0x0003,
-            DisconnectReason::Other(v) => v,
-        }
-    }
-
-    pub fn from_u16(v: u16) -> Self {
-        match v {
-            0x0000 => DisconnectReason::ClientRequest,
-            0x0001 => DisconnectReason::IdleTimeout,
-            0x0002 => DisconnectReason::LoginTimeout,
-            0x0003 => DisconnectReason::ServerShutdown,
-            other => DisconnectReason::Other(other),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DisconnectReason::ClientRequest => "CLIENT_REQUEST",
-            DisconnectReason::IdleTimeout => "IDLE_TIMEOUT",
-            DisconnectReason::LoginTimeout => "LOGIN_TIMEOUT",
-            DisconnectReason::ServerShutdown => "SERVER_SHUTDOWN",
-            DisconnectReason::Other(_) => "UNKNOWN_REASON",
-        }
+wire_enum! {
+    /// Why the server closes (protocol.md 5.9).
+    pub open enum DisconnectReason: u16, to_u16, from_u16, unknown "UNKNOWN_REASON" {
+        /// The client sent DISCONNECT_REQUEST.
+        ClientRequest = 0x0000 => "CLIENT_REQUEST",
+        /// No valid frame for the heartbeat timeout.
+        IdleTimeout = 0x0001 => "IDLE_TIMEOUT",
+        /// Not logged in within the login deadline.
+        LoginTimeout = 0x0002 => "LOGIN_TIMEOUT",
+        /// The server is shutting down (after SERVER_SHUTDOWN); the session survives.
+        ServerShutdown = 0x0003 => "SERVER_SHUTDOWN",
     }
 }
 

@@ -3,124 +3,59 @@
 //!
 //! Owns: the mapping from a decode failure to its wire code and to whether the frame
 //! boundary survived. Does not decide whether an error is fatal for a connection: that
-//! depends on the connection's state and lives in `conn`.
+//! depends on the connection's state and is the engine's decision.
 
 use std::fmt;
 
 use bytes::BufMut;
 
+use super::macros::wire_enum;
 use super::wire::{put_str, str_len, Reader};
 
-/// GENERAL_FAILURE codes. Unknown codes from a newer server decode as `Other`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    MalformedFrame,
-    FrameTooLarge,
-    BadMagic,
-    UnsupportedVersion,
-    UnknownOpcode,
-    InvalidUtf8,
-    FieldTooLong,
-    BadFlags,
-    UnexpectedFrame,
-    AuthRequired,
-    InvalidToken,
-    TokenMismatch,
-    TooManyErrors,
-    InternalError,
-    /// The caller may not do this (an admin operation, another user's session).
-    Forbidden,
-    /// The named user or session does not exist (admin operations only).
-    NotFound,
-    /// A field's value is not acceptable (a new password too short, say).
-    InvalidArgument,
-    /// CHANGE_PASSWORD: the old password is wrong.
-    WrongPassword,
-    /// Too many attempts, or the server is busy: retry later (the message says when).
-    Throttled,
-    /// The server takes no more connections (in all, or from this address); FATAL.
-    ServerBusy,
-    Other(u16),
-}
-
-impl ErrorCode {
-    pub fn to_u16(self) -> u16 {
-        match self {
-            ErrorCode::MalformedFrame => 0x0001,
-            ErrorCode::FrameTooLarge => 0x0002,
-            ErrorCode::BadMagic => 0x0003,
-            ErrorCode::UnsupportedVersion => 0x0004,
-            ErrorCode::UnknownOpcode => 0x0005,
-            ErrorCode::InvalidUtf8 => 0x0006,
-            ErrorCode::FieldTooLong => 0x0007,
-            ErrorCode::BadFlags => 0x0008,
-            ErrorCode::UnexpectedFrame => 0x0009,
-            ErrorCode::AuthRequired => 0x000a,
-            ErrorCode::InvalidToken => 0x000b,
-            ErrorCode::TokenMismatch => 0x000d,
-            ErrorCode::TooManyErrors => 0x000e,
-            ErrorCode::InternalError => 0x000f,
-            ErrorCode::Forbidden => 0x0010,
-            ErrorCode::NotFound => 0x0011,
-            ErrorCode::InvalidArgument => 0x0012,
-            ErrorCode::WrongPassword => 0x0013,
-            ErrorCode::Throttled => 0x0014,
-            ErrorCode::ServerBusy => 0x0015,
-            ErrorCode::Other(v) => v,
-        }
-    }
-
-    pub fn from_u16(v: u16) -> ErrorCode {
-        match v {
-            0x0001 => ErrorCode::MalformedFrame,
-            0x0002 => ErrorCode::FrameTooLarge,
-            0x0003 => ErrorCode::BadMagic,
-            0x0004 => ErrorCode::UnsupportedVersion,
-            0x0005 => ErrorCode::UnknownOpcode,
-            0x0006 => ErrorCode::InvalidUtf8,
-            0x0007 => ErrorCode::FieldTooLong,
-            0x0008 => ErrorCode::BadFlags,
-            0x0009 => ErrorCode::UnexpectedFrame,
-            0x000a => ErrorCode::AuthRequired,
-            0x000b => ErrorCode::InvalidToken,
-            0x000d => ErrorCode::TokenMismatch,
-            0x000e => ErrorCode::TooManyErrors,
-            0x000f => ErrorCode::InternalError,
-            0x0010 => ErrorCode::Forbidden,
-            0x0011 => ErrorCode::NotFound,
-            0x0012 => ErrorCode::InvalidArgument,
-            0x0013 => ErrorCode::WrongPassword,
-            0x0014 => ErrorCode::Throttled,
-            0x0015 => ErrorCode::ServerBusy,
-            other => ErrorCode::Other(other),
-        }
-    }
-
-    /// The name protocol.md uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrorCode::MalformedFrame => "MALFORMED_FRAME",
-            ErrorCode::FrameTooLarge => "FRAME_TOO_LARGE",
-            ErrorCode::BadMagic => "BAD_MAGIC",
-            ErrorCode::UnsupportedVersion => "UNSUPPORTED_VERSION",
-            ErrorCode::UnknownOpcode => "UNKNOWN_OPCODE",
-            ErrorCode::InvalidUtf8 => "INVALID_UTF8",
-            ErrorCode::FieldTooLong => "FIELD_TOO_LONG",
-            ErrorCode::BadFlags => "BAD_FLAGS",
-            ErrorCode::UnexpectedFrame => "UNEXPECTED_FRAME",
-            ErrorCode::AuthRequired => "AUTH_REQUIRED",
-            ErrorCode::InvalidToken => "INVALID_TOKEN",
-            ErrorCode::TokenMismatch => "TOKEN_MISMATCH",
-            ErrorCode::TooManyErrors => "TOO_MANY_ERRORS",
-            ErrorCode::InternalError => "INTERNAL_ERROR",
-            ErrorCode::Forbidden => "FORBIDDEN",
-            ErrorCode::NotFound => "NOT_FOUND",
-            ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
-            ErrorCode::WrongPassword => "WRONG_PASSWORD",
-            ErrorCode::Throttled => "THROTTLED",
-            ErrorCode::ServerBusy => "SERVER_BUSY",
-            ErrorCode::Other(_) => "UNKNOWN_ERROR_CODE",
-        }
+wire_enum! {
+    /// GENERAL_FAILURE codes (protocol.md 6). Unknown codes from a newer server decode as
+    /// `Other`.
+    pub open enum ErrorCode: u16, to_u16, from_u16, unknown "UNKNOWN_ERROR_CODE" {
+        /// Payload too short, bytes left over, or a field value out of range.
+        MalformedFrame = 0x0001 => "MALFORMED_FRAME",
+        /// `14 + length` over the maximum frame size.
+        FrameTooLarge = 0x0002 => "FRAME_TOO_LARGE",
+        /// The first two bytes of a frame are not `53 44`.
+        BadMagic = 0x0003 => "BAD_MAGIC",
+        /// A version byte other than 1.
+        UnsupportedVersion = 0x0004 => "UNSUPPORTED_VERSION",
+        /// An opcode this version does not define.
+        UnknownOpcode = 0x0005 => "UNKNOWN_OPCODE",
+        /// A `str` field is not valid UTF-8.
+        InvalidUtf8 = 0x0006 => "INVALID_UTF8",
+        /// A `str` field over its maximum length.
+        FieldTooLong = 0x0007 => "FIELD_TOO_LONG",
+        /// A client frame with flag bits set.
+        BadFlags = 0x0008 => "BAD_FLAGS",
+        /// A known frame not allowed in the current state or direction.
+        UnexpectedFrame = 0x0009 => "UNEXPECTED_FRAME",
+        /// Anything but the frames allowed before login.
+        AuthRequired = 0x000a => "AUTH_REQUIRED",
+        /// The token is not one of a live session.
+        InvalidToken = 0x000b => "INVALID_TOKEN",
+        /// The token is another live session's, not this connection's.
+        TokenMismatch = 0x000d => "TOKEN_MISMATCH",
+        /// 16 error replies in a row on one connection.
+        TooManyErrors = 0x000e => "TOO_MANY_ERRORS",
+        /// The server could not carry out a valid request.
+        InternalError = 0x000f => "INTERNAL_ERROR",
+        /// The caller may not do this (an admin operation, another user's session).
+        Forbidden = 0x0010 => "FORBIDDEN",
+        /// The named user or session does not exist (admin operations only).
+        NotFound = 0x0011 => "NOT_FOUND",
+        /// A field's value is not acceptable (a new password too short, say).
+        InvalidArgument = 0x0012 => "INVALID_ARGUMENT",
+        /// CHANGE_PASSWORD: the old password is wrong.
+        WrongPassword = 0x0013 => "WRONG_PASSWORD",
+        /// Too many attempts, or the server is busy: retry later (the message says when).
+        Throttled = 0x0014 => "THROTTLED",
+        /// The server takes no more connections (in all, or from this address); FATAL.
+        ServerBusy = 0x0015 => "SERVER_BUSY",
     }
 }
 

@@ -3,6 +3,7 @@
 use bytes::BufMut;
 
 use super::error::{DecodeErrorKind, MAX_MESSAGE};
+use super::macros::wire_enum;
 use super::secret::Secret;
 use super::wire::{put_str, str_len, Reader, Token, TOKEN_LEN};
 
@@ -13,35 +14,14 @@ pub const MAX_PASSWORD: usize = 1024;
 /// protocol.md 5.1: `client` and `platform` are 0..=64 bytes.
 pub const MAX_DEVICE_FIELD: usize = 64;
 
-/// An account's role (protocol.md 5.2 `role`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    User,
-    Admin,
-}
-
-impl Role {
-    pub fn to_u8(self) -> u8 {
-        match self {
-            Role::User => 0,
-            Role::Admin => 1,
-        }
-    }
-
-    pub fn from_u8(v: u8) -> Result<Role, DecodeErrorKind> {
-        match v {
-            0 => Ok(Role::User),
-            1 => Ok(Role::Admin),
-            // protocol.md 5.2: "other values MUST be rejected as MALFORMED_FRAME"
-            _ => Err(DecodeErrorKind::InvalidValue),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Admin => "admin",
-        }
+wire_enum! {
+    /// An account's role (protocol.md 5.2 `role`). protocol.md 5.2: "other values MUST
+    /// be rejected as MALFORMED_FRAME" (`from_u8` is None for them).
+    pub closed enum Role: u8, to_u8, from_u8 {
+        /// An ordinary account: its own sessions and events.
+        User = 0 => "user",
+        /// May also use the ADMIN_* requests.
+        Admin = 1 => "admin",
     }
 }
 
@@ -133,7 +113,7 @@ impl SessionInfo {
         Ok(SessionInfo {
             session_id: r.u64()?,
             user_id: r.u64()?,
-            role: Role::from_u8(r.u8()?)?,
+            role: Role::from_u8(r.u8()?).ok_or(DecodeErrorKind::InvalidValue)?,
             username: r.string(MAX_USERNAME)?.to_owned(),
             user_created: r.u64()?,
             last_login: r.u64()?,
@@ -189,59 +169,22 @@ impl LoginSuccess {
     }
 }
 
-/// LOGIN_FAILURE reasons (protocol.md 5.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LoginFailureReason {
-    InvalidCredentials,
-    ServerBusy,
-    /// `max_sessions_per_user` reached and the server is set to `on_limit = reject_new`.
-    SessionLimit,
-    /// An administrator suspended the account.
-    Suspended,
-    /// The account reached its daily login limit (UTC day).
-    DailyLimit,
-    /// Too many attempts (for this account or from this address); `retry_after_ms` says
-    /// when to try again.
-    Throttled,
-    /// A reason this codec does not know (a newer server).
-    Other(u16),
-}
-
-impl LoginFailureReason {
-    pub fn to_u16(self) -> u16 {
-        match self {
-            LoginFailureReason::InvalidCredentials => 0x0001,
-            LoginFailureReason::ServerBusy => 0x0002,
-            LoginFailureReason::SessionLimit => 0x0003,
-            LoginFailureReason::Suspended => 0x0004,
-            LoginFailureReason::DailyLimit => 0x0005,
-            LoginFailureReason::Throttled => 0x0006,
-            LoginFailureReason::Other(v) => v,
-        }
-    }
-
-    pub fn from_u16(v: u16) -> Self {
-        match v {
-            0x0001 => LoginFailureReason::InvalidCredentials,
-            0x0002 => LoginFailureReason::ServerBusy,
-            0x0003 => LoginFailureReason::SessionLimit,
-            0x0004 => LoginFailureReason::Suspended,
-            0x0005 => LoginFailureReason::DailyLimit,
-            0x0006 => LoginFailureReason::Throttled,
-            other => LoginFailureReason::Other(other),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            LoginFailureReason::InvalidCredentials => "INVALID_CREDENTIALS",
-            LoginFailureReason::ServerBusy => "SERVER_BUSY",
-            LoginFailureReason::SessionLimit => "SESSION_LIMIT",
-            LoginFailureReason::Suspended => "SUSPENDED",
-            LoginFailureReason::DailyLimit => "DAILY_LIMIT",
-            LoginFailureReason::Throttled => "THROTTLED",
-            LoginFailureReason::Other(_) => "UNKNOWN_REASON",
-        }
+wire_enum! {
+    /// LOGIN_FAILURE reasons (protocol.md 5.3).
+    pub open enum LoginFailureReason: u16, to_u16, from_u16, unknown "UNKNOWN_REASON" {
+        /// Unknown user or wrong password (the server does not say which).
+        InvalidCredentials = 0x0001 => "INVALID_CREDENTIALS",
+        /// The hash queue is full; `retry_after_ms` says when to come back.
+        ServerBusy = 0x0002 => "SERVER_BUSY",
+        /// `max_sessions_per_user` reached and the server is set to `on_limit = reject_new`.
+        SessionLimit = 0x0003 => "SESSION_LIMIT",
+        /// An administrator suspended the account.
+        Suspended = 0x0004 => "SUSPENDED",
+        /// The account reached its daily login limit (UTC day).
+        DailyLimit = 0x0005 => "DAILY_LIMIT",
+        /// Too many attempts (for this account or from this address); `retry_after_ms` says
+        /// when to try again.
+        Throttled = 0x0006 => "THROTTLED",
     }
 }
 

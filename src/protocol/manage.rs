@@ -7,6 +7,7 @@ use bytes::BufMut;
 
 use super::error::DecodeErrorKind;
 use super::login::{Role, MAX_DEVICE_FIELD, MAX_PASSWORD, MAX_USERNAME};
+use super::macros::wire_enum;
 use super::push::MAX_ADDRESS;
 use super::secret::Secret;
 use super::wire::{put_str, str_len, Reader, Token, TOKEN_LEN};
@@ -194,13 +195,14 @@ impl SessionTarget {
     }
 }
 
-/// Which sessions LOGOUT_ALL ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogoutScope {
-    /// Every session of the user but the one the request was sent with.
-    Others = 1,
-    /// Every session, the current one included (the connection is then logged out).
-    All = 2,
+wire_enum! {
+    /// Which sessions LOGOUT_ALL ends (protocol.md 5.24 `scope`).
+    pub closed enum LogoutScope: u8, to_u8, from_u8 {
+        /// Every session of the user but the one the request was sent with.
+        Others = 1 => "others",
+        /// Every session, the current one included (the connection is then logged out).
+        All = 2 => "all",
+    }
 }
 
 /// LOGOUT_ALL (0x43): `token, scope u8`.
@@ -213,11 +215,7 @@ pub struct LogoutAll {
 impl LogoutAll {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         let token = r.token()?;
-        let scope = match r.u8()? {
-            1 => LogoutScope::Others,
-            2 => LogoutScope::All,
-            _ => return Err(DecodeErrorKind::InvalidValue),
-        };
+        let scope = LogoutScope::from_u8(r.u8()?).ok_or(DecodeErrorKind::InvalidValue)?;
         Ok(LogoutAll { token, scope })
     }
     pub fn encoded_len(&self) -> usize {
@@ -456,7 +454,7 @@ impl AdminSetRole {
         Ok(AdminSetRole {
             token: r.token()?,
             username: r.string(MAX_USERNAME)?.to_owned(),
-            role: Role::from_u8(r.u8()?)?,
+            role: Role::from_u8(r.u8()?).ok_or(DecodeErrorKind::InvalidValue)?,
         })
     }
     pub fn encoded_len(&self) -> usize {

@@ -3,10 +3,14 @@
 //! Owns: the header, every message layout, the error codes, and the rules "incomplete input
 //! is not an error" (`Ok(None)`), "an oversized length is refused before buffering" and "a
 //! payload must be consumed exactly". It knows nothing of connections, sessions or time:
-//! which frame is allowed when is decided in `conn`.
+//! which frame is allowed in which state, and whether an error is fatal there, is the
+//! engine's one (state, message) match (`engine`, protocol.md section 4).
 //!
 //! One file per message family, each with `decode`, `encode`, `encoded_len` and its hex
-//! vectors from protocol.md in `mod tests`.
+//! vectors from protocol.md in `mod tests`. The opcode table and the wire enums are each
+//! declared once (`macros`): a new opcode is one line below plus its codec file.
+
+mod macros;
 
 mod disconnect;
 mod error;
@@ -22,6 +26,9 @@ mod secret;
 mod wire;
 
 use bytes::{Buf, BufMut, BytesMut};
+
+use macros::messages;
+pub(crate) use macros::wire_enum;
 
 pub use disconnect::{DisconnectAck, DisconnectReason, DisconnectRequest};
 pub use error::{DecodeError, DecodeErrorKind, ErrorCode, GeneralFailure, MAX_MESSAGE};
@@ -49,348 +56,81 @@ pub use resume::{DuplicateSession, InvalidReason, SessionInvalid, SessionValid, 
 pub use secret::Secret;
 pub use wire::{put_str, Reader, Token, TOKEN_LEN};
 
-/// Opcodes of version 1 (protocol.md section 5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Opcode {
-    LoginRequest = 0x01,
-    LoginSuccess = 0x02,
-    LoginFailure = 0x03,
-    Heartbeat = 0x04,
-    HeartbeatAck = 0x05,
-    LogoutRequest = 0x06,
-    LogoutSuccess = 0x07,
-    DisconnectRequest = 0x08,
-    DisconnectAck = 0x09,
-    GeneralFailure = 0x0f,
-    VerifySession = 0x10,
-    SessionValid = 0x11,
-    SessionInvalid = 0x12,
-    DuplicateSession = 0x13,
-    RegisterRequest = 0x20,
-    RegisterSuccess = 0x21,
-    RegisterFailure = 0x22,
-    SessionRevoked = 0x30,
-    SessionExpired = 0x31,
-    NewLogin = 0x32,
-    ServerShutdown = 0x33,
-    ListSessions = 0x40,
-    SessionList = 0x41,
-    RevokeSession = 0x42,
-    LogoutAll = 0x43,
-    ChangePassword = 0x44,
-    Done = 0x45,
-    AuditQuery = 0x46,
-    AuditPage = 0x47,
-    AdminListSessions = 0x50,
-    AdminRevokeSession = 0x52,
-    AdminLogoutUser = 0x53,
-    AdminSuspendUser = 0x54,
-    AdminUnsuspendUser = 0x55,
-    AdminSetRole = 0x56,
-    AdminStats = 0x57,
-    Stats = 0x58,
-}
-
-impl Opcode {
-    pub fn from_u8(v: u8) -> Option<Opcode> {
-        Some(match v {
-            0x01 => Opcode::LoginRequest,
-            0x02 => Opcode::LoginSuccess,
-            0x03 => Opcode::LoginFailure,
-            0x04 => Opcode::Heartbeat,
-            0x05 => Opcode::HeartbeatAck,
-            0x06 => Opcode::LogoutRequest,
-            0x07 => Opcode::LogoutSuccess,
-            0x08 => Opcode::DisconnectRequest,
-            0x09 => Opcode::DisconnectAck,
-            0x0f => Opcode::GeneralFailure,
-            0x10 => Opcode::VerifySession,
-            0x11 => Opcode::SessionValid,
-            0x12 => Opcode::SessionInvalid,
-            0x13 => Opcode::DuplicateSession,
-            0x20 => Opcode::RegisterRequest,
-            0x21 => Opcode::RegisterSuccess,
-            0x22 => Opcode::RegisterFailure,
-            0x30 => Opcode::SessionRevoked,
-            0x31 => Opcode::SessionExpired,
-            0x32 => Opcode::NewLogin,
-            0x33 => Opcode::ServerShutdown,
-            0x40 => Opcode::ListSessions,
-            0x41 => Opcode::SessionList,
-            0x42 => Opcode::RevokeSession,
-            0x43 => Opcode::LogoutAll,
-            0x44 => Opcode::ChangePassword,
-            0x45 => Opcode::Done,
-            0x46 => Opcode::AuditQuery,
-            0x47 => Opcode::AuditPage,
-            0x50 => Opcode::AdminListSessions,
-            0x52 => Opcode::AdminRevokeSession,
-            0x53 => Opcode::AdminLogoutUser,
-            0x54 => Opcode::AdminSuspendUser,
-            0x55 => Opcode::AdminUnsuspendUser,
-            0x56 => Opcode::AdminSetRole,
-            0x57 => Opcode::AdminStats,
-            0x58 => Opcode::Stats,
-            _ => return None,
-        })
-    }
-
-    /// The name protocol.md uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            Opcode::LoginRequest => "LOGIN_REQUEST",
-            Opcode::LoginSuccess => "LOGIN_SUCCESS",
-            Opcode::LoginFailure => "LOGIN_FAILURE",
-            Opcode::Heartbeat => "HEARTBEAT",
-            Opcode::HeartbeatAck => "HEARTBEAT_ACK",
-            Opcode::LogoutRequest => "LOGOUT_REQUEST",
-            Opcode::LogoutSuccess => "LOGOUT_SUCCESS",
-            Opcode::DisconnectRequest => "DISCONNECT_REQUEST",
-            Opcode::DisconnectAck => "DISCONNECT_ACK",
-            Opcode::GeneralFailure => "GENERAL_FAILURE",
-            Opcode::VerifySession => "VERIFY_SESSION",
-            Opcode::SessionValid => "SESSION_VALID",
-            Opcode::SessionInvalid => "SESSION_INVALID",
-            Opcode::DuplicateSession => "DUPLICATE_SESSION",
-            Opcode::RegisterRequest => "REGISTER_REQUEST",
-            Opcode::RegisterSuccess => "REGISTER_SUCCESS",
-            Opcode::RegisterFailure => "REGISTER_FAILURE",
-            Opcode::SessionRevoked => "SESSION_REVOKED",
-            Opcode::SessionExpired => "SESSION_EXPIRED",
-            Opcode::NewLogin => "NEW_LOGIN",
-            Opcode::ServerShutdown => "SERVER_SHUTDOWN",
-            Opcode::ListSessions => "LIST_SESSIONS",
-            Opcode::SessionList => "SESSION_LIST",
-            Opcode::RevokeSession => "REVOKE_SESSION",
-            Opcode::LogoutAll => "LOGOUT_ALL",
-            Opcode::ChangePassword => "CHANGE_PASSWORD",
-            Opcode::Done => "DONE",
-            Opcode::AuditQuery => "AUDIT_QUERY",
-            Opcode::AuditPage => "AUDIT_PAGE",
-            Opcode::AdminListSessions => "ADMIN_LIST_SESSIONS",
-            Opcode::AdminRevokeSession => "ADMIN_REVOKE_SESSION",
-            Opcode::AdminLogoutUser => "ADMIN_LOGOUT_USER",
-            Opcode::AdminSuspendUser => "ADMIN_SUSPEND_USER",
-            Opcode::AdminUnsuspendUser => "ADMIN_UNSUSPEND_USER",
-            Opcode::AdminSetRole => "ADMIN_SET_ROLE",
-            Opcode::AdminStats => "ADMIN_STATS",
-            Opcode::Stats => "STATS",
-        }
-    }
-}
-
-/// Every message of version 1.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Message {
-    LoginRequest(LoginRequest),
-    LoginSuccess(LoginSuccess),
-    LoginFailure(LoginFailure),
-    Heartbeat(Heartbeat),
-    HeartbeatAck(HeartbeatAck),
-    LogoutRequest(LogoutRequest),
-    LogoutSuccess(LogoutSuccess),
-    DisconnectRequest(DisconnectRequest),
-    DisconnectAck(DisconnectAck),
-    GeneralFailure(GeneralFailure),
-    VerifySession(VerifySession),
-    SessionValid(SessionValid),
-    SessionInvalid(SessionInvalid),
-    DuplicateSession(DuplicateSession),
-    RegisterRequest(RegisterRequest),
-    RegisterSuccess(RegisterSuccess),
-    RegisterFailure(RegisterFailure),
-    SessionRevoked(SessionRevoked),
-    SessionExpired(SessionExpired),
-    NewLogin(NewLogin),
-    ServerShutdown(ServerShutdown),
-    ListSessions(ListSessions),
-    SessionList(SessionList),
-    RevokeSession(SessionTarget),
-    LogoutAll(LogoutAll),
-    ChangePassword(ChangePassword),
-    Done(Done),
-    AuditQuery(AuditQuery),
-    AuditPage(AuditPage),
-    AdminListSessions(AdminListSessions),
-    AdminRevokeSession(SessionTarget),
-    AdminLogoutUser(UserTarget),
-    AdminSuspendUser(UserTarget),
-    AdminUnsuspendUser(UserTarget),
-    AdminSetRole(AdminSetRole),
-    AdminStats(AdminStats),
-    Stats(Stats),
-}
-
-impl Message {
-    pub fn opcode(&self) -> Opcode {
-        match self {
-            Message::LoginRequest(_) => Opcode::LoginRequest,
-            Message::LoginSuccess(_) => Opcode::LoginSuccess,
-            Message::LoginFailure(_) => Opcode::LoginFailure,
-            Message::Heartbeat(_) => Opcode::Heartbeat,
-            Message::HeartbeatAck(_) => Opcode::HeartbeatAck,
-            Message::LogoutRequest(_) => Opcode::LogoutRequest,
-            Message::LogoutSuccess(_) => Opcode::LogoutSuccess,
-            Message::DisconnectRequest(_) => Opcode::DisconnectRequest,
-            Message::DisconnectAck(_) => Opcode::DisconnectAck,
-            Message::GeneralFailure(_) => Opcode::GeneralFailure,
-            Message::VerifySession(_) => Opcode::VerifySession,
-            Message::SessionValid(_) => Opcode::SessionValid,
-            Message::SessionInvalid(_) => Opcode::SessionInvalid,
-            Message::DuplicateSession(_) => Opcode::DuplicateSession,
-            Message::RegisterRequest(_) => Opcode::RegisterRequest,
-            Message::RegisterSuccess(_) => Opcode::RegisterSuccess,
-            Message::RegisterFailure(_) => Opcode::RegisterFailure,
-            Message::SessionRevoked(_) => Opcode::SessionRevoked,
-            Message::SessionExpired(_) => Opcode::SessionExpired,
-            Message::NewLogin(_) => Opcode::NewLogin,
-            Message::ServerShutdown(_) => Opcode::ServerShutdown,
-            Message::ListSessions(_) => Opcode::ListSessions,
-            Message::SessionList(_) => Opcode::SessionList,
-            Message::RevokeSession(_) => Opcode::RevokeSession,
-            Message::LogoutAll(_) => Opcode::LogoutAll,
-            Message::ChangePassword(_) => Opcode::ChangePassword,
-            Message::Done(_) => Opcode::Done,
-            Message::AuditQuery(_) => Opcode::AuditQuery,
-            Message::AuditPage(_) => Opcode::AuditPage,
-            Message::AdminListSessions(_) => Opcode::AdminListSessions,
-            Message::AdminRevokeSession(_) => Opcode::AdminRevokeSession,
-            Message::AdminLogoutUser(_) => Opcode::AdminLogoutUser,
-            Message::AdminSuspendUser(_) => Opcode::AdminSuspendUser,
-            Message::AdminUnsuspendUser(_) => Opcode::AdminUnsuspendUser,
-            Message::AdminSetRole(_) => Opcode::AdminSetRole,
-            Message::AdminStats(_) => Opcode::AdminStats,
-            Message::Stats(_) => Opcode::Stats,
-        }
-    }
-
-    fn decode(opcode: Opcode, r: &mut Reader<'_>) -> Result<Message, DecodeErrorKind> {
-        Ok(match opcode {
-            Opcode::LoginRequest => Message::LoginRequest(LoginRequest::decode(r)?),
-            Opcode::LoginSuccess => Message::LoginSuccess(LoginSuccess::decode(r)?),
-            Opcode::LoginFailure => Message::LoginFailure(LoginFailure::decode(r)?),
-            Opcode::Heartbeat => Message::Heartbeat(Heartbeat::decode(r)?),
-            Opcode::HeartbeatAck => Message::HeartbeatAck(HeartbeatAck::decode(r)?),
-            Opcode::LogoutRequest => Message::LogoutRequest(LogoutRequest::decode(r)?),
-            Opcode::LogoutSuccess => Message::LogoutSuccess(LogoutSuccess::decode(r)?),
-            Opcode::DisconnectRequest => Message::DisconnectRequest(DisconnectRequest::decode(r)?),
-            Opcode::DisconnectAck => Message::DisconnectAck(DisconnectAck::decode(r)?),
-            Opcode::GeneralFailure => Message::GeneralFailure(GeneralFailure::decode(r)?),
-            Opcode::VerifySession => Message::VerifySession(VerifySession::decode(r)?),
-            Opcode::SessionValid => Message::SessionValid(SessionValid::decode(r)?),
-            Opcode::SessionInvalid => Message::SessionInvalid(SessionInvalid::decode(r)?),
-            Opcode::DuplicateSession => Message::DuplicateSession(DuplicateSession::decode(r)?),
-            Opcode::RegisterRequest => Message::RegisterRequest(RegisterRequest::decode(r)?),
-            Opcode::RegisterSuccess => Message::RegisterSuccess(RegisterSuccess::decode(r)?),
-            Opcode::RegisterFailure => Message::RegisterFailure(RegisterFailure::decode(r)?),
-            Opcode::SessionRevoked => Message::SessionRevoked(SessionRevoked::decode(r)?),
-            Opcode::SessionExpired => Message::SessionExpired(SessionExpired::decode(r)?),
-            Opcode::NewLogin => Message::NewLogin(NewLogin::decode(r)?),
-            Opcode::ServerShutdown => Message::ServerShutdown(ServerShutdown::decode(r)?),
-            Opcode::ListSessions => Message::ListSessions(ListSessions::decode(r)?),
-            Opcode::SessionList => Message::SessionList(SessionList::decode(r)?),
-            Opcode::RevokeSession => Message::RevokeSession(SessionTarget::decode(r)?),
-            Opcode::LogoutAll => Message::LogoutAll(LogoutAll::decode(r)?),
-            Opcode::ChangePassword => Message::ChangePassword(ChangePassword::decode(r)?),
-            Opcode::Done => Message::Done(Done::decode(r)?),
-            Opcode::AuditQuery => Message::AuditQuery(AuditQuery::decode(r)?),
-            Opcode::AuditPage => Message::AuditPage(AuditPage::decode(r)?),
-            Opcode::AdminListSessions => Message::AdminListSessions(AdminListSessions::decode(r)?),
-            Opcode::AdminRevokeSession => Message::AdminRevokeSession(SessionTarget::decode(r)?),
-            Opcode::AdminLogoutUser => Message::AdminLogoutUser(UserTarget::decode(r)?),
-            Opcode::AdminSuspendUser => Message::AdminSuspendUser(UserTarget::decode(r)?),
-            Opcode::AdminUnsuspendUser => Message::AdminUnsuspendUser(UserTarget::decode(r)?),
-            Opcode::AdminSetRole => Message::AdminSetRole(AdminSetRole::decode(r)?),
-            Opcode::AdminStats => Message::AdminStats(AdminStats::decode(r)?),
-            Opcode::Stats => Message::Stats(Stats::decode(r)?),
-        })
-    }
-
-    /// Payload bytes (header excluded).
-    pub fn encoded_len(&self) -> usize {
-        match self {
-            Message::LoginRequest(m) => m.encoded_len(),
-            Message::LoginSuccess(m) => m.encoded_len(),
-            Message::LoginFailure(m) => m.encoded_len(),
-            Message::Heartbeat(m) => m.encoded_len(),
-            Message::HeartbeatAck(m) => m.encoded_len(),
-            Message::LogoutRequest(m) => m.encoded_len(),
-            Message::LogoutSuccess(m) => m.encoded_len(),
-            Message::DisconnectRequest(m) => m.encoded_len(),
-            Message::DisconnectAck(m) => m.encoded_len(),
-            Message::GeneralFailure(m) => m.encoded_len(),
-            Message::VerifySession(m) => m.encoded_len(),
-            Message::SessionValid(m) => m.encoded_len(),
-            Message::SessionInvalid(m) => m.encoded_len(),
-            Message::DuplicateSession(m) => m.encoded_len(),
-            Message::RegisterRequest(m) => m.encoded_len(),
-            Message::RegisterSuccess(m) => m.encoded_len(),
-            Message::RegisterFailure(m) => m.encoded_len(),
-            Message::SessionRevoked(m) => m.encoded_len(),
-            Message::SessionExpired(m) => m.encoded_len(),
-            Message::NewLogin(m) => m.encoded_len(),
-            Message::ServerShutdown(m) => m.encoded_len(),
-            Message::ListSessions(m) => m.encoded_len(),
-            Message::SessionList(m) => m.encoded_len(),
-            Message::RevokeSession(m) => m.encoded_len(),
-            Message::LogoutAll(m) => m.encoded_len(),
-            Message::ChangePassword(m) => m.encoded_len(),
-            Message::Done(m) => m.encoded_len(),
-            Message::AuditQuery(m) => m.encoded_len(),
-            Message::AuditPage(m) => m.encoded_len(),
-            Message::AdminListSessions(m) => m.encoded_len(),
-            Message::AdminRevokeSession(m) => m.encoded_len(),
-            Message::AdminLogoutUser(m) => m.encoded_len(),
-            Message::AdminSuspendUser(m) => m.encoded_len(),
-            Message::AdminUnsuspendUser(m) => m.encoded_len(),
-            Message::AdminSetRole(m) => m.encoded_len(),
-            Message::AdminStats(m) => m.encoded_len(),
-            Message::Stats(m) => m.encoded_len(),
-        }
-    }
-
-    fn encode_payload<B: BufMut>(&self, dst: &mut B) {
-        match self {
-            Message::LoginRequest(m) => m.encode(dst),
-            Message::LoginSuccess(m) => m.encode(dst),
-            Message::LoginFailure(m) => m.encode(dst),
-            Message::Heartbeat(m) => m.encode(dst),
-            Message::HeartbeatAck(m) => m.encode(dst),
-            Message::LogoutRequest(m) => m.encode(dst),
-            Message::LogoutSuccess(m) => m.encode(dst),
-            Message::DisconnectRequest(m) => m.encode(dst),
-            Message::DisconnectAck(m) => m.encode(dst),
-            Message::GeneralFailure(m) => m.encode(dst),
-            Message::VerifySession(m) => m.encode(dst),
-            Message::SessionValid(m) => m.encode(dst),
-            Message::SessionInvalid(m) => m.encode(dst),
-            Message::DuplicateSession(m) => m.encode(dst),
-            Message::RegisterRequest(m) => m.encode(dst),
-            Message::RegisterSuccess(m) => m.encode(dst),
-            Message::RegisterFailure(m) => m.encode(dst),
-            Message::SessionRevoked(m) => m.encode(dst),
-            Message::SessionExpired(m) => m.encode(dst),
-            Message::NewLogin(m) => m.encode(dst),
-            Message::ServerShutdown(m) => m.encode(dst),
-            Message::ListSessions(m) => m.encode(dst),
-            Message::SessionList(m) => m.encode(dst),
-            Message::RevokeSession(m) => m.encode(dst),
-            Message::LogoutAll(m) => m.encode(dst),
-            Message::ChangePassword(m) => m.encode(dst),
-            Message::Done(m) => m.encode(dst),
-            Message::AuditQuery(m) => m.encode(dst),
-            Message::AuditPage(m) => m.encode(dst),
-            Message::AdminListSessions(m) => m.encode(dst),
-            Message::AdminRevokeSession(m) => m.encode(dst),
-            Message::AdminLogoutUser(m) => m.encode(dst),
-            Message::AdminSuspendUser(m) => m.encode(dst),
-            Message::AdminUnsuspendUser(m) => m.encode(dst),
-            Message::AdminSetRole(m) => m.encode(dst),
-            Message::AdminStats(m) => m.encode(dst),
-            Message::Stats(m) => m.encode(dst),
-        }
-    }
+messages! {
+    /// 5.1, client: log in with a username and password.
+    0x01 "LOGIN_REQUEST" LoginRequest(LoginRequest),
+    /// 5.2, server: the login worked; the session's token and facts.
+    0x02 "LOGIN_SUCCESS" LoginSuccess(LoginSuccess),
+    /// 5.3, server: the login was refused, and why.
+    0x03 "LOGIN_FAILURE" LoginFailure(LoginFailure),
+    /// 5.4, client: the connection and its session are alive.
+    0x04 "HEARTBEAT" Heartbeat(Heartbeat),
+    /// 5.5, server: the answer to HEARTBEAT, with the server's time.
+    0x05 "HEARTBEAT_ACK" HeartbeatAck(HeartbeatAck),
+    /// 5.6, client: end this session for good.
+    0x06 "LOGOUT_REQUEST" LogoutRequest(LogoutRequest),
+    /// 5.7, server: the session has ended; the connection may log in again.
+    0x07 "LOGOUT_SUCCESS" LogoutSuccess(LogoutSuccess),
+    /// 5.8, client: close the connection; the session survives.
+    0x08 "DISCONNECT_REQUEST" DisconnectRequest(DisconnectRequest),
+    /// 5.9, server: the last frame before the server closes, and why.
+    0x09 "DISCONNECT_ACK" DisconnectAck(DisconnectAck),
+    /// 5.10, server: a request failed (section 6's codes).
+    0x0f "GENERAL_FAILURE" GeneralFailure(GeneralFailure),
+    /// 5.11, client: resume a session with its token.
+    0x10 "VERIFY_SESSION" VerifySession(VerifySession),
+    /// 5.12, server: the session is resumed on this connection.
+    0x11 "SESSION_VALID" SessionValid(SessionValid),
+    /// 5.13, server: the token cannot be resumed, and why.
+    0x12 "SESSION_INVALID" SessionInvalid(SessionInvalid),
+    /// 5.14, server: the session is in use on another connection.
+    0x13 "DUPLICATE_SESSION" DuplicateSession(DuplicateSession),
+    /// 5.15, client: create an account.
+    0x20 "REGISTER_REQUEST" RegisterRequest(RegisterRequest),
+    /// 5.16, server: the account exists now.
+    0x21 "REGISTER_SUCCESS" RegisterSuccess(RegisterSuccess),
+    /// 5.17, server: the account was not created, and why.
+    0x22 "REGISTER_FAILURE" RegisterFailure(RegisterFailure),
+    /// 5.18, server push: this connection's session was revoked, by what.
+    0x30 "SESSION_REVOKED" SessionRevoked(SessionRevoked),
+    /// 5.19, server: this connection's session expired.
+    0x31 "SESSION_EXPIRED" SessionExpired(SessionExpired),
+    /// 5.20, server push: the account logged in somewhere else.
+    0x32 "NEW_LOGIN" NewLogin(NewLogin),
+    /// 5.35, server push: the server is shutting down; reconnect and resume.
+    0x33 "SERVER_SHUTDOWN" ServerShutdown(ServerShutdown),
+    /// 5.21, client: the caller's own sessions, one page.
+    0x40 "LIST_SESSIONS" ListSessions(ListSessions),
+    /// 5.23, server: a page of sessions.
+    0x41 "SESSION_LIST" SessionList(SessionList),
+    /// 5.22, client: end one of the caller's own sessions.
+    0x42 "REVOKE_SESSION" RevokeSession(SessionTarget),
+    /// 5.24, client: end the caller's other sessions, or all of them.
+    0x43 "LOGOUT_ALL" LogoutAll(LogoutAll),
+    /// 5.25, client: change the account's password (ends the other sessions).
+    0x44 "CHANGE_PASSWORD" ChangePassword(ChangePassword),
+    /// 5.26, server: a management request was carried out.
+    0x45 "DONE" Done(Done),
+    /// 5.27, client: a page of the audit trail.
+    0x46 "AUDIT_QUERY" AuditQuery(AuditQuery),
+    /// 5.28, server: audit records.
+    0x47 "AUDIT_PAGE" AuditPage(AuditPage),
+    /// 5.29, admin: every session, or one user's.
+    0x50 "ADMIN_LIST_SESSIONS" AdminListSessions(AdminListSessions),
+    /// 5.30, admin: end any session.
+    0x52 "ADMIN_REVOKE_SESSION" AdminRevokeSession(SessionTarget),
+    /// 5.31, admin: end every session of a user.
+    0x53 "ADMIN_LOGOUT_USER" AdminLogoutUser(UserTarget),
+    /// 5.31, admin: suspend an account (its sessions end; logins fail).
+    0x54 "ADMIN_SUSPEND_USER" AdminSuspendUser(UserTarget),
+    /// 5.31, admin: lift a suspension.
+    0x55 "ADMIN_UNSUSPEND_USER" AdminUnsuspendUser(UserTarget),
+    /// 5.32, admin: change an account's role.
+    0x56 "ADMIN_SET_ROLE" AdminSetRole(AdminSetRole),
+    /// 5.33, admin: the server's counters.
+    0x57 "ADMIN_STATS" AdminStats(AdminStats),
+    /// 5.34, server: named counters.
+    0x58 "STATS" Stats(Stats),
 }
 
 /// One frame: header fields plus the decoded message.

@@ -5,64 +5,27 @@ use bytes::BufMut;
 
 use super::error::{DecodeErrorKind, MAX_MESSAGE};
 use super::login::MAX_DEVICE_FIELD;
+use super::macros::wire_enum;
 use super::wire::{put_str, str_len, Reader};
 
 /// Longest peer address text in SESSION_REVOKED (an IPv6 address with port fits).
 pub const MAX_ADDRESS: usize = 64;
 
-/// Why a session was revoked (protocol.md 5.18).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RevokeReason {
-    /// A new login of the same account took the session's place.
-    NewLogin,
-    /// A VERIFY_SESSION of the same token on another connection took it over.
-    TakenOver,
-    /// The user revoked it from another session (REVOKE_SESSION, LOGOUT_ALL).
-    ByUser,
-    /// The user changed the account's password from another session.
-    PasswordChanged,
-    /// An administrator revoked it (ADMIN_REVOKE_SESSION, ADMIN_LOGOUT_USER).
-    ByAdmin,
-    /// An administrator suspended the account.
-    AccountSuspended,
-    Other(u16),
-}
-
-impl RevokeReason {
-    pub fn to_u16(self) -> u16 {
-        match self {
-            RevokeReason::NewLogin => 0x0001,
-            RevokeReason::TakenOver => 0x0002,
-            RevokeReason::ByUser => 0x0003,
-            RevokeReason::PasswordChanged => 0x0004,
-            RevokeReason::ByAdmin => 0x0005,
-            RevokeReason::AccountSuspended => 0x0006,
-            RevokeReason::Other(v) => v,
-        }
-    }
-
-    pub fn from_u16(v: u16) -> Self {
-        match v {
-            0x0001 => RevokeReason::NewLogin,
-            0x0002 => RevokeReason::TakenOver,
-            0x0003 => RevokeReason::ByUser,
-            0x0004 => RevokeReason::PasswordChanged,
-            0x0005 => RevokeReason::ByAdmin,
-            0x0006 => RevokeReason::AccountSuspended,
-            other => RevokeReason::Other(other),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            RevokeReason::NewLogin => "NEW_LOGIN",
-            RevokeReason::TakenOver => "TAKEN_OVER",
-            RevokeReason::ByUser => "REVOKED_BY_USER",
-            RevokeReason::PasswordChanged => "PASSWORD_CHANGED",
-            RevokeReason::ByAdmin => "REVOKED_BY_ADMIN",
-            RevokeReason::AccountSuspended => "ACCOUNT_SUSPENDED",
-            RevokeReason::Other(_) => "UNKNOWN_REASON",
-        }
+wire_enum! {
+    /// Why a session was revoked (protocol.md 5.18).
+    pub open enum RevokeReason: u16, to_u16, from_u16, unknown "UNKNOWN_REASON" {
+        /// A new login of the same account took the session's place.
+        NewLogin = 0x0001 => "NEW_LOGIN",
+        /// A VERIFY_SESSION of the same token on another connection took it over.
+        TakenOver = 0x0002 => "TAKEN_OVER",
+        /// The user revoked it from another session (REVOKE_SESSION, LOGOUT_ALL).
+        ByUser = 0x0003 => "REVOKED_BY_USER",
+        /// The user changed the account's password from another session.
+        PasswordChanged = 0x0004 => "PASSWORD_CHANGED",
+        /// An administrator revoked it (ADMIN_REVOKE_SESSION, ADMIN_LOGOUT_USER).
+        ByAdmin = 0x0005 => "REVOKED_BY_ADMIN",
+        /// An administrator suspended the account.
+        AccountSuspended = 0x0006 => "ACCOUNT_SUSPENDED",
     }
 }
 
@@ -174,37 +137,13 @@ impl ServerShutdown {
     }
 }
 
-/// Which clock ended a session (protocol.md 5.19).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ExpiredReason {
-    Idle,
-    Absolute,
-    Other(u16),
-}
-
-impl ExpiredReason {
-    pub fn to_u16(self) -> u16 {
-        match self {
-            ExpiredReason::Idle => 0x0001,
-            ExpiredReason::Absolute => 0x0002,
-            ExpiredReason::Other(v) => v,
-        }
-    }
-
-    pub fn from_u16(v: u16) -> Self {
-        match v {
-            0x0001 => ExpiredReason::Idle,
-            0x0002 => ExpiredReason::Absolute,
-            other => ExpiredReason::Other(other),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ExpiredReason::Idle => "IDLE",
-            ExpiredReason::Absolute => "ABSOLUTE",
-            ExpiredReason::Other(_) => "UNKNOWN_REASON",
-        }
+wire_enum! {
+    /// Which clock ended a session (protocol.md 5.19).
+    pub open enum ExpiredReason: u16, to_u16, from_u16, unknown "UNKNOWN_REASON" {
+        /// No activity for the idle expiry.
+        Idle = 0x0001 => "IDLE",
+        /// Its lifetime is over.
+        Absolute = 0x0002 => "ABSOLUTE",
     }
 }
 

@@ -5,6 +5,7 @@ use bytes::BufMut;
 
 use super::error::{DecodeErrorKind, MAX_MESSAGE};
 use super::login::{MAX_PASSWORD, MAX_USERNAME};
+use super::macros::wire_enum;
 use super::secret::Secret;
 use super::wire::{put_str, str_len, Reader};
 
@@ -97,53 +98,21 @@ impl RegisterSuccess {
     }
 }
 
-/// REGISTER_FAILURE reasons (protocol.md 5.17).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RegisterFailureReason {
-    UsernameTaken,
-    InvalidUsername,
-    PasswordTooShort,
-    InvalidEmail,
-    RegistrationClosed,
-    ServerBusy,
-    Other(u16),
-}
-
-impl RegisterFailureReason {
-    pub fn to_u16(self) -> u16 {
-        match self {
-            RegisterFailureReason::UsernameTaken => 0x0001,
-            RegisterFailureReason::InvalidUsername => 0x0002,
-            RegisterFailureReason::PasswordTooShort => 0x0003,
-            RegisterFailureReason::InvalidEmail => 0x0004,
-            RegisterFailureReason::RegistrationClosed => 0x0005,
-            RegisterFailureReason::ServerBusy => 0x0006,
-            RegisterFailureReason::Other(v) => v,
-        }
-    }
-
-    pub fn from_u16(v: u16) -> Self {
-        match v {
-            0x0001 => RegisterFailureReason::UsernameTaken,
-            0x0002 => RegisterFailureReason::InvalidUsername,
-            0x0003 => RegisterFailureReason::PasswordTooShort,
-            0x0004 => RegisterFailureReason::InvalidEmail,
-            0x0005 => RegisterFailureReason::RegistrationClosed,
-            0x0006 => RegisterFailureReason::ServerBusy,
-            other => RegisterFailureReason::Other(other),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            RegisterFailureReason::UsernameTaken => "USERNAME_TAKEN",
-            RegisterFailureReason::InvalidUsername => "INVALID_USERNAME",
-            RegisterFailureReason::PasswordTooShort => "PASSWORD_TOO_SHORT",
-            RegisterFailureReason::InvalidEmail => "INVALID_EMAIL",
-            RegisterFailureReason::RegistrationClosed => "REGISTRATION_CLOSED",
-            RegisterFailureReason::ServerBusy => "SERVER_BUSY",
-            RegisterFailureReason::Other(_) => "UNKNOWN_REASON",
-        }
+wire_enum! {
+    /// REGISTER_FAILURE reasons (protocol.md 5.17).
+    pub open enum RegisterFailureReason: u16, to_u16, from_u16, unknown "UNKNOWN_REASON" {
+        /// An account with that name exists.
+        UsernameTaken = 0x0001 => "USERNAME_TAKEN",
+        /// The name breaks protocol.md 3's rules for new usernames.
+        InvalidUsername = 0x0002 => "INVALID_USERNAME",
+        /// Shorter than the server's minimum.
+        PasswordTooShort = 0x0003 => "PASSWORD_TOO_SHORT",
+        /// Not an email address.
+        InvalidEmail = 0x0004 => "INVALID_EMAIL",
+        /// The server takes no registrations.
+        RegistrationClosed = 0x0005 => "REGISTRATION_CLOSED",
+        /// Too many attempts from this address, or the hash queue is full: retry later.
+        ServerBusy = 0x0006 => "SERVER_BUSY",
     }
 }
 

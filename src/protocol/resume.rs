@@ -5,6 +5,7 @@ use bytes::BufMut;
 
 use super::error::{DecodeErrorKind, MAX_MESSAGE};
 use super::login::{SessionInfo, MAX_DEVICE_FIELD};
+use super::macros::wire_enum;
 use super::wire::{put_str, str_len, Reader, Token, TOKEN_LEN};
 
 /// VERIFY_SESSION (0x10): `token, client str(0..=64), platform str(0..=64)`.
@@ -59,45 +60,17 @@ impl SessionValid {
     }
 }
 
-/// Why a token cannot be resumed (protocol.md 5.13).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum InvalidReason {
-    Unknown,
-    Expired,
-    Revoked,
-    LoggedOut,
-    Other(u16),
-}
-
-impl InvalidReason {
-    pub fn to_u16(self) -> u16 {
-        match self {
-            InvalidReason::Unknown => 0x0001,
-            InvalidReason::Expired => 0x0002,
-            InvalidReason::Revoked => 0x0003,
-            InvalidReason::LoggedOut => 0x0004,
-            InvalidReason::Other(v) => v,
-        }
-    }
-
-    pub fn from_u16(v: u16) -> Self {
-        match v {
-            0x0001 => InvalidReason::Unknown,
-            0x0002 => InvalidReason::Expired,
-            0x0003 => InvalidReason::Revoked,
-            0x0004 => InvalidReason::LoggedOut,
-            other => InvalidReason::Other(other),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            InvalidReason::Unknown => "UNKNOWN",
-            InvalidReason::Expired => "EXPIRED",
-            InvalidReason::Revoked => "REVOKED",
-            InvalidReason::LoggedOut => "LOGGED_OUT",
-            InvalidReason::Other(_) => "UNKNOWN_REASON",
-        }
+wire_enum! {
+    /// Why a token cannot be resumed (protocol.md 5.13).
+    pub open enum InvalidReason: u16, to_u16, from_u16, unknown "UNKNOWN_REASON" {
+        /// No such session (never existed, or ended too long ago to remember).
+        Unknown = 0x0001 => "UNKNOWN",
+        /// The session expired (idle or absolute).
+        Expired = 0x0002 => "EXPIRED",
+        /// The session was revoked.
+        Revoked = 0x0003 => "REVOKED",
+        /// The session was logged out.
+        LoggedOut = 0x0004 => "LOGGED_OUT",
     }
 }
 

@@ -183,7 +183,7 @@ fn read_user(r: &mut Reader<'_>) -> Option<User> {
     Some(User {
         id: r.u64().ok()?,
         username: r.string(MAX_USERNAME).ok()?.to_owned(),
-        role: Role::from_u8(r.u8().ok()?).ok()?,
+        role: Role::from_u8(r.u8().ok()?)?,
         email: r.string(MAX_EMAIL).ok()?.to_owned(),
         created_ms: r.u64().ok()?,
         last_login_ms: r.u64().ok()?,
