@@ -1,6 +1,7 @@
 //! AFL++ target: the connection state machine (the sans-IO engine) fed an arbitrary
 //! sequence of events read from the input: connections opening and closing, bytes arriving
-//! (often whole valid frames, sometimes raw bytes), time passing. Checks that nothing
+//! (often whole valid frames, sometimes raw bytes), time passing, driven through the
+//! engine's one turn as the server drives it. Checks that nothing
 //! panics, everything the server would write decodes as valid frames, and the session
 //! counts stay consistent.
 //!
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use sessiond::auth::PasswordRecord;
 use sessiond::conn::ConnId;
-use sessiond::engine::{Engine, EngineConfig};
+use sessiond::engine::{Engine, EngineConfig, InlineShell};
 use sessiond::protocol::{
     self, DecodeLimits, Frame, Heartbeat, LoginRequest, LogoutRequest, Message, Role, Token,
     VerifySession,
@@ -49,8 +50,10 @@ fn run(data: &[u8], users: UserTable, dummy: PasswordRecord) {
         max_sessions_per_user: 2,
         ..EngineConfig::default()
     };
+    #[allow(clippy::disallowed_methods)] // an arbitrary origin for the made-up clock
     let mut now = Instant::now();
     let mut e = Engine::new(cfg, users, dummy, now, 0);
+    let mut shell = InlineShell::default();
     let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
     let mut conns: Vec<ConnId> = Vec::new();
     let mut tokens: Vec<Token> = Vec::new();
@@ -59,36 +62,33 @@ fn run(data: &[u8], users: UserTable, dummy: PasswordRecord) {
         let arg = it.next().unwrap_or(0) as usize;
         let pick = |conns: &[ConnId]| conns.get(arg % conns.len().max(1)).copied();
         match op % 8 {
-            0 => conns.push(e.accept(peer, now)),
+            0 => conns.push(e.handle_accept(peer, now)),
             1 => now += Duration::from_millis((arg as u64) * 250),
             2 => {
                 if let Some(id) = pick(&conns) {
-                    e.remove(id);
-                    conns.retain(|c| *c != id);
+                    if arg % 2 == 0 {
+                        e.handle_closed(id, now);
+                        conns.retain(|c| *c != id);
+                    } else {
+                        e.handle_peer_closed(id, now);
+                    }
                 }
             }
             3..=6 => {
                 if let Some(id) = pick(&conns) {
                     let token = tokens.get(arg % tokens.len().max(1)).cloned();
-                    let bytes = frame(op, arg, token);
-                    if let Some(input) = e.input_mut(id) {
-                        input.extend_from_slice(&bytes);
-                        e.process(id, now);
-                    }
+                    e.handle_input(id, &frame(op, arg, token), now);
                 }
             }
             _ => {
                 // raw bytes straight from the input
                 if let Some(id) = pick(&conns) {
                     let raw: Vec<u8> = it.by_ref().take(arg % 32).collect();
-                    if let Some(input) = e.input_mut(id) {
-                        input.extend_from_slice(&raw);
-                        e.process(id, now);
-                    }
+                    e.handle_input(id, &raw, now);
                 }
             }
         }
-        step(&mut e, now, &mut conns, &mut tokens);
+        step(&mut e, &mut shell, now, &mut conns, &mut tokens);
     }
 }
 
@@ -117,10 +117,19 @@ fn frame(op: u8, arg: usize, token: Option<Token>) -> Vec<u8> {
     Frame::reply(arg as u32, msg).to_vec()
 }
 
-/// The server loop's turn (timers, hashes, commit, writes), checking what it writes.
-fn step(e: &mut Engine, now: Instant, conns: &mut Vec<ConnId>, tokens: &mut Vec<Token>) {
-    let closed = e.turn_inline(now, |_, out| {
-        while let Some(f) = protocol::decode(out, DecodeLimits::client(1 << 20))
+/// The server loop's turns (the engine's one turn, through the in-memory shell), checking
+/// what they write.
+fn step(
+    e: &mut Engine,
+    shell: &mut InlineShell,
+    now: Instant,
+    conns: &mut Vec<ConnId>,
+    tokens: &mut Vec<Token>,
+) {
+    assert!(shell.settle(e, now), "the engine did not settle");
+    for &id in conns.iter() {
+        let mut out = bytes::BytesMut::from(&shell.take_written(id)[..]);
+        while let Some(f) = protocol::decode(&mut out, DecodeLimits::client(1 << 20))
             .expect("the server wrote an invalid frame")
         {
             if let Message::LoginSuccess(s) = f.message {
@@ -128,8 +137,8 @@ fn step(e: &mut Engine, now: Instant, conns: &mut Vec<ConnId>, tokens: &mut Vec<
             }
         }
         assert!(out.is_empty(), "partial frame in output");
-    });
-    conns.retain(|c| !closed.contains(c));
+    }
+    conns.retain(|&c| !shell.is_closed(c));
     assert!(e.attached_sessions() <= e.sessions().len());
     assert_eq!(e.connection_count(), conns.len());
 }

@@ -8,11 +8,13 @@ use super::password::PasswordRecord;
 use crate::protocol::Secret;
 
 /// Work for a hashing thread (or whoever runs [`run_job`]). `ticket` comes back unchanged in the result.
+#[derive(Debug)]
 pub struct HashJob {
     pub ticket: u64,
     pub kind: JobKind,
 }
 
+#[derive(Debug)]
 pub enum JobKind {
     /// Check a password against a stored record.
     Verify {
@@ -30,6 +32,7 @@ pub enum JobKind {
     },
 }
 
+#[derive(Debug)]
 pub struct HashResult {
     pub ticket: u64,
     pub outcome: JobOutcome,

@@ -1,51 +1,29 @@
-//! Per-connection state: the state machine's states, the byte buffers, and the timers.
+//! One connection as the engine sees it: its key, its state in protocol.md section 4 (one
+//! enum, each state carrying what it needs), its buffers and its deadline timer.
 //!
-//! Owns what one connection is. The transitions (the one `match` on state and message) live
-//! in `engine`, which also owns the tables a transition touches. Nothing here does I/O.
-//!
-//! ```text
-//!                  TCP accept
-//!                      |
-//!                      v   login deadline runs
-//!       +------> AwaitingAuth ----------------------------+
-//!       |          |      ^                               | login deadline:
-//!       |          |      | LOGIN_FAILURE, REGISTER_*,    |   DISCONNECT_ACK(LOGIN_TIMEOUT)
-//!       |          |      | SESSION_INVALID               |
-//!       | LOGIN_REQUEST,  |                               |
-//!       | REGISTER_REQUEST|                               |
-//!       |          v      |                               |
-//!       |      Authenticating (hash on a worker;          |
-//!       |          |        input left unread)            |
-//!       |          | LOGIN_SUCCESS       VERIFY_SESSION:  |
-//!       |          v                     SESSION_VALID    |
-//!       |       Active <-----------------------------     |
-//!       |          |   \   HEARTBEAT / HEARTBEAT_ACK      |
-//!       |  LOGOUT_SUCCESS \ heartbeat timeout:            |
-//!       +----------+       \  DISCONNECT_ACK(IDLE_TIMEOUT)|
-//!                           v                             v
-//!   any state --DISCONNECT_REQUEST--> Closing <-----------+
-//!             (DISCONNECT_ACK)          also after any FATAL frame (SESSION_REVOKED,
-//!                                       SESSION_EXPIRED, DUPLICATE_SESSION, errors);
-//!                                       output is flushed, then the socket closes
-//! ```
+//! Owns what one connection is and the legal moves between its states: every change of
+//! [`ConnState`] is one of the transition methods on [`Conn`] below. Which message causes
+//! which move is the engine's one (state, message) match; the engine also owns the tables
+//! a move touches (sessions, timers, the login policy). Nothing here does I/O.
+
+mod bufs;
+mod peer;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::time::Instant;
 
-use bytes::BytesMut;
+pub use bufs::{BufPool, IoBufs};
+pub use peer::Peer;
 
 use crate::timer::TimerId;
-
-mod peer;
-
-pub use peer::Peer;
 
 /// A connection's key: its slab index plus a generation, so an event or a hash result for
 /// a connection that has since closed (its slot reused) is recognised and dropped
 /// (h2's `Key { index, stream_id }` ABA guard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId {
+    /// The connection's slot in the engine's slab.
     pub index: u32,
     /// Never 0, so `Option<ConnId>` is 8 bytes (a session record keeps one).
     pub generation: NonZeroU32,
@@ -68,15 +46,68 @@ impl ConnId {
 }
 
 /// Where a connection is in protocol.md section 4.
+///
+/// ```text
+///                  TCP accept
+///                      |
+///                      v   login deadline runs
+///       +------> AwaitingAuth ----------------------------+
+///       |          |      ^                               | login deadline:
+///       |          |      | LOGIN_FAILURE, REGISTER_*,    |   DISCONNECT_ACK(LOGIN_TIMEOUT)
+///       |          |      | SESSION_INVALID               |
+///       | LOGIN_REQUEST,  |                               |
+///       | REGISTER_REQUEST|                               |
+///       |          v      |                               |
+///       |      Authenticating (hash on a worker;          |
+///       |          |        input left unread)            |
+///       |          | LOGIN_SUCCESS       VERIFY_SESSION:  |
+///       |          v                     SESSION_VALID    |
+///       |       Active <-----------------------------     |
+///       |        |  ^  \   HEARTBEAT / HEARTBEAT_ACK      |
+///       |        |  |   \  heartbeat timeout:             |
+///       |        |  |    \   DISCONNECT_ACK(IDLE_TIMEOUT) |
+///       |  CHANGE_PASSWORD: DONE, or an error             |
+///       |        v  |      \                              |
+///       |  ChangingPassword \                             |
+///       |  (hash on a worker;\                            |
+///       |   input left unread)\                           |
+///       |  LOGOUT_SUCCESS      v                          v
+///       +-- (from Active)   Closing <---------------------+
+///   any state --DISCONNECT_REQUEST--> Closing
+///             (DISCONNECT_ACK)        also after any FATAL frame (SESSION_REVOKED,
+///                                     SESSION_EXPIRED, DUPLICATE_SESSION, errors),
+///                                     and at shutdown; output is flushed, then the
+///                                     socket closes
+/// ```
+///
+/// A hash runs for the connection exactly while it is in `Authenticating` or
+/// `ChangingPassword`, and counts against its address (`LoginPolicy::hash_done` when it
+/// leaves: [`Conn::close`] and the `end_*` transitions say so).
 #[derive(Debug)]
 pub enum ConnState {
-    /// Waiting for LOGIN_REQUEST; `deadline` is the login deadline.
-    AwaitingAuth { deadline: Instant },
-    /// A password is being verified on a worker. Input stays buffered, unread, until the
-    /// answer comes, so frames pipelined behind the login keep their order.
+    /// Waiting for LOGIN_REQUEST, REGISTER_REQUEST or VERIFY_SESSION until `deadline`,
+    /// the login deadline (protocol.md 7).
+    AwaitingAuth {
+        /// When the connection is closed with LOGIN_TIMEOUT if nobody has logged in.
+        deadline: Instant,
+    },
+    /// A password is being hashed on a worker (a login or a registration). Input stays
+    /// buffered, unread, until the answer comes, so frames pipelined behind the request
+    /// keep their order.
     Authenticating(Box<PendingAuth>),
     /// Logged in to `session_id`.
-    Active { session_id: u64 },
+    Active {
+        /// The session this connection is bound to.
+        session_id: u64,
+    },
+    /// Logged in, with CHANGE_PASSWORD's hash running on a worker: nothing more is read
+    /// until it is answered.
+    ChangingPassword {
+        /// The session this connection is bound to.
+        session_id: u64,
+        /// CHANGE_PASSWORD's request id, echoed by its answer.
+        request_id: u32,
+    },
     /// The last frame is queued; the socket closes once output is flushed.
     Closing,
 }
@@ -85,30 +116,44 @@ pub enum ConnState {
 /// way for a connection.
 #[derive(Debug)]
 pub struct PendingAuth {
+    /// The request's id, echoed by its answer.
     pub request_id: u32,
+    /// Login or registration.
     pub kind: PendingKind,
+    /// The username given.
     pub username: String,
+    /// LOGIN_REQUEST's `client` (empty for a registration).
     pub client: String,
+    /// LOGIN_REQUEST's `platform` (empty for a registration).
     pub platform: String,
     /// The login deadline still in force if this fails.
     pub deadline: Instant,
 }
 
+/// Which request is waiting for its hash.
 #[derive(Debug)]
 pub enum PendingKind {
     /// LOGIN_REQUEST: verifying; `user_id` is None for an unknown username (a dummy hash
     /// runs instead, at the same cost).
-    Login { user_id: Option<u64> },
+    Login {
+        /// The account named, if it exists.
+        user_id: Option<u64>,
+    },
     /// REGISTER_REQUEST: hashing the new password.
-    Register { email: String },
+    Register {
+        /// The new account's email address.
+        email: String,
+    },
 }
 
 impl ConnState {
+    /// The state's name in protocol.md.
     pub fn name(&self) -> &'static str {
         match self {
             ConnState::AwaitingAuth { .. } => "AWAITING_AUTH",
             ConnState::Authenticating(_) => "AUTHENTICATING",
             ConnState::Active { .. } => "ACTIVE",
+            ConnState::ChangingPassword { .. } => "ACTIVE (changing password)",
             ConnState::Closing => "CLOSING",
         }
     }
@@ -120,58 +165,185 @@ impl ConnState {
             ConnState::AwaitingAuth { .. } | ConnState::Active { .. }
         )
     }
+
+    /// Whether a password hash runs for the connection in this state.
+    fn hashing(&self) -> bool {
+        matches!(
+            self,
+            ConnState::Authenticating(_) | ConnState::ChangingPassword { .. }
+        )
+    }
 }
 
 /// One client connection, as the engine sees it.
 #[derive(Debug)]
 pub struct Conn {
+    /// This connection's key.
     pub id: ConnId,
-    pub state: ConnState,
+    /// Where it comes from.
     pub peer: Peer,
+    state: ConnState,
     /// The byte buffers, only while bytes are in flight: an idle connection holds none
     /// (they go back to the engine's [`BufPool`]).
     io: Option<Box<IoBufs>>,
     /// The connection's one deadline timer: the login deadline in AwaitingAuth, the
-    /// heartbeat timeout in Active.
+    /// heartbeat timeout (and the bound session's expiry) when logged in.
     pub timer: Option<TimerId>,
     /// Last valid frame (protocol.md 7: resets the heartbeat timeout). Stored, not
     /// rescheduled: the timer re-arms from it when it fires.
     pub last_valid: Instant,
     /// Error replies in a row (protocol.md 2: 16 close the connection).
     pub consecutive_errors: u8,
-    /// The peer closed its side; close once buffered frames are handled.
-    pub peer_closed: bool,
-    /// Already on the engine's list of connections with output to flush.
-    pub flagged: bool,
-    /// The journal batch this connection's output waits for: nothing is written until
-    /// that batch is durable (0: nothing to wait for). See `engine::durability`.
-    pub hold: u64,
-    /// A password hash for this connection is in flight (login, registration, password
-    /// change): counted against its address until it ends (`LoginPolicy::hash_done`).
-    pub hashing: bool,
-    /// CHANGE_PASSWORD's request id while its hash runs; no frames are read meanwhile.
-    pub changing: Option<u32>,
+    /// The peer sent its FIN: once the frames already buffered are handled, the
+    /// connection closes.
+    ///
+    /// Design: not a state. The FIN can come in any state (behind a login still being
+    /// hashed, say), and the state machine goes on as before until the buffered frames
+    /// are handled; it only means no more input will come.
+    pub input_closed: bool,
+    /// Output bookkeeping of the engine's turn (`engine::durability`), not protocol
+    /// state: already on the list of connections to transmit this turn...
+    pub(crate) flagged: bool,
+    /// ... and the journal batch this connection's output waits for: nothing is written
+    /// until that batch is durable (0: nothing to wait for).
+    pub(crate) hold: u64,
 }
 
 impl Conn {
+    /// A connection just accepted: AwaitingAuth until `login_deadline`.
     pub fn new(id: ConnId, peer: SocketAddr, now: Instant, login_deadline: Instant) -> Conn {
         Conn {
             id,
+            peer: peer.into(),
             state: ConnState::AwaitingAuth {
                 deadline: login_deadline,
             },
-            peer: peer.into(),
             io: None,
             timer: None,
             last_valid: now,
             consecutive_errors: 0,
-            peer_closed: false,
+            input_closed: false,
             flagged: false,
             hold: 0,
-            hashing: false,
-            changing: None,
         }
     }
+
+    /// The state, to match on.
+    pub fn state(&self) -> &ConnState {
+        &self.state
+    }
+
+    // ---- transitions: the only places `state` changes -----------------------------------
+
+    /// AwaitingAuth -> Authenticating: the request's hash is handed to a worker.
+    pub fn begin_auth(&mut self, pending: PendingAuth) {
+        debug_assert!(matches!(self.state, ConnState::AwaitingAuth { .. }));
+        self.consecutive_errors = 0;
+        self.state = ConnState::Authenticating(Box::new(pending));
+    }
+
+    /// Authenticating -> AwaitingAuth (the login deadline of the request still in force):
+    /// the hash answered, or was refused. Returns what was pending; None (and no change)
+    /// in any other state (the connection closed meanwhile).
+    pub fn end_auth(&mut self) -> Option<Box<PendingAuth>> {
+        match std::mem::replace(&mut self.state, ConnState::Closing) {
+            ConnState::Authenticating(pending) => {
+                self.state = ConnState::AwaitingAuth {
+                    deadline: pending.deadline,
+                };
+                Some(pending)
+            }
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
+    /// AwaitingAuth -> Active: logged in (LOGIN_SUCCESS) or resumed (SESSION_VALID). The
+    /// heartbeat timeout and the error streak start afresh.
+    pub fn activate(&mut self, session_id: u64, now: Instant) {
+        debug_assert!(matches!(self.state, ConnState::AwaitingAuth { .. }));
+        self.state = ConnState::Active { session_id };
+        self.last_valid = now;
+        self.consecutive_errors = 0;
+    }
+
+    /// Active -> ChangingPassword: CHANGE_PASSWORD's hash is handed to a worker. False
+    /// (and no change) when the connection is not Active.
+    pub fn begin_password_change(&mut self, request_id: u32) -> bool {
+        let ConnState::Active { session_id } = self.state else {
+            return false;
+        };
+        self.state = ConnState::ChangingPassword {
+            session_id,
+            request_id,
+        };
+        true
+    }
+
+    /// ChangingPassword -> Active: the hash answered, or was refused. Returns the request
+    /// id to answer; None (and no change) in any other state (the session ended and the
+    /// connection closed meanwhile).
+    pub fn end_password_change(&mut self) -> Option<u32> {
+        let ConnState::ChangingPassword {
+            session_id,
+            request_id,
+        } = self.state
+        else {
+            return None;
+        };
+        self.state = ConnState::Active { session_id };
+        Some(request_id)
+    }
+
+    /// Active -> AwaitingAuth: the connection's own session ended by its request
+    /// (LOGOUT_REQUEST, LOGOUT_ALL `all`); it may log in again before `deadline`.
+    pub fn log_out(&mut self, deadline: Instant) {
+        debug_assert!(matches!(self.state, ConnState::Active { .. }));
+        self.state = ConnState::AwaitingAuth { deadline };
+    }
+
+    /// Any state -> Closing: nothing more is read (buffered input is dropped) or sent
+    /// after the frames already queued. Returns whether a password hash was running for
+    /// it (the engine gives its address's share back).
+    pub fn close(&mut self) -> bool {
+        let was_hashing = self.state.hashing();
+        self.state = ConnState::Closing;
+        if let Some(io) = self.io_if_any() {
+            io.input.clear();
+        }
+        was_hashing
+    }
+
+    // ---- what the state says ------------------------------------------------------------
+
+    /// Whether the engine takes frames from the input buffer now.
+    pub fn reads_frames(&self) -> bool {
+        self.state.reads_frames()
+    }
+
+    /// Whether a password hash runs for this connection now.
+    pub fn hashing(&self) -> bool {
+        self.state.hashing()
+    }
+
+    /// Whether the connection is closing (its last frame is queued).
+    pub fn is_closing(&self) -> bool {
+        matches!(self.state, ConnState::Closing)
+    }
+
+    /// The session this connection is logged in to.
+    pub fn session_id(&self) -> Option<u64> {
+        match self.state {
+            ConnState::Active { session_id } | ConnState::ChangingPassword { session_id, .. } => {
+                Some(session_id)
+            }
+            _ => None,
+        }
+    }
+
+    // ---- buffers ------------------------------------------------------------------------
 
     /// The buffers, taken from `pool` if the connection holds none.
     pub fn io(&mut self, pool: &mut BufPool) -> &mut IoBufs {
@@ -193,6 +365,7 @@ impl Conn {
         self.io.as_ref().map_or(0, |b| b.output.len())
     }
 
+    /// Whether the connection holds buffers at all (an idle one does not).
     pub fn holds_buffers(&self) -> bool {
         self.io.is_some()
     }
@@ -205,80 +378,32 @@ impl Conn {
             }
         }
     }
-
-    pub fn is_closing(&self) -> bool {
-        matches!(self.state, ConnState::Closing)
-    }
-
-    /// Whether `process` may decode frames now.
-    pub fn reads_frames(&self) -> bool {
-        self.state.reads_frames() && self.changing.is_none()
-    }
-
-    /// The session this connection is logged in to.
-    pub fn session_id(&self) -> Option<u64> {
-        match self.state {
-            ConnState::Active { session_id } => Some(session_id),
-            _ => None,
-        }
-    }
-}
-
-/// A connection's byte buffers.
-#[derive(Debug, Default)]
-pub struct IoBufs {
-    /// Bytes read but not yet decoded. The server module reads into it.
-    pub input: BytesMut,
-    /// Encoded frames not yet written. The server module writes from it.
-    pub output: BytesMut,
-}
-
-/// Spare buffers, shared by all connections: a request borrows a pair, and the pair comes
-/// back once its reply is written, so 10,000 idle connections hold no buffer memory, and
-/// the heartbeat path does not allocate while at most `MAX_SPARE` connections are busy in
-/// one loop turn (beyond that, a pair is allocated and freed per request).
-#[derive(Debug, Default)]
-pub struct BufPool {
-    // Boxed on purpose: a connection holds `Box<IoBufs>`, and the box is reused whole.
-    #[allow(clippy::vec_box)]
-    spare: Vec<Box<IoBufs>>,
-}
-
-impl BufPool {
-    /// Pairs kept for reuse: enough for a turn of 1,000 busy connections without an
-    /// allocation each (64 cost ~10% of heartbeat throughput at 1,000 connections), few
-    /// enough that the pairs a login burst leaves behind cost ~20 bytes a session at
-    /// 10,000 (benches/BENCHMARKS.md).
-    pub const MAX_SPARE: usize = 1024;
-    /// A buffer that grew past this (a burst, a big frame) is freed, not kept.
-    pub const MAX_KEPT_CAPACITY: usize = 256;
-
-    fn take(&mut self) -> Box<IoBufs> {
-        self.spare.pop().unwrap_or_default()
-    }
-
-    fn give(&mut self, mut b: Box<IoBufs>) {
-        if self.spare.len() >= Self::MAX_SPARE {
-            return;
-        }
-        for buf in [&mut b.input, &mut b.output] {
-            buf.clear();
-            if buf.capacity() > Self::MAX_KEPT_CAPACITY {
-                *buf = BytesMut::new();
-            }
-        }
-        self.spare.push(b);
-    }
-
-    /// Pairs waiting for reuse.
-    pub fn spare(&self) -> usize {
-        self.spare.len()
-    }
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // an arbitrary origin for made-up times
 mod tests {
     use super::*;
+
+    fn conn() -> Conn {
+        let t = Instant::now();
+        let id = ConnId {
+            index: 0,
+            generation: NonZeroU32::MIN,
+        };
+        Conn::new(id, "127.0.0.1:9".parse().unwrap(), t, t)
+    }
+
+    fn pending(deadline: Instant) -> PendingAuth {
+        PendingAuth {
+            request_id: 7,
+            kind: PendingKind::Login { user_id: Some(1) },
+            username: "alice".into(),
+            client: String::new(),
+            platform: String::new(),
+            deadline,
+        }
+    }
 
     #[test]
     fn conn_id_packs_both_halves() {
@@ -293,37 +418,16 @@ mod tests {
 
     #[test]
     fn buffers_come_and_go_through_the_pool() {
-        let t = Instant::now();
-        let peer = "127.0.0.1:9".parse().unwrap();
         let mut pool = BufPool::default();
-        let mut c = Conn::new(
-            ConnId {
-                index: 0,
-                generation: NonZeroU32::MIN,
-            },
-            peer,
-            t,
-            t,
-        );
+        let mut c = conn();
         assert!(!c.holds_buffers());
         c.io(&mut pool).output.extend_from_slice(&[1; 10]);
         c.release_buffers(&mut pool);
         assert!(c.holds_buffers(), "kept while output is pending");
         c.io(&mut pool).output.clear();
-        c.io(&mut pool).input.extend_from_slice(&[0; 100_000]);
-        c.io(&mut pool).input.clear();
         c.release_buffers(&mut pool);
         assert!(!c.holds_buffers());
         assert_eq!(pool.spare(), 1);
-        // the big buffer was freed on the way back; the pair is reused
-        let b = c.io(&mut pool);
-        assert!(b.input.capacity() <= BufPool::MAX_KEPT_CAPACITY);
-        assert_eq!(pool.spare(), 0);
-        // the pool is bounded
-        for _ in 0..BufPool::MAX_SPARE + 10 {
-            pool.give(Box::default());
-        }
-        assert_eq!(pool.spare(), BufPool::MAX_SPARE);
     }
 
     #[test]
@@ -334,10 +438,53 @@ mod tests {
     }
 
     #[test]
-    fn only_waiting_and_active_read_frames() {
-        let t = Instant::now();
-        assert!(ConnState::AwaitingAuth { deadline: t }.reads_frames());
-        assert!(ConnState::Active { session_id: 1 }.reads_frames());
-        assert!(!ConnState::Closing.reads_frames());
+    fn a_login_goes_through_authenticating_and_back() {
+        let mut c = conn();
+        let deadline = c.last_valid + std::time::Duration::from_secs(10);
+        assert!(c.reads_frames() && !c.hashing());
+        c.begin_auth(pending(deadline));
+        assert!(!c.reads_frames() && c.hashing());
+        assert_eq!(c.state().name(), "AUTHENTICATING");
+        let p = c.end_auth().expect("was authenticating");
+        assert_eq!(p.request_id, 7);
+        assert!(matches!(c.state(), ConnState::AwaitingAuth { deadline: d } if *d == deadline));
+        assert!(c.end_auth().is_none(), "only from Authenticating");
+        c.activate(42, c.last_valid);
+        assert_eq!(c.session_id(), Some(42));
+    }
+
+    #[test]
+    fn a_password_change_holds_the_session_and_stops_reading() {
+        let mut c = conn();
+        assert!(!c.begin_password_change(3), "not logged in");
+        c.activate(42, c.last_valid);
+        assert!(c.begin_password_change(3));
+        assert!(!c.reads_frames() && c.hashing());
+        assert_eq!(c.session_id(), Some(42));
+        assert_eq!(c.end_password_change(), Some(3));
+        assert!(c.reads_frames() && !c.hashing());
+        assert_eq!(c.end_password_change(), None);
+    }
+
+    #[test]
+    fn closing_says_whether_a_hash_was_running_and_drops_input() {
+        let mut pool = BufPool::default();
+        let mut c = conn();
+        c.io(&mut pool).input.extend_from_slice(b"partial");
+        c.begin_auth(pending(c.last_valid));
+        assert!(c.close());
+        assert!(c.is_closing() && !c.reads_frames() && c.session_id().is_none());
+        assert_eq!(c.input_len(), 0);
+        assert!(!c.close(), "no hash runs while closing");
+        assert!(c.end_auth().is_none());
+    }
+
+    #[test]
+    fn logging_out_waits_for_a_new_login() {
+        let mut c = conn();
+        c.activate(42, c.last_valid);
+        c.log_out(c.last_valid);
+        assert!(matches!(c.state(), ConnState::AwaitingAuth { .. }));
+        assert_eq!(c.session_id(), None);
     }
 }

@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, info};
 
+use super::ending::By;
+use super::event::{AuditKind, Event, StoredSession};
 use super::{millis, slot, DuplicatePolicy, End, Engine, OnLimit, Refusal, TimerKey};
 use crate::auth::{HashJob, HashResult, JobKind, JobOutcome};
 use crate::conn::{ConnId, ConnState, Peer, PendingAuth, PendingKind};
-use crate::engine::event::{AuditKind, Event, StoredSession};
 use crate::protocol::{
     valid_email, valid_new_username, DuplicateSession, ErrorCode, Flags, InvalidReason,
     LoginFailure, LoginFailureReason, LoginRequest, LoginSuccess, Message, RegisterFailure,
@@ -24,20 +25,21 @@ impl Engine {
         rid: u32,
         req: LoginRequest,
         deadline: Instant,
+        now: Instant,
     ) {
         let (user_id, record) = match self.users.by_name(&req.username) {
             Some(u) => (Some(u.id), u.password.clone()),
             // Unknown users cost the same hash: timing does not reveal who exists.
             None => (None, self.dummy.clone()),
         };
-        if let Err(wait) = self.admit_hash(id, user_id) {
+        if let Err(wait) = self.admit_hash(id, user_id, now) {
             self.mark_valid_streak(id);
             let failure = LoginFailure {
                 reason: LoginFailureReason::Throttled,
                 retry_after_ms: millis(wait),
                 message: "too many attempts; retry later".into(),
             };
-            self.refuse_login(id, rid, user_id.unwrap_or(0), &req.username, failure);
+            self.refuse_login(id, rid, user_id.unwrap_or(0), &req.username, failure, now);
             return;
         }
         let job = JobKind::Verify {
@@ -61,6 +63,7 @@ impl Engine {
         rid: u32,
         req: RegisterRequest,
         deadline: Instant,
+        now: Instant,
     ) {
         // protocol.md 5.15: the checks, in this order.
         let refusal = if !self.cfg.registration_open {
@@ -86,17 +89,13 @@ impl Engine {
             None
         };
         if let Some((reason, msg)) = refusal {
-            self.register_failed(id, rid, reason, msg);
+            self.register_failed(id, rid, reason, msg, now);
             return;
         }
-        if self.admit_hash(id, None).is_err() {
+        if self.admit_hash(id, None, now).is_err() {
             self.stats.logins_throttled += 1;
-            self.register_failed(
-                id,
-                rid,
-                RegisterFailureReason::ServerBusy,
-                "too many attempts from your address; retry later",
-            );
+            let msg = "too many attempts from your address; retry later";
+            self.register_failed(id, rid, RegisterFailureReason::ServerBusy, msg, now);
             return;
         }
         let job = JobKind::Create {
@@ -115,57 +114,57 @@ impl Engine {
     }
 
     /// Asks the login policy whether a hash may start for `id` (an attempt for `user`);
-    /// on yes the connection counts as hashing until the hash ends, on no the error says
-    /// how long to wait.
-    pub(super) fn admit_hash(&mut self, id: ConnId, user: Option<u64>) -> Result<(), Duration> {
-        let now = self.last_now;
+    /// on yes the caller moves the connection into a hashing state (Authenticating or
+    /// ChangingPassword), which counts against its address until it leaves it; on no the
+    /// error says how long to wait.
+    pub(super) fn admit_hash(
+        &mut self,
+        id: ConnId,
+        user: Option<u64>,
+        now: Instant,
+    ) -> Result<(), Duration> {
         let Some(ip) = self.conn(id).map(|c| c.peer.ip()) else {
             return Err(Duration::ZERO);
         };
-        let Refusal::Throttled(wait) = match self.policy.admit(user, ip, now) {
-            Ok(()) => {
-                if let Some(c) = self.conn_mut(id) {
-                    c.hashing = true;
-                }
-                return Ok(());
-            }
-            Err(r) => r,
-        };
-        Err(wait)
+        self.policy
+            .admit(user, ip, now)
+            .map_err(|Refusal::Throttled(wait)| wait)
     }
 
     fn start_hash(&mut self, id: ConnId, kind: JobKind, pending: PendingAuth) {
-        self.hash_jobs.push(HashJob {
+        self.hash_jobs.push_back(HashJob {
             ticket: id.to_u64(),
             kind,
         });
         let Some(conn) = slot(&mut self.conns, id) else {
             return;
         };
-        conn.consecutive_errors = 0;
         // The login deadline's timer is dropped while the hash runs (the client did send
         // its request in time) and re-armed if the request fails.
         let timer = conn.timer.take();
-        conn.state = ConnState::Authenticating(Box::new(pending));
+        conn.begin_auth(pending);
         if let Some(t) = timer {
             self.wheel.cancel(t);
         }
     }
 
-    /// A worker finished a hash job.
-    pub fn on_hash_result(&mut self, result: HashResult, now: Instant) {
+    /// A hash job handed out by [`Engine::poll_hash_job`] finished (on a worker, or
+    /// inline): its request is answered.
+    pub fn handle_hash_result(&mut self, result: HashResult, now: Instant) {
         self.begin_step();
         self.hash_result(result, now);
         self.end_step();
     }
 
     fn hash_result(&mut self, result: HashResult, now: Instant) {
-        self.last_now = self.last_now.max(now);
         self.busy.hash_done();
         let Some(id) = ConnId::from_u64(result.ticket) else {
             return;
         };
-        if self.conn(id).is_some_and(|c| c.changing.is_some()) {
+        let changing = self
+            .conn(id)
+            .is_some_and(|c| matches!(c.state(), ConnState::ChangingPassword { .. }));
+        if changing {
             self.change_password_result(id, Some(result.outcome), now);
             return;
         }
@@ -179,7 +178,9 @@ impl Engine {
             {
                 self.login_ok(id, *uid, &pending, now)
             }
-            (JobOutcome::Verified(_), PendingKind::Login { .. }) => self.login_failed(id, &pending),
+            (JobOutcome::Verified(_), PendingKind::Login { .. }) => {
+                self.login_failed(id, &pending, now)
+            }
             (JobOutcome::Created(record), PendingKind::Register { email }) => {
                 // Checked again: another registration of the name may have won meanwhile.
                 let now_ms = self.unix_ms(now);
@@ -201,13 +202,8 @@ impl Engine {
                             .conn(id)
                             .map(|c| c.peer.to_string())
                             .unwrap_or_default();
-                        self.audit(
-                            AuditKind::Registered,
-                            user.id,
-                            0,
-                            peer,
-                            user.username.clone(),
-                        );
+                        let name = user.username.clone();
+                        self.audit(AuditKind::Registered, user.id, 0, peer, name, now);
                         self.stats.registrations += 1;
                         info!("registered user={} id={}", user.username, user.id);
                         self.rearm_login_deadline(id, pending.deadline);
@@ -219,6 +215,7 @@ impl Engine {
                                 user_id: user.id,
                                 username: user.username,
                             }),
+                            now,
                         );
                     }
                     Err(_) => self.register_failed(
@@ -226,6 +223,7 @@ impl Engine {
                         pending.request_id,
                         RegisterFailureReason::UsernameTaken,
                         "username taken",
+                        now,
                     ),
                 }
             }
@@ -241,6 +239,7 @@ impl Engine {
                     ErrorCode::InternalError,
                     "password could not be processed",
                     false,
+                    now,
                 );
             }
         }
@@ -248,20 +247,22 @@ impl Engine {
         self.wakeups.push(id);
     }
 
-    /// The hash pool was full: the request is refused with SERVER_BUSY and a retry-after.
-    pub fn hash_rejected(&mut self, job: HashJob, now: Instant) {
-        self.last_now = self.last_now.max(now);
+    /// A hash job could not be taken (the workers' queue is full): its request is refused
+    /// with SERVER_BUSY and a retry-after (`engine::busy`).
+    pub fn handle_hash_refused(&mut self, job: HashJob, now: Instant) {
         self.begin_step();
-        self.busy_reply(job);
+        self.busy_reply(job, now);
         self.end_step();
     }
 
-    fn busy_reply(&mut self, job: HashJob) {
+    fn busy_reply(&mut self, job: HashJob, now: Instant) {
         let Some(id) = ConnId::from_u64(job.ticket) else {
             return;
         };
-        if self.conn(id).is_some_and(|c| c.changing.is_some()) {
-            let now = self.last_now;
+        let changing = self
+            .conn(id)
+            .is_some_and(|c| matches!(c.state(), ConnState::ChangingPassword { .. }));
+        if changing {
             self.change_password_result(id, None, now);
             return;
         }
@@ -277,7 +278,7 @@ impl Engine {
                 .unwrap_or_default()
         );
         self.rearm_login_deadline(id, pending.deadline);
-        let retry_after = self.busy.refuse(self.last_now);
+        let retry_after = self.busy.refuse(now);
         let msg = match pending.kind {
             PendingKind::Register { .. } => Message::RegisterFailure(RegisterFailure {
                 reason: RegisterFailureReason::ServerBusy,
@@ -289,7 +290,7 @@ impl Engine {
                 message: "server busy, retry later".into(),
             }),
         };
-        self.send(id, pending.request_id, Flags::NONE, &msg);
+        self.send(id, pending.request_id, Flags::NONE, &msg, now);
         self.wakeups.push(id);
     }
 
@@ -297,21 +298,9 @@ impl Engine {
     /// returns what was pending; None if `id` is stale or not authenticating.
     fn end_authenticating(&mut self, id: ConnId) -> Option<Box<PendingAuth>> {
         let conn = self.conn_mut(id)?;
-        if !matches!(conn.state, ConnState::Authenticating(_)) {
-            return None;
-        }
-        let ConnState::Authenticating(pending) =
-            std::mem::replace(&mut conn.state, ConnState::Closing)
-        else {
-            return None;
-        };
-        conn.state = ConnState::AwaitingAuth {
-            deadline: pending.deadline,
-        };
-        if std::mem::take(&mut conn.hashing) {
-            let ip = conn.peer.ip();
-            self.policy.hash_done(ip);
-        }
+        let pending = conn.end_auth()?;
+        let ip = conn.peer.ip();
+        self.policy.hash_done(ip);
         Some(pending)
     }
 
@@ -346,7 +335,7 @@ impl Engine {
                 retry_after_ms,
                 message,
             };
-            self.refuse_login(id, pending.request_id, uid, &pending.username, failure);
+            self.refuse_login(id, pending.request_id, uid, &pending.username, failure, now);
             return;
         }
         // protocol.md 5.2 / the session limit: decided here, on the one loop thread, so
@@ -364,7 +353,8 @@ impl Engine {
                             "at most {max} session(s) per user; log out elsewhere first"
                         ),
                     };
-                    self.refuse_login(id, pending.request_id, uid, &pending.username, failure);
+                    let name = &pending.username;
+                    self.refuse_login(id, pending.request_id, uid, name, failure, now);
                     return;
                 }
                 OnLimit::RevokeOldest => {
@@ -397,6 +387,7 @@ impl Engine {
                     ErrorCode::InternalError,
                     "session could not be created",
                     false,
+                    now,
                 );
                 return;
             }
@@ -411,17 +402,11 @@ impl Engine {
             user_id: uid,
             at_ms: now_ms,
         });
-        self.notify_new_login(uid, session_id, id);
+        self.notify_new_login(uid, session_id, id, now);
         self.stats.logins_ok += 1;
-        self.audit(
-            AuditKind::SessionCreated,
-            uid,
-            session_id,
-            peer.to_string(),
-            format!("{} {}", pending.client, pending.platform)
-                .trim()
-                .to_owned(),
-        );
+        let device = format!("{} {}", pending.client, pending.platform);
+        let kind = AuditKind::SessionCreated;
+        self.audit(kind, uid, session_id, peer.to_string(), device.trim(), now);
         info!(
             "login ok user={} session={:016x} peer={} client={:?} platform={:?}",
             pending.username, session_id, peer, pending.client, pending.platform
@@ -434,6 +419,7 @@ impl Engine {
             pending.request_id,
             Flags::NONE,
             &Message::LoginSuccess(LoginSuccess { token, session }),
+            now,
         );
     }
 
@@ -451,9 +437,7 @@ impl Engine {
             self.watch_session(session_id);
             return;
         };
-        conn.state = ConnState::Active { session_id };
-        conn.last_valid = now;
-        conn.consecutive_errors = 0;
+        conn.activate(session_id, now);
         let old = conn
             .timer
             .replace(self.wheel.insert(due, TimerKey::Conn(id)));
@@ -538,13 +522,13 @@ impl Engine {
         Err(std::io::Error::other("session id collisions"))
     }
 
-    fn login_failed(&mut self, id: ConnId, pending: &PendingAuth) {
+    fn login_failed(&mut self, id: ConnId, pending: &PendingAuth, now: Instant) {
         let uid = match pending.kind {
             PendingKind::Login { user_id } => user_id.unwrap_or(0),
             _ => 0,
         };
         if uid != 0 {
-            if let Some(delay) = self.policy.failed(uid, self.last_now) {
+            if let Some(delay) = self.policy.failed(uid, now) {
                 info!(
                     "user={} throttled for {:?} after repeated failures",
                     pending.username, delay
@@ -558,12 +542,20 @@ impl Engine {
             retry_after_ms: 0,
             message: "invalid username or password".into(),
         };
-        self.refuse_login(id, pending.request_id, uid, &pending.username, failure);
+        self.refuse_login(id, pending.request_id, uid, &pending.username, failure, now);
     }
 
     /// Answers a login with LOGIN_FAILURE, every reason the same way: counted (throttled
     /// apart), logged, and audited as `login_failed` with the name tried and the reason.
-    fn refuse_login(&mut self, id: ConnId, rid: u32, uid: u64, username: &str, f: LoginFailure) {
+    fn refuse_login(
+        &mut self,
+        id: ConnId,
+        rid: u32,
+        uid: u64,
+        username: &str,
+        f: LoginFailure,
+        now: Instant,
+    ) {
         let peer = self
             .conn(id)
             .map(|c| c.peer.to_string())
@@ -575,27 +567,31 @@ impl Engine {
         }
         let why = f.reason.name().to_lowercase().replace('_', " ");
         info!("login refused ({why}) user={username} peer={peer}");
-        self.audit(
-            AuditKind::LoginFailed,
-            uid,
-            0,
-            peer,
-            format!("{username}: {why}"),
-        );
-        self.send(id, rid, Flags::NONE, &Message::LoginFailure(f));
+        let detail = format!("{username}: {why}");
+        self.audit(AuditKind::LoginFailed, uid, 0, peer, detail, now);
+        self.send(id, rid, Flags::NONE, &Message::LoginFailure(f), now);
     }
 
-    fn register_failed(&mut self, id: ConnId, rid: u32, reason: RegisterFailureReason, msg: &str) {
+    fn register_failed(
+        &mut self,
+        id: ConnId,
+        rid: u32,
+        reason: RegisterFailureReason,
+        msg: &str,
+        now: Instant,
+    ) {
         self.rearm_login_deadline_if_missing(id);
         self.mark_valid_streak(id);
+        let failure = RegisterFailure {
+            reason,
+            message: msg.into(),
+        };
         self.send(
             id,
             rid,
             Flags::NONE,
-            &Message::RegisterFailure(RegisterFailure {
-                reason,
-                message: msg.into(),
-            }),
+            &Message::RegisterFailure(failure),
+            now,
         );
     }
 
@@ -608,7 +604,7 @@ impl Engine {
                 .sessions
                 .ended_reason(&d)
                 .unwrap_or(InvalidReason::Unknown);
-            self.session_invalid(id, rid, reason);
+            self.session_invalid(id, rid, reason, now);
             return;
         };
         let idle = self.cfg.session_idle;
@@ -617,7 +613,7 @@ impl Engine {
         };
         if let Some(why) = s.expired(now, idle, &self.clock) {
             self.end_session(sid, End::Expired(why), 0, now);
-            self.session_invalid(id, rid, InvalidReason::Expired);
+            self.session_invalid(id, rid, InvalidReason::Expired, now);
             return;
         }
         let Some(peer) = self.conn(id).map(|c| c.peer) else {
@@ -635,23 +631,21 @@ impl Engine {
                             session_id: sid,
                             message: "session is in use on another connection".into(),
                         }),
+                        now,
                     );
-                    self.close(id);
+                    self.close(id, now);
                     return;
                 }
                 DuplicatePolicy::Takeover => {
-                    let at = self.unix_ms(now);
-                    self.detach(other);
-                    self.push_revoked(
-                        other,
-                        sid,
-                        RevokeReason::TakenOver,
-                        &v.client,
-                        &v.platform,
-                        &peer.to_string(),
-                        at,
-                    );
-                    self.close(other);
+                    self.detach(other, now);
+                    let address = peer.to_string();
+                    let by = By {
+                        client: &v.client,
+                        platform: &v.platform,
+                        address: &address,
+                    };
+                    self.push_revoked(other, sid, RevokeReason::TakenOver, &by, now);
+                    self.close(other, now);
                 }
             }
         }
@@ -672,7 +666,14 @@ impl Engine {
             .unwrap_or(0);
         info!("session resumed session={sid:016x} peer={peer}");
         let uid = self.sessions.get(sid).map(|s| s.user_id).unwrap_or(0);
-        self.audit(AuditKind::SessionResumed, uid, sid, peer.to_string(), "");
+        self.audit(
+            AuditKind::SessionResumed,
+            uid,
+            sid,
+            peer.to_string(),
+            "",
+            now,
+        );
         let Some(session) = self.session_info(sid, last_login) else {
             return;
         };
@@ -681,10 +682,11 @@ impl Engine {
             rid,
             Flags::NONE,
             &Message::SessionValid(SessionValid { session }),
+            now,
         );
     }
 
-    fn session_invalid(&mut self, id: ConnId, rid: u32, reason: InvalidReason) {
+    fn session_invalid(&mut self, id: ConnId, rid: u32, reason: InvalidReason, now: Instant) {
         let message = match reason {
             InvalidReason::Unknown => "unknown session",
             InvalidReason::Expired => "session expired",
@@ -700,6 +702,7 @@ impl Engine {
                 reason,
                 message: message.into(),
             }),
+            now,
         );
     }
 
@@ -720,7 +723,7 @@ impl Engine {
     /// refusal happens without a hash having dropped it (it is a no-op otherwise).
     fn rearm_login_deadline_if_missing(&mut self, id: ConnId) {
         let Some(conn) = self.conn(id) else { return };
-        if let (None, ConnState::AwaitingAuth { deadline }) = (conn.timer, &conn.state) {
+        if let (None, ConnState::AwaitingAuth { deadline }) = (conn.timer, conn.state()) {
             let deadline = *deadline;
             self.rearm_login_deadline(id, deadline);
         }

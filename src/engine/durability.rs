@@ -3,32 +3,36 @@
 //! protocol.md 9: a reply that depends on a durable change (REGISTER_SUCCESS,
 //! LOGIN_SUCCESS, LOGOUT_SUCCESS, a revocation, an audited failure) leaves only after the
 //! change is durable. The engine groups its events into numbered batches (one per loop
-//! turn, [`Engine::take_batch`]); the server makes each batch durable (on the store
-//! thread) and reports it with [`Engine::durable`].
+//! turn, [`Engine::poll_batch`]); the driver makes each batch durable (the server on its
+//! store thread) and reports it with [`Engine::handle_durable`].
 //!
-//! Which output depends on a batch is decided per *step* (one `process` call for one
-//! connection, one hash result, one timer): if the step recorded any event, every
+//! Which output depends on a batch is decided per *step* (one connection's frames handled,
+//! one hash result, one timer): if the step recorded any event, every
 //! connection it wrote to is held until the batch that will carry those events is durable.
 //! A held connection's output is not written at all (later frames queue behind the held
 //! one, so the byte stream keeps its order); other connections, and steps that record
 //! nothing (heartbeats), are not delayed. A heartbeat never waits for an fsync unless it
 //! is queued behind a reply on the same connection that does.
 
+use super::event::Event;
 use super::Engine;
-use crate::conn::ConnId;
-use crate::engine::event::Event;
 
 /// The durable changes of one loop turn.
 #[derive(Debug)]
 pub struct EventBatch {
-    /// Increasing from 1; [`Engine::durable`] is called with it once the batch is durable.
+    /// Increasing from 1; [`Engine::handle_durable`] is called with it once the batch is
+    /// durable.
     pub seq: u64,
+    /// The changes, in the order they happened.
     pub events: Vec<Event>,
 }
 
 impl Engine {
     /// Durable changes since the last call, as the next batch; None when there are none.
-    pub fn take_batch(&mut self) -> Option<EventBatch> {
+    /// The turn takes it once, after everything that may record an event, and hands it
+    /// to [`super::Shell::commit`].
+    #[must_use]
+    pub fn poll_batch(&mut self) -> Option<EventBatch> {
         if self.events.is_empty() {
             return None;
         }
@@ -43,8 +47,11 @@ impl Engine {
         })
     }
 
-    /// Every batch up to `seq` is durable: the output that waited for them may go.
-    pub fn durable(&mut self, seq: u64) {
+    /// Every batch up to `seq` is durable, and the store now holds `store_bytes` (0 if
+    /// it cannot tell; ADMIN_STATS `journal_bytes`): the output that waited for them goes
+    /// in the next turn. (No `now`: releasing output decides nothing.)
+    pub fn handle_durable(&mut self, seq: u64, store_bytes: u64) {
+        self.journal_bytes = store_bytes;
         self.durable_seq = self.durable_seq.max(seq);
         while let Some(&(s, id)) = self.held.front() {
             if s > self.durable_seq {
@@ -55,12 +62,6 @@ impl Engine {
                 self.flag(id);
             }
         }
-    }
-
-    /// Whether `id`'s output waits for a batch that is not durable yet. The server does
-    /// not write (or close) a held connection.
-    pub fn is_held(&self, id: ConnId) -> bool {
-        self.conn(id).is_some_and(|c| c.hold > self.durable_seq)
     }
 
     /// Connections waiting for the journal (for stats and tests).

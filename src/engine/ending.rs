@@ -6,14 +6,22 @@ use std::time::Instant;
 
 use log::{info, warn};
 
+use super::event::{AuditKind, EndKind, Event};
 use super::{End, Engine, TimerKey};
 use crate::conn::ConnId;
-use crate::engine::event::{AuditKind, EndKind, Event};
 use crate::protocol::{
     ErrorCode, ExpiredReason, Flags, InvalidReason, LogoutSuccess, Message, RevokeReason,
     SessionExpired, SessionRevoked, Token,
 };
 use crate::session::{Digest, Expiry};
+
+/// Who caused a revocation: the device and address of the login or connection behind it
+/// (SESSION_REVOKED's `by_*` fields).
+pub(super) struct By<'a> {
+    pub client: &'a str,
+    pub platform: &'a str,
+    pub address: &'a str,
+}
 
 impl Engine {
     /// protocol.md 6, the token check: digest, then expiry. Returns the session id when
@@ -31,7 +39,8 @@ impl Engine {
         let Some(session) = self.sessions.get_mut(sid) else {
             // An Active connection always has its session; if not, say so rather than panic.
             log::error!("conn={} is active without its session", id.index);
-            self.reply_error(id, rid, ErrorCode::InternalError, "session missing", true);
+            let code = ErrorCode::InternalError;
+            self.reply_error(id, rid, code, "session missing", true, now);
             return None;
         };
         if !session.digest.ct_eq(&d) {
@@ -40,7 +49,7 @@ impl Engine {
             } else {
                 (ErrorCode::InvalidToken, "unknown token")
             };
-            self.reply_error(id, rid, code, msg, false);
+            self.reply_error(id, rid, code, msg, false, now);
             return None;
         }
         if let Some(why) = session.expired(now, idle, &self.clock) {
@@ -70,6 +79,7 @@ impl Engine {
             rid,
             Flags::NONE,
             &Message::LogoutSuccess(LogoutSuccess { session_id: sid }),
+            now,
         );
     }
 
@@ -85,7 +95,7 @@ impl Engine {
             .and_then(|s| s.conn)
             .filter(|&c| self.conn(c).and_then(|c| c.session_id()) == Some(sid));
         if let Some(cid) = bound {
-            self.detach(cid);
+            self.detach(cid, now);
         }
         let why = match &end {
             End::LoggedOut => InvalidReason::LoggedOut,
@@ -127,7 +137,7 @@ impl Engine {
                 ),
             ),
         };
-        self.audit(audit_kind, s.user_id, sid, s.peer.to_string(), detail);
+        self.audit(audit_kind, s.user_id, sid, s.peer.to_string(), detail, now);
         let keep_until = self
             .clock
             .instant(s.expires_ms)
@@ -165,8 +175,8 @@ impl Engine {
                         session_id: sid,
                         reason,
                     });
-                    self.send(cid, rid, flags, &msg);
-                    self.close(cid);
+                    self.send(cid, rid, flags, &msg, now);
+                    self.close(cid, now);
                 }
             }
             End::Revoked {
@@ -184,35 +194,37 @@ impl Engine {
                     by_address
                 );
                 if let Some(cid) = bound {
-                    let at = self.unix_ms(now);
-                    self.push_revoked(cid, sid, reason, &by_client, &by_platform, &by_address, at);
-                    self.close(cid);
+                    let by = By {
+                        client: &by_client,
+                        platform: &by_platform,
+                        address: &by_address,
+                    };
+                    self.push_revoked(cid, sid, reason, &by, now);
+                    self.close(cid, now);
                 }
             }
         }
     }
 
-    /// Queues SESSION_REVOKED (FATAL | PUSH) on `cid`; the caller closes it.
-    #[allow(clippy::too_many_arguments)]
+    /// Queues SESSION_REVOKED (FATAL | PUSH) on `cid`, saying `by` whom and when (`now`);
+    /// the caller closes it.
     pub(super) fn push_revoked(
         &mut self,
         cid: ConnId,
         sid: u64,
         reason: RevokeReason,
-        by_client: &str,
-        by_platform: &str,
-        by_address: &str,
-        at: u64,
+        by: &By<'_>,
+        now: Instant,
     ) {
         let msg = Message::SessionRevoked(SessionRevoked {
             session_id: sid,
             reason,
-            by_client: by_client.into(),
-            by_platform: by_platform.into(),
-            by_address: by_address.into(),
-            at,
+            by_client: by.client.into(),
+            by_platform: by.platform.into(),
+            by_address: by.address.into(),
+            at: self.unix_ms(now),
         });
-        self.send(cid, 0, Flags::PUSH | Flags::FATAL, &msg);
+        self.send(cid, 0, Flags::PUSH | Flags::FATAL, &msg, now);
     }
 
     pub(super) fn session_timer(&mut self, sid: u64, now: Instant) {

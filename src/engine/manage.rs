@@ -11,10 +11,10 @@ use std::time::Instant;
 use log::info;
 
 use super::audit_log::AuditFilter;
+use super::event::{AuditKind, Event};
 use super::{millis, End, Engine};
 use crate::auth::{HashJob, JobKind, JobOutcome};
-use crate::conn::{ConnId, ConnState};
-use crate::engine::event::{AuditKind, Event};
+use crate::conn::ConnId;
 use crate::protocol::{
     AdminListSessions, AdminSetRole, AuditEntry, AuditPage, AuditQuery, ChangePassword, Done,
     ErrorCode, Flags, ListSessions, LogoutAll, LogoutScope, Message, NewLogin, RevokeReason, Role,
@@ -95,21 +95,22 @@ impl Engine {
                 "forbidden {what} user={} peer={}",
                 caller.username, caller.address
             );
-            self.reply_error(id, rid, ErrorCode::Forbidden, "administrators only", false);
+            let code = ErrorCode::Forbidden;
+            self.reply_error(id, rid, code, "administrators only", false, now);
             return;
         }
         match msg {
-            Message::ListSessions(r) => self.list_own(id, rid, &caller, r),
+            Message::ListSessions(r) => self.list_own(id, rid, &caller, r, now),
             Message::RevokeSession(r) => self.revoke_own(id, rid, &caller, r, now),
             Message::LogoutAll(r) => self.logout_all(id, rid, &caller, r, now),
-            Message::ChangePassword(r) => self.start_change_password(id, rid, &caller, r),
-            Message::AuditQuery(r) => self.audit_query(id, rid, &caller, r),
-            Message::AdminListSessions(r) => self.admin_list(id, rid, &caller, r),
+            Message::ChangePassword(r) => self.start_change_password(id, rid, &caller, r, now),
+            Message::AuditQuery(r) => self.audit_query(id, rid, &caller, r, now),
+            Message::AdminListSessions(r) => self.admin_list(id, rid, &caller, r, now),
             Message::AdminRevokeSession(r) => self.admin_revoke(id, rid, &caller, r, now),
             Message::AdminLogoutUser(r) => self.admin_logout_user(id, rid, &caller, r, now),
             Message::AdminSuspendUser(r) => self.admin_suspend(id, rid, &caller, r, true, now),
             Message::AdminUnsuspendUser(r) => self.admin_suspend(id, rid, &caller, r, false, now),
-            Message::AdminSetRole(r) => self.admin_set_role(id, rid, &caller, r),
+            Message::AdminSetRole(r) => self.admin_set_role(id, rid, &caller, r, now),
             Message::AdminStats(_) => self.admin_stats(id, rid, now),
             _ => {}
         }
@@ -133,8 +134,8 @@ impl Engine {
         })
     }
 
-    fn done(&mut self, id: ConnId, rid: u32, affected: u32) {
-        self.send(id, rid, Flags::NONE, &Message::Done(Done { affected }));
+    fn done(&mut self, id: ConnId, rid: u32, affected: u32, now: Instant) {
+        self.send(id, rid, Flags::NONE, &Message::Done(Done { affected }), now);
     }
 
     fn entry(&self, s: &Session, current: u64) -> SessionEntry {
@@ -160,6 +161,7 @@ impl Engine {
     }
 
     /// One page of `ids` (oldest first) as SESSION_LIST.
+    #[allow(clippy::too_many_arguments)] // a request's page: who, which, where, when
     fn send_page(
         &mut self,
         id: ConnId,
@@ -168,6 +170,7 @@ impl Engine {
         offset: u32,
         limit: u16,
         current: u64,
+        now: Instant,
     ) {
         let limit = page_limit(limit);
         let sessions = ids
@@ -183,12 +186,13 @@ impl Engine {
             rid,
             Flags::NONE,
             &Message::SessionList(SessionList { total, sessions }),
+            now,
         );
     }
 
-    fn list_own(&mut self, id: ConnId, rid: u32, c: &Caller, r: ListSessions) {
+    fn list_own(&mut self, id: ConnId, rid: u32, c: &Caller, r: ListSessions, now: Instant) {
         let ids: Vec<u64> = self.sessions.of_user(c.user_id).collect();
-        self.send_page(id, rid, &ids, r.offset, r.limit, c.session_id);
+        self.send_page(id, rid, &ids, r.offset, r.limit, c.session_id, now);
     }
 
     fn revoke_own(&mut self, id: ConnId, rid: u32, c: &Caller, r: SessionTarget, now: Instant) {
@@ -204,11 +208,12 @@ impl Engine {
                 ErrorCode::Forbidden,
                 "not a session of yours",
                 false,
+                now,
             );
             return;
         }
         // DONE first: revoking the current session ends this connection right after it.
-        self.done(id, rid, 1);
+        self.done(id, rid, 1, now);
         self.end_session(r.session_id, c.revokes(RevokeReason::ByUser), 0, now);
     }
 
@@ -235,29 +240,36 @@ impl Engine {
             self.logged_out(id, now);
             n += 1;
         }
-        self.done(id, rid, n);
+        self.done(id, rid, n, now);
     }
 
-    fn start_change_password(&mut self, id: ConnId, rid: u32, c: &Caller, r: ChangePassword) {
+    fn start_change_password(
+        &mut self,
+        id: ConnId,
+        rid: u32,
+        c: &Caller,
+        r: ChangePassword,
+        now: Instant,
+    ) {
         if r.new.len() < self.cfg.min_password_len {
             let msg = format!(
                 "new password must be at least {} bytes",
                 self.cfg.min_password_len
             );
-            self.reply_error(id, rid, ErrorCode::InvalidArgument, &msg, false);
+            self.reply_error(id, rid, ErrorCode::InvalidArgument, &msg, false, now);
             return;
         }
         let Some(record) = self.users.get(c.user_id).map(|u| u.password.clone()) else {
             return;
         };
         // A wrong old password counts as a failed login: the same policy admits the hash.
-        if let Err(wait) = self.admit_hash(id, Some(c.user_id)) {
+        if let Err(wait) = self.admit_hash(id, Some(c.user_id), now) {
             self.stats.logins_throttled += 1;
             let msg = format!("too many attempts; retry in {} ms", millis(wait));
-            self.reply_error(id, rid, ErrorCode::Throttled, &msg, false);
+            self.reply_error(id, rid, ErrorCode::Throttled, &msg, false, now);
             return;
         }
-        self.hash_jobs.push(HashJob {
+        self.hash_jobs.push_back(HashJob {
             ticket: id.to_u64(),
             kind: JobKind::Change {
                 old: r.old,
@@ -267,7 +279,7 @@ impl Engine {
             },
         });
         if let Some(conn) = self.conn_mut(id) {
-            conn.changing = Some(rid);
+            conn.begin_password_change(rid);
         }
     }
 
@@ -281,13 +293,11 @@ impl Engine {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
-        let Some(rid) = conn.changing.take() else {
+        let Some(rid) = conn.end_password_change() else {
             return;
         };
         let ip = conn.peer.ip();
-        if std::mem::take(&mut conn.hashing) {
-            self.policy.hash_done(ip);
-        }
+        self.policy.hash_done(ip);
         self.wakeups.push(id);
         // The session may have ended while the hash ran (revoked, expired): then the
         // connection has already been told and closed.
@@ -302,39 +312,25 @@ impl Engine {
                 self.policy.succeeded(c.user_id);
                 self.update_user(c.user_id, |u| u.password = record);
                 self.stats.password_changes += 1;
-                self.audit(
-                    AuditKind::PasswordChanged,
-                    c.user_id,
-                    sid,
-                    c.address.clone(),
-                    "",
-                );
+                let kind = AuditKind::PasswordChanged;
+                self.audit(kind, c.user_id, sid, c.address.clone(), "", now);
                 info!("password changed user={} peer={}", c.username, c.address);
                 let end = c.revokes(RevokeReason::PasswordChanged);
                 let n = self.revoke_user(c.user_id, Some(sid), &end, now);
-                self.done(id, rid, n);
+                self.done(id, rid, n, now);
             }
             Some(JobOutcome::Changed(None)) => {
                 self.policy.failed(c.user_id, now);
-                self.audit(
-                    AuditKind::LoginFailed,
-                    c.user_id,
-                    sid,
-                    c.address.clone(),
-                    format!("{}: wrong old password (CHANGE_PASSWORD)", c.username),
-                );
-                self.reply_error(
-                    id,
-                    rid,
-                    ErrorCode::WrongPassword,
-                    "old password is wrong",
-                    false,
-                );
+                let detail = format!("{}: wrong old password (CHANGE_PASSWORD)", c.username);
+                let kind = AuditKind::LoginFailed;
+                self.audit(kind, c.user_id, sid, c.address.clone(), detail, now);
+                let code = ErrorCode::WrongPassword;
+                self.reply_error(id, rid, code, "old password is wrong", false, now);
             }
             None => {
                 let retry_after = self.busy.refuse(now);
                 let msg = format!("server busy; retry in {} ms", millis(retry_after));
-                self.reply_error(id, rid, ErrorCode::Throttled, &msg, false);
+                self.reply_error(id, rid, ErrorCode::Throttled, &msg, false, now);
             }
             Some(other) => {
                 log::error!("password change job failed: {other:?}");
@@ -344,6 +340,7 @@ impl Engine {
                     ErrorCode::InternalError,
                     "password not changed",
                     false,
+                    now,
                 );
             }
         }
@@ -358,19 +355,20 @@ impl Engine {
         }
     }
 
-    fn audit_query(&mut self, id: ConnId, rid: u32, c: &Caller, q: AuditQuery) {
+    fn audit_query(&mut self, id: ConnId, rid: u32, c: &Caller, q: AuditQuery, now: Instant) {
         let user_id = if q.username.is_empty() {
             (c.role != Role::Admin).then_some(c.user_id)
         } else if q.username == c.username {
             Some(c.user_id)
         } else if c.role != Role::Admin {
-            self.reply_error(id, rid, ErrorCode::Forbidden, "only your own events", false);
+            let code = ErrorCode::Forbidden;
+            self.reply_error(id, rid, code, "only your own events", false, now);
             return;
         } else {
             match self.users.by_name(&q.username) {
                 Some(u) => Some(u.id),
                 None => {
-                    self.reply_error(id, rid, ErrorCode::NotFound, "no such user", false);
+                    self.reply_error(id, rid, ErrorCode::NotFound, "no such user", false, now);
                     return;
                 }
             }
@@ -385,6 +383,7 @@ impl Engine {
                     ErrorCode::InvalidArgument,
                     "unknown event kind",
                     false,
+                    now,
                 );
                 return;
             }
@@ -421,19 +420,20 @@ impl Engine {
                 next_cursor,
                 entries,
             }),
+            now,
         );
     }
 
     /// The named user, or NOT_FOUND answered.
-    fn target_user(&mut self, id: ConnId, rid: u32, username: &str) -> Option<u64> {
-        let found = self.users.by_name(username).map(|u| u.id);
+    fn target_user(&mut self, id: ConnId, rid: u32, name: &str, now: Instant) -> Option<u64> {
+        let found = self.users.by_name(name).map(|u| u.id);
         if found.is_none() {
-            self.reply_error(id, rid, ErrorCode::NotFound, "no such user", false);
+            self.reply_error(id, rid, ErrorCode::NotFound, "no such user", false, now);
         }
         found
     }
 
-    fn admin_list(&mut self, id: ConnId, rid: u32, c: &Caller, r: AdminListSessions) {
+    fn admin_list(&mut self, id: ConnId, rid: u32, c: &Caller, r: AdminListSessions, now: Instant) {
         if r.username.is_empty() {
             // Table order: stable while sessions do not change; filter by user for a list
             // in creation order.
@@ -451,33 +451,33 @@ impl Engine {
                 .collect();
             let total = self.sessions.len().min(u32::MAX as usize) as u32;
             let msg = Message::SessionList(SessionList { total, sessions });
-            self.send(id, rid, Flags::NONE, &msg);
+            self.send(id, rid, Flags::NONE, &msg, now);
             return;
         }
-        let Some(uid) = self.target_user(id, rid, &r.username) else {
+        let Some(uid) = self.target_user(id, rid, &r.username, now) else {
             return;
         };
         let ids: Vec<u64> = self.sessions.of_user(uid).collect();
-        self.send_page(id, rid, &ids, r.offset, r.limit, c.session_id);
+        self.send_page(id, rid, &ids, r.offset, r.limit, c.session_id, now);
     }
 
     fn admin_revoke(&mut self, id: ConnId, rid: u32, c: &Caller, r: SessionTarget, now: Instant) {
         if self.sessions.get(r.session_id).is_none() {
-            self.reply_error(id, rid, ErrorCode::NotFound, "no such session", false);
+            self.reply_error(id, rid, ErrorCode::NotFound, "no such session", false, now);
             return;
         }
-        self.done(id, rid, 1);
+        self.done(id, rid, 1, now);
         self.end_session(r.session_id, c.revokes(RevokeReason::ByAdmin), 0, now);
     }
 
     fn admin_logout_user(&mut self, id: ConnId, rid: u32, c: &Caller, r: UserTarget, now: Instant) {
-        let Some(uid) = self.target_user(id, rid, &r.username) else {
+        let Some(uid) = self.target_user(id, rid, &r.username, now) else {
             return;
         };
         info!("admin {} logs out user={}", c.username, r.username);
         // Reply first: the admin may be logging out their own account.
         let n = self.sessions.of_user(uid).len() as u32;
-        self.done(id, rid, n);
+        self.done(id, rid, n, now);
         self.revoke_user(uid, None, &c.revokes(RevokeReason::ByAdmin), now);
     }
 
@@ -490,7 +490,7 @@ impl Engine {
         suspend: bool,
         now: Instant,
     ) {
-        let Some(uid) = self.target_user(id, rid, &r.username) else {
+        let Some(uid) = self.target_user(id, rid, &r.username, now) else {
             return;
         };
         if self.users.get(uid).is_some_and(|u| u.suspended != suspend) {
@@ -500,13 +500,8 @@ impl Engine {
             } else {
                 AuditKind::Unsuspended
             };
-            self.audit(
-                kind,
-                uid,
-                0,
-                c.address.clone(),
-                format!("by {}", c.username),
-            );
+            let detail = format!("by {}", c.username);
+            self.audit(kind, uid, 0, c.address.clone(), detail, now);
             info!(
                 "admin {} {} user={}",
                 c.username,
@@ -515,23 +510,30 @@ impl Engine {
             );
         }
         if !suspend {
-            self.done(id, rid, 0);
+            self.done(id, rid, 0, now);
             return;
         }
         let n = self.sessions.of_user(uid).len() as u32;
-        self.done(id, rid, n);
+        self.done(id, rid, n, now);
         self.revoke_user(uid, None, &c.revokes(RevokeReason::AccountSuspended), now);
     }
 
-    fn admin_set_role(&mut self, id: ConnId, rid: u32, c: &Caller, r: AdminSetRole) {
-        let Some(uid) = self.target_user(id, rid, &r.username) else {
+    fn admin_set_role(&mut self, id: ConnId, rid: u32, c: &Caller, r: AdminSetRole, now: Instant) {
+        let Some(uid) = self.target_user(id, rid, &r.username, now) else {
             return;
         };
         let old = self.users.get(uid).map(|u| u.role).unwrap_or(r.role);
         if old != r.role {
             self.update_user(uid, |u| u.role = r.role);
             let detail = format!("{} -> {} by {}", old.name(), r.role.name(), c.username);
-            self.audit(AuditKind::RoleChanged, uid, 0, c.address.clone(), detail);
+            self.audit(
+                AuditKind::RoleChanged,
+                uid,
+                0,
+                c.address.clone(),
+                detail,
+                now,
+            );
             info!(
                 "admin {} sets role of {} to {}",
                 c.username,
@@ -539,7 +541,7 @@ impl Engine {
                 r.role.name()
             );
         }
-        self.done(id, rid, u32::from(old != r.role));
+        self.done(id, rid, u32::from(old != r.role), now);
     }
 
     fn admin_stats(&mut self, id: ConnId, rid: u32, now: Instant) {
@@ -576,26 +578,17 @@ impl Engine {
         .into_iter()
         .map(|(n, v)| (n.to_owned(), v))
         .collect();
-        self.send(id, rid, Flags::NONE, &Message::Stats(Stats { values }));
-    }
-
-    /// The store's latest journal size, for ADMIN_STATS.
-    pub fn note_journal_bytes(&mut self, bytes: u64) {
-        self.journal_bytes = bytes;
-    }
-
-    /// Audit records replayed at startup, oldest first (the newest `audit_window` stay).
-    pub fn restore_audit(
-        &mut self,
-        records: impl IntoIterator<Item = crate::engine::event::Audit>,
-    ) {
-        for a in records {
-            self.audit_log.push(&a);
-        }
+        self.send(id, rid, Flags::NONE, &Message::Stats(Stats { values }), now);
     }
 
     /// NEW_LOGIN to every other live connection of `user_id`'s sessions.
-    pub(super) fn notify_new_login(&mut self, user_id: u64, new_sid: u64, except: ConnId) {
+    pub(super) fn notify_new_login(
+        &mut self,
+        user_id: u64,
+        new_sid: u64,
+        except: ConnId,
+        now: Instant,
+    ) {
         let Some(s) = self.sessions.get(new_sid) else {
             return;
         };
@@ -618,7 +611,7 @@ impl Engine {
             .take(MAX_NEW_LOGIN_NOTICES)
             .collect();
         for c in targets {
-            self.send(c, 0, Flags::PUSH, &msg);
+            self.send(c, 0, Flags::PUSH, &msg, now);
         }
     }
 
@@ -627,7 +620,7 @@ impl Engine {
     pub(super) fn logged_out(&mut self, id: ConnId, now: Instant) {
         let deadline = now + self.cfg.login_timeout;
         if let Some(conn) = self.conn_mut(id) {
-            conn.state = ConnState::AwaitingAuth { deadline };
+            conn.log_out(deadline);
         }
         self.rearm_login_deadline(id, deadline);
     }

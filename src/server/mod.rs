@@ -1,9 +1,14 @@
-//! The only module that knows mio: one `Poll`, the listener, the client sockets, the hash
-//! pool's waker, and the loop that moves bytes between sockets and the [`Engine`].
+//! The shell: the only module that knows mio. One `Poll`, the listeners, the client
+//! sockets, the hash workers and the store thread, and the loop that moves bytes and
+//! answers between them and the [`Engine`].
 //!
-//! Owns sockets and readiness. Every protocol decision is the engine's; this module reads
-//! until `WouldBlock`, hands the bytes over, writes what the engine queued, registers
-//! `WRITABLE` only while output is pending, and sleeps until the wheel's next deadline.
+//! Owns sockets, threads and the clock. Every protocol decision is the engine's; this
+//! module reads until `WouldBlock` and hands the bytes in, hands in hash answers and the
+//! store's reports as they come, then runs the engine's turn ([`Engine::turn`]) through
+//! [`Io`], its [`Shell`]: hash jobs to the pool, the batch to the store thread, transmits
+//! to the sockets (registering `WRITABLE` only while output is pending). It sleeps until
+//! an input comes or the next deadline (the engine's, or its own: lingering sockets, a
+//! paused accept).
 //!
 //! Loop rules (mio's `tcp_server` example): drain accepts, reads and writes until
 //! `WouldBlock`; `Ok(0)` from read is the peer closing; retry `Interrupted`; ignore events
@@ -24,10 +29,10 @@ use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::auth::PasswordRecord;
+use crate::auth::{HashJob, PasswordRecord};
 use crate::conn::ConnId;
 use crate::engine::replay::State;
-use crate::engine::{Engine, EngineConfig, Stats};
+use crate::engine::{Engine, EngineConfig, EventBatch, Shell, Stats, Transmit};
 use crate::session::UserTable;
 use crate::store::Store;
 use committer::{Committer, Report};
@@ -47,10 +52,27 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Bytes read per `read` call, into one buffer shared by all connections.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// The shell's one clock: every `now` the engine is given comes from here.
+#[allow(clippy::disallowed_methods)] // the shell owns the clock (clippy.toml)
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// Unix milliseconds now, once, to pair with [`now`] at startup (`Engine::new`).
+#[allow(clippy::disallowed_methods)] // the shell owns the clock (clippy.toml)
+fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// The main listener's address (TLS if `tls` is set).
     pub listen: SocketAddr,
+    /// The protocol's deadlines and limits.
     pub engine: EngineConfig,
     /// Threads hashing passwords.
     pub hash_workers: usize,
@@ -118,35 +140,43 @@ struct Sock {
     tls: Option<Box<rustls::ServerConnection>>,
 }
 
-/// A bound server, ready to `run`.
+/// A bound server, ready to `run`: the engine and its shell.
 pub struct Server {
+    engine: Engine,
+    io: Io,
+}
+
+/// The server's side of the engine: sockets, threads, and its own deadlines. The engine's
+/// [`Shell`].
+struct Io {
     poll: Poll,
     listener: TcpListener,
     local_addr: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
     plain: Option<(TcpListener, SocketAddr)>,
-    engine: Engine,
     socks: Vec<Option<Sock>>,
     pool: HashPool,
     /// The store thread making each turn's events durable; replies that depend on them
     /// wait for it. None keeps everything in memory (tests, tools).
     committer: Option<Committer>,
-    /// The store asked for a snapshot; sent after this turn's batch.
+    /// In memory: the batches to report durable at once, after the turn.
+    durable_now: Option<u64>,
+    /// The store asked for a snapshot; sent after the next batch.
     snapshot_wanted: bool,
-    /// Connections whose socket became writable this turn.
-    writable: Vec<ConnId>,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
     linger: Duration,
     /// Lingering sockets by deadline. The linger time is constant, so deadlines are pushed
     /// in order and a queue is a complete timer for them.
     lingering: VecDeque<(Instant, ConnId)>,
+    /// Sockets that ended during the engine's turn (closed after their last transmit, or
+    /// failed), reported to the engine right after it.
+    ended: Vec<ConnId>,
     /// Accepting is paused until then (the process ran out of file descriptors).
     accept_paused: Option<Instant>,
     signals: Option<signal_hook_mio::v1_0::Signals>,
     shutdown_grace: Duration,
     read_buf: Box<[u8]>,
-    scratch: Vec<ConnId>,
 }
 
 impl Server {
@@ -164,7 +194,7 @@ impl Server {
     /// change in `store`.
     pub fn bind_with_store(
         cfg: ServerConfig,
-        state: State,
+        mut state: State,
         store: Option<Box<dyn Store>>,
     ) -> io::Result<Server> {
         let poll = Poll::new()?;
@@ -197,24 +227,15 @@ impl Server {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let pool = HashPool::new(cfg.hash_workers, cfg.hash_queue, waker.clone())?;
         let dummy = PasswordRecord::dummy(cfg.iterations)?;
-        let now = Instant::now();
-        let unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let start = now();
         // One iteration count for every record the server makes (ServerConfig's).
         let engine_cfg = EngineConfig {
             iterations: cfg.iterations,
             ..cfg.engine.clone()
         };
-        let mut engine = Engine::new(engine_cfg, state.users, dummy, now, unix_ms);
-        for (sid, ended) in state.ended {
-            engine.restore_ended(sid, ended, now);
-        }
-        engine.restore_audit(state.audit);
-        for (_, s) in state.sessions {
-            engine.restore_session(s, now);
-        }
+        let users = std::mem::take(&mut state.users);
+        let mut engine = Engine::new(engine_cfg, users, dummy, start, unix_ms_now());
+        engine.restore(state, start);
         let signals = if cfg.handle_signals {
             let mut s = signal_hook_mio::v1_0::Signals::new([
                 signal_hook::consts::SIGTERM,
@@ -230,57 +251,61 @@ impl Server {
             Some(store) => Some(Committer::start(store, waker.clone())?),
             None => None,
         };
-        Ok(Server {
+        let io = Io {
             poll,
             listener,
             local_addr,
             tls: cfg.tls.clone(),
             plain,
-            engine,
             socks: Vec::with_capacity(cfg.engine.reserved_connections()),
             pool,
             committer,
+            durable_now: None,
             snapshot_wanted: false,
-            writable: Vec::new(),
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             linger: cfg.linger,
             lingering: VecDeque::new(),
+            ended: Vec::new(),
             accept_paused: None,
             signals,
             shutdown_grace: cfg.shutdown_grace,
             read_buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
-            scratch: Vec::new(),
-        })
+        };
+        Ok(Server { engine, io })
     }
 
+    /// The main listener's address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.io.local_addr
     }
 
     /// The plain loopback listener's address, when there is one.
     pub fn plain_addr(&self) -> Option<SocketAddr> {
-        self.plain.as_ref().map(|(_, a)| *a)
+        self.io.plain.as_ref().map(|(_, a)| *a)
     }
 
+    /// A handle that stops the loop from another thread.
     pub fn handle(&self) -> ServerHandle {
         ServerHandle {
-            stop: self.stop.clone(),
-            waker: self.waker.clone(),
+            stop: self.io.stop.clone(),
+            waker: self.io.waker.clone(),
         }
     }
 
+    /// The engine's counters.
     pub fn stats(&self) -> Stats {
         self.engine.stats()
     }
 
-    /// Runs until [`ServerHandle::shutdown`]. Returns an error only if polling itself
-    /// fails; a failing connection is closed and the loop goes on.
+    /// Runs until [`ServerHandle::shutdown`] (or SIGTERM/SIGINT with `handle_signals`).
+    /// Returns an error only if polling itself fails or the store fails; a failing
+    /// connection is closed and the loop goes on.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
-        info!("listening on {}", self.local_addr);
-        while !self.stop.load(Ordering::SeqCst) {
-            let timeout = self.poll_timeout(Instant::now());
+        info!("listening on {}", self.io.local_addr);
+        while !self.io.stop.load(Ordering::SeqCst) {
+            let timeout = self.poll_timeout(now());
             self.iterate(&mut events, timeout)?;
         }
         self.shut_down()?;
@@ -288,29 +313,171 @@ impl Server {
         Ok(())
     }
 
-    /// One loop iteration: wait for readiness (at most `timeout`), handle it, then the
-    /// turn's deferred work, commit and writes.
+    /// One loop iteration: wait for readiness (at most `timeout`), hand in what happened,
+    /// then run the shell's own deadlines and the engine's turn.
     fn iterate(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
-        match self.poll.poll(events, timeout) {
+        match self.io.poll.poll(events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(e),
         }
-        let now = Instant::now();
-        self.dispatch(events, now)?;
-        self.turn(now)
+        let now = now();
+        self.io.dispatch(&mut self.engine, events, now)?;
+        self.io.expire_lingering(&mut self.engine, now);
+        if self.io.accept_paused.is_some_and(|t| t <= now) {
+            self.io.accept_paused = None;
+            self.io.accept_all(&mut self.engine, now, false);
+            self.io.accept_all(&mut self.engine, now, true);
+        }
+        self.turn(now);
+        Ok(())
     }
 
+    /// The engine's turn through the shell, then what the turn left the shell to report:
+    /// sockets that ended, and (in memory) batches durable at once.
+    fn turn(&mut self, now: Instant) {
+        self.engine.turn(now, &mut self.io);
+        for id in std::mem::take(&mut self.io.ended) {
+            self.io.drop_conn(&mut self.engine, id, now);
+        }
+        if let Some(seq) = self.io.durable_now.take() {
+            self.engine.handle_durable(seq, 0);
+        }
+    }
+
+    /// The earliest of the engine's deadline and the shell's own (lingering sockets, a
+    /// paused accept), as a poll timeout.
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        let engine = self.engine.poll_timeout(now);
+        let linger = self.io.lingering.front().map(|(d, _)| *d);
+        [engine, linger, self.io.accept_paused]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|d| d.saturating_duration_since(now))
+    }
+
+    /// Graceful shutdown: stop accepting; tell every connection (SERVER_SHUTDOWN, then
+    /// DISCONNECT_ACK) once the sessions' last state is durable; give them
+    /// `shutdown_grace` to read it; make the journal durable; return.
+    fn shut_down(&mut self) -> io::Result<()> {
+        let _ = self.io.poll.registry().deregister(&mut self.io.listener);
+        let start = now();
+        let open = self.io.socks.iter().flatten().count();
+        info!("shutting down: telling {open} connection(s)");
+        self.engine.handle_shutdown(start);
+        self.turn(start);
+        let deadline = start + self.io.shutdown_grace;
+        let mut events = Events::with_capacity(1024);
+        while self.io.socks.iter().any(Option::is_some) {
+            let now = now();
+            if now >= deadline {
+                let left = self.io.socks.iter().flatten().count();
+                warn!("shutdown grace over: closing {left} connection(s) that did not finish");
+                break;
+            }
+            let left = deadline - now;
+            let timeout = self.poll_timeout(now).map_or(left, |t| t.min(left));
+            self.iterate(&mut events, Some(timeout))?;
+        }
+        // Whatever the last turn recorded is durable before the server returns.
+        if let Some(batch) = self.engine.poll_batch() {
+            if let Some(c) = self.io.committer.as_ref() {
+                c.send_batch(batch);
+            }
+        }
+        if let Some(c) = self.io.committer.as_mut() {
+            c.finish()?;
+        }
+        Ok(())
+    }
+}
+
+impl Shell for Io {
+    fn read(&mut self, engine: &mut Engine, id: ConnId, now: Instant) {
+        self.on_readable(engine, id, now, true);
+    }
+
+    fn hash(&mut self, job: HashJob) -> Result<(), HashJob> {
+        self.pool.submit(job).map_err(|PoolFull(job)| job)
+    }
+
+    /// Group commit (Redis's `beforeSleep`): the turn's changes go to the store thread as
+    /// one batch, followed by a snapshot if the store asked for one.
+    fn commit(&mut self, batch: EventBatch, engine: &Engine, now: Instant) {
+        let Some(c) = self.committer.as_ref() else {
+            self.durable_now = Some(batch.seq);
+            return;
+        };
+        c.send_batch(batch);
+        if std::mem::take(&mut self.snapshot_wanted) {
+            // Design: the state's events are built on the loop (O(users + sessions), once
+            // per `snapshot_bytes` of journal) so that they match the batches exactly;
+            // encoding, writing and syncing happen on the store thread.
+            c.send_snapshot(engine.snapshot_events(now));
+        }
+    }
+
+    /// Writes what the engine has for `id` (and what TLS has of its own) until it is gone
+    /// or the socket is full; `WRITABLE` is registered while bytes are left. Once the
+    /// engine is done with the connection and everything is out, the socket lingers.
+    fn transmit(&mut self, id: ConnId, t: Transmit<'_>) {
+        let Some(sock) = sock_in(&mut self.socks, id) else {
+            return;
+        };
+        if sock.lingering {
+            return;
+        }
+        let pending = match transport::write(&mut sock.stream, sock.tls.as_deref_mut(), t.bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                debug!("write error conn={}: {e}", id.index);
+                self.ended.push(id);
+                return;
+            }
+        };
+        if pending != sock.writable {
+            let interest = if pending {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let token = Token(id.to_u64() as usize);
+            if let Err(e) = self
+                .poll
+                .registry()
+                .reregister(&mut sock.stream, token, interest)
+            {
+                debug!("reregister failed conn={}: {e}", id.index);
+                self.ended.push(id);
+                return;
+            }
+            sock.writable = pending;
+        }
+        if t.close && !pending {
+            if let Some(tls) = sock.tls.as_deref_mut() {
+                // close_notify, best effort: the FIN follows either way.
+                tls.send_close_notify();
+                let _ = transport::write(&mut sock.stream, Some(tls), None);
+            }
+            self.start_linger(id);
+        }
+    }
+}
+
+impl Io {
     /// Hands each readiness event to its owner: the listener, the waker (hash results and
     /// the store thread's reports), the signals, or a connection.
-    fn dispatch(&mut self, events: &Events, now: Instant) -> io::Result<()> {
+    fn dispatch(&mut self, engine: &mut Engine, events: &Events, now: Instant) -> io::Result<()> {
         for ev in events.iter() {
             match ev.token() {
-                LISTENER => self.accept_all(now, false),
-                PLAIN_LISTENER => self.accept_all(now, true),
+                LISTENER => self.accept_all(engine, now, false),
+                PLAIN_LISTENER => self.accept_all(engine, now, true),
                 WAKER => {
-                    self.drain_results(now);
-                    self.drain_reports()?;
+                    while let Some(result) = self.pool.try_recv() {
+                        engine.handle_hash_result(result, now);
+                    }
+                    self.drain_reports(engine)?;
                 }
                 SIGNALS => self.on_signals(),
                 token => {
@@ -321,10 +488,10 @@ impl Server {
                         // A FIN that came with the data is not a new edge later: read
                         // until end of file then, not just until a short read.
                         let to_eof = ev.is_read_closed() || ev.is_error();
-                        self.on_readable(id, now, to_eof);
+                        self.on_readable(engine, id, now, to_eof);
                     }
                     if ev.is_writable() {
-                        self.writable.push(id);
+                        engine.handle_writable(id);
                     }
                 }
             }
@@ -341,105 +508,15 @@ impl Server {
         }
     }
 
-    /// Graceful shutdown: stop accepting; tell every connection (SERVER_SHUTDOWN, then
-    /// DISCONNECT_ACK) once the sessions' last state is durable; give them
-    /// `shutdown_grace` to read it; make the journal durable; return.
-    fn shut_down(&mut self) -> io::Result<()> {
-        let _ = self.poll.registry().deregister(&mut self.listener);
-        let start = Instant::now();
-        let open = self.socks.iter().flatten().count();
-        info!("shutting down: telling {open} connection(s)");
-        self.engine.shutdown(start);
-        self.turn(start)?;
-        let deadline = start + self.shutdown_grace;
-        let mut events = Events::with_capacity(1024);
-        while self.socks.iter().any(Option::is_some) {
-            let now = Instant::now();
-            if now >= deadline {
-                let left = self.socks.iter().flatten().count();
-                warn!("shutdown grace over: closing {left} connection(s) that did not finish");
-                break;
-            }
-            let left = deadline - now;
-            let timeout = self.poll_timeout(now).map_or(left, |t| t.min(left));
-            self.iterate(&mut events, Some(timeout))?;
-        }
-        // Whatever the last turn recorded is durable before the server returns.
-        self.send_batch();
-        if let Some(c) = self.committer.as_mut() {
-            c.finish()?;
-        }
-        Ok(())
-    }
-
-    /// The part of an iteration after readiness events: deferred work, timers, hash jobs,
-    /// and writing everything queued.
-    fn turn(&mut self, now: Instant) -> io::Result<()> {
-        self.engine.take_wakeups(&mut self.scratch);
-        let mut ids = std::mem::take(&mut self.scratch);
-        for id in ids.drain(..) {
-            self.on_readable(id, now, true);
-        }
-        self.scratch = ids;
-        self.engine.on_timers(now);
-        self.expire_lingering(now);
-        if self.accept_paused.is_some_and(|t| t <= now) {
-            self.accept_paused = None;
-            self.accept_all(now, false);
-            self.accept_all(now, true);
-        }
-        for job in self.engine.take_hash_jobs() {
-            if let Err(PoolFull(job)) = self.pool.submit(job) {
-                self.engine.hash_rejected(job, now);
-            }
-        }
-        // Group commit (Redis's beforeSleep): this turn's changes go to the store thread
-        // as one batch; the replies that depend on them stay held until it is durable.
-        self.send_batch();
-        self.engine.take_flagged(&mut self.scratch);
-        self.scratch.append(&mut self.writable);
-        let mut ids = std::mem::take(&mut self.scratch);
-        for id in ids.drain(..) {
-            self.flush(id);
-        }
-        self.scratch = ids;
-        crate::engine::trim(&mut self.scratch);
-        crate::engine::trim(&mut self.writable);
-        self.engine.trim_scratch();
-        Ok(())
-    }
-
-    /// Hands this turn's events to the store thread (or, in memory, marks them durable
-    /// at once), followed by a snapshot if the store asked for one.
-    fn send_batch(&mut self) {
-        let Some(batch) = self.engine.take_batch() else {
-            return;
-        };
-        let Some(c) = self.committer.as_ref() else {
-            self.engine.durable(batch.seq);
-            return;
-        };
-        c.send_batch(batch);
-        if std::mem::take(&mut self.snapshot_wanted) {
-            // Design: the state's events are built on the loop (O(users + sessions), once
-            // per `snapshot_bytes` of journal) so that they match the batches exactly;
-            // encoding, writing and syncing happen on the store thread.
-            c.send_snapshot(self.engine.snapshot_events(Instant::now()));
-        }
-    }
-
     /// The store thread's news: batches now durable (their replies are released), a
     /// snapshot wanted, or a failure, which stops the server.
-    fn drain_reports(&mut self) -> io::Result<()> {
+    fn drain_reports(&mut self, engine: &mut Engine) -> io::Result<()> {
         let Some(c) = self.committer.as_ref() else {
             return Ok(());
         };
         while let Some(report) = c.try_report() {
             match report {
-                Report::Durable { seq, journal_bytes } => {
-                    self.engine.note_journal_bytes(journal_bytes);
-                    self.engine.durable(seq);
-                }
+                Report::Durable { seq, journal_bytes } => engine.handle_durable(seq, journal_bytes),
                 Report::WantsSnapshot => self.snapshot_wanted = true,
                 Report::Failed(e) => {
                     error!("stopping: the journal failed ({e}); nothing after it is acknowledged");
@@ -450,22 +527,9 @@ impl Server {
         Ok(())
     }
 
-    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        if self.engine.has_wakeups() {
-            return Some(Duration::ZERO);
-        }
-        let wheel = self.engine.next_deadline();
-        let linger = self.lingering.front().map(|(d, _)| *d);
-        let next = [wheel, linger, self.accept_paused]
-            .into_iter()
-            .flatten()
-            .min();
-        next.map(|d| d.saturating_duration_since(now))
-    }
-
     /// Accepts until `WouldBlock` on the main listener (TLS if configured) or, with
     /// `plain`, on the plain loopback one.
-    fn accept_all(&mut self, now: Instant, plain: bool) {
+    fn accept_all(&mut self, engine: &mut Engine, now: Instant, plain: bool) {
         // Paused (out of descriptors), or shutting down: the listeners are left alone.
         if self.accept_paused.is_some() || self.stop.load(Ordering::SeqCst) {
             return;
@@ -478,7 +542,7 @@ impl Server {
                 (_, false) => &self.listener,
             };
             match listener.accept() {
-                Ok((stream, peer)) => self.add_conn(stream, peer, now, tls),
+                Ok((stream, peer)) => self.add_conn(engine, stream, peer, now, tls),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -498,7 +562,14 @@ impl Server {
         }
     }
 
-    fn add_conn(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant, tls: bool) {
+    fn add_conn(
+        &mut self,
+        engine: &mut Engine,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        now: Instant,
+        tls: bool,
+    ) {
         let tls = match (tls, self.tls.as_ref()) {
             (true, Some(cfg)) => match rustls::ServerConnection::new(cfg.clone()) {
                 Ok(c) => Some(Box::new(c)),
@@ -513,7 +584,7 @@ impl Server {
         if let Err(e) = stream.set_nodelay(true) {
             debug!("set_nodelay failed for {peer}: {e}");
         }
-        let id = self.engine.accept(peer, now);
+        let id = engine.handle_accept(peer, now);
         let token = Token(id.to_u64() as usize);
         if let Err(e) = self
             .poll
@@ -521,7 +592,7 @@ impl Server {
             .register(&mut stream, token, Interest::READABLE)
         {
             warn!("cannot register {peer}: {e}");
-            self.engine.remove(id);
+            engine.handle_closed(id, now);
             return;
         }
         let idx = id.index as usize;
@@ -538,29 +609,21 @@ impl Server {
     }
 
     fn sock_mut(&mut self, id: ConnId) -> Option<&mut Sock> {
-        self.socks
-            .get_mut(id.index as usize)
-            .and_then(|s| s.as_mut())
-            .filter(|s| s.id == id)
+        sock_in(&mut self.socks, id)
     }
 
     /// Reads until the socket is drained (a short read, or `WouldBlock`; until end of file
     /// when `to_eof`, i.e. the peer's FIN is already known) or until the engine stops
     /// taking input, handing each chunk to the engine as it arrives.
-    fn on_readable(&mut self, id: ConnId, now: Instant, to_eof: bool) {
+    fn on_readable(&mut self, engine: &mut Engine, id: ConnId, now: Instant, to_eof: bool) {
         let Some(sock) = self.sock_mut(id) else {
             return;
         };
         if sock.lingering {
-            self.drain_lingering(id);
+            self.drain_lingering(engine, id, now);
             return;
         }
-        loop {
-            if !self.engine.wants_input(id) {
-                // Still process what is buffered (the state may allow frames again).
-                self.engine.process(id, now);
-                return;
-            }
+        while engine.wants_input(id) {
             let Some(sock) = self
                 .socks
                 .get_mut(id.index as usize)
@@ -575,14 +638,11 @@ impl Server {
                 &mut self.read_buf,
             ) {
                 ReadStep::Eof => {
-                    self.engine.peer_closed(id, now);
+                    engine.handle_peer_closed(id, now);
                     return;
                 }
                 ReadStep::Data(n) => {
-                    if let Some(input) = self.engine.input_mut(id) {
-                        input.extend_from_slice(&self.read_buf[..n]);
-                    }
-                    self.engine.process(id, now);
+                    engine.handle_input(id, &self.read_buf[..n], now);
                     if !is_tls && !to_eof && n < self.read_buf.len() {
                         // A short read drained the socket's receive queue: the read that
                         // would only answer WouldBlock is skipped (one syscall less per
@@ -594,122 +654,71 @@ impl Server {
                 ReadStep::Progress => {
                     // TLS: handshake records to answer now, not after the turn.
                     if is_tls {
-                        self.flush(id);
+                        self.flush_tls(engine, id, now);
                     }
                 }
                 ReadStep::WouldBlock => {
-                    self.engine.process(id, now);
                     if is_tls {
-                        self.flush(id);
+                        self.flush_tls(engine, id, now);
                     }
                     return;
                 }
                 ReadStep::Failed(e) => {
                     debug!("read error conn={}: {e}", id.index);
-                    self.drop_conn(id);
+                    self.drop_conn(engine, id, now);
                     return;
                 }
             }
         }
     }
 
-    /// Writes queued output until it is gone or the socket is full.
-    fn flush(&mut self, id: ConnId) {
-        let Some(sock) = self
-            .socks
-            .get_mut(id.index as usize)
-            .and_then(|s| s.as_mut())
-            .filter(|s| s.id == id)
-        else {
+    /// Writes the records TLS has of its own (a handshake) at once, not after the turn;
+    /// the engine's output goes with the turn's transmits.
+    fn flush_tls(&mut self, engine: &mut Engine, id: ConnId, now: Instant) {
+        let Some(sock) = self.sock_mut(id) else {
             return;
         };
-        if sock.lingering {
-            return;
-        }
-        // A held reply waits for the journal (`Engine::durable` flags it again); TLS may
-        // still have records of its own to send meanwhile.
-        let held = self.engine.is_held(id);
-        if held && sock.tls.is_none() {
-            return;
-        }
-        let out = if held {
-            None
-        } else {
-            self.engine.output_mut(id)
-        };
-        let pending = match transport::write(&mut sock.stream, sock.tls.as_deref_mut(), out) {
-            Ok(p) => p,
+        match transport::write(&mut sock.stream, sock.tls.as_deref_mut(), None) {
+            // Records left: WRITABLE is registered by the turn's transmit (the engine
+            // flags the connection), or now if the engine has nothing for it.
+            Ok(true) if !sock.writable => engine.handle_writable(id),
+            Ok(_) => {}
             Err(e) => {
                 debug!("write error conn={}: {e}", id.index);
-                self.drop_conn(id);
-                return;
+                self.drop_conn(engine, id, now);
             }
-        };
-        if pending != sock.writable {
-            let interest = if pending {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            let token = Token(id.to_u64() as usize);
-            if let Err(e) = self
-                .poll
-                .registry()
-                .reregister(&mut sock.stream, token, interest)
-            {
-                debug!("reregister failed conn={}: {e}", id.index);
-                self.drop_conn(id);
-                return;
-            }
-            sock.writable = pending;
-        }
-        if !pending && !held {
-            self.engine.release_buffers(id);
-        }
-        if !pending && !held && self.engine.ready_to_close(id) {
-            if let Some(tls) = sock.tls.as_deref_mut() {
-                // close_notify, best effort: the FIN follows either way.
-                tls.send_close_notify();
-                let _ = transport::write(&mut sock.stream, Some(tls), None);
-            }
-            self.start_linger(id);
         }
     }
 
     /// Everything is written: send FIN and wait (bounded) for the peer's, discarding what it
-    /// still sends, so the last frame is not lost to a reset.
+    /// still sends, so the last frame is not lost to a reset. (During the turn: the
+    /// socket's end is reported to the engine after it.)
     fn start_linger(&mut self, id: ConnId) {
-        let deadline = Instant::now() + self.linger;
-        let Some(sock) = self.sock_mut(id) else {
+        let deadline = now() + self.linger;
+        let Some(sock) = sock_in(&mut self.socks, id) else {
             return;
         };
         if sock.stream.shutdown(Shutdown::Write).is_err() {
-            self.drop_conn(id);
+            self.ended.push(id);
             return;
         }
         sock.lingering = true;
         self.lingering.push_back((deadline, id));
-        self.drain_lingering(id);
+        if drain(&mut sock.stream) {
+            self.ended.push(id);
+        }
     }
 
-    fn drain_lingering(&mut self, id: ConnId) {
+    fn drain_lingering(&mut self, engine: &mut Engine, id: ConnId, now: Instant) {
         let Some(sock) = self.sock_mut(id) else {
             return;
         };
-        let mut sink = [0u8; 4096];
-        loop {
-            match sock.stream.read(&mut sink) {
-                Ok(0) => break,
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            }
+        if drain(&mut sock.stream) {
+            self.drop_conn(engine, id, now);
         }
-        self.drop_conn(id);
     }
 
-    fn expire_lingering(&mut self, now: Instant) {
+    fn expire_lingering(&mut self, engine: &mut Engine, now: Instant) {
         while let Some(&(deadline, id)) = self.lingering.front() {
             if deadline > now {
                 return;
@@ -717,13 +726,13 @@ impl Server {
             self.lingering.pop_front();
             // A stale entry (already closed, slot reused) fails the generation check.
             if self.sock_mut(id).is_some_and(|s| s.lingering) {
-                self.drop_conn(id);
+                self.drop_conn(engine, id, now);
             }
         }
     }
 
-    /// Closes the socket and frees the connection.
-    fn drop_conn(&mut self, id: ConnId) {
+    /// Closes the socket and tells the engine the connection is gone.
+    fn drop_conn(&mut self, engine: &mut Engine, id: ConnId, now: Instant) {
         if let Some(slot) = self.socks.get_mut(id.index as usize) {
             if slot.as_ref().is_some_and(|s| s.id == id) {
                 if let Some(mut sock) = slot.take() {
@@ -731,13 +740,29 @@ impl Server {
                 }
             }
         }
-        self.engine.remove(id);
+        engine.handle_closed(id, now);
     }
+}
 
-    /// The waker fired: hash results.
-    fn drain_results(&mut self, now: Instant) {
-        while let Some(result) = self.pool.try_recv() {
-            self.engine.on_hash_result(result, now);
+/// The socket of `id`, if it is still open (a borrow of the table alone).
+fn sock_in(socks: &mut [Option<Sock>], id: ConnId) -> Option<&mut Sock> {
+    socks
+        .get_mut(id.index as usize)
+        .and_then(|s| s.as_mut())
+        .filter(|s| s.id == id)
+}
+
+/// Reads and discards what a lingering socket still gets; true once it is done (the
+/// peer's FIN, or an error), false while it may send more.
+fn drain(stream: &mut TcpStream) -> bool {
+    let mut sink = [0u8; 4096];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return true,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! joined on drop.
 #![allow(dead_code)]
 
+pub mod harness;
 pub mod pki;
 pub mod process;
 pub mod spec;

@@ -1,0 +1,136 @@
+//! Startup and snapshots: bringing the durable state back into the engine (users,
+//! sessions with their deadlines recomputed, tombstones, the audit window), and writing
+//! the engine's state out as events for a snapshot.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::event::{Audit, EndKind, EndedSession, Event, StoredSession};
+use super::replay::State;
+use super::{End, Engine, TimerKey};
+use crate::conn::Peer;
+use crate::protocol::InvalidReason;
+
+impl Engine {
+    /// Brings back what a replay rebuilt (`state`: the users are already the engine's
+    /// own, from [`Engine::new`]; this adds the rest): the tombstones of ended sessions,
+    /// the newest audit records, and the live sessions, each with its deadlines
+    /// recomputed from the stored wall-clock times; one that expired while the server
+    /// was down is ended now (and the end journaled with the first batch).
+    pub fn restore(&mut self, state: State, now: Instant) {
+        for (sid, ended) in state.ended {
+            self.restore_ended(sid, ended, now);
+        }
+        self.restore_audit(state.audit);
+        for (_, s) in state.sessions {
+            self.restore_session(s, now);
+        }
+    }
+
+    /// Audit records replayed at startup, oldest first (the newest `audit_window` stay).
+    fn restore_audit(&mut self, records: impl IntoIterator<Item = Audit>) {
+        for a in records {
+            self.audit_log.push(&a);
+        }
+    }
+
+    /// Brings back a session from the journal at startup, with its deadlines recomputed
+    /// from the stored wall-clock times. One that expired while the server was down is
+    /// ended now (and the end journaled).
+    fn restore_session(&mut self, s: StoredSession, now: Instant) {
+        if self.users.get(s.user_id).is_none() {
+            return;
+        }
+        let peer = s
+            .peer
+            .parse::<SocketAddr>()
+            .map(Peer::from)
+            .unwrap_or(Peer::UNKNOWN);
+        let session = crate::session::Session {
+            id: s.id,
+            user_id: s.user_id,
+            digest: s.digest,
+            created_ms: s.created_ms,
+            expires_ms: s.expires_ms,
+            saved_activity_ms: s.last_activity_ms,
+            last_activity_ms: s.last_activity_ms,
+            device: self.sessions.intern_device(&s.client, &s.platform),
+            peer,
+            conn: None,
+            timer: None,
+        };
+        let (sid, expired) = (
+            session.id,
+            session.expired(now, self.cfg.session_idle, &self.clock),
+        );
+        if self.sessions.insert(session).is_err() {
+            return;
+        }
+        match expired {
+            Some(why) => self.end_session(sid, End::Expired(why), 0, now),
+            None => self.watch_session(sid),
+        }
+    }
+
+    /// Brings back the tombstone of a session that ended before a restart, so resuming
+    /// its token still says why; forgotten at the usual time (`tombstone_min` after the
+    /// end, and not before the session would have expired).
+    fn restore_ended(&mut self, sid: u64, ended: EndedSession, now: Instant) {
+        let now_ms = self.unix_ms(now);
+        let keep_until_ms = ended
+            .expires_ms
+            .max(ended.ended_ms + self.cfg.tombstone_min.as_millis() as u64);
+        if keep_until_ms <= now_ms {
+            return;
+        }
+        let why = match ended.kind {
+            EndKind::LoggedOut => InvalidReason::LoggedOut,
+            EndKind::ExpiredIdle | EndKind::ExpiredAbsolute => InvalidReason::Expired,
+            EndKind::Revoked => InvalidReason::Revoked,
+        };
+        self.sessions.insert_ended(sid, ended.digest, why);
+        let at = self.clock.instant(keep_until_ms);
+        self.wheel.insert(at, TimerKey::Tombstone(sid));
+    }
+
+    /// Everything durable as events, for a snapshot: each user (with its last login),
+    /// each live session (with its last activity), each remembered tombstone. O(n): the
+    /// server calls it only when the journal is compacted.
+    pub fn snapshot_events(&self, now: Instant) -> Vec<Event> {
+        let now_ms = self.unix_ms(now);
+        let mut out = Vec::with_capacity(self.users.len() + self.sessions.len());
+        for u in self.users.all() {
+            out.push(Event::UserCreated(u.clone()));
+        }
+        for s in self.sessions.iter() {
+            let last = s.last_activity_ms;
+            let (client, platform) = self.sessions.device(s);
+            out.push(Event::SessionCreated(StoredSession {
+                id: s.id,
+                user_id: s.user_id,
+                digest: s.digest,
+                client: client.to_owned(),
+                platform: platform.to_owned(),
+                peer: s.peer.to_string(),
+                created_ms: s.created_ms,
+                last_activity_ms: last,
+                expires_ms: s.expires_ms,
+            }));
+        }
+        let keep_until_ms = now_ms + self.cfg.tombstone_min.as_millis() as u64;
+        for (id, digest, why) in self.sessions.ended_iter() {
+            let kind = match why {
+                InvalidReason::LoggedOut => EndKind::LoggedOut,
+                InvalidReason::Expired => EndKind::ExpiredIdle,
+                _ => EndKind::Revoked,
+            };
+            out.push(Event::Tombstone {
+                id,
+                digest,
+                kind,
+                keep_until_ms,
+            });
+        }
+        out
+    }
+}
