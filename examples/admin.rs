@@ -25,38 +25,113 @@
 use std::io::BufRead;
 use std::time::Duration;
 
+use clap::builder::{PossibleValuesParser, RangedU64ValueParser, TypedValueParser};
+use clap::{Parser, Subcommand, ValueEnum};
 use sessiond::client::{utc, AuditRequest, Client, ClientError, LoginOutcome};
 use sessiond::engine::event::AuditKind;
 use sessiond::protocol::{Role, SessionEntry, MAX_PAGE, MAX_USERNAME};
 
-const USAGE: &str = "usage: admin [--addr HOST:PORT] [--user NAME] COMMAND [ARGS]\n\
-commands: sessions [USER] | revoke SESSION_ID | logout-user USER | suspend USER |\n          \
-unsuspend USER | set-role USER user|admin | stats |\n          \
-audit [--user U] [--kind NAME] [--limit N]\n\
-password: $SESSIOND_PASSWORD or one line of stdin";
-
 /// Upper bound on the pages one command fetches (a server sends at most 100 per page).
 const MAX_PAGES: usize = 10_000;
 
+/// Administrator's command-line client: logs in, runs one command, then logs out and
+/// disconnects (so each run leaves no session behind).
+#[derive(Parser)]
+#[command(
+    name = "admin",
+    args_override_self = true,
+    after_help = "password: $SESSIOND_PASSWORD or one line of stdin\n\
+                  exit status: 0 done, 1 refused by the server, 2 usage error, 3 network error"
+)]
+struct Args {
+    /// The server
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7450")]
+    addr: String,
+    /// The administrator to log in as
+    #[arg(long, value_name = "NAME", default_value = "admin", value_parser = username)]
+    user: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
 enum Command {
-    Sessions(String),
-    Revoke(u64),
-    LogoutUser(String),
-    Suspend(String),
-    Unsuspend(String),
-    SetRole(String, Role),
-    Stats,
-    Audit {
+    /// Every live session, or USER's (`*` marks this one)
+    Sessions {
+        /// Only this user's sessions
+        #[arg(value_parser = username)]
+        user: Option<String>,
+    },
+    /// End one session
+    Revoke {
+        /// 16 hex digits as `sessions` prints them, or 0x..., or decimal
+        #[arg(value_parser = session_id)]
+        session_id: u64,
+    },
+    /// End every session of USER
+    LogoutUser {
+        /// The account
+        #[arg(value_parser = username)]
         user: String,
-        kind: u8,
+    },
+    /// Block an account (and log it out)
+    Suspend {
+        /// The account
+        #[arg(value_parser = username)]
+        user: String,
+    },
+    /// Unblock an account
+    Unsuspend {
+        /// The account
+        #[arg(value_parser = username)]
+        user: String,
+    },
+    /// Change an account's role
+    SetRole {
+        /// The account
+        #[arg(value_parser = username)]
+        user: String,
+        /// The new role
+        #[arg(value_enum)]
+        role: RoleName,
+    },
+    /// The server's counters
+    Stats,
+    /// Audit records, oldest first
+    Audit {
+        /// Only this user's records
+        #[arg(long, value_name = "U", value_parser = username)]
+        user: Option<String>,
+        /// Only records of this kind
+        #[arg(long, value_name = "NAME", value_parser = audit_kind())]
+        kind: Option<AuditKind>,
+        /// At most N records
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 100,
+            value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000)
+        )]
         limit: usize,
     },
 }
 
-struct Args {
-    addr: String,
-    user: String,
-    command: Command,
+/// A role as `set-role` spells it.
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleName {
+    /// An ordinary account
+    User,
+    /// May run these commands
+    Admin,
+}
+
+impl From<RoleName> for Role {
+    fn from(r: RoleName) -> Role {
+        match r {
+            RoleName::User => Role::User,
+            RoleName::Admin => Role::Admin,
+        }
+    }
 }
 
 /// What ends a run early: the exit status and the message for stderr.
@@ -82,98 +157,18 @@ impl From<ClientError> for Failure {
 }
 
 fn main() {
-    let args = match parse_args(std::env::args().skip(1).collect()) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return;
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n{USAGE}");
-            std::process::exit(USAGE_ERROR);
-        }
-    };
+    let args = Args::parse();
     if let Err(Failure(status, message)) = run(&args) {
         eprintln!("error: {message}");
         std::process::exit(status);
     }
 }
 
-/// `Ok(None)`: help was asked for.
-fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
-    let (mut addr, mut user) = ("127.0.0.1:7450".to_owned(), "admin".to_owned());
-    let mut it = argv.into_iter();
-    let mut rest = Vec::new();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--addr" => addr = it.next().ok_or("--addr needs a value")?,
-            "--user" => user = username(it.next().ok_or("--user needs a value")?)?,
-            "-h" | "--help" => return Ok(None),
-            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
-            _ => {
-                rest.push(a);
-                rest.extend(it.by_ref());
-            }
-        }
-    }
-    let mut rest = rest.into_iter();
-    let name = rest.next().ok_or("no command given")?;
-    let mut arg = |what: &str| rest.next().ok_or(format!("{name} needs {what}"));
-    let command = match name.as_str() {
-        "sessions" => Command::Sessions(match arg("") {
-            Ok(u) => username(u)?,
-            Err(_) => String::new(),
-        }),
-        "revoke" => Command::Revoke(session_id(&arg("SESSION_ID")?)?),
-        "logout-user" => Command::LogoutUser(username(arg("USER")?)?),
-        "suspend" => Command::Suspend(username(arg("USER")?)?),
-        "unsuspend" => Command::Unsuspend(username(arg("USER")?)?),
-        "set-role" => {
-            let u = username(arg("USER")?)?;
-            let role = match arg("a role (user or admin)")?.as_str() {
-                "user" => Role::User,
-                "admin" => Role::Admin,
-                r => return Err(format!("role must be user or admin, not {r:?}")),
-            };
-            Command::SetRole(u, role)
-        }
-        "stats" => Command::Stats,
-        "audit" => {
-            let (mut user, mut kind, mut limit) = (String::new(), 0u8, 100usize);
-            while let Ok(flag) = arg("") {
-                let v = arg(&format!("a value after {flag}"))?;
-                match flag.as_str() {
-                    "--user" => user = username(v)?,
-                    "--kind" => kind = audit_kind(&v)?,
-                    "--limit" => {
-                        limit = v
-                            .parse()
-                            .ok()
-                            .filter(|n| (1..=1_000_000).contains(n))
-                            .ok_or(format!("--limit must be 1..=1000000, not {v:?}"))?
-                    }
-                    f => return Err(format!("audit: unknown option {f}")),
-                }
-            }
-            Command::Audit { user, kind, limit }
-        }
-        c => return Err(format!("unknown command {c:?}")),
-    };
-    if let Some(extra) = rest.next() {
-        return Err(format!("{name}: unexpected argument {extra:?}"));
-    }
-    Ok(Some(Args {
-        addr,
-        user,
-        command,
-    }))
-}
-
-fn username(u: String) -> Result<String, String> {
+fn username(u: &str) -> Result<String, String> {
     if u.is_empty() || u.len() > MAX_USERNAME {
         return Err(format!("a username is 1 to {MAX_USERNAME} bytes"));
     }
-    Ok(u)
+    Ok(u.to_owned())
 }
 
 /// 16 hex digits (as `sessions` prints them) or `0x...` are hex; anything else decimal.
@@ -190,15 +185,10 @@ fn session_id(s: &str) -> Result<u64, String> {
     ))
 }
 
-fn audit_kind(s: &str) -> Result<u8, String> {
-    if let Some(k) = AuditKind::from_name(s) {
-        return Ok(k as u8);
-    }
-    let names: Vec<&str> = AuditKind::ALL.iter().map(|k| k.name()).collect();
-    Err(format!(
-        "unknown audit kind {s:?}; one of: {}",
-        names.join(", ")
-    ))
+/// `--kind`: one of the names of [`AuditKind::ALL`], which the help lists.
+fn audit_kind() -> impl TypedValueParser<Value = AuditKind> {
+    PossibleValuesParser::new(AuditKind::ALL.map(AuditKind::name))
+        .try_map(|s| AuditKind::from_name(&s).ok_or("not an audit kind"))
 }
 
 fn read_password(user: &str) -> Result<String, Failure> {
@@ -263,36 +253,40 @@ fn finish(mut client: Client) {
 
 fn execute(c: &mut Client, command: &Command) -> Result<(), ClientError> {
     match command {
-        Command::Sessions(user) => sessions(c, user),
-        Command::Revoke(id) => {
+        Command::Sessions { user } => sessions(c, user.as_deref().unwrap_or("")),
+        Command::Revoke { session_id: id } => {
             c.admin_revoke_session(*id)?;
             println!("revoked session {id:016x}");
             Ok(())
         }
-        Command::LogoutUser(u) => {
+        Command::LogoutUser { user: u } => {
             let n = c.admin_logout_user(u)?;
             println!("logged out {u}: {n} session(s) ended");
             Ok(())
         }
-        Command::Suspend(u) => {
+        Command::Suspend { user: u } => {
             let n = c.admin_suspend_user(u)?;
             println!("suspended {u}: {n} session(s) ended");
             Ok(())
         }
-        Command::Unsuspend(u) => {
+        Command::Unsuspend { user: u } => {
             c.admin_unsuspend_user(u)?;
             println!("unsuspended {u}");
             Ok(())
         }
-        Command::SetRole(u, role) => {
-            match c.admin_set_role(u, *role)? {
+        Command::SetRole { user: u, role } => {
+            let role = Role::from(*role);
+            match c.admin_set_role(u, role)? {
                 0 => println!("{u} already has role {} (no change)", role.name()),
                 _ => println!("{u} now has role {}", role.name()),
             }
             Ok(())
         }
         Command::Stats => stats(c),
-        Command::Audit { user, kind, limit } => audit(c, user, *kind, *limit),
+        Command::Audit { user, kind, limit } => {
+            let user = user.as_deref().unwrap_or("");
+            audit(c, user, kind.map_or(0, |k| k as u8), *limit)
+        }
     }
 }
 

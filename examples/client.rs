@@ -35,7 +35,7 @@
 //! cargo run --example client -- --user admin
 //! SESSIOND_PASSWORD=... cargo run --example client -- --addr 127.0.0.1:7450 --user admin
 //! SESSIOND_PASSWORD=... cargo run --example client -- --user carol --register carol@example.org
-//! cargo run --example client -- --script -- 'login alice pw' sessions logout
+//! cargo run --example client -- --script -- 'login alice pw; sessions; logout'
 //! ```
 //! Without SESSIOND_PASSWORD a password that is not given in the command is read from a
 //! line of stdin.
@@ -49,6 +49,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
+use clap::Parser;
 use sessiond::client::{
     describe_expired, describe_revoked, table, utc, Client, ClientError, LoginOutcome,
     RegisterOutcome, ResumeOutcome,
@@ -60,71 +61,80 @@ const CLIENT_NAME: &str = "sessiond-example";
 const COMMANDS: &str = "login, register, whoami, sessions, revoke ID, heartbeat, logout, \
                         logout-all [others|all], passwd OLD NEW, quit";
 
+/// Example sessiond client: interactive (resumes or logs in, heartbeats, shows pushes,
+/// takes commands from stdin) or scripted (--script: one result line per command and an
+/// exit status per class of failure).
+#[derive(Parser)]
+#[command(
+    name = "client",
+    args_override_self = true,
+    after_help = "password: in the command, $SESSIOND_PASSWORD, or a line of stdin"
+)]
 struct Args {
+    /// The server
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7450")]
     addr: String,
+    /// Log in as NAME when the token file holds no session to resume (interactive)
+    #[arg(long, value_name = "NAME")]
     user: Option<String>,
+    /// Where the session token is kept (mode 0600)
+    #[arg(long, value_name = "PATH", default_value = "sessiond.token")]
     token_file: PathBuf,
+    /// Register --user with this email first (interactive)
+    #[arg(long, value_name = "EMAIL")]
     register: Option<String>,
-    script: Option<Vec<String>>,
-    /// TLS, and what to trust.
-    tls: Option<Trust>,
+    /// TLS, trusting the system's root certificates
+    #[arg(long)]
+    tls: bool,
+    /// TLS, trusting the CA certificates in this PEM file
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+    /// The name the server's certificate must be for [default: the host of --addr]
+    #[arg(long, value_name = "NAME")]
     server_name: Option<String>,
+    /// TLS without checking the server's certificate: anyone on the path can read the
+    /// password and token (testing only)
+    #[arg(long)]
+    insecure_skip_verify: bool,
+    /// Script mode: the commands after `--`, or else one per line of stdin
+    #[arg(long)]
+    script: bool,
+    /// The script (script mode even without --script): commands separated by `;`, the
+    /// words after `--` joined by spaces first
+    #[arg(last = true, value_name = "CMD")]
+    commands: Vec<String>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        addr: "127.0.0.1:7450".into(),
-        user: None,
-        token_file: PathBuf::from("sessiond.token"),
-        register: None,
-        script: None,
-        tls: None,
-        server_name: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut val = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--addr" => a.addr = val()?,
-            "--user" => a.user = Some(val()?),
-            "--token-file" => a.token_file = PathBuf::from(val()?),
-            "--register" => a.register = Some(val()?),
-            "--tls" => a.tls = a.tls.or(Some(Trust::SystemRoots)),
-            "--ca-file" => a.tls = Some(Trust::CaFile(PathBuf::from(val()?))),
-            "--server-name" => a.server_name = Some(val()?),
-            "--insecure-skip-verify" => {
-                eprintln!(
-                    "WARNING: --insecure-skip-verify: the server's certificate is NOT checked; \
-                     anyone on the path can read your password and token. Testing only."
-                );
-                a.tls = Some(Trust::InsecureSkipVerify);
-            }
-            "--script" => a.script = Some(Vec::new()),
-            "--" => {
-                let rest: Vec<String> = it.by_ref().collect();
-                let cmds = rest.join(" ");
-                a.script = Some(
-                    cmds.split(';')
-                        .map(str::trim)
-                        .filter(|c| !c.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                );
-            }
-            "-h" | "--help" => {
-                return Err(
-                    "usage: client [--addr HOST:PORT] [--user NAME] [--token-file PATH] \
-                     [--register EMAIL] [--script [-- 'CMD; CMD ...']]\n\
-                     TLS: --tls (system roots) | --ca-file PEM, [--server-name NAME], \
-                     --insecure-skip-verify (testing only)\n\
-                     password: in the command, $SESSIOND_PASSWORD, or a line of stdin"
-                        .into(),
-                )
-            }
-            other => return Err(format!("unknown option {other}")),
+impl Args {
+    /// TLS, and what to trust.
+    ///
+    /// Design: when several are given, the one that checks least wins
+    /// (--insecure-skip-verify, then --ca-file, then --tls), so its warning is never
+    /// printed for a check that is made after all.
+    fn trust(&self) -> Option<Trust> {
+        if self.insecure_skip_verify {
+            Some(Trust::InsecureSkipVerify)
+        } else if let Some(ca) = &self.ca_file {
+            Some(Trust::CaFile(ca.clone()))
+        } else {
+            self.tls.then_some(Trust::SystemRoots)
         }
     }
-    Ok(a)
+
+    /// Script mode's commands (none given: read from stdin), or `None` for interactive.
+    fn script(&self) -> Option<Vec<String>> {
+        if !self.script && self.commands.is_empty() {
+            return None;
+        }
+        let cmds = self.commands.join(" ");
+        Some(
+            cmds.split(';')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
 }
 
 /// Failure classes and their exit statuses (the module docs' table).
@@ -215,13 +225,13 @@ struct App {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("client: {e}");
-            std::process::exit(Class::Usage as i32);
-        }
-    };
+    let args = Args::parse();
+    if args.insecure_skip_verify {
+        eprintln!(
+            "WARNING: --insecure-skip-verify: the server's certificate is NOT checked; \
+             anyone on the path can read your password and token. Testing only."
+        );
+    }
     // stdin on its own thread, so heartbeats and pushes keep going while we wait for input
     let (tx, rx) = mpsc::channel::<String>();
     std::thread::spawn(move || {
@@ -232,7 +242,7 @@ fn main() {
             }
         }
     });
-    let script = args.script.clone();
+    let script = args.script();
     let mut app = App {
         args,
         client: None,
@@ -251,10 +261,10 @@ impl App {
         if self.client.is_none() {
             let timeout = Duration::from_secs(5);
             let addr = self.args.addr.as_str();
-            let c = match &self.args.tls {
+            let c = match self.args.trust() {
                 None => Client::connect(addr, timeout)?,
                 Some(trust) => {
-                    let cfg = client_config(trust)
+                    let cfg = client_config(&trust)
                         .map_err(|e| Failure(Class::Usage, "TLS".into(), e.to_string()))?;
                     // the name to check: --server-name, else the host part of --addr
                     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);

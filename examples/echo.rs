@@ -10,8 +10,18 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
+use clap::Parser;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
+
+/// A bare mio echo server: the ceiling for loadgen's `--target echo`.
+#[derive(Parser)]
+#[command(name = "echo")]
+struct Args {
+    /// The address to listen on.
+    #[arg(value_name = "HOST:PORT", default_value = "127.0.0.1:7451")]
+    addr: SocketAddr,
+}
 
 const LISTENER: Token = Token(usize::MAX);
 
@@ -22,11 +32,7 @@ struct Conn {
 }
 
 fn main() -> io::Result<()> {
-    let addr: SocketAddr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:7451".into())
-        .parse()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("address: {e}")))?;
+    let Args { addr } = Args::parse();
     let mut poll = Poll::new()?;
     let mut listener = TcpListener::bind(addr)?;
     poll.registry()

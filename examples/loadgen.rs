@@ -28,6 +28,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use clap::builder::RangedU64ValueParser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, ValueEnum};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use sessiond::protocol::{
@@ -35,108 +38,114 @@ use sessiond::protocol::{
     Token as SessionToken,
 };
 
-#[derive(Clone)]
+/// Load generator for sessiond (and the bare echo server, its ceiling): heartbeat
+/// ping-pong, login storms, logins per second, idle memory per session.
+#[derive(Clone, Parser)]
+#[command(name = "loadgen", args_override_self = true)]
 struct Args {
+    /// The server to drive
+    #[arg(long, value_name = "A", default_value = "127.0.0.1:7450")]
     addr: SocketAddr,
-    target_echo: bool,
+    /// What listens at --addr
+    #[arg(long, value_enum, default_value_t = Target::Sessiond)]
+    target: Target,
+    /// Measured connections
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     conns: usize,
+    /// Seconds to measure
+    #[arg(
+        long,
+        value_name = "T",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     secs: u64,
+    /// The account every connection logs in as (unless --accounts)
+    #[arg(long, value_name = "U", default_value = "admin")]
     user: String,
+    /// The password of --user [default: $SESSIOND_PASSWORD, else empty]
+    #[arg(
+        long,
+        value_name = "P",
+        default_value_t = env_password(),
+        hide_default_value = true,
+        allow_hyphen_values = true
+    )]
     password: String,
+    /// Extra connections that log in and out in a loop during the measurement
+    #[arg(long, value_name = "K", default_value_t = 0)]
     storm: usize,
-    /// TLS, trusting this CA file (the server name is `localhost`).
+    /// TLS, trusting this CA file (the server's certificate must be for `localhost`)
+    #[arg(long = "tls-ca", value_name = "CA.pem")]
     ca_file: Option<std::path::PathBuf>,
+    /// What to measure
+    #[arg(long, value_enum, default_value_t = Mode::PingPong)]
     mode: Mode,
-    /// The server's pid, for the idle mode's memory and CPU readings (from /proc).
+    /// The server's pid, for the idle mode's memory and CPU readings (from /proc)
+    #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
-    /// Logins outstanding at once while connecting (0: every connection at once).
+    /// Logins outstanding at once while connecting (0: every connection at once)
+    #[arg(long, value_name = "N", default_value_t = 0)]
     in_flight: usize,
     /// Spread the logins over this many accounts (`load0`, `load1`, ...), registered
-    /// first; 0: every connection logs in as `--user`.
+    /// first; 0: every connection logs in as --user
+    #[arg(long, value_name = "N", default_value_t = 0)]
     accounts: usize,
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Mode {
-    /// HEARTBEAT / HEARTBEAT_ACK ping-pong (with `--storm K`: while K connections log in
-    /// and out).
-    PingPong,
-    /// Log every connection in, then send nothing: the server's memory per session and
-    /// its CPU use while idle.
-    Idle,
-    /// Every connection logs in and out in a loop: logins per second.
-    Logins,
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum Target {
+    /// Log in, then heartbeat
+    Sessiond,
+    /// The bare echo server (examples/echo.rs), the ceiling: no login; the heartbeat
+    /// frame comes back as is
+    Echo,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        addr: "127.0.0.1:7450".parse().map_err(|_| "addr")?,
-        target_echo: false,
-        conns: 100,
-        secs: 10,
-        user: "admin".into(),
-        password: std::env::var("SESSIOND_PASSWORD").unwrap_or_default(),
-        storm: 0,
-        ca_file: None,
-        mode: Mode::PingPong,
-        server_pid: None,
-        in_flight: 0,
-        accounts: 0,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut val = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--addr" => a.addr = val()?.parse().map_err(|_| "bad --addr")?,
-            "--target" => {
-                a.target_echo = match val()?.as_str() {
-                    "echo" => true,
-                    "sessiond" => false,
-                    other => return Err(format!("--target sessiond|echo, not {other}")),
-                }
-            }
-            "--conns" => a.conns = val()?.parse().map_err(|_| "bad --conns")?,
-            "--secs" => a.secs = val()?.parse().map_err(|_| "bad --secs")?,
-            "--user" => a.user = val()?,
-            "--password" => a.password = val()?,
-            "--storm" => a.storm = val()?.parse().map_err(|_| "bad --storm")?,
-            "--tls-ca" => a.ca_file = Some(val()?.into()),
-            "--mode" => {
-                a.mode = match val()?.as_str() {
-                    "pingpong" => Mode::PingPong,
-                    "storm" => {
-                        a.storm = a.storm.max(4);
-                        Mode::PingPong
-                    }
-                    "idle" => Mode::Idle,
-                    "logins" => Mode::Logins,
-                    other => return Err(format!("--mode pingpong|idle|logins|storm, not {other}")),
-                }
-            }
-            "--server-pid" => a.server_pid = Some(val()?.parse().map_err(|_| "bad --server-pid")?),
-            "--in-flight" => a.in_flight = val()?.parse().map_err(|_| "bad --in-flight")?,
-            "--accounts" => a.accounts = val()?.parse().map_err(|_| "bad --accounts")?,
-            _ => {
-                return Err(
-                    "usage: loadgen [--target sessiond|echo] [--addr A] [--conns N] \
-                            [--secs T] [--user U] [--password P | $SESSIOND_PASSWORD] [--storm K] \
-                            [--tls-ca CA.pem] [--mode pingpong|idle|logins|storm] \
-                            [--server-pid PID] [--in-flight N] [--accounts N]"
-                        .into(),
-                )
-            }
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum Mode {
+    /// HEARTBEAT / HEARTBEAT_ACK ping-pong (with --storm K: while K connections log in
+    /// and out)
+    #[value(name = "pingpong")]
+    PingPong,
+    /// Log every connection in, then send nothing: the server's memory per session and
+    /// its CPU use while idle (needs --server-pid)
+    Idle,
+    /// Every connection logs in and out in a loop: logins per second
+    Logins,
+    /// pingpong with --storm at least 4
+    Storm,
+}
+
+/// `--password`'s default.
+fn env_password() -> String {
+    std::env::var("SESSIOND_PASSWORD").unwrap_or_default()
+}
+
+impl Args {
+    /// The command line, with the checks between options; exits with a usage error.
+    fn parse_checked() -> Args {
+        let mut a = Args::parse();
+        if a.mode == Mode::Storm {
+            a.storm = a.storm.max(4);
         }
+        let conflict = if a.mode == Mode::Idle && a.server_pid.is_none() {
+            Some("--mode idle needs --server-pid")
+        } else if a.accounts > 0 && (a.ca_file.is_some() || a.target == Target::Echo) {
+            Some("--accounts registers over plain TCP to sessiond only")
+        } else {
+            None
+        };
+        if let Some(m) = conflict {
+            Args::command().error(ErrorKind::ArgumentConflict, m).exit();
+        }
+        a
     }
-    if a.conns == 0 || a.secs == 0 {
-        return Err("--conns and --secs must be > 0".into());
-    }
-    if a.mode == Mode::Idle && a.server_pid.is_none() {
-        return Err("--mode idle needs --server-pid".into());
-    }
-    if a.accounts > 0 && (a.ca_file.is_some() || a.target_echo) {
-        return Err("--accounts registers over plain TCP to sessiond only".into());
-    }
-    Ok(a)
 }
 
 #[derive(PartialEq)]
@@ -176,12 +185,9 @@ impl Conn {
 }
 
 fn main() {
-    match parse_args().and_then(|a| run(a).map_err(|e| e.to_string())) {
-        Ok(()) => {}
-        Err(e) => {
-            eprintln!("loadgen: {e}");
-            std::process::exit(1);
-        }
+    if let Err(e) = run(Args::parse_checked()) {
+        eprintln!("loadgen: {e}");
+        std::process::exit(1);
     }
 }
 
@@ -254,7 +260,7 @@ fn run(a: Args) -> io::Result<()> {
         None => None,
     };
     let name = sessiond::tls::server_name("localhost")?;
-    let total = a.conns + if a.target_echo { 0 } else { a.storm };
+    let total = a.conns + if a.target == Target::Echo { 0 } else { a.storm };
     if a.accounts > 0 {
         register_accounts(&a)?;
         // The registrations' own connections are gone before the baseline is read.
@@ -296,7 +302,7 @@ fn run(a: Args) -> io::Result<()> {
             sent_at: Instant::now(),
             next_id: 0,
         };
-        if a.target_echo {
+        if a.target == Target::Echo {
             c.state = State::Ready;
             c.token = Some(SessionToken([0x42; 32]));
         } else if a.in_flight == 0 || i < a.in_flight {
@@ -374,7 +380,7 @@ fn run(a: Args) -> io::Result<()> {
             read_in(c, &mut buf)?;
             let now = Instant::now();
             loop {
-                if a.target_echo {
+                if a.target == Target::Echo {
                     // The echo answers with our own 46-byte heartbeat frame.
                     if c.input.len() < 46 {
                         break;
@@ -488,10 +494,10 @@ fn run(a: Args) -> io::Result<()> {
         _ if a.storm > 0 => "storm",
         _ => "pingpong",
     };
-    let target = match (a.target_echo, a.ca_file.is_some()) {
-        (true, _) => "echo",
-        (false, true) => "sessiond+tls",
-        (false, false) => "sessiond",
+    let target = match (a.target, a.ca_file.is_some()) {
+        (Target::Echo, _) => "echo",
+        (Target::Sessiond, true) => "sessiond+tls",
+        (Target::Sessiond, false) => "sessiond",
     };
     println!(
         "{target}: {} conns, {:.1} s: {round_trips} round trips, {rps:.0}/s, p50 {} us, p99 {} us, p999 {} us, storm logins {logins}, errors {errors}",
@@ -535,7 +541,7 @@ fn idle(
     conns: &[Conn],
     rss_before: Option<u64>,
 ) -> io::Result<()> {
-    let pid = a.server_pid.expect("checked in parse_args");
+    let pid = a.server_pid.expect("checked in Args::parse_checked");
     let wait = |poll: &mut Poll, events: &mut Events, d: Duration| -> io::Result<()> {
         let until = Instant::now() + d;
         while Instant::now() < until {
