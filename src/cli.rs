@@ -1,14 +1,33 @@
-//! Command-line options of the `sessiond` binary: parsing, defaults and `--help`.
+//! Command-line options of the `sessiond` binary: declarations, defaults and `--help`.
 //!
-//! Owns turning `argv` into a [`ServerConfig`] plus a data directory. Hand-written: a
-//! dozen flags do not justify a parser dependency.
+//! Owns turning `argv` into a [`Command`]: the server's [`Options`] (a [`ServerConfig`],
+//! [`JournalOptions`] and a data directory), `repair`, or an operator command of
+//! [`crate::ops`]. Every option is declared once with clap derive: its help (the doc
+//! comment), its default (taken from the library's own `Default`s) and its range, so the
+//! parser, `--help` and the README's table (checked by `tests/options.rs`) cannot
+//! disagree. The command-line names of the engine's policies (`--on-limit`,
+//! `--duplicate`) are declared here too, as `ValueEnum` impls: the engine has no text
+//! form of them.
+//!
+//! Does not act on the command: `src/main.rs` starts the server or `repair`, and
+//! [`crate::ops::run`] runs the operator commands.
 
+use std::ffi::OsString;
+use std::fmt;
 use std::net::SocketAddr;
+use std::num::{IntErrorKind, ParseIntError};
 use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use crate::engine::{DuplicatePolicy, OnLimit};
-use crate::protocol::MIN_MAX_FRAME;
+use clap::builder::{PossibleValue, RangedU64ValueParser};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::engine::{DuplicatePolicy, EngineConfig, OnLimit, PolicyConfig};
+use crate::ops::{DataDir, OpsCommand, ITERATION_RANGE};
+use crate::protocol::{MAX_PASSWORD, MIN_MAX_FRAME};
 use crate::server::ServerConfig;
 use crate::store::JournalOptions;
 
@@ -19,11 +38,10 @@ pub enum Command {
     /// `sessiond repair [--data-dir DIR]`: truncate a damaged journal.
     Repair(PathBuf),
     /// `sessiond user ...` and `sessiond audit ...` (see [`crate::ops`]).
-    Ops(crate::ops::OpsCommand),
-    Help,
-    Version,
+    Ops(OpsCommand),
 }
 
+/// What the server runs with.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub server: ServerConfig,
@@ -33,218 +51,361 @@ pub struct Options {
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
-pub const HELP: &str = "\
-sessiond: a low-overhead login-session server (protocol.md, version 1)
-
-USAGE:
-    sessiond [OPTIONS]
-    sessiond repair [--data-dir DIR]    truncate a damaged journal before its first bad
-                                        record (the records after it are lost)
-    sessiond user add|set-role|list ... manage accounts offline (see below)
-    sessiond audit [...]                print the audit trail
-
-On the first start with no users it creates an `admin` account with a random
-password and prints it once. Logging: RUST_LOG=info (default), debug, warn.
-
-OPTIONS:
-    --listen ADDR               address to listen on          [default: 127.0.0.1:7450]
-    --data-dir DIR              where users are kept          [default: ./sessiond-data]
-    --tls-cert FILE             TLS on the listener: certificate chain (PEM)
-    --tls-key FILE              ... and its private key (PEM)
-    --plain-listen ADDR         with TLS: also a plain listener, loopback only
-    --heartbeat-interval DUR    advertised heartbeat interval [default: 5s]
-    --heartbeat-timeout DUR     close after this much silence [default: 15s]
-    --login-timeout DUR         time to log in after connect  [default: 10s]
-    --session-idle DUR          session idle expiry           [default: 30m]
-    --session-lifetime DUR      session absolute expiry       [default: 24h]
-    --max-frame BYTES           maximum frame size            [default: 65536, min 1024]
-    --hash-workers N            password hashing threads      [default: cores - 1]
-    --hash-queue N              logins waiting for a hash     [default: 256]
-    --iterations N              PBKDF2-HMAC-SHA256 iterations [default: 600000]
-    --max-sessions-per-user N   live sessions per account, 0 = no limit [default: 1]
-    --on-limit POLICY           revoke_oldest | reject_new    [default: revoke_oldest]
-    --duplicate POLICY          resume of a session in use elsewhere:
-                                reject | takeover             [default: reject]
-    --registration STATE        open | closed                 [default: open]
-    --min-password-len N        shortest password for new accounts [default: 8]
-    --daily-login-limit N       successful logins per account per UTC day, 0 = off [default: 0]
-    --login-burst N             login attempts per address before throttling [default: 30]
-    --login-rate N              ... refilled at N per minute  [default: 60]
-    --address-hashes N          password hashes in flight per address [default: 8]
-    --audit-window N            audit records held in memory for AUDIT_QUERY [default: 100000]
-    --max-connections N         open connections in all, 0 = no limit [default: 16384]
-    --max-connections-per-address N   ... from one IP address [default: 1024]
-    --max-output-kb N           unsent output per connection before it is cut off [default: 1024]
-    --frames-per-turn N         frames handled per connection per loop turn [default: 64]
-    --shutdown-grace DUR        SIGTERM/SIGINT: time clients get to take the notice [default: 3s]
-    --snapshot-kb N             compact the journal into a snapshot past N KiB [default: 65536]
-    --audit-retention-days N    keep archived audit history this long [default: 90]
-    -h, --help                  print this help
-    -V, --version               print the version
-
-DUR is a number with an optional unit: ms, s (default), m, h. Example: 500ms, 15, 30m.
-";
-
 /// Parses `args` (without the program name).
-pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
-    let mut server = ServerConfig {
-        hash_workers: default_hash_workers(),
-        ..ServerConfig::default()
-    };
-    let mut data_dir = PathBuf::from("sessiond-data");
-    let mut journal = JournalOptions::default();
-    let (mut tls_cert, mut tls_key): (Option<PathBuf>, Option<PathBuf>) = (None, None);
-    let mut it = args.into_iter().peekable();
-    if matches!(it.peek().map(String::as_str), Some("user" | "audit")) {
-        let rest: Vec<String> = it.collect();
-        return crate::ops::parse(&rest, data_dir).map(Command::Ops);
+///
+/// `--help` and `--version` come back as errors of kind [`ErrorKind::DisplayHelp`] and
+/// [`ErrorKind::DisplayVersion`] whose text goes to stdout ([`clap::Error::use_stderr`]
+/// is false); every other error is a usage error (exit status 2).
+pub fn parse<I, T>(args: I) -> Result<Command, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let argv = std::iter::once(OsString::from(NAME)).chain(args.into_iter().map(Into::into));
+    let cli = Cli::try_parse_from(argv).map_err(unknown_option)?;
+    match cli.command {
+        None => cli.server.into_options().map(|o| Command::Run(Box::new(o))),
+        Some(Sub::Repair { data_dir }) => Ok(Command::Repair(data_dir.path)),
+        Some(Sub::Ops(cmd)) => Ok(Command::Ops(cmd)),
     }
-    if it.peek().map(String::as_str) == Some("repair") {
-        it.next();
-        return match (it.next().as_deref(), it.next(), it.next()) {
-            (None, _, _) => Ok(Command::Repair(data_dir)),
-            (Some("--data-dir"), Some(d), None) => Ok(Command::Repair(PathBuf::from(d))),
-            _ => Err("usage: sessiond repair [--data-dir DIR]".into()),
-        };
-    }
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        let e = &mut server.engine;
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
-            "--listen" => {
-                let v = value(&flag)?;
-                server.listen = v
-                    .parse::<SocketAddr>()
-                    .map_err(|_| format!("--listen: not an address: {v}"))?;
-            }
-            "--data-dir" => data_dir = PathBuf::from(value(&flag)?),
-            "--tls-cert" => tls_cert = Some(PathBuf::from(value(&flag)?)),
-            "--tls-key" => tls_key = Some(PathBuf::from(value(&flag)?)),
-            "--plain-listen" => {
-                let v = value(&flag)?;
-                let a: SocketAddr = v
-                    .parse()
-                    .map_err(|_| format!("--plain-listen: not an address: {v}"))?;
-                if !a.ip().is_loopback() {
-                    return Err(format!(
-                        "--plain-listen must be a loopback address, not {v}"
-                    ));
-                }
-                server.plain_listen = Some(a);
-            }
-            "--heartbeat-interval" => e.heartbeat_interval = duration(&flag, &value(&flag)?)?,
-            "--heartbeat-timeout" => e.heartbeat_timeout = duration(&flag, &value(&flag)?)?,
-            "--login-timeout" => e.login_timeout = duration(&flag, &value(&flag)?)?,
-            "--session-idle" => e.session_idle = duration(&flag, &value(&flag)?)?,
-            "--session-lifetime" => e.session_lifetime = duration(&flag, &value(&flag)?)?,
-            "--max-frame" => {
-                let n: usize = number(&flag, &value(&flag)?)?;
-                if !(MIN_MAX_FRAME..=16 << 20).contains(&n) {
-                    return Err(format!("--max-frame must be {MIN_MAX_FRAME}..=16777216"));
-                }
-                e.max_frame = n;
-            }
-            "--hash-workers" => {
-                server.hash_workers = number(&flag, &value(&flag)?)?;
-                if !(1..=256).contains(&server.hash_workers) {
-                    return Err("--hash-workers must be 1..=256".into());
-                }
-            }
-            "--hash-queue" => server.hash_queue = number(&flag, &value(&flag)?)?,
-            "--iterations" => {
-                server.iterations = number(&flag, &value(&flag)?)?;
-                if !(1..=10_000_000).contains(&server.iterations) {
-                    return Err("--iterations must be 1..=10000000".into());
-                }
-            }
-            "--max-sessions-per-user" => e.max_sessions_per_user = number(&flag, &value(&flag)?)?,
-            "--on-limit" => {
-                e.on_limit = match value(&flag)?.as_str() {
-                    "revoke_oldest" => OnLimit::RevokeOldest,
-                    "reject_new" => OnLimit::RejectNew,
-                    v => return Err(format!("--on-limit: revoke_oldest or reject_new, not {v}")),
-                }
-            }
-            "--duplicate" => {
-                e.duplicate = match value(&flag)?.as_str() {
-                    "reject" => DuplicatePolicy::Reject,
-                    "takeover" => DuplicatePolicy::Takeover,
-                    v => return Err(format!("--duplicate: reject or takeover, not {v}")),
-                }
-            }
-            "--registration" => {
-                e.registration_open = match value(&flag)?.as_str() {
-                    "open" => true,
-                    "closed" => false,
-                    v => return Err(format!("--registration: open or closed, not {v}")),
-                }
-            }
-            "--min-password-len" => {
-                e.min_password_len = number(&flag, &value(&flag)?)?;
-                if e.min_password_len > crate::protocol::MAX_PASSWORD {
-                    return Err("--min-password-len must be at most 1024".into());
-                }
-            }
-            "--daily-login-limit" => e.policy.daily_logins = number(&flag, &value(&flag)?)?,
-            "--login-burst" => e.policy.address_burst = at_least_1(&flag, &value(&flag)?)?,
-            "--login-rate" => e.policy.address_rate_per_min = at_least_1(&flag, &value(&flag)?)?,
-            "--address-hashes" => e.policy.address_hashes = at_least_1(&flag, &value(&flag)?)?,
-            "--audit-window" => e.audit_window = at_least_1(&flag, &value(&flag)?)?,
-            "--max-connections" => e.max_connections = number(&flag, &value(&flag)?)?,
-            "--max-output-kb" => {
-                e.max_output = at_least_1::<usize>(&flag, &value(&flag)?)?.saturating_mul(1024)
-            }
-            "--frames-per-turn" => e.frames_per_turn = at_least_1(&flag, &value(&flag)?)?,
-            "--max-connections-per-address" => {
-                e.max_connections_per_address = number(&flag, &value(&flag)?)?
-            }
-            "--shutdown-grace" => server.shutdown_grace = duration(&flag, &value(&flag)?)?,
-            "--snapshot-kb" => {
-                let kb: u64 = number(&flag, &value(&flag)?)?;
-                if kb == 0 {
-                    return Err("--snapshot-kb must be at least 1".into());
-                }
-                journal.snapshot_bytes = kb << 10;
-            }
-            "--audit-retention-days" => {
-                let days: u64 = number(&flag, &value(&flag)?)?;
-                journal.audit_retention = Duration::from_secs(days.saturating_mul(86_400));
-            }
-            other => return Err(format!("unknown option {other} (see --help)")),
+}
+
+const NAME: &str = "sessiond";
+
+/// `-V`: `sessiond 0.1.0 (protocol version 1)`.
+fn version() -> &'static str {
+    static VERSION: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{} (protocol version {})",
+            env!("CARGO_PKG_VERSION"),
+            crate::protocol::VERSION
+        )
+    });
+    &VERSION
+}
+
+/// A low-overhead login-session server (protocol.md)
+///
+/// On the first start with no users it creates an `admin` account with a random password
+/// and prints it once. Logging: RUST_LOG=info (default), debug, warn.
+#[derive(Parser, Debug)]
+#[command(
+    name = NAME,
+    version = version(),
+    args_conflicts_with_subcommands = true,
+    after_help = "DUR is a number with an optional unit: ms, s (default), m, h. \
+                  Examples: 500ms, 15, 30m, 24h (at most 49 days)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// The subcommands; without one, `sessiond` runs the server.
+#[derive(Subcommand, Debug)]
+enum Sub {
+    /// Truncate a damaged journal before its first bad record (the records after it are
+    /// lost)
+    Repair {
+        #[command(flatten)]
+        data_dir: DataDir,
+    },
+    #[command(flatten)]
+    Ops(OpsCommand),
+}
+
+/// Largest `--max-frame`: 16 MiB.
+const MAX_FRAME_LIMIT: u64 = 16 << 20;
+
+const SECS_PER_DAY: u64 = 86_400;
+
+/// The server's options (`sessiond [OPTIONS]`).
+#[derive(clap::Args, Debug)]
+struct ServerArgs {
+    /// address to listen on
+    #[arg(long, value_name = "ADDR", default_value_t = ServerConfig::default().listen)]
+    listen: SocketAddr,
+    /// TLS on the listener: certificate chain (PEM); needs --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS on the listener: private key (PEM); needs --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// with TLS, a second plain listener; loopback addresses only
+    #[arg(
+        long,
+        value_name = "ADDR",
+        value_parser = loopback_address,
+        requires = "tls_cert"
+    )]
+    plain_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    data_dir: DataDir,
+    /// advertised in LOGIN_SUCCESS
+    #[arg(
+        long,
+        value_name = "DUR",
+        value_parser = positive_duration,
+        default_value_t = DurationArg(EngineConfig::default().heartbeat_interval)
+    )]
+    heartbeat_interval: DurationArg,
+    /// silence after which a connection is closed (longer than --heartbeat-interval)
+    #[arg(
+        long,
+        value_name = "DUR",
+        value_parser = positive_duration,
+        default_value_t = DurationArg(EngineConfig::default().heartbeat_timeout)
+    )]
+    heartbeat_timeout: DurationArg,
+    /// time to log in after connecting
+    #[arg(
+        long,
+        value_name = "DUR",
+        value_parser = positive_duration,
+        default_value_t = DurationArg(EngineConfig::default().login_timeout)
+    )]
+    login_timeout: DurationArg,
+    /// a session ends after this long without activity
+    #[arg(
+        long,
+        value_name = "DUR",
+        value_parser = positive_duration,
+        default_value_t = DurationArg(EngineConfig::default().session_idle)
+    )]
+    session_idle: DurationArg,
+    /// a session ends this long after login, whatever happens
+    #[arg(
+        long,
+        value_name = "DUR",
+        value_parser = positive_duration,
+        default_value_t = DurationArg(EngineConfig::default().session_lifetime)
+    )]
+    session_lifetime: DurationArg,
+    /// largest frame accepted (header included), 1024 to 16 MiB
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = EngineConfig::default().max_frame,
+        value_parser = RangedU64ValueParser::<usize>::new().range(MIN_MAX_FRAME as u64..=MAX_FRAME_LIMIT)
+    )]
+    max_frame: usize,
+    /// password-hashing threads; one core stays free for the event loop
+    /// [default: cores - 1 (1..=8)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = default_hash_workers(),
+        hide_default_value = true,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=256)
+    )]
+    hash_workers: usize,
+    /// logins waiting for a hash thread before SERVER_BUSY
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::default().hash_queue)]
+    hash_queue: usize,
+    /// PBKDF2-HMAC-SHA256 iterations for new password records
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = ServerConfig::default().iterations,
+        value_parser = clap::value_parser!(u32).range(ITERATION_RANGE)
+    )]
+    iterations: u32,
+    /// live sessions per account (0 = no limit)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = EngineConfig::default().max_sessions_per_user
+    )]
+    max_sessions_per_user: usize,
+    /// what a login beyond the limit does
+    #[arg(
+        long,
+        value_name = "POLICY",
+        value_enum,
+        default_value_t = EngineConfig::default().on_limit
+    )]
+    on_limit: OnLimit,
+    /// a resume of a session in use on another connection
+    #[arg(
+        long,
+        value_name = "POLICY",
+        value_enum,
+        default_value_t = EngineConfig::default().duplicate
+    )]
+    duplicate: DuplicatePolicy,
+    /// whether REGISTER_REQUEST is accepted
+    #[arg(
+        long,
+        value_name = "STATE",
+        value_enum,
+        default_value_t = Registration(EngineConfig::default().registration_open)
+    )]
+    registration: Registration,
+    /// shortest password a new account may have (at most 1024)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = EngineConfig::default().min_password_len,
+        value_parser = RangedU64ValueParser::<usize>::new().range(0..=MAX_PASSWORD as u64)
+    )]
+    min_password_len: usize,
+    /// successful logins per account per UTC day (0 = off)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = PolicyConfig::default().daily_logins
+    )]
+    daily_login_limit: u32,
+    /// login attempts per address before throttling
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = PolicyConfig::default().address_burst,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    login_burst: u32,
+    /// per minute: how fast an address's attempts refill
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = PolicyConfig::default().address_rate_per_min,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    login_rate: u32,
+    /// password hashes in flight per address
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = PolicyConfig::default().address_hashes,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    address_hashes: u32,
+    /// audit records held in memory for AUDIT_QUERY (the journal keeps all)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = EngineConfig::default().audit_window,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    audit_window: usize,
+    /// open connections in all (0 = no limit); beyond it SERVER_BUSY and close
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = EngineConfig::default().max_connections
+    )]
+    max_connections: usize,
+    /// the same, per client IP address
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = EngineConfig::default().max_connections_per_address
+    )]
+    max_connections_per_address: usize,
+    /// a peer whose unsent replies pass this many KiB (it is not reading) is disconnected
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = EngineConfig::default().max_output >> 10,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    max_output_kb: usize,
+    /// frames handled per connection per loop turn before others get theirs
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = EngineConfig::default().frames_per_turn,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    frames_per_turn: usize,
+    /// on SIGTERM/SIGINT, how long clients get to take the shutdown notice
+    #[arg(
+        long,
+        value_name = "DUR",
+        default_value_t = DurationArg(ServerConfig::default().shutdown_grace)
+    )]
+    shutdown_grace: DurationArg,
+    /// past this many KiB of journal, write a snapshot and start a new journal
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = JournalOptions::default().snapshot_bytes >> 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    snapshot_kb: u64,
+    /// archived journal segments (audit history) older than this many days are removed
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = JournalOptions::default().audit_retention.as_secs() / SECS_PER_DAY
+    )]
+    audit_retention_days: u64,
+}
+
+impl ServerArgs {
+    /// The configuration the options describe, once the rules between options hold.
+    fn into_options(self) -> Result<Options, clap::Error> {
+        if self.heartbeat_timeout <= self.heartbeat_interval {
+            return Err(Cli::command().error(
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "--heartbeat-timeout ({}) must be longer than --heartbeat-interval ({})",
+                    self.heartbeat_timeout, self.heartbeat_interval
+                ),
+            ));
         }
+        let engine = EngineConfig {
+            heartbeat_interval: self.heartbeat_interval.0,
+            heartbeat_timeout: self.heartbeat_timeout.0,
+            login_timeout: self.login_timeout.0,
+            session_idle: self.session_idle.0,
+            session_lifetime: self.session_lifetime.0,
+            max_frame: self.max_frame,
+            frames_per_turn: self.frames_per_turn,
+            max_output: self.max_output_kb.saturating_mul(1024),
+            max_sessions_per_user: self.max_sessions_per_user,
+            on_limit: self.on_limit,
+            duplicate: self.duplicate,
+            registration_open: self.registration.0,
+            min_password_len: self.min_password_len,
+            policy: PolicyConfig {
+                address_burst: self.login_burst,
+                address_rate_per_min: self.login_rate,
+                address_hashes: self.address_hashes,
+                daily_logins: self.daily_login_limit,
+                ..PolicyConfig::default()
+            },
+            audit_window: self.audit_window,
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            ..EngineConfig::default()
+        };
+        let server = ServerConfig {
+            listen: self.listen,
+            engine,
+            hash_workers: self.hash_workers,
+            hash_queue: self.hash_queue,
+            iterations: self.iterations,
+            shutdown_grace: self.shutdown_grace.0,
+            plain_listen: self.plain_listen,
+            ..ServerConfig::default()
+        };
+        let journal = JournalOptions {
+            snapshot_bytes: self.snapshot_kb.saturating_mul(1024),
+            audit_retention: Duration::from_secs(
+                self.audit_retention_days.saturating_mul(SECS_PER_DAY),
+            ),
+        };
+        Ok(Options {
+            server,
+            data_dir: self.data_dir.path,
+            journal,
+            // `requires` makes them come together.
+            tls: self.tls_cert.zip(self.tls_key),
+        })
     }
-    let e = &server.engine;
-    if e.heartbeat_interval.is_zero() || e.heartbeat_timeout <= e.heartbeat_interval {
-        return Err("--heartbeat-timeout must be longer than --heartbeat-interval (> 0)".into());
-    }
-    if e.login_timeout.is_zero() || e.session_idle.is_zero() || e.session_lifetime.is_zero() {
-        return Err("timeouts must be greater than zero".into());
-    }
-    let tls = match (tls_cert, tls_key) {
-        (Some(c), Some(k)) => Some((c, k)),
-        (None, None) => None,
-        _ => return Err("--tls-cert and --tls-key go together".into()),
-    };
-    if server.plain_listen.is_some() && tls.is_none() {
-        return Err("--plain-listen is for use beside TLS (--tls-cert, --tls-key)".into());
-    }
-    Ok(Command::Run(Box::new(Options {
-        server,
-        data_dir,
-        journal,
-        tls,
-    })))
 }
 
 /// One core less than the machine has (at least one, at most 8): a storm of logins must
@@ -256,53 +417,169 @@ pub fn default_hash_workers() -> usize {
         .clamp(1, 8)
 }
 
-fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
-    v.parse().map_err(|_| format!("{flag}: not a number: {v}"))
+/// A duration on the command line, in whole milliseconds: `500ms`, `15` (seconds), `15s`,
+/// `30m`, `24h`; at most `u32::MAX` ms (49 days), the protocol's millisecond fields.
+/// Prints in the largest unit that is exact (`5s`, `30m`, `24h`, `500ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DurationArg(pub Duration);
+
+/// The units, largest first, in milliseconds.
+const UNITS: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
+
+impl fmt::Display for DurationArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX);
+        let (unit, per) = UNITS
+            .into_iter()
+            .find(|&(_, per)| ms != 0 && ms % per == 0)
+            .unwrap_or(("s", 1_000));
+        write!(f, "{}{unit}", ms / per)
+    }
 }
 
-/// `500ms`, `15`, `15s`, `30m`, `24h`.
-pub fn duration(flag: &str, v: &str) -> Result<Duration, String> {
-    let bad = || format!("{flag}: not a duration: {v} (examples: 500ms, 15s, 30m, 24h)");
-    let (digits, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => v.split_at(i),
-        None => (v, "s"),
-    };
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
-        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
-        _ => return Err(bad()),
-    };
-    // Every duration must fit the protocol's u32 millisecond fields.
-    if d.as_millis() > u32::MAX as u128 {
-        return Err(format!("{flag}: at most 49 days"));
+impl FromStr for DurationArg {
+    type Err = String;
+
+    fn from_str(v: &str) -> Result<Self, String> {
+        let bad = || "not a duration (examples: 500ms, 15s, 30m, 24h)".to_owned();
+        // Every duration must fit the protocol's u32 millisecond fields.
+        let too_long = || format!("at most 49 days ({}ms)", u32::MAX);
+        let (digits, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+            Some(i) => v.split_at(i),
+            None => (v, "s"),
+        };
+        let (_, per) = UNITS
+            .into_iter()
+            .find(|&(u, _)| u == unit)
+            .ok_or_else(bad)?;
+        let n: u64 = digits.parse().map_err(|e: ParseIntError| {
+            if *e.kind() == IntErrorKind::PosOverflow {
+                too_long()
+            } else {
+                bad()
+            }
+        })?;
+        n.checked_mul(per)
+            .filter(|&ms| ms <= u64::from(u32::MAX))
+            .map(|ms| DurationArg(Duration::from_millis(ms)))
+            .ok_or_else(too_long)
+    }
+}
+
+/// A duration that must be greater than zero.
+fn positive_duration(v: &str) -> Result<DurationArg, String> {
+    let d: DurationArg = v.parse()?;
+    if d.0.is_zero() {
+        return Err("must be greater than zero".into());
     }
     Ok(d)
 }
 
-/// A number that must be at least 1.
-fn at_least_1<T: std::str::FromStr + PartialOrd + From<u8>>(
-    flag: &str,
-    v: &str,
-) -> Result<T, String> {
-    let n: T = number(flag, v)?;
-    if n < T::from(1) {
-        return Err(format!("{flag} must be at least 1"));
+/// `--plain-listen`: the plain listener carries passwords in clear, so it stays on the
+/// machine.
+fn loopback_address(v: &str) -> Result<SocketAddr, String> {
+    let a: SocketAddr = v
+        .parse()
+        .map_err(|_| "not an address (example: 127.0.0.1:7451)".to_owned())?;
+    if !a.ip().is_loopback() {
+        return Err("must be a loopback address (127.0.0.1, ::1)".into());
     }
-    Ok(n)
+    Ok(a)
+}
+
+/// `--on-limit revoke_oldest|reject_new`.
+impl ValueEnum for OnLimit {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[OnLimit::RevokeOldest, OnLimit::RejectNew]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            OnLimit::RevokeOldest => {
+                PossibleValue::new("revoke_oldest").help("the oldest session is revoked")
+            }
+            OnLimit::RejectNew => {
+                PossibleValue::new("reject_new").help("the login fails with SESSION_LIMIT")
+            }
+        })
+    }
+}
+
+/// `--duplicate reject|takeover`.
+impl ValueEnum for DuplicatePolicy {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[DuplicatePolicy::Reject, DuplicatePolicy::Takeover]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            DuplicatePolicy::Reject => {
+                PossibleValue::new("reject").help("the newcomer gets DUPLICATE_SESSION")
+            }
+            DuplicatePolicy::Takeover => {
+                PossibleValue::new("takeover").help("the old connection is closed (TAKEN_OVER)")
+            }
+        })
+    }
+}
+
+/// `--registration open|closed`: [`EngineConfig::registration_open`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Registration(bool);
+
+impl ValueEnum for Registration {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Registration(true), Registration(false)]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(if self.0 { "open" } else { "closed" }))
+    }
+}
+
+/// clap's "unexpected argument" in this binary's words, `unknown option --bogus`, with
+/// clap's suggestion and usage line. Design: scripts and `tests/binary.rs` match the words
+/// `unknown option`, which the hand-written parser before clap printed.
+fn unknown_option(e: clap::Error) -> clap::Error {
+    if e.kind() != ErrorKind::UnknownArgument {
+        return e;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return e;
+    };
+    let mut message = format!("unknown option {arg} (see --help)");
+    if let Some(ContextValue::String(similar)) = e.get(ContextKind::SuggestedArg) {
+        message.push_str(&format!("; did you mean {similar}?"));
+    }
+    if let Some(ContextValue::StyledStr(usage)) = e.get(ContextKind::Usage) {
+        message.push_str(&format!("\n\n{usage}"));
+    }
+    message.push('\n');
+    clap::Error::raw(ErrorKind::UnknownArgument, message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::UserCommand;
 
-    fn run(args: &[&str]) -> Result<Options, String> {
-        match parse(args.iter().map(|s| s.to_string()))? {
+    fn run(args: &[&str]) -> Result<Options, clap::Error> {
+        match parse(args)? {
             Command::Run(o) => Ok(*o),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn error(args: &[&str]) -> clap::Error {
+        match parse(args) {
+            Err(e) => e,
+            Ok(c) => panic!("{args:?} parsed: {c:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_is_well_formed() {
+        Cli::command().debug_assert();
     }
 
     #[test]
@@ -311,6 +588,41 @@ mod tests {
         assert_eq!(o.server.listen.to_string(), "127.0.0.1:7450");
         assert_eq!(o.server.engine.heartbeat_timeout, Duration::from_secs(15));
         assert_eq!(o.data_dir, PathBuf::from("sessiond-data"));
+        assert_eq!(o.server.hash_workers, default_hash_workers());
+        assert_eq!(o.tls, None);
+    }
+
+    #[test]
+    fn defaults_are_the_librarys() {
+        let o = run(&[]).unwrap();
+        let (e, d) = (&o.server.engine, EngineConfig::default());
+        assert_eq!(e.heartbeat_interval, d.heartbeat_interval);
+        assert_eq!(e.login_timeout, d.login_timeout);
+        assert_eq!(e.session_idle, d.session_idle);
+        assert_eq!(e.session_lifetime, d.session_lifetime);
+        assert_eq!(e.max_frame, d.max_frame);
+        assert_eq!(e.max_output, d.max_output);
+        assert_eq!(e.frames_per_turn, d.frames_per_turn);
+        assert_eq!(e.max_sessions_per_user, d.max_sessions_per_user);
+        assert_eq!(e.on_limit, d.on_limit);
+        assert_eq!(e.duplicate, d.duplicate);
+        assert_eq!(e.registration_open, d.registration_open);
+        assert_eq!(e.min_password_len, d.min_password_len);
+        assert_eq!(e.audit_window, d.audit_window);
+        assert_eq!(e.max_connections, d.max_connections);
+        assert_eq!(e.max_connections_per_address, d.max_connections_per_address);
+        let p = PolicyConfig::default();
+        assert_eq!(e.policy.address_burst, p.address_burst);
+        assert_eq!(e.policy.address_rate_per_min, p.address_rate_per_min);
+        assert_eq!(e.policy.address_hashes, p.address_hashes);
+        assert_eq!(e.policy.daily_logins, p.daily_logins);
+        let s = ServerConfig::default();
+        assert_eq!(o.server.hash_queue, s.hash_queue);
+        assert_eq!(o.server.iterations, s.iterations);
+        assert_eq!(o.server.shutdown_grace, s.shutdown_grace);
+        let j = JournalOptions::default();
+        assert_eq!(o.journal.snapshot_bytes, j.snapshot_bytes);
+        assert_eq!(o.journal.audit_retention, j.audit_retention);
     }
 
     #[test]
@@ -323,6 +635,8 @@ mod tests {
             "2s",
             "--session-idle=30m",
             "--session-lifetime=24h",
+            "--login-timeout",
+            "15",
             "--max-frame",
             "4096",
             "--iterations",
@@ -333,6 +647,14 @@ mod tests {
             "--registration=closed",
             "--max-sessions-per-user",
             "3",
+            "--hash-workers",
+            "3",
+            "--hash-queue",
+            "7",
+            "--min-password-len",
+            "12",
+            "--data-dir",
+            "/tmp/x",
         ])
         .unwrap();
         assert_eq!(o.server.engine.on_limit, OnLimit::RejectNew);
@@ -344,10 +666,16 @@ mod tests {
             o.server.engine.heartbeat_interval,
             Duration::from_millis(500)
         );
+        assert_eq!(o.server.engine.heartbeat_timeout, Duration::from_secs(2));
+        assert_eq!(o.server.engine.login_timeout, Duration::from_secs(15));
         assert_eq!(o.server.engine.session_idle, Duration::from_secs(1800));
         assert_eq!(o.server.engine.session_lifetime, Duration::from_secs(86400));
         assert_eq!(o.server.engine.max_frame, 4096);
         assert_eq!(o.server.iterations, 1000);
+        assert_eq!(o.server.hash_workers, 3);
+        assert_eq!(o.server.hash_queue, 7);
+        assert_eq!(o.server.engine.min_password_len, 12);
+        assert_eq!(o.data_dir, PathBuf::from("/tmp/x"));
     }
 
     #[test]
@@ -371,6 +699,9 @@ mod tests {
         assert_eq!(e.policy.address_hashes, 2);
         assert_eq!(e.audit_window, 500);
         assert!(run(&["--login-burst", "0"]).is_err());
+        assert!(run(&["--login-rate", "0"]).is_err());
+        assert!(run(&["--address-hashes", "0"]).is_err());
+        assert!(run(&["--audit-window", "0"]).is_err());
         let o = run(&[
             "--max-output-kb",
             "64",
@@ -388,11 +719,9 @@ mod tests {
         assert_eq!(o.server.engine.frames_per_turn, 8);
         assert_eq!(o.server.engine.max_connections, 0);
         assert_eq!(o.server.engine.max_connections_per_address, 10);
-        assert_eq!(
-            o.server.shutdown_grace,
-            std::time::Duration::from_millis(500)
-        );
+        assert_eq!(o.server.shutdown_grace, Duration::from_millis(500));
         assert!(run(&["--frames-per-turn", "0"]).is_err());
+        assert!(run(&["--max-output-kb", "0"]).is_err());
         let o = run(&[
             "--tls-cert",
             "c.pem",
@@ -410,6 +739,7 @@ mod tests {
             Some("127.0.0.1:7460".parse().unwrap())
         );
         assert!(run(&["--tls-cert", "c.pem"]).is_err());
+        assert!(run(&["--tls-key", "k.pem"]).is_err());
         assert!(run(&["--plain-listen", "127.0.0.1:1"]).is_err());
         assert!(run(&[
             "--tls-cert",
@@ -424,21 +754,188 @@ mod tests {
     }
 
     #[test]
+    fn journal_flags_in_kib_and_days() {
+        let o = run(&["--snapshot-kb", "2", "--audit-retention-days", "3"]).unwrap();
+        assert_eq!(o.journal.snapshot_bytes, 2048);
+        assert_eq!(o.journal.audit_retention, Duration::from_secs(3 * 86_400));
+        assert!(run(&["--snapshot-kb", "0"]).is_err());
+        let o = run(&["--audit-retention-days", "0"]).unwrap();
+        assert_eq!(o.journal.audit_retention, Duration::ZERO);
+    }
+
+    #[test]
     fn rejects_nonsense() {
         assert!(run(&["--bogus"]).is_err());
         assert!(run(&["--listen"]).is_err());
+        assert!(run(&["--listen", "nowhere"]).is_err());
         assert!(run(&["--max-frame", "10"]).is_err());
+        assert!(run(&["--max-frame", "16777217"]).is_err());
+        assert!(run(&["--max-frame", "16777216"]).is_ok());
         assert!(run(&["--heartbeat-interval", "20s"]).is_err());
+        assert!(run(&["--heartbeat-interval", "0"]).is_err());
         assert!(run(&["--heartbeat-timeout", "5x"]).is_err());
+        assert!(run(&["--login-timeout", "0ms"]).is_err());
+        assert!(run(&["--session-idle", "0m"]).is_err());
+        assert!(run(&["--session-lifetime", "0h"]).is_err());
         assert!(run(&["--iterations", "0"]).is_err());
+        assert!(run(&["--iterations", "10000001"]).is_err());
+        assert!(run(&["--hash-workers", "0"]).is_err());
+        assert!(run(&["--hash-workers", "257"]).is_err());
+        assert!(run(&["--min-password-len", "1025"]).is_err());
+        assert!(run(&["--min-password-len", "1024"]).is_ok());
         assert!(run(&["--session-lifetime", "9999h"]).is_err());
         assert!(run(&["--on-limit", "sometimes"]).is_err());
         assert!(run(&["--duplicate", "maybe"]).is_err());
-        assert!(matches!(parse(["-h".to_string()]), Ok(Command::Help)));
+        assert!(run(&["--registration", "ajar"]).is_err());
         assert!(matches!(
-            parse(["repair".to_string(), "--data-dir".into(), "/x".into()]),
+            parse(["repair", "--data-dir", "/x"]),
             Ok(Command::Repair(d)) if d == std::path::Path::new("/x")
         ));
-        assert!(parse(["repair".to_string(), "--bogus".into()]).is_err());
+        assert!(matches!(
+            parse(["repair"]),
+            Ok(Command::Repair(d)) if d == std::path::Path::new("sessiond-data")
+        ));
+        assert!(parse(["repair", "--bogus"]).is_err());
+        assert!(parse(["--listen", "127.0.0.1:0", "repair"]).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let e = error(&["--bogus"]).to_string();
+        assert!(e.contains("unknown option --bogus"), "{e}");
+        assert_eq!(error(&["--bogus"]).kind(), ErrorKind::UnknownArgument);
+        let e = error(&["--heartbeat-timeout", "5x"]).to_string();
+        assert!(
+            e.contains("--heartbeat-timeout") && e.contains("not a duration"),
+            "{e}"
+        );
+        let e = error(&["--heartbeat-interval", "20s"]).to_string();
+        assert!(e.contains("--heartbeat-timeout (15s)"), "{e}");
+        assert!(e.contains("--heartbeat-interval (20s)"), "{e}");
+        let e = error(&["--max-frame", "10"]).to_string();
+        assert!(
+            e.contains("--max-frame") && e.contains("1024..=16777216"),
+            "{e}"
+        );
+        let e = error(&["--tls-cert", "c.pem"]).to_string();
+        assert!(e.contains("--tls-key"), "{e}");
+        let e = error(&[
+            "--plain-listen",
+            "10.0.0.1:1",
+            "--tls-cert=c",
+            "--tls-key=k",
+        ]);
+        assert!(e.to_string().contains("loopback"), "{e}");
+        let e = error(&["audit", "--bogus"]).to_string();
+        assert!(e.contains("unknown option --bogus"), "{e}");
+        assert!(e.contains("sessiond audit"), "{e}");
+        for e in [error(&["--bogus"]), error(&["--iterations", "0"])] {
+            assert!(e.use_stderr(), "{e}");
+        }
+    }
+
+    #[test]
+    fn help_and_version_on_the_binary_and_every_subcommand() {
+        for args in [
+            &["--help"][..],
+            &["-h"],
+            &["repair", "--help"],
+            &["user", "--help"],
+            &["user", "add", "--help"],
+            &["user", "set-role", "--help"],
+            &["user", "list", "--help"],
+            &["audit", "--help"],
+        ] {
+            let e = error(args);
+            assert_eq!(e.kind(), ErrorKind::DisplayHelp, "{args:?}: {e}");
+            assert!(!e.use_stderr(), "{args:?}");
+            assert!(e.to_string().contains("Usage: sessiond"), "{args:?}: {e}");
+        }
+        let help = error(&["--help"]).to_string();
+        assert!(help.contains("--heartbeat-timeout <DUR>"), "{help}");
+        assert!(help.contains("[default: 15s]"), "{help}");
+        assert!(help.contains("[default: 30m]"), "{help}");
+        let help = error(&["audit", "--help"]).to_string();
+        assert!(help.contains("login_failed"), "{help}");
+        let e = error(&["-V"]);
+        assert_eq!(e.kind(), ErrorKind::DisplayVersion);
+        assert_eq!(
+            e.to_string().trim(),
+            format!(
+                "sessiond {} (protocol version 1)",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
+
+    #[test]
+    fn operator_commands_come_through() {
+        assert!(matches!(
+            parse(["user", "list", "--data-dir", "d"]),
+            Ok(Command::Ops(OpsCommand::User(UserCommand::List { data_dir })))
+                if data_dir.path == std::path::Path::new("d")
+        ));
+        assert!(matches!(
+            parse(["audit"]),
+            Ok(Command::Ops(OpsCommand::Audit(_)))
+        ));
+        assert!(parse(["user"]).is_err());
+    }
+
+    #[test]
+    fn durations_parse_in_every_unit() {
+        let ms = |v: &str| v.parse::<DurationArg>().map(|d| d.0.as_millis());
+        assert_eq!(ms("500ms"), Ok(500));
+        assert_eq!(ms("15"), Ok(15_000));
+        assert_eq!(ms("15s"), Ok(15_000));
+        assert_eq!(ms("30m"), Ok(1_800_000));
+        assert_eq!(ms("24h"), Ok(86_400_000));
+        assert_eq!(ms("4294967295ms"), Ok(u128::from(u32::MAX)));
+        assert_eq!(ms("1193h"), Ok(4_294_800_000));
+        for bad in ["", "s", "5x", "-1s", "1.5s", "5 s", "1d"] {
+            assert!(ms(bad).is_err(), "{bad:?}");
+        }
+        for too_long in [
+            "4294967296ms",
+            "1194h",
+            "71583m",
+            "9999h",
+            "99999999999999999999h",
+        ] {
+            assert_eq!(
+                ms(too_long),
+                Err("at most 49 days (4294967295ms)".into()),
+                "{too_long}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_print_in_their_largest_exact_unit_and_read_back() {
+        let show = |ms: u64| DurationArg(Duration::from_millis(ms)).to_string();
+        assert_eq!(show(5_000), "5s");
+        assert_eq!(show(1_800_000), "30m");
+        assert_eq!(show(86_400_000), "24h");
+        assert_eq!(show(500), "500ms");
+        assert_eq!(show(1_500), "1500ms");
+        assert_eq!(show(90_000), "90s");
+        assert_eq!(show(0), "0s");
+        for ms in [
+            0,
+            1,
+            999,
+            1_000,
+            1_001,
+            59_000,
+            60_000,
+            61_000,
+            3_600_000,
+            5_400_000,
+            86_400_000,
+            u64::from(u32::MAX),
+        ] {
+            let d = DurationArg(Duration::from_millis(ms));
+            assert_eq!(d.to_string().parse::<DurationArg>(), Ok(d), "{d}");
+        }
     }
 }

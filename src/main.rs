@@ -17,12 +17,8 @@ use sessiond::store;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let opts = match cli::parse(std::env::args().skip(1)) {
+    let opts = match cli::parse(std::env::args_os().skip(1)) {
         Ok(Command::Run(o)) => o,
-        Ok(Command::Help) => {
-            print!("{}\n{}", cli::HELP, sessiond::ops::HELP);
-            return ExitCode::SUCCESS;
-        }
         Ok(Command::Ops(cmd)) => {
             let mut out = std::io::stdout().lock();
             return match sessiond::ops::run(cmd, &mut out) {
@@ -53,16 +49,14 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Ok(Command::Version) => {
-            println!(
-                "sessiond {} (protocol version 1)",
-                env!("CARGO_PKG_VERSION")
-            );
-            return ExitCode::SUCCESS;
-        }
+        // --help and --version (stdout, 0) or a usage error (stderr, 2), as clap renders them.
         Err(e) => {
-            eprintln!("sessiond: {e}");
-            return ExitCode::from(2);
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match run(*opts) {

@@ -1,15 +1,21 @@
 //! Operator subcommands of the `sessiond` binary that work on the data directory without
 //! a live server: `user add`, `user set-role`, `user list`, and `audit`.
 //!
-//! Owns their arguments and their output. Commands that change accounts take the data
-//! directory's lock (so they refuse to run beside a live server, which owns the journal
-//! then: use the ADMIN_* requests, e.g. `examples/admin.rs`, instead) and journal their
-//! change with an audit record, exactly as the server would. `audit` only reads and may
-//! run beside a live server.
+//! Owns their arguments (declared once with clap derive, each with its help, default and
+//! range; [`crate::cli`] parses them as part of the binary's command line), the
+//! `--data-dir` argument every command of the binary shares, and their output. Commands
+//! that change accounts take the data directory's lock (so they refuse to run beside a
+//! live server, which owns the journal then: use the ADMIN_* requests, e.g.
+//! `examples/admin.rs`, instead) and journal their change with an audit record, exactly
+//! as the server would. `audit` only reads and may run beside a live server.
 
 use std::io::{BufRead, Write};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::builder::PossibleValue;
+use clap::{Args, Subcommand, ValueEnum};
 
 use crate::auth::{PasswordRecord, DEFAULT_ITERATIONS};
 use crate::client::utc;
@@ -19,152 +25,132 @@ use crate::session::token::random_password;
 use crate::session::UserTable;
 use crate::store::{self, JournalOptions};
 
-pub const HELP: &str = "\
-OPERATOR COMMANDS (no live server needed):
-    sessiond user add NAME [--role user|admin] [--email ADDR] [--password-stdin]
-                           [--iterations N] [--data-dir DIR]
-        create an account; without --password-stdin a random password is printed once
-    sessiond user set-role NAME user|admin [--data-dir DIR]
-    sessiond user list [--data-dir DIR]
-    sessiond audit [--user NAME] [--kind KIND] [--since UNIX_MS] [--until UNIX_MS]
-                   [--data-dir DIR]
-        print the audit trail (archive and journal), oldest first; may run beside a
-        live server. KIND: session_created, login_failed, revoked, ... (protocol.md 5.27)
-";
+/// Where the data directory is unless `--data-dir` says otherwise (relative to the
+/// working directory).
+pub const DEFAULT_DATA_DIR: &str = "sessiond-data";
 
-/// A parsed operator command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// PBKDF2 iterations `--iterations` accepts, for the server and for `user add`.
+pub const ITERATION_RANGE: RangeInclusive<i64> = 1..=10_000_000;
+
+/// `--data-dir DIR`: the same argument for the server, `repair` and every operator
+/// command.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct DataDir {
+    /// where users are kept (the server and `user add` create it, mode 0700)
+    #[arg(long = "data-dir", value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub path: PathBuf,
+}
+
+/// `sessiond user ...` and `sessiond audit ...`.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum OpsCommand {
-    UserAdd {
-        name: String,
-        role: Role,
-        email: String,
-        password_stdin: bool,
-        iterations: u32,
-        data_dir: PathBuf,
-    },
+    /// Manage accounts offline (refused beside a live server, which owns the journal: use
+    /// the ADMIN_* requests then, e.g. examples/admin.rs)
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print the audit trail (archive and journal), oldest first; may run beside a live
+    /// server
+    Audit(AuditArgs),
+}
+
+/// `sessiond user add|set-role|list`.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum UserCommand {
+    /// Create an account; without --password-stdin a random password is printed once
+    Add(UserAdd),
+    /// Change an account's role
     SetRole {
+        /// the account
+        #[arg(value_name = "NAME")]
         name: String,
+        /// its new role
+        #[arg(value_name = "ROLE", value_enum)]
         role: Role,
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data_dir: DataDir,
     },
-    UserList {
-        data_dir: PathBuf,
-    },
-    Audit {
-        user: Option<String>,
-        kind: Option<AuditKind>,
-        since_ms: u64,
-        until_ms: u64,
-        data_dir: PathBuf,
+    /// List the accounts with their role, state and live sessions
+    List {
+        #[command(flatten)]
+        data_dir: DataDir,
     },
 }
 
-fn role(v: &str) -> Result<Role, String> {
-    match v {
-        "user" => Ok(Role::User),
-        "admin" => Ok(Role::Admin),
-        _ => Err(format!("role must be user or admin, not {v}")),
+/// `sessiond user add NAME ...`.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct UserAdd {
+    /// the new account's name: 3-32 of a-z 0-9 . _ - starting with a letter or digit
+    #[arg(value_name = "NAME", value_parser = new_username)]
+    pub name: String,
+    /// its role
+    #[arg(long, value_name = "ROLE", value_enum, default_value_t = Role::User)]
+    pub role: Role,
+    /// its e-mail address
+    #[arg(long, value_name = "ADDR")]
+    pub email: Option<String>,
+    /// read the password from the first line of stdin (at least 8 bytes) instead of
+    /// printing a random one
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// PBKDF2-HMAC-SHA256 iterations for the password record
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_ITERATIONS,
+        value_parser = clap::value_parser!(u32).range(ITERATION_RANGE),
+    )]
+    pub iterations: u32,
+    #[command(flatten)]
+    pub data_dir: DataDir,
+}
+
+/// `sessiond audit ...`: which records to print.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct AuditArgs {
+    /// only this user's records
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// only records of this kind (protocol.md 5.27)
+    #[arg(long, value_name = "KIND", value_enum)]
+    pub kind: Option<AuditKind>,
+    /// only records at or after this time (Unix milliseconds)
+    #[arg(long, value_name = "UNIX_MS")]
+    pub since: Option<u64>,
+    /// only records before this time (Unix milliseconds)
+    #[arg(long, value_name = "UNIX_MS")]
+    pub until: Option<u64>,
+    #[command(flatten)]
+    pub data_dir: DataDir,
+}
+
+/// `user` and `admin` on the command line: the protocol's role names.
+impl ValueEnum for Role {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Role::User, Role::Admin]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
     }
 }
 
-/// Parses the words after `sessiond` when the first is `user` or `audit`.
-pub fn parse(args: &[String], default_dir: PathBuf) -> Result<OpsCommand, String> {
-    let mut data_dir = default_dir;
-    let mut positional = Vec::new();
-    let mut flags: Vec<(String, String)> = Vec::new();
-    let mut password_stdin = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--password-stdin" {
-            password_stdin = true;
-        } else if let Some(f) = a.strip_prefix("--") {
-            let (name, value) = match f.split_once('=') {
-                Some((n, v)) => (n.to_owned(), v.to_owned()),
-                None => (
-                    f.to_owned(),
-                    it.next().ok_or(format!("--{f} needs a value"))?.clone(),
-                ),
-            };
-            if name == "data-dir" {
-                data_dir = PathBuf::from(value);
-            } else {
-                flags.push((name, value));
-            }
-        } else {
-            positional.push(a.as_str());
-        }
+/// `--kind`: the audit trail's own kind names (`AuditKind::ALL`, `AuditKind::name`).
+impl ValueEnum for AuditKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &AuditKind::ALL
     }
-    let flag = |n: &str| {
-        flags
-            .iter()
-            .rev()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.clone())
-    };
-    let allowed = |ok: &[&str]| -> Result<(), String> {
-        match flags.iter().find(|(k, _)| !ok.contains(&k.as_str())) {
-            Some((k, _)) => Err(format!("unknown option --{k}")),
-            None => Ok(()),
-        }
-    };
-    let ms = |n: &str| -> Result<u64, String> {
-        flag(n)
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| format!("--{n}: not a number of ms: {v}"))
-            })
-            .transpose()
-            .map(|v| v.unwrap_or(0))
-    };
-    match positional.as_slice() {
-        ["user", "add", name] => {
-            allowed(&["role", "email", "iterations"])?;
-            if !valid_new_username(name) {
-                return Err(format!(
-                    "invalid username {name:?}: 3-32 of a-z 0-9 . _ - starting with a letter or digit"
-                ));
-            }
-            let iterations = match flag("iterations") {
-                Some(v) => v.parse().map_err(|_| format!("--iterations: {v}"))?,
-                None => DEFAULT_ITERATIONS,
-            };
-            Ok(OpsCommand::UserAdd {
-                name: (*name).to_owned(),
-                role: flag("role").map_or(Ok(Role::User), |r| role(&r))?,
-                email: flag("email").unwrap_or_default(),
-                password_stdin,
-                iterations,
-                data_dir,
-            })
-        }
-        ["user", "set-role", name, r] => {
-            allowed(&[])?;
-            Ok(OpsCommand::SetRole {
-                name: (*name).to_owned(),
-                role: role(r)?,
-                data_dir,
-            })
-        }
-        ["user", "list"] => {
-            allowed(&[])?;
-            Ok(OpsCommand::UserList { data_dir })
-        }
-        ["audit"] => {
-            allowed(&["user", "kind", "since", "until"])?;
-            let kind = match flag("kind") {
-                Some(k) => Some(AuditKind::from_name(&k).ok_or(format!("unknown --kind {k}"))?),
-                None => None,
-            };
-            Ok(OpsCommand::Audit {
-                user: flag("user"),
-                kind,
-                since_ms: ms("since")?,
-                until_ms: ms("until")?,
-                data_dir,
-            })
-        }
-        _ => Err(format!("unknown command\n\n{HELP}")),
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
+    }
+}
+
+/// A name `user add` may create.
+fn new_username(name: &str) -> Result<String, String> {
+    if valid_new_username(name) {
+        Ok(name.to_owned())
+    } else {
+        Err("3-32 of a-z 0-9 . _ - starting with a letter or digit".into())
     }
 }
 
@@ -195,14 +181,15 @@ fn open_locked(
 /// Runs `cmd`, writing its output to `out`.
 pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
     match cmd {
-        OpsCommand::UserAdd {
+        OpsCommand::User(UserCommand::Add(UserAdd {
             name,
             role,
             email,
             password_stdin,
             iterations,
-            data_dir,
-        } => {
+            data_dir: DataDir { path: data_dir },
+        })) => {
+            let email = email.unwrap_or_default();
             store::ensure_data_dir(&data_dir)?;
             let (_lock, mut journal, mut state) = open_locked(&data_dir)?;
             if state.users.by_name(&name).is_some() {
@@ -251,11 +238,11 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             }
             Ok(())
         }
-        OpsCommand::SetRole {
+        OpsCommand::User(UserCommand::SetRole {
             name,
             role,
-            data_dir,
-        } => {
+            data_dir: DataDir { path: data_dir },
+        }) => {
             let (_lock, mut journal, mut state) = open_locked(&data_dir)?;
             let id = state
                 .users
@@ -285,7 +272,9 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             writeln!(out, "{name}: role {} -> {}", old.name(), role.name())?;
             Ok(())
         }
-        OpsCommand::UserList { data_dir } => {
+        OpsCommand::User(UserCommand::List {
+            data_dir: DataDir { path: data_dir },
+        }) => {
             let (_lock, _journal, state) = open_locked(&data_dir)?;
             let mut users = state.users.all();
             users.sort_by_key(|u| u.id);
@@ -327,13 +316,13 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             )?;
             Ok(())
         }
-        OpsCommand::Audit {
+        OpsCommand::Audit(AuditArgs {
             user,
             kind,
-            since_ms,
-            until_ms,
-            data_dir,
-        } => {
+            since,
+            until,
+            data_dir: DataDir { path: data_dir },
+        }) => {
             let trail = store::read_audit_trail(&data_dir)?;
             let uid = match &user {
                 Some(name) => Some(
@@ -351,7 +340,8 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
                 .iter()
                 .filter(|a| uid.is_none_or(|u| a.user_id == u))
                 .filter(|a| kind.is_none_or(|k| a.kind == k))
-                .filter(|a| a.at_ms >= since_ms && (until_ms == 0 || a.at_ms < until_ms))
+                .filter(|a| since.is_none_or(|t| a.at_ms >= t))
+                .filter(|a| until.is_none_or(|t| a.at_ms < t))
                 .map(|a| {
                     vec![
                         utc(a.at_ms),
@@ -392,48 +382,87 @@ fn table(out: &mut dyn Write, headers: &[&str], rows: Vec<Vec<String>>) -> std::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
+    /// The operator commands as the binary's command line holds them.
+    #[derive(Parser, Debug)]
+    struct Ops {
+        #[command(subcommand)]
+        cmd: OpsCommand,
+    }
+
+    fn parse(s: &str) -> Result<OpsCommand, clap::Error> {
+        Ops::try_parse_from(std::iter::once("sessiond").chain(s.split_whitespace())).map(|o| o.cmd)
+    }
+
+    fn dir(d: &str) -> DataDir {
+        DataDir { path: d.into() }
     }
 
     #[test]
     fn parses_the_operator_commands() {
-        let d = PathBuf::from("d");
         assert_eq!(
-            parse(&args("user add carol --role admin --data-dir x"), d.clone()),
-            Ok(OpsCommand::UserAdd {
+            parse("user add carol --role admin --data-dir x").unwrap(),
+            OpsCommand::User(UserCommand::Add(UserAdd {
                 name: "carol".into(),
                 role: Role::Admin,
-                email: String::new(),
+                email: None,
                 password_stdin: false,
                 iterations: DEFAULT_ITERATIONS,
-                data_dir: PathBuf::from("x"),
-            })
+                data_dir: dir("x"),
+            }))
         );
         assert_eq!(
-            parse(&args("user set-role carol user"), d.clone()),
-            Ok(OpsCommand::SetRole {
+            parse("user add dave --password-stdin --email=d@example.org --iterations 1000")
+                .unwrap(),
+            OpsCommand::User(UserCommand::Add(UserAdd {
+                name: "dave".into(),
+                role: Role::User,
+                email: Some("d@example.org".into()),
+                password_stdin: true,
+                iterations: 1000,
+                data_dir: dir(DEFAULT_DATA_DIR),
+            }))
+        );
+        assert_eq!(
+            parse("user set-role carol user").unwrap(),
+            OpsCommand::User(UserCommand::SetRole {
                 name: "carol".into(),
                 role: Role::User,
-                data_dir: d.clone(),
+                data_dir: dir(DEFAULT_DATA_DIR),
             })
         );
         assert_eq!(
-            parse(&args("audit --kind login_failed --since=5"), d.clone()),
-            Ok(OpsCommand::Audit {
+            parse("user list --data-dir=y").unwrap(),
+            OpsCommand::User(UserCommand::List { data_dir: dir("y") })
+        );
+        assert_eq!(
+            parse("audit --kind login_failed --since=5").unwrap(),
+            OpsCommand::Audit(AuditArgs {
                 user: None,
                 kind: Some(AuditKind::LoginFailed),
-                since_ms: 5,
-                until_ms: 0,
-                data_dir: d.clone(),
+                since: Some(5),
+                until: None,
+                data_dir: dir(DEFAULT_DATA_DIR),
             })
         );
-        assert!(parse(&args("user add X!"), d.clone()).is_err());
-        assert!(parse(&args("user set-role carol root"), d.clone()).is_err());
-        assert!(parse(&args("audit --kind nope"), d.clone()).is_err());
-        assert!(parse(&args("audit --bogus 1"), d.clone()).is_err());
-        assert!(parse(&args("user frobnicate"), d).is_err());
+        assert!(parse("user add X!").is_err());
+        assert!(parse("user add carol --iterations 0").is_err());
+        assert!(parse("user set-role carol root").is_err());
+        assert!(parse("audit --kind nope").is_err());
+        assert!(parse("audit --since yesterday").is_err());
+        assert!(parse("audit --bogus 1").is_err());
+        assert!(parse("user frobnicate").is_err());
+    }
+
+    #[test]
+    fn every_audit_kind_is_a_kind_value() {
+        for k in AuditKind::ALL {
+            match parse(&format!("audit --kind {}", k.name())).unwrap() {
+                OpsCommand::Audit(a) => assert_eq!(a.kind, Some(k)),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]
