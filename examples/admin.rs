@@ -187,7 +187,7 @@ fn session_id(s: &str) -> Result<u64, String> {
 
 /// `--kind`: one of the names of [`AuditKind::ALL`], which the help lists.
 fn audit_kind() -> impl TypedValueParser<Value = AuditKind> {
-    PossibleValuesParser::new(AuditKind::ALL.map(AuditKind::name))
+    PossibleValuesParser::new(AuditKind::ALL.iter().map(|k| k.name()))
         .try_map(|s| AuditKind::from_name(&s).ok_or("not an audit kind"))
 }
 

@@ -116,7 +116,7 @@ pub struct AuditArgs {
     /// only records at or after this time (Unix milliseconds)
     #[arg(long, value_name = "UNIX_MS")]
     pub since: Option<u64>,
-    /// only records before this time (Unix milliseconds)
+    /// only records before this time (Unix milliseconds; 0: no limit)
     #[arg(long, value_name = "UNIX_MS")]
     pub until: Option<u64>,
     #[command(flatten)]
@@ -137,7 +137,7 @@ impl ValueEnum for Role {
 /// `--kind`: the audit trail's own kind names (`AuditKind::ALL`, `AuditKind::name`).
 impl ValueEnum for AuditKind {
     fn value_variants<'a>() -> &'a [Self] {
-        &AuditKind::ALL
+        AuditKind::ALL
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
@@ -341,7 +341,7 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
                 .filter(|a| uid.is_none_or(|u| a.user_id == u))
                 .filter(|a| kind.is_none_or(|k| a.kind == k))
                 .filter(|a| since.is_none_or(|t| a.at_ms >= t))
-                .filter(|a| until.is_none_or(|t| a.at_ms < t))
+                .filter(|a| until.filter(|&t| t > 0).is_none_or(|t| a.at_ms < t))
                 .map(|a| {
                     vec![
                         utc(a.at_ms),
@@ -457,7 +457,7 @@ mod tests {
 
     #[test]
     fn every_audit_kind_is_a_kind_value() {
-        for k in AuditKind::ALL {
+        for &k in AuditKind::ALL {
             match parse(&format!("audit --kind {}", k.name())).unwrap() {
                 OpsCommand::Audit(a) => assert_eq!(a.kind, Some(k)),
                 other => panic!("{other:?}"),
