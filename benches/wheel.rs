@@ -2,6 +2,7 @@
 //! moved rather than lazily re-armed), expire everything, cancel. Throughput in entries.
 //!
 //! `cargo bench --bench wheel`
+#![allow(clippy::disallowed_methods)] // a benchmark measures real time
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -22,6 +22,7 @@
 //! the server's RSS growth per session and its CPU use from `/proc`. Every connection logs
 //! in as `--user` (one account; each login then sends NEW_LOGIN to up to 32 of the
 //! others) unless `--accounts N` spreads the logins over N accounts, registered first.
+#![allow(clippy::disallowed_methods)] // a tool that runs in real time
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;

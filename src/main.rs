@@ -79,6 +79,7 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
     if state.users.is_empty() {
         let password = random_password(20)?;
         let record = PasswordRecord::create(password.as_bytes(), opts.server.iterations)?;
+        #[allow(clippy::disallowed_methods)] // the binary stamps the first account at its creation
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
         let admin = state
             .users

@@ -2,6 +2,7 @@
 //! its password once; data and sessions survive restarts and SIGKILL; a torn journal tail
 //! is truncated; damage in the middle refuses to start until `sessiond repair`; one server
 //! per data directory; exit codes.
+#![allow(clippy::disallowed_methods)] // this test runs a real server in real time
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The client library against real sockets: automatic heartbeats keep an idle client
 //! alive, and a server that stops answering is detected within its heartbeat timeout.
+#![allow(clippy::disallowed_methods)] // this test runs a real server in real time
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! after every restart each registration and login the client saw acknowledged must still
 //! be there (the user can log in, the token resumes). Bounded: a fixed number of rounds,
 //! each a fraction of a second.
+#![allow(clippy::disallowed_methods)] // this test runs a real server in real time
 
 mod common;
 

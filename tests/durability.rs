@@ -1,6 +1,7 @@
 //! Replies that depend on a journal write leave only once it is durable, and a slow sync
 //! does not stall anyone else (issue 4: the store thread). A store whose commit blocks on
 //! a gate stands in for a slow disk; one that fails stands in for a broken one.
+#![allow(clippy::disallowed_methods)] // this test runs a real server in real time
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Hostile clients (issue 7). Each test runs a well-behaved client alongside, heartbeating
 //! every 50 ms on its own thread, and asserts at the end that every one of its heartbeats
 //! was answered, none slower than a generous bound.
+#![allow(clippy::disallowed_methods)] // this test runs a real server in real time
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Integration tests against a real server on 127.0.0.1:0, byte-exact through the codec.
 //! Real-time tests use short configured timeouts and generous upper bounds.
+#![allow(clippy::disallowed_methods)] // this test runs a real server in real time
 
 mod common;
 

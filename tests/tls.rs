@@ -2,6 +2,7 @@
 //! test by rcgen: the full life cycle over TLS, a wrong CA or name refused, a plaintext
 //! client failing cleanly, a stalled handshake dropped at the login deadline while other
 //! clients carry on, and the plain loopback listener beside TLS.
+#![allow(clippy::disallowed_methods)] // this test runs a real server in real time
 
 mod common;
 

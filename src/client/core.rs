@@ -307,6 +307,7 @@ impl ClientCore {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // an arbitrary origin for made-up times
 mod tests {
     use super::*;
     use crate::protocol::{HeartbeatAck, LoginSuccess, RevokeReason, Role, SessionRevoked};

@@ -424,9 +424,9 @@ impl Client {
         if self.core.is_closed() {
             return Err(ClientError::Closed(None));
         }
-        let id = self.core.request(message, Instant::now());
+        let id = self.core.request(message, now());
         self.flush()?;
-        let deadline = Instant::now() + self.timeout;
+        let deadline = now() + self.timeout;
         loop {
             while let Some(ev) = self.core.poll_event() {
                 match ev {
@@ -475,12 +475,12 @@ impl Client {
     /// One step of waiting: the core's timer if it is due, else one read (bounded by
     /// `deadline` and the core's next timer). `Timeout` once `deadline` has passed.
     fn pump(&mut self, deadline: Instant) -> Result<(), ClientError> {
-        let now = Instant::now();
-        if self.core.poll_timeout().is_some_and(|t| t <= now) {
-            self.core.handle_timeout(now);
+        let at = now();
+        if self.core.poll_timeout().is_some_and(|t| t <= at) {
+            self.core.handle_timeout(at);
             return self.flush();
         }
-        if now >= deadline {
+        if at >= deadline {
             return Err(ClientError::Timeout);
         }
         let wake = self
@@ -488,7 +488,7 @@ impl Client {
             .poll_timeout()
             .map_or(deadline, |t| t.min(deadline));
         let left = wake
-            .saturating_duration_since(now)
+            .saturating_duration_since(at)
             .max(Duration::from_millis(1));
         self.stream.tcp().set_read_timeout(Some(left))?;
         let mut buf = [0u8; 4096];
@@ -496,7 +496,7 @@ impl Client {
             Ok(0) => self.core.handle_eof(),
             Ok(n) => self
                 .core
-                .handle_input(&buf[..n], Instant::now())
+                .handle_input(&buf[..n], now())
                 .map_err(ClientError::Decode)?,
             Err(e)
                 if matches!(
@@ -571,7 +571,7 @@ impl Client {
     ///
     /// [`send`]: Self::send
     pub fn recv(&mut self, timeout: Duration) -> Result<Frame, ClientError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = now() + timeout;
         loop {
             match self.core.poll_event() {
                 Some(ClientEvent::Reply(f) | ClientEvent::Push(f)) => return Ok(f),
@@ -610,6 +610,13 @@ impl Client {
 /// True when `e` is a GENERAL_FAILURE with `code`.
 pub fn is_server_error(e: &ClientError, code: ErrorCode) -> bool {
     matches!(e, ClientError::Server { failure, .. } if failure.code == code)
+}
+
+/// The blocking client's clock: it runs in real time (the sans-IO [`ClientCore`] takes
+/// `now` from here).
+#[allow(clippy::disallowed_methods)] // the blocking client is a shell: it owns the clock
+fn now() -> Instant {
+    Instant::now()
 }
 
 #[cfg(test)]

@@ -199,6 +199,7 @@ impl LoginPolicy {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // an arbitrary origin for made-up times
 mod tests {
     use super::*;
 

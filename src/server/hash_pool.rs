@@ -191,6 +191,7 @@ fn lower_priority() {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // the shell's threads answer in real time
 mod tests {
     use super::*;
     use crate::auth::{JobKind, PasswordRecord};

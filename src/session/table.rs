@@ -434,6 +434,7 @@ impl SessionTable {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // an arbitrary origin for made-up times
 mod tests {
     use super::*;
     use crate::protocol::Token;

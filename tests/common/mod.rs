@@ -1,5 +1,6 @@
 //! Helpers for integration tests: a real server on 127.0.0.1:0 in a thread, stopped and
 //! joined on drop.
+#![allow(clippy::disallowed_methods)] // this test runs a real server in real time
 #![allow(dead_code)]
 
 pub mod harness;

@@ -1,5 +1,6 @@
 //! A `sessiond` child process on 127.0.0.1:0 with a given data directory: started,
 //! its stdout followed, killed (SIGKILL) and reaped on drop.
+#![allow(clippy::disallowed_methods)] // this test runs a real server in real time
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! Raw-socket helpers: frames in and out of a `TcpStream` without the client library, for
 //! tests that send what a well-behaved client never would.
+#![allow(clippy::disallowed_methods)] // this test runs a real server in real time
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
