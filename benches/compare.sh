@@ -6,6 +6,8 @@
 # once over 10,000 accounts). Prints each loadgen JSON line, then the ratios.
 #
 #     bash benches/compare.sh            # SECS=10 ROUNDS=5 bash benches/compare.sh for more
+#     SESSIOND=/tmp/old/sessiond bash benches/compare.sh   # another build of the server,
+#                                        # driven by this build's loadgen and echo
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-5}
@@ -13,6 +15,7 @@ ROUNDS=${ROUNDS:-3}
 IDLE=${IDLE:-10000}
 cargo build -q --release --bin sessiond --example loadgen --example echo
 bin=target/release
+sessiond=${SESSIOND:-$bin/sessiond}
 dir=$(mktemp -d)
 spid=""
 epid=""
@@ -30,7 +33,7 @@ trap cleanup EXIT
 # one address need the limits opened; long heartbeat timeouts let idle sessions stay
 # idle. The hash queue is the default (256): loadgen waits out SERVER_BUSY's retry-after.
 server() {
-    RUST_LOG=error "$bin/sessiond" --listen "127.0.0.1:$1" --data-dir "$dir/$2" \
+    RUST_LOG=error "$sessiond" --listen "127.0.0.1:$1" --data-dir "$dir/$2" \
         --iterations "$3" --max-sessions-per-user 0 --login-burst 1000000 \
         --login-rate 1000000 --address-hashes 100000 --max-connections-per-address 20000 \
         --max-connections 20000 --login-timeout 120s --heartbeat-interval 300s \
