@@ -11,14 +11,17 @@ use super::wire::Reader;
 pub struct DisconnectRequest;
 
 impl DisconnectRequest {
+    /// Decodes the empty payload; never `Err`. Leftover bytes are for [`Reader::finish`].
     pub fn decode(_r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(DisconnectRequest)
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         0
     }
 
+    /// Appends the payload (nothing).
     pub fn encode<B: BufMut>(&self, _dst: &mut B) {}
 }
 
@@ -39,20 +42,25 @@ wire_enum! {
 /// DISCONNECT_ACK (0x09): `reason u16`. Always sent with the FATAL flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DisconnectAck {
+    /// Why the connection closes.
     pub reason: DisconnectReason,
 }
 
 impl DisconnectAck {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(DisconnectAck {
             reason: DisconnectReason::from_u16(r.u16()?),
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         2
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u16(self.reason.to_u16());
     }

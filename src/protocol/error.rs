@@ -46,7 +46,7 @@ wire_enum! {
         InternalError = 0x000f => "INTERNAL_ERROR",
         /// The caller may not do this (an admin operation, another user's session).
         Forbidden = 0x0010 => "FORBIDDEN",
-        /// The named user or session does not exist (admin operations only).
+        /// An administrator named a user or session that does not exist.
         NotFound = 0x0011 => "NOT_FOUND",
         /// A field's value is not acceptable (a new password too short, say).
         InvalidArgument = 0x0012 => "INVALID_ARGUMENT",
@@ -68,16 +68,23 @@ impl fmt::Display for ErrorCode {
 /// Why a frame could not be decoded. Small and `Copy`: it sits on the hot path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeErrorKind {
+    /// `magic` is not `0x5344` (`BAD_MAGIC`).
     BadMagic,
+    /// A `version` other than 1, the byte received (`UNSUPPORTED_VERSION`).
     UnsupportedVersion(u8),
+    /// `14 + length` over the maximum frame size (`FRAME_TOO_LARGE`).
     FrameTooLarge,
+    /// An opcode this version does not define, the byte received (`UNKNOWN_OPCODE`).
     UnknownOpcode(u8),
+    /// A client frame with flag bits set (`BAD_FLAGS`).
     BadFlags,
     /// The payload ended before the last field.
     Truncated,
     /// Bytes left after the last field.
     TrailingBytes,
+    /// A `str` field is not valid UTF-8 (`INVALID_UTF8`).
     InvalidUtf8,
+    /// A `str` length prefix over the field's maximum (`FIELD_TOO_LONG`).
     FieldTooLong,
     /// A field holds a value its type does not allow (an unknown role, say).
     InvalidValue,
@@ -95,6 +102,7 @@ impl DecodeErrorKind {
         )
     }
 
+    /// The GENERAL_FAILURE code for it (protocol.md 6).
     pub fn code(self) -> ErrorCode {
         match self {
             DecodeErrorKind::BadMagic => ErrorCode::BadMagic,
@@ -132,6 +140,7 @@ impl DecodeErrorKind {
 /// been consumed and decoding may continue with the next frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeError {
+    /// What was wrong.
     pub kind: DecodeErrorKind,
     /// The frame's request id, or 0 when the header was not readable.
     pub request_id: u32,
@@ -154,17 +163,21 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// Longest `message` the server sends in GENERAL_FAILURE and LOGIN_FAILURE.
+/// Longest `message`, in bytes (0..=256): GENERAL_FAILURE, LOGIN_FAILURE, SESSION_INVALID,
+/// DUPLICATE_SESSION, REGISTER_FAILURE and SERVER_SHUTDOWN (protocol.md 5).
 pub const MAX_MESSAGE: usize = 256;
 
 /// GENERAL_FAILURE (0x0f): `code u16, message str(0..=256)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneralFailure {
+    /// Error code (protocol.md 6).
     pub code: ErrorCode,
+    /// Human readable; never parse it (0..=256 bytes).
     pub message: String,
 }
 
 impl GeneralFailure {
+    /// From its two fields.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         GeneralFailure {
             code,
@@ -172,16 +185,20 @@ impl GeneralFailure {
         }
     }
 
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         let code = ErrorCode::from_u16(r.u16()?);
         let message = r.string(MAX_MESSAGE)?.to_owned();
         Ok(GeneralFailure { code, message })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         2 + str_len(&self.message, MAX_MESSAGE)
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u16(self.code.to_u16());
         put_str(dst, &self.message, MAX_MESSAGE);

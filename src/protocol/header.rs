@@ -14,10 +14,10 @@ pub const MAGIC: u16 = 0x5344;
 pub const VERSION: u8 = 1;
 /// Bytes in every header.
 pub const HEADER_LEN: usize = 14;
-/// protocol.md: "Every frame defined in this version fits in 4,096 bytes, and every server
-/// accepts at least that." The configurable maximum may not go below this floor.
+/// Lowest configurable maximum frame size, header included (protocol.md 2: "never below
+/// 1,024").
 pub const MIN_MAX_FRAME: usize = 1024;
-/// Default maximum frame size (header + payload).
+/// Default maximum frame size in bytes, header + payload (protocol.md 2).
 pub const DEFAULT_MAX_FRAME: usize = 65_536;
 
 /// Header flag bits (protocol.md "Flags").
@@ -25,20 +25,24 @@ pub const DEFAULT_MAX_FRAME: usize = 65_536;
 pub struct Flags(pub u16);
 
 impl Flags {
+    /// No flag set: what a client MUST send.
     pub const NONE: Flags = Flags(0);
     /// The last frame the server sends on this connection.
     pub const FATAL: Flags = Flags(0x0001);
     /// A frame not caused by a request; its request id is 0.
     pub const PUSH: Flags = Flags(0x0002);
 
+    /// Whether every bit of `other` is set.
     pub fn contains(self, other: Flags) -> bool {
         self.0 & other.0 == other.0
     }
 
+    /// Whether [`FATAL`](Self::FATAL) is set.
     pub fn is_fatal(self) -> bool {
         self.contains(Flags::FATAL)
     }
 
+    /// Whether [`PUSH`](Self::PUSH) is set.
     pub fn is_push(self) -> bool {
         self.contains(Flags::PUSH)
     }
@@ -55,9 +59,13 @@ impl std::ops::BitOr for Flags {
 /// error (the frame boundary is still known), decided by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// Message type (protocol.md 5), the raw byte.
     pub opcode: u8,
+    /// Flag bits.
     pub flags: Flags,
+    /// Chosen by the client, echoed in the reply; 0 on a push.
     pub request_id: u32,
+    /// Payload length in bytes (header excluded).
     pub length: u32,
 }
 
@@ -97,6 +105,7 @@ impl Header {
         HEADER_LEN + self.length as usize
     }
 
+    /// Appends the 14 header bytes, [`MAGIC`] and [`VERSION`] included.
     pub fn write<B: BufMut>(&self, dst: &mut B) {
         dst.put_u16(MAGIC);
         dst.put_u8(VERSION);

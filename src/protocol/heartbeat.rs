@@ -10,18 +10,23 @@ use super::wire::{Reader, Token, TOKEN_LEN};
 /// HEARTBEAT (0x04): `token`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Heartbeat {
+    /// The token of the session this connection logged in to.
     pub token: Token,
 }
 
 impl Heartbeat {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(Heartbeat { token: r.token()? })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         TOKEN_LEN
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_slice(self.token.as_bytes());
     }
@@ -30,20 +35,25 @@ impl Heartbeat {
 /// HEARTBEAT_ACK (0x05): `server_time` (Unix ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeartbeatAck {
+    /// The server's clock when it answered (Unix ms).
     pub server_time: u64,
 }
 
 impl HeartbeatAck {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(HeartbeatAck {
             server_time: r.u64()?,
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         8
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u64(self.server_time);
     }

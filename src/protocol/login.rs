@@ -28,13 +28,19 @@ wire_enum! {
 /// LOGIN_REQUEST (0x01). `Debug` redacts the password (through [`Secret`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginRequest {
+    /// Account name (1..=64 bytes).
     pub username: String,
+    /// The password, exactly as typed (0..=1024 bytes).
     pub password: Secret,
+    /// Device: client program name and version, may be empty (0..=64 bytes).
     pub client: String,
+    /// Device: platform, may be empty (0..=64 bytes).
     pub platform: String,
 }
 
 impl LoginRequest {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         let username = r.string(MAX_USERNAME)?;
         // protocol.md 3: a username is "1 to 64 bytes".
@@ -53,6 +59,7 @@ impl LoginRequest {
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         2 + self.username.len().min(MAX_USERNAME)
             + 2
@@ -61,6 +68,8 @@ impl LoginRequest {
             + str_len(&self.platform, MAX_DEVICE_FIELD)
     }
 
+    /// Appends the payload.
+    ///
     /// Callers check `username` and `password` against their limits first (the client does,
     /// in `LoginRequest::check`); fields past their limit would be cut.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
@@ -95,20 +104,34 @@ impl LoginRequest {
 /// milliseconds, durations milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
+    /// Public id of the session (not a secret).
     pub session_id: u64,
+    /// The account's id.
     pub user_id: u64,
+    /// The account's role.
     pub role: Role,
+    /// Account name (1..=64 bytes).
     pub username: String,
+    /// When the account was created (Unix ms).
     pub user_created: u64,
+    /// The account's previous successful login, 0 if none (Unix ms). In SESSION_VALID: its
+    /// last one (the one that created this session, or a later one).
     pub last_login: u64,
+    /// When the session was created, by its login (Unix ms).
     pub session_created: u64,
+    /// Absolute expiry: the session ends then whatever happens (Unix ms).
     pub session_expires: u64,
+    /// The session ends after this long without any valid request (millis).
     pub idle_expiry_ms: u32,
+    /// Send a HEARTBEAT this often (millis).
     pub heartbeat_interval_ms: u32,
+    /// The server closes the connection after this long without a valid frame (millis).
     pub heartbeat_timeout_ms: u32,
 }
 
 impl SessionInfo {
+    /// Decodes the block; `Err` on a short or malformed block. Leftover bytes are for
+    /// [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(SessionInfo {
             session_id: r.u64()?,
@@ -125,10 +148,12 @@ impl SessionInfo {
         })
     }
 
+    /// Block bytes.
     pub fn encoded_len(&self) -> usize {
         8 + 8 + 1 + str_len(&self.username, MAX_USERNAME) + 8 * 4 + 4 * 3
     }
 
+    /// Appends the block.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u64(self.session_id);
         dst.put_u64(self.user_id);
@@ -147,11 +172,15 @@ impl SessionInfo {
 /// LOGIN_SUCCESS (0x02): `token` then [`SessionInfo`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginSuccess {
+    /// The session token; send it in every later request.
     pub token: Token,
+    /// The session info block.
     pub session: SessionInfo,
 }
 
 impl LoginSuccess {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(LoginSuccess {
             token: r.token()?,
@@ -159,10 +188,12 @@ impl LoginSuccess {
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         TOKEN_LEN + self.session.encoded_len()
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_slice(self.token.as_bytes());
         self.session.encode(dst);
@@ -191,12 +222,17 @@ wire_enum! {
 /// LOGIN_FAILURE (0x03).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginFailure {
+    /// Why the login failed.
     pub reason: LoginFailureReason,
+    /// When non-zero: do not try again before this long (millis).
     pub retry_after_ms: u32,
+    /// Human readable, for logs; never parse it (0..=256 bytes).
     pub message: String,
 }
 
 impl LoginFailure {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(LoginFailure {
             reason: LoginFailureReason::from_u16(r.u16()?),
@@ -205,10 +241,12 @@ impl LoginFailure {
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         2 + 4 + str_len(&self.message, MAX_MESSAGE)
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u16(self.reason.to_u16());
         dst.put_u32(self.retry_after_ms);

@@ -8,18 +8,23 @@ use super::wire::{Reader, Token, TOKEN_LEN};
 /// LOGOUT_REQUEST (0x06): `token`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogoutRequest {
+    /// This connection's session token.
     pub token: Token,
 }
 
 impl LogoutRequest {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(LogoutRequest { token: r.token()? })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         TOKEN_LEN
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_slice(self.token.as_bytes());
     }
@@ -28,20 +33,25 @@ impl LogoutRequest {
 /// LOGOUT_SUCCESS (0x07): `session_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogoutSuccess {
+    /// The session that ended.
     pub session_id: u64,
 }
 
 impl LogoutSuccess {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(LogoutSuccess {
             session_id: r.u64()?,
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         8
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u64(self.session_id);
     }

@@ -1,4 +1,4 @@
-//! Session management (protocol.md 5.17 to 5.27): a user's own sessions, the audit trail,
+//! Session management (protocol.md 5.21 to 5.34): a user's own sessions, the audit trail,
 //! and the operations of administrators. Every request carries the connection's session
 //! token, like HEARTBEAT; changes are answered with DONE, lists with SESSION_LIST,
 //! AUDIT_PAGE or STATS.
@@ -47,12 +47,17 @@ fn count<T>(
 /// LIST_SESSIONS (0x40): `token, offset u32, limit u16`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListSessions {
+    /// This connection's session token.
     pub token: Token,
+    /// Entries to skip.
     pub offset: u32,
+    /// Most entries wanted (0: a full page).
     pub limit: u16,
 }
 
 impl ListSessions {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(ListSessions {
             token: r.token()?,
@@ -60,9 +65,11 @@ impl ListSessions {
             limit: r.u16()?,
         })
     }
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         TOKEN_LEN + 6
     }
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_slice(self.token.as_bytes());
         dst.put_u32(self.offset);
@@ -73,18 +80,28 @@ impl ListSessions {
 /// One session in SESSION_LIST.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionEntry {
+    /// Public session id.
     pub session_id: u64,
     /// The session the request was sent with.
     pub current: bool,
     /// A connection is bound to it now.
     pub connected: bool,
+    /// The owner's account id.
     pub user_id: u64,
+    /// The owner's name (1..=64 bytes).
     pub username: String,
+    /// Device: client program, as given at login or at the last resume that gave one
+    /// (0..=64 bytes).
     pub client: String,
+    /// Device platform (0..=64 bytes).
     pub platform: String,
+    /// The peer address of the login or last resume (0..=64 bytes).
     pub address: String,
+    /// When the session was created (Unix ms).
     pub created: u64,
+    /// The last valid request with its token (Unix ms).
     pub last_active: u64,
+    /// Absolute expiry (Unix ms).
     pub expires: u64,
 }
 
@@ -148,20 +165,26 @@ impl SessionEntry {
 /// of which this page holds `count` starting at the request's offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionList {
+    /// How many sessions match in all.
     pub total: u32,
+    /// This page's entries (0..=100; `encode` sends the first 100).
     pub sessions: Vec<SessionEntry>,
 }
 
 impl SessionList {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(SessionList {
             total: r.u32()?,
             sessions: count(r, SessionEntry::decode)?,
         })
     }
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         6 + self.page().iter().map(|e| e.encoded_len()).sum::<usize>()
     }
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u32(self.total);
         dst.put_u16(self.page().len() as u16);
@@ -175,20 +198,26 @@ impl SessionList {
 /// REVOKE_SESSION (0x42) and ADMIN_REVOKE_SESSION (0x52): `token, session_id u64`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionTarget {
+    /// This connection's session token.
     pub token: Token,
+    /// The session to end (REVOKE_SESSION: one of the caller's own).
     pub session_id: u64,
 }
 
 impl SessionTarget {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(SessionTarget {
             token: r.token()?,
             session_id: r.u64()?,
         })
     }
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         TOKEN_LEN + 8
     }
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_slice(self.token.as_bytes());
         dst.put_u64(self.session_id);
@@ -208,19 +237,25 @@ wire_enum! {
 /// LOGOUT_ALL (0x43): `token, scope u8`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogoutAll {
+    /// This connection's session token.
     pub token: Token,
+    /// Which sessions to end.
     pub scope: LogoutScope,
 }
 
 impl LogoutAll {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         let token = r.token()?;
         let scope = LogoutScope::from_u8(r.u8()?).ok_or(DecodeErrorKind::InvalidValue)?;
         Ok(LogoutAll { token, scope })
     }
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         TOKEN_LEN + 1
     }
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_slice(self.token.as_bytes());
         dst.put_u8(self.scope as u8);
@@ -230,12 +265,17 @@ impl LogoutAll {
 /// CHANGE_PASSWORD (0x44): `token, old str, new str`. `Debug` redacts both.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangePassword {
+    /// This connection's session token.
     pub token: Token,
+    /// The current password (0..=1024 bytes).
     pub old: Secret,
+    /// The new password (0..=1024 bytes; at least the server's minimum length, default 8).
     pub new: Secret,
 }
 
 impl ChangePassword {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(ChangePassword {
             token: r.token()?,
@@ -243,9 +283,11 @@ impl ChangePassword {
             new: secret(r)?,
         })
     }
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         TOKEN_LEN + secret_len(&self.old) + secret_len(&self.new)
     }
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_slice(self.token.as_bytes());
         put_secret(dst, &self.old);
@@ -253,19 +295,25 @@ impl ChangePassword {
     }
 }
 
-/// DONE (0x45): `affected u32`, how many sessions (or accounts) the request changed.
+/// DONE (0x45): `affected u32`: a management request was carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Done {
+    /// Sessions ended by the request (ADMIN_SET_ROLE: 1 if the role changed, 0 if not;
+    /// ADMIN_UNSUSPEND_USER: 0).
     pub affected: u32,
 }
 
 impl Done {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(Done { affected: r.u32()? })
     }
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         4
     }
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u32(self.affected);
     }
@@ -276,16 +324,25 @@ impl Done {
 /// kind 0: every kind; to 0: no upper bound; cursor 0: from the oldest record held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditQuery {
+    /// This connection's session token.
     pub token: Token,
+    /// Whose events (0..=64 bytes); empty: the caller's own (a user), everyone's (an admin).
     pub username: String,
+    /// One event kind (protocol.md 5.27); 0: all kinds.
     pub kind: u8,
+    /// Events at or after this (Unix ms).
     pub from: u64,
+    /// Events before this; 0: no upper bound (Unix ms).
     pub to: u64,
+    /// 0: from the oldest record held; else a `next_cursor` from AUDIT_PAGE.
     pub cursor: u64,
+    /// Most entries wanted (0: a full page).
     pub limit: u16,
 }
 
 impl AuditQuery {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(AuditQuery {
             token: r.token()?,
@@ -297,9 +354,11 @@ impl AuditQuery {
             limit: r.u16()?,
         })
     }
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         TOKEN_LEN + str_len(&self.username, MAX_USERNAME) + 1 + 24 + 2
     }
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_slice(self.token.as_bytes());
         put_str(dst, &self.username, MAX_USERNAME);
@@ -314,14 +373,21 @@ impl AuditQuery {
 /// One record in AUDIT_PAGE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
-    /// Position in the trail; a later query continues after it.
+    /// The record's number: increasing, valid for cursors within one server run.
     pub seq: u64,
+    /// When the event happened (Unix ms).
     pub at: u64,
+    /// Event kind, protocol.md 5.27's table; a client MUST accept kinds it does not know.
     pub kind: u8,
+    /// The account; 0 when none is known (a login for an unknown name).
     pub user_id: u64,
+    /// The account's name, empty when `user_id` is 0 (0..=64 bytes).
     pub username: String,
+    /// The session; 0 when none is involved.
     pub session_id: u64,
+    /// The peer address involved (0..=64 bytes).
     pub address: String,
+    /// Human readable (0..=256 bytes).
     pub detail: String,
 }
 
@@ -363,20 +429,26 @@ impl AuditEntry {
 /// more records match; otherwise send it as the next query's cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditPage {
+    /// 0: nothing more matches; else send it as the next query's `cursor`.
     pub next_cursor: u64,
+    /// This page's records (0..=100; `encode` sends the first 100).
     pub entries: Vec<AuditEntry>,
 }
 
 impl AuditPage {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(AuditPage {
             next_cursor: r.u64()?,
             entries: count(r, AuditEntry::decode)?,
         })
     }
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         10 + self.page().iter().map(|e| e.encoded_len()).sum::<usize>()
     }
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u64(self.next_cursor);
         dst.put_u16(self.page().len() as u16);
@@ -391,13 +463,19 @@ impl AuditPage {
 /// username: every user's sessions).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminListSessions {
+    /// This connection's session token.
     pub token: Token,
+    /// Only this user's sessions (oldest first); empty: every session (0..=64 bytes).
     pub username: String,
+    /// Entries to skip.
     pub offset: u32,
+    /// Most entries wanted (0: a full page).
     pub limit: u16,
 }
 
 impl AdminListSessions {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(AdminListSessions {
             token: r.token()?,
@@ -406,9 +484,11 @@ impl AdminListSessions {
             limit: r.u16()?,
         })
     }
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         TOKEN_LEN + str_len(&self.username, MAX_USERNAME) + 6
     }
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_slice(self.token.as_bytes());
         put_str(dst, &self.username, MAX_USERNAME);
@@ -421,20 +501,26 @@ impl AdminListSessions {
 /// `token, username str`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserTarget {
+    /// This connection's session token.
     pub token: Token,
+    /// The account (1..=64 bytes).
     pub username: String,
 }
 
 impl UserTarget {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(UserTarget {
             token: r.token()?,
             username: r.string(MAX_USERNAME)?.to_owned(),
         })
     }
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         TOKEN_LEN + str_len(&self.username, MAX_USERNAME)
     }
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_slice(self.token.as_bytes());
         put_str(dst, &self.username, MAX_USERNAME);
@@ -444,12 +530,17 @@ impl UserTarget {
 /// ADMIN_SET_ROLE (0x56): `token, username str, role u8`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminSetRole {
+    /// This connection's session token.
     pub token: Token,
+    /// The account (1..=64 bytes).
     pub username: String,
+    /// The new role.
     pub role: Role,
 }
 
 impl AdminSetRole {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(AdminSetRole {
             token: r.token()?,
@@ -457,9 +548,11 @@ impl AdminSetRole {
             role: Role::from_u8(r.u8()?).ok_or(DecodeErrorKind::InvalidValue)?,
         })
     }
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         TOKEN_LEN + str_len(&self.username, MAX_USERNAME) + 1
     }
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_slice(self.token.as_bytes());
         put_str(dst, &self.username, MAX_USERNAME);
@@ -470,16 +563,21 @@ impl AdminSetRole {
 /// ADMIN_STATS (0x57): `token`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminStats {
+    /// This connection's session token.
     pub token: Token,
 }
 
 impl AdminStats {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(AdminStats { token: r.token()? })
     }
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         TOKEN_LEN
     }
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_slice(self.token.as_bytes());
     }
@@ -489,15 +587,20 @@ impl AdminStats {
 /// server can add some without a new version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stats {
+    /// Named counters, `(name, value)`: names 1..=64 bytes, 0..=100 of them (`encode`
+    /// sends the first 100).
     pub values: Vec<(String, u64)>,
 }
 
 impl Stats {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(Stats {
             values: count(r, |r| Ok((r.string(MAX_STAT_NAME)?.to_owned(), r.u64()?)))?,
         })
     }
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         2 + self
             .page()
@@ -505,6 +608,7 @@ impl Stats {
             .map(|(n, _)| str_len(n, MAX_STAT_NAME) + 8)
             .sum::<usize>()
     }
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u16(self.page().len() as u16);
         for (n, v) in self.page() {

@@ -136,8 +136,11 @@ messages! {
 /// One frame: header fields plus the decoded message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    /// Chosen by the client, echoed in the reply; 0 on a push (protocol.md 2).
     pub request_id: u32,
+    /// Header flags.
     pub flags: Flags,
+    /// The message; its variant gives the opcode.
     pub message: Message,
 }
 
@@ -170,10 +173,12 @@ impl Frame {
         HEADER_LEN + self.message.encoded_len()
     }
 
+    /// Appends the frame, header and payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         encode_message(self.request_id, self.flags, &self.message, dst);
     }
 
+    /// The encoded frame.
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.encoded_len());
         self.encode(&mut v);
@@ -318,8 +323,8 @@ pub fn decode_from(
     )))
 }
 
-/// Test and tool convenience: decodes exactly one complete frame as a client would (flags
-/// allowed, no size limit). Incomplete input is `Truncated`.
+/// Test and tool convenience: decodes the complete frame at the front of `buf` as a client
+/// would (flags allowed, no size limit), with its length. Incomplete input is `Truncated`.
 pub fn decode_slice(buf: &[u8]) -> Result<(Frame, usize), DecodeError> {
     match decode_from(buf, DecodeLimits::client(usize::MAX)) {
         Ok(Some(x)) => Ok(x),

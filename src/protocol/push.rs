@@ -1,5 +1,6 @@
-//! Server pushes that end a session (protocol.md 5.18 and 5.19): SESSION_REVOKED and
-//! SESSION_EXPIRED. Both always carry FATAL; the connection closes after them.
+//! Server pushes (protocol.md 5.18 to 5.20 and 5.35): SESSION_REVOKED and SESSION_EXPIRED,
+//! which end a session and always carry FATAL (SESSION_EXPIRED can also be a reply);
+//! NEW_LOGIN and SERVER_SHUTDOWN, without FATAL.
 
 use bytes::BufMut;
 
@@ -8,7 +9,8 @@ use super::login::MAX_DEVICE_FIELD;
 use super::macros::wire_enum;
 use super::wire::{put_str, str_len, Reader};
 
-/// Longest peer address text in SESSION_REVOKED (an IPv6 address with port fits).
+/// Longest address field, in bytes (0..=64): SESSION_REVOKED, NEW_LOGIN, SESSION_LIST and
+/// AUDIT_PAGE (protocol.md 5.18, 5.20, 5.23, 5.28).
 pub const MAX_ADDRESS: usize = 64;
 
 wire_enum! {
@@ -34,15 +36,23 @@ wire_enum! {
 /// caused the revocation (empty when there is none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRevoked {
+    /// The session that ended.
     pub session_id: u64,
+    /// Why it was revoked.
     pub reason: RevokeReason,
+    /// The client program of the login or connection that caused it (0..=64 bytes).
     pub by_client: String,
+    /// Its platform (0..=64 bytes).
     pub by_platform: String,
+    /// Its address, `ip:port` or `[v6]:port` (0..=64 bytes).
     pub by_address: String,
+    /// When (Unix ms).
     pub at: u64,
 }
 
 impl SessionRevoked {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(SessionRevoked {
             session_id: r.u64()?,
@@ -54,6 +64,7 @@ impl SessionRevoked {
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         8 + 2
             + str_len(&self.by_client, MAX_DEVICE_FIELD)
@@ -62,6 +73,7 @@ impl SessionRevoked {
             + 8
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u64(self.session_id);
         dst.put_u16(self.reason.to_u16());
@@ -76,14 +88,21 @@ impl SessionRevoked {
 /// address str, at time`: a new session of the same account was created elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLogin {
+    /// The new session.
     pub session_id: u64,
+    /// Its client program (0..=64 bytes).
     pub client: String,
+    /// Its platform (0..=64 bytes).
     pub platform: String,
+    /// Its address, `ip:port` (0..=64 bytes).
     pub address: String,
+    /// When it was created (Unix ms).
     pub at: u64,
 }
 
 impl NewLogin {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(NewLogin {
             session_id: r.u64()?,
@@ -94,6 +113,7 @@ impl NewLogin {
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         8 + str_len(&self.client, MAX_DEVICE_FIELD)
             + str_len(&self.platform, MAX_DEVICE_FIELD)
@@ -101,6 +121,7 @@ impl NewLogin {
             + 8
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u64(self.session_id);
         put_str(dst, &self.client, MAX_DEVICE_FIELD);
@@ -115,11 +136,15 @@ impl NewLogin {
 /// reconnect (not before `reconnect_after_ms`) and resume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerShutdown {
+    /// A hint: reconnecting sooner will likely fail (millis).
     pub reconnect_after_ms: u32,
+    /// Human readable (0..=256 bytes).
     pub message: String,
 }
 
 impl ServerShutdown {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(ServerShutdown {
             reconnect_after_ms: r.u32()?,
@@ -127,10 +152,12 @@ impl ServerShutdown {
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         4 + str_len(&self.message, MAX_MESSAGE)
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u32(self.reconnect_after_ms);
         put_str(dst, &self.message, MAX_MESSAGE);
@@ -150,11 +177,15 @@ wire_enum! {
 /// SESSION_EXPIRED (0x31): `session_id u64, reason u16`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionExpired {
+    /// The session that ended.
     pub session_id: u64,
+    /// Which expiry ended it.
     pub reason: ExpiredReason,
 }
 
 impl SessionExpired {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(SessionExpired {
             session_id: r.u64()?,
@@ -162,10 +193,12 @@ impl SessionExpired {
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         10
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u64(self.session_id);
         dst.put_u16(self.reason.to_u16());

@@ -11,19 +11,25 @@ use super::wire::{put_str, str_len, Reader};
 
 /// protocol.md 5.15: `email` is 0..=254 bytes on the wire.
 pub const MAX_EMAIL: usize = 254;
-/// protocol.md 5.15 rules for new usernames.
+/// protocol.md 5.15: fewest bytes in a new username (3 to 32).
 pub const MIN_NEW_USERNAME: usize = 3;
+/// protocol.md 5.15: most bytes in a new username (3 to 32).
 pub const MAX_NEW_USERNAME: usize = 32;
 
 /// REGISTER_REQUEST (0x20): `username str, password str, email str`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisterRequest {
+    /// The new account's name (0..=64 bytes; the rules: [`valid_new_username`]).
     pub username: String,
+    /// Its password (0..=1024 bytes).
     pub password: Secret,
+    /// A contact address (0..=254 bytes; the rules: [`valid_email`]).
     pub email: String,
 }
 
 impl RegisterRequest {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(RegisterRequest {
             username: r.string(MAX_USERNAME)?.to_owned(),
@@ -32,6 +38,7 @@ impl RegisterRequest {
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         str_len(&self.username, MAX_USERNAME)
             + 2
@@ -39,6 +46,7 @@ impl RegisterRequest {
             + str_len(&self.email, MAX_EMAIL)
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         put_str(dst, &self.username, MAX_USERNAME);
         let pw = &self.password.as_bytes()[..self.password.len().min(MAX_PASSWORD)];
@@ -76,11 +84,15 @@ pub fn valid_email(email: &str) -> bool {
 /// REGISTER_SUCCESS (0x21): `user_id u64, username str`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisterSuccess {
+    /// The new account's id.
     pub user_id: u64,
+    /// Its name.
     pub username: String,
 }
 
 impl RegisterSuccess {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(RegisterSuccess {
             user_id: r.u64()?,
@@ -88,10 +100,12 @@ impl RegisterSuccess {
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         8 + str_len(&self.username, MAX_USERNAME)
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u64(self.user_id);
         put_str(dst, &self.username, MAX_USERNAME);
@@ -103,7 +117,7 @@ wire_enum! {
     pub open enum RegisterFailureReason: u16, to_u16, from_u16, unknown "UNKNOWN_REASON" {
         /// An account with that name exists.
         UsernameTaken = 0x0001 => "USERNAME_TAKEN",
-        /// The name breaks protocol.md 3's rules for new usernames.
+        /// The name breaks protocol.md 5.15's rules for new usernames.
         InvalidUsername = 0x0002 => "INVALID_USERNAME",
         /// Shorter than the server's minimum.
         PasswordTooShort = 0x0003 => "PASSWORD_TOO_SHORT",
@@ -119,11 +133,15 @@ wire_enum! {
 /// REGISTER_FAILURE (0x22): `reason u16, message str(0..=256)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisterFailure {
+    /// Why the account was not created.
     pub reason: RegisterFailureReason,
+    /// Human readable (0..=256 bytes).
     pub message: String,
 }
 
 impl RegisterFailure {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(RegisterFailure {
             reason: RegisterFailureReason::from_u16(r.u16()?),
@@ -131,10 +149,12 @@ impl RegisterFailure {
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         2 + str_len(&self.message, MAX_MESSAGE)
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u16(self.reason.to_u16());
         put_str(dst, &self.message, MAX_MESSAGE);

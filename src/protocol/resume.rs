@@ -11,12 +11,17 @@ use super::wire::{put_str, str_len, Reader, Token, TOKEN_LEN};
 /// VERIFY_SESSION (0x10): `token, client str(0..=64), platform str(0..=64)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifySession {
+    /// The stored token of the session to resume.
     pub token: Token,
+    /// Device: client program (0..=64 bytes); empty: the session keeps the one it had.
     pub client: String,
+    /// Device: platform, may be empty (0..=64 bytes).
     pub platform: String,
 }
 
 impl VerifySession {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(VerifySession {
             token: r.token()?,
@@ -25,12 +30,14 @@ impl VerifySession {
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         TOKEN_LEN
             + str_len(&self.client, MAX_DEVICE_FIELD)
             + str_len(&self.platform, MAX_DEVICE_FIELD)
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_slice(self.token.as_bytes());
         put_str(dst, &self.client, MAX_DEVICE_FIELD);
@@ -41,20 +48,25 @@ impl VerifySession {
 /// SESSION_VALID (0x11): the [`SessionInfo`] of the resumed session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionValid {
+    /// The resumed session's info block.
     pub session: SessionInfo,
 }
 
 impl SessionValid {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(SessionValid {
             session: SessionInfo::decode(r)?,
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         self.session.encoded_len()
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         self.session.encode(dst);
     }
@@ -77,11 +89,15 @@ wire_enum! {
 /// SESSION_INVALID (0x12): `reason u16, message str(0..=256)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInvalid {
+    /// Why the token cannot be resumed.
     pub reason: InvalidReason,
+    /// Human readable (0..=256 bytes).
     pub message: String,
 }
 
 impl SessionInvalid {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(SessionInvalid {
             reason: InvalidReason::from_u16(r.u16()?),
@@ -89,10 +105,12 @@ impl SessionInvalid {
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         2 + str_len(&self.message, MAX_MESSAGE)
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u16(self.reason.to_u16());
         put_str(dst, &self.message, MAX_MESSAGE);
@@ -102,11 +120,15 @@ impl SessionInvalid {
 /// DUPLICATE_SESSION (0x13): `session_id u64, message str(0..=256)`. Always FATAL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuplicateSession {
+    /// The session that is in use.
     pub session_id: u64,
+    /// Text for the user (0..=256 bytes).
     pub message: String,
 }
 
 impl DuplicateSession {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(DuplicateSession {
             session_id: r.u64()?,
@@ -114,10 +136,12 @@ impl DuplicateSession {
         })
     }
 
+    /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         8 + str_len(&self.message, MAX_MESSAGE)
     }
 
+    /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u64(self.session_id);
         put_str(dst, &self.message, MAX_MESSAGE);

@@ -8,18 +8,22 @@ use std::fmt;
 pub struct Secret(Vec<u8>);
 
 impl Secret {
+    /// Takes the password's bytes.
     pub fn new(bytes: Vec<u8>) -> Self {
         Secret(bytes)
     }
 
+    /// The password's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
+    /// Length in bytes.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether the password is empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

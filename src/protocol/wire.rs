@@ -20,6 +20,7 @@ pub const TOKEN_LEN: usize = 32;
 pub struct Token(pub [u8; TOKEN_LEN]);
 
 impl Token {
+    /// The token's bytes.
     pub fn as_bytes(&self) -> &[u8; TOKEN_LEN] {
         &self.0
     }
@@ -66,13 +67,14 @@ impl fmt::Debug for Token {
 }
 
 /// A cursor over one frame's payload. Every read is bounds-checked; running out of bytes is
-/// `Truncated`, and [`Reader::finish`] rejects leftovers (rustls's `Reader::all` rule).
+/// `Truncated`, and [`Reader::finish`] rejects leftovers (rustls's `Reader::expect_empty`).
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
+    /// A reader at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
     }
@@ -87,22 +89,27 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// Reads a `u8`.
     pub fn u8(&mut self) -> Result<u8, DecodeErrorKind> {
         Ok(self.take(1)?[0])
     }
 
+    /// Reads a big-endian `u16`.
     pub fn u16(&mut self) -> Result<u16, DecodeErrorKind> {
         Ok(BigEndian::read_u16(self.take(2)?))
     }
 
+    /// Reads a big-endian `u32`.
     pub fn u32(&mut self) -> Result<u32, DecodeErrorKind> {
         Ok(BigEndian::read_u32(self.take(4)?))
     }
 
+    /// Reads a big-endian `u64`.
     pub fn u64(&mut self) -> Result<u64, DecodeErrorKind> {
         Ok(BigEndian::read_u64(self.take(8)?))
     }
 
+    /// Reads a `token` (32 bytes).
     pub fn token(&mut self) -> Result<Token, DecodeErrorKind> {
         let mut t = [0u8; TOKEN_LEN];
         t.copy_from_slice(self.take(TOKEN_LEN)?);
