@@ -48,7 +48,7 @@ impl LoginRequest {
             return Err(DecodeErrorKind::InvalidValue);
         }
         let username = username.to_owned();
-        let password = Secret::new(r.string(MAX_PASSWORD)?.as_bytes().to_vec());
+        let password = Secret::decode(r)?;
         let client = r.string(MAX_DEVICE_FIELD)?.to_owned();
         let platform = r.string(MAX_DEVICE_FIELD)?.to_owned();
         Ok(LoginRequest {
@@ -61,9 +61,8 @@ impl LoginRequest {
 
     /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
-        2 + self.username.len().min(MAX_USERNAME)
-            + 2
-            + self.password.len().min(MAX_PASSWORD)
+        str_len(&self.username, MAX_USERNAME)
+            + self.password.encoded_len()
             + str_len(&self.client, MAX_DEVICE_FIELD)
             + str_len(&self.platform, MAX_DEVICE_FIELD)
     }
@@ -74,9 +73,7 @@ impl LoginRequest {
     /// in `LoginRequest::check`); fields past their limit would be cut.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         put_str(dst, &self.username, MAX_USERNAME);
-        let pw = &self.password.as_bytes()[..self.password.len().min(MAX_PASSWORD)];
-        dst.put_u16(pw.len() as u16);
-        dst.put_slice(pw);
+        self.password.encode(dst);
         put_str(dst, &self.client, MAX_DEVICE_FIELD);
         put_str(dst, &self.platform, MAX_DEVICE_FIELD);
     }

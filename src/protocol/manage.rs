@@ -6,7 +6,7 @@
 use bytes::BufMut;
 
 use super::error::DecodeErrorKind;
-use super::login::{Role, MAX_DEVICE_FIELD, MAX_PASSWORD, MAX_USERNAME};
+use super::login::{Role, MAX_DEVICE_FIELD, MAX_USERNAME};
 use super::macros::wire_enum;
 use super::push::MAX_ADDRESS;
 use super::secret::Secret;
@@ -18,20 +18,6 @@ pub const MAX_DETAIL: usize = 256;
 pub const MAX_STAT_NAME: usize = 64;
 /// Most entries in one SESSION_LIST or AUDIT_PAGE (and in one STATS).
 pub const MAX_PAGE: usize = 100;
-
-fn secret(r: &mut Reader<'_>) -> Result<Secret, DecodeErrorKind> {
-    Ok(Secret::new(r.string(MAX_PASSWORD)?.as_bytes().to_vec()))
-}
-
-fn put_secret<B: BufMut>(dst: &mut B, s: &Secret) {
-    let b = &s.as_bytes()[..s.len().min(MAX_PASSWORD)];
-    dst.put_u16(b.len() as u16);
-    dst.put_slice(b);
-}
-
-fn secret_len(s: &Secret) -> usize {
-    2 + s.len().min(MAX_PASSWORD)
-}
 
 fn count<T>(
     r: &mut Reader<'_>,
@@ -279,19 +265,19 @@ impl ChangePassword {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(ChangePassword {
             token: r.token()?,
-            old: secret(r)?,
-            new: secret(r)?,
+            old: Secret::decode(r)?,
+            new: Secret::decode(r)?,
         })
     }
     /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
-        TOKEN_LEN + secret_len(&self.old) + secret_len(&self.new)
+        TOKEN_LEN + self.old.encoded_len() + self.new.encoded_len()
     }
     /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_slice(self.token.as_bytes());
-        put_secret(dst, &self.old);
-        put_secret(dst, &self.new);
+        self.old.encode(dst);
+        self.new.encode(dst);
     }
 }
 

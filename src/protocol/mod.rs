@@ -440,7 +440,7 @@ mod tests {
         let msgs = [
             Message::LoginRequest(LoginRequest {
                 username: "u".into(),
-                password: crate::protocol::Secret::from("p"),
+                password: Secret::from("p"),
                 client: String::new(),
                 platform: "p".into(),
             }),

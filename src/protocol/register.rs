@@ -4,7 +4,7 @@
 use bytes::BufMut;
 
 use super::error::{DecodeErrorKind, MAX_MESSAGE};
-use super::login::{MAX_PASSWORD, MAX_USERNAME};
+use super::login::MAX_USERNAME;
 use super::macros::wire_enum;
 use super::secret::Secret;
 use super::wire::{put_str, str_len, Reader};
@@ -33,7 +33,7 @@ impl RegisterRequest {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(RegisterRequest {
             username: r.string(MAX_USERNAME)?.to_owned(),
-            password: Secret::new(r.string(MAX_PASSWORD)?.as_bytes().to_vec()),
+            password: Secret::decode(r)?,
             email: r.string(MAX_EMAIL)?.to_owned(),
         })
     }
@@ -41,17 +41,14 @@ impl RegisterRequest {
     /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
         str_len(&self.username, MAX_USERNAME)
-            + 2
-            + self.password.len().min(MAX_PASSWORD)
+            + self.password.encoded_len()
             + str_len(&self.email, MAX_EMAIL)
     }
 
     /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         put_str(dst, &self.username, MAX_USERNAME);
-        let pw = &self.password.as_bytes()[..self.password.len().min(MAX_PASSWORD)];
-        dst.put_u16(pw.len() as u16);
-        dst.put_slice(pw);
+        self.password.encode(dst);
         put_str(dst, &self.email, MAX_EMAIL);
     }
 }

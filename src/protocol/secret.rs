@@ -3,6 +3,12 @@
 
 use std::fmt;
 
+use bytes::BufMut;
+
+use super::error::DecodeErrorKind;
+use super::login::MAX_PASSWORD;
+use super::wire::Reader;
+
 /// A password in memory. Zeroed on drop; `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Vec<u8>);
@@ -26,6 +32,43 @@ impl Secret {
     /// Whether the password is empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// The password field (protocol.md 3: `str`, 0..=1,024 bytes of UTF-8), the one place its
+/// encoding is written for the three messages that carry one.
+impl Secret {
+    /// Reads a password field.
+    pub(super) fn decode(r: &mut Reader<'_>) -> Result<Secret, DecodeErrorKind> {
+        Ok(Secret::new(r.string(MAX_PASSWORD)?.as_bytes().to_vec()))
+    }
+
+    /// The bytes that go on the wire: at most [`MAX_PASSWORD`], cut where what is left is
+    /// still valid UTF-8 (never inside a character), like every other `str` field.
+    /// Callers that must not lose any of it check the length first.
+    fn field(&self) -> &[u8] {
+        let b = &self.0;
+        if b.len() <= MAX_PASSWORD {
+            return b;
+        }
+        let mut end = MAX_PASSWORD;
+        while end > 0 && std::str::from_utf8(&b[..end]).is_err() && MAX_PASSWORD - end < 3 {
+            end -= 1;
+        }
+        &b[..end]
+    }
+
+    /// Bytes the field takes, length prefix included.
+    pub(super) fn encoded_len(&self) -> usize {
+        2 + self.field().len()
+    }
+
+    /// Appends the field.
+    pub(super) fn encode<B: BufMut>(&self, dst: &mut B) {
+        let b = self.field();
+        // `field` is at most MAX_PASSWORD (1,024) bytes.
+        dst.put_u16(b.len() as u16);
+        dst.put_slice(b);
     }
 }
 
@@ -68,5 +111,18 @@ mod tests {
         let s = Secret::from(String::from("pw"));
         assert_eq!((s.len(), s.as_bytes()), (2, &b"pw"[..]));
         assert!(!s.is_empty());
+    }
+
+    #[test]
+    fn a_long_password_is_cut_between_characters() {
+        // 1,023 ASCII bytes and a 2-byte character: the cut at 1,024 would split it
+        let s = Secret::from(format!("{}é", "a".repeat(MAX_PASSWORD - 1)));
+        let mut out = Vec::new();
+        s.encode(&mut out);
+        assert_eq!(out.len(), s.encoded_len());
+        assert_eq!(u16::from_be_bytes([out[0], out[1]]) as usize, MAX_PASSWORD - 1);
+        assert!(std::str::from_utf8(&out[2..]).is_ok());
+        let short = Secret::from("pw");
+        assert_eq!(short.encoded_len(), 4);
     }
 }
