@@ -18,6 +18,7 @@ struct Label {
     refs: u32,
 }
 
+/// The interned pairs, each with its reference count.
 #[derive(Debug, Default)]
 pub struct Labels {
     labels: Slab<Label>,

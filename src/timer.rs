@@ -94,6 +94,7 @@ impl<T> TimerWheel<T> {
         Self::with_capacity(origin, tick, 0)
     }
 
+    /// [`new`](Self::new), with room for `capacity` timers reserved up front.
     pub fn with_capacity(origin: Instant, tick: Duration, capacity: usize) -> Self {
         assert!(!tick.is_zero(), "timer wheel tick must be > 0");
         TimerWheel {
@@ -107,14 +108,17 @@ impl<T> TimerWheel<T> {
         }
     }
 
+    /// The resolution: a deadline is rounded up to a whole number of ticks after `origin`.
     pub fn tick(&self) -> Duration {
         self.tick
     }
 
+    /// Timers pending (not yet polled or cancelled).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether no timer is pending.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -183,10 +187,12 @@ impl<T> TimerWheel<T> {
         Some(self.entries.remove(id.index as usize).value)
     }
 
+    /// The value of a pending timer; None for a stale id.
     pub fn get(&self, id: TimerId) -> Option<&T> {
         self.entry(id).map(|e| &e.value)
     }
 
+    /// The value of a pending timer, to change; None for a stale id.
     pub fn get_mut(&mut self, id: TimerId) -> Option<&mut T> {
         self.entries
             .get_mut(id.index as usize)

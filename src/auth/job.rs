@@ -10,40 +10,65 @@ use crate::protocol::Secret;
 /// Work for a hashing thread (or whoever runs [`run_job`]). `ticket` comes back unchanged in the result.
 #[derive(Debug)]
 pub struct HashJob {
+    /// The caller's name for the job (the engine's is [`ConnId::to_u64`] of the
+    /// connection that asked).
+    ///
+    /// [`ConnId::to_u64`]: crate::conn::ConnId::to_u64
     pub ticket: u64,
+    /// What to compute.
     pub kind: JobKind,
 }
 
+/// What a hash job computes.
 #[derive(Debug)]
 pub enum JobKind {
     /// Check a password against a stored record.
     Verify {
+        /// The password given.
         password: Secret,
+        /// The stored record to check it against.
         record: PasswordRecord,
     },
     /// Hash a new password into a record.
-    Create { password: Secret, iterations: u32 },
+    Create {
+        /// The new password.
+        password: Secret,
+        /// PBKDF2 iterations for the new record.
+        iterations: u32,
+    },
     /// Check `old` against `record`; only if it matches, hash `new` (CHANGE_PASSWORD).
     Change {
+        /// The current password given.
         old: Secret,
+        /// The stored record `old` must match.
         record: PasswordRecord,
+        /// The new password.
         new: Secret,
+        /// PBKDF2 iterations for the new record.
         iterations: u32,
     },
 }
 
+/// A finished job, for [`Engine::handle_hash_result`](crate::engine::Engine::handle_hash_result).
 #[derive(Debug)]
 pub struct HashResult {
+    /// The job's [`HashJob::ticket`].
     pub ticket: u64,
+    /// What it computed.
     pub outcome: JobOutcome,
 }
 
+/// What a job computed.
 #[derive(Debug)]
 pub enum JobOutcome {
+    /// [`JobKind::Verify`]: whether the password matches the record.
     Verified(bool),
+    /// [`JobKind::Create`]: the new record.
     Created(PasswordRecord),
     /// The new record; None when the old password did not match.
     Changed(Option<PasswordRecord>),
+    /// No record could be made (iterations out of range, or the OS's random generator
+    /// failed).
     Failed(std::io::ErrorKind),
 }
 

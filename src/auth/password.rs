@@ -24,10 +24,15 @@ pub struct PasswordRecord {
 /// Why a record's text form was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordParseError {
+    /// Not four `$`-separated fields.
     Format,
+    /// The algorithm is not `pbkdf2-sha256`.
     Algorithm,
+    /// The iterations are not a decimal number from 1 to 10,000,000.
     Iterations,
+    /// The salt is not 16 bytes in lowercase hex.
     Salt,
+    /// The hash is not 32 bytes in lowercase hex.
     Hash,
 }
 
@@ -106,10 +111,12 @@ impl PasswordRecord {
         .is_ok()
     }
 
+    /// The record's PBKDF2 iteration count.
     pub fn iterations(&self) -> u32 {
         self.iterations.get()
     }
 
+    /// The text form: `pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>`.
     pub fn encode(&self) -> String {
         format!(
             "{ALGORITHM}${}${}${}",
@@ -119,6 +126,7 @@ impl PasswordRecord {
         )
     }
 
+    /// Reads the text form [`encode`](Self::encode) writes.
     pub fn parse(s: &str) -> Result<Self, RecordParseError> {
         let parts: Vec<&str> = s.split('$').collect();
         let [alg, iter, salt, hash] = parts[..] else {
@@ -131,7 +139,7 @@ impl PasswordRecord {
             return Err(RecordParseError::Iterations);
         }
         let n: u32 = iter.parse().map_err(|_| RecordParseError::Iterations)?;
-        let iterations = self::iterations(n).map_err(|_| RecordParseError::Iterations)?;
+        let iterations = iterations(n).map_err(|_| RecordParseError::Iterations)?;
         Ok(PasswordRecord {
             iterations,
             salt: unhex(salt).ok_or(RecordParseError::Salt)?,

@@ -112,7 +112,7 @@ pub enum ConnState {
     Closing,
 }
 
-/// What the engine remembers while a password hash (or a new account's write) is under
+/// What the engine remembers while a login's or a registration's password hash is under
 /// way for a connection.
 #[derive(Debug)]
 pub struct PendingAuth {
@@ -433,8 +433,8 @@ mod tests {
     #[test]
     fn a_connection_record_stays_small() {
         // 10,000 idle connections: each costs this plus its socket (issue 9's budget)
-        assert!(std::mem::size_of::<Conn>() <= 96);
-        assert_eq!(std::mem::size_of::<Option<ConnId>>(), 8);
+        assert!(size_of::<Conn>() <= 96);
+        assert_eq!(size_of::<Option<ConnId>>(), 8);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+/// A peer's IP address and port; prints as its `SocketAddr` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Peer {
     ip: IpAddr,
@@ -17,10 +18,12 @@ impl Peer {
         port: 0,
     };
 
+    /// The IP address.
     pub fn ip(&self) -> IpAddr {
         self.ip
     }
 
+    /// As a `SocketAddr` (IPv6 flow info and scope 0).
     pub fn socket_addr(&self) -> SocketAddr {
         SocketAddr::new(self.ip, self.port)
     }
@@ -52,6 +55,6 @@ mod tests {
             assert_eq!(Peer::from(a).to_string(), s);
             assert_eq!(Peer::from(a).socket_addr(), a);
         }
-        assert_eq!(std::mem::size_of::<Peer>(), 20);
+        assert_eq!(size_of::<Peer>(), 20);
     }
 }

@@ -27,8 +27,9 @@ pub struct AuditFilter {
     pub user_id: Option<u64>,
     /// Only this kind (its record byte); None: all.
     pub kind: Option<u8>,
-    /// `at_ms` from (inclusive) and to (exclusive; 0 = no bound).
+    /// Only records with `at_ms` at or after this, Unix ms.
     pub from_ms: u64,
+    /// Only records with `at_ms` before this, Unix ms; 0: no bound.
     pub to_ms: u64,
 }
 
@@ -56,6 +57,7 @@ struct Record {
     kind: AuditKind,
 }
 
+/// The newest audit records, numbered, for AUDIT_QUERY (see the module docs).
 #[derive(Debug)]
 pub struct AuditLog {
     records: VecDeque<Record>,
@@ -66,6 +68,7 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
+    /// An empty window holding at most `capacity` records (at least 1).
     pub fn new(capacity: usize) -> AuditLog {
         AuditLog {
             records: VecDeque::new(),
@@ -75,6 +78,7 @@ impl AuditLog {
         }
     }
 
+    /// Appends a record as the newest, dropping the oldest when the window is full.
     pub fn push(&mut self, a: &Audit) {
         if self.records.len() == self.capacity {
             if let Some(old) = self.records.pop_front() {
@@ -118,10 +122,12 @@ impl AuditLog {
         }
     }
 
+    /// Records held.
     pub fn len(&self) -> usize {
         self.records.len()
     }
 
+    /// Whether no record is held.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
@@ -257,6 +263,6 @@ mod tests {
         );
         // the two evicted records' labels are gone; the held ones' stay
         assert_eq!(log.labels.count(), 2);
-        assert!(std::mem::size_of::<Record>() <= 56);
+        assert!(size_of::<Record>() <= 56);
     }
 }

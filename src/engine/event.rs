@@ -85,47 +85,70 @@ wire_enum! {
 /// One entry of the audit trail: what happened, when, to whom, from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audit {
+    /// When it happened, Unix ms.
     pub at_ms: u64,
+    /// What happened.
     pub kind: AuditKind,
-    /// 0 when no account is known (a failed login for an unknown name).
+    /// The account, 0 when none is known (a failed login for an unknown name).
     pub user_id: u64,
-    /// 0 when no session is involved.
+    /// The session, 0 when none is involved.
     pub session_id: u64,
+    /// The address involved as `ip:port` (the connection's, or the session's last);
+    /// empty for the operator commands' records.
     pub address: String,
+    /// Free text (see each [`AuditKind`]); may be empty. The journal keeps at most
+    /// [`MAX_DETAIL`] bytes of it.
     pub detail: String,
 }
 
 /// One durable change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// An entry of the audit trail.
     Audit(Audit),
+    /// An account created (and, in a snapshot, each account).
     UserCreated(User),
     /// The whole record again after a change (password, role, suspension).
     UserUpdated(User),
+    /// A successful login.
     LastLogin {
+        /// Whose.
         user_id: u64,
+        /// When, Unix ms.
         at_ms: u64,
     },
+    /// A session created by a login (and, in a snapshot, each live session).
     SessionCreated(StoredSession),
     /// Coarse: at detach, logout and at most every few minutes, never per heartbeat.
     SessionActivity {
+        /// The session's public id.
         id: u64,
+        /// Its last activity, Unix ms.
         at_ms: u64,
     },
+    /// A session ended.
     SessionEnded {
+        /// The session's public id.
         id: u64,
+        /// How.
         kind: EndKind,
+        /// When, Unix ms.
         at_ms: u64,
     },
     /// First record of a snapshot: it holds everything up to journal record `base_seq`.
     SnapshotBase {
+        /// The number of the last journal record the snapshot covers.
         base_seq: u64,
     },
     /// In a snapshot: an ended session still remembered until `keep_until_ms`.
     Tombstone {
+        /// The session's public id.
         id: u64,
+        /// Its token's digest.
         digest: Digest,
+        /// How it ended.
         kind: EndKind,
+        /// Until when it is remembered, Unix ms.
         keep_until_ms: u64,
     },
 }
@@ -133,10 +156,14 @@ pub enum Event {
 /// A session that ended: enough to tell a later resume of its token why it fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndedSession {
+    /// Its token's digest.
     pub digest: Digest,
+    /// How it ended.
     pub kind: EndKind,
-    /// When the session would have expired: the tombstone is kept at least until then.
+    /// When the session would have expired, Unix ms: the tombstone is kept at least
+    /// until then.
     pub expires_ms: u64,
+    /// When it ended, Unix ms; 0 for one restored from a snapshot's tombstone.
     pub ended_ms: u64,
 }
 

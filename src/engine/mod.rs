@@ -95,38 +95,56 @@ enum End {
 /// Deadlines and limits of the protocol (protocol.md section 7) and of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
+    /// protocol.md 7 "heartbeat interval": how often a client should send HEARTBEAT,
+    /// advertised in LOGIN_SUCCESS and SESSION_VALID. The server enforces only
+    /// [`heartbeat_timeout`](Self::heartbeat_timeout).
     pub heartbeat_interval: Duration,
+    /// protocol.md 7 "heartbeat timeout": silence after which a logged-in connection is
+    /// closed (DISCONNECT_ACK IDLE_TIMEOUT), counted from its last valid frame; the
+    /// session survives, detached.
     pub heartbeat_timeout: Duration,
-    /// protocol.md 7 "login deadline".
+    /// protocol.md 7 "login deadline": time to log in after connecting (and after a
+    /// LOGOUT_SUCCESS); then DISCONNECT_ACK LOGIN_TIMEOUT.
     pub login_timeout: Duration,
+    /// protocol.md 7 "session idle expiry": a session ends after this long without
+    /// activity (a valid request with its token, or its resumption).
     pub session_idle: Duration,
+    /// protocol.md 7 "session absolute expiry": a session ends this long after login,
+    /// whatever happens.
     pub session_lifetime: Duration,
-    /// Maximum frame size, header included.
+    /// Largest frame accepted, header included, in bytes.
     pub max_frame: usize,
     /// Frames handled per connection per call to `process` before others get a turn.
     pub frames_per_turn: usize,
-    /// A peer whose unsent output passes this is disconnected (it is not reading).
+    /// A peer whose unsent output passes this many bytes is disconnected (it is not
+    /// reading).
     pub max_output: usize,
     /// protocol.md 2: error replies in a row that close the connection (at most 255: the
     /// streak is counted in a byte).
     pub max_consecutive_errors: u32,
-    /// The timer wheel's resolution.
+    /// The timer wheel's resolution: a deadline fires up to one tick late, never early.
+    /// Must not be zero.
     pub tick: Duration,
     /// The least `retry_after` in LOGIN_FAILURE SERVER_BUSY (when many are refused at
     /// once, later ones wait longer: `engine::busy`).
     pub busy_retry_after: Duration,
     /// Live sessions one account may have; 0 means no limit.
     pub max_sessions_per_user: usize,
+    /// What a login beyond [`max_sessions_per_user`](Self::max_sessions_per_user) does.
     pub on_limit: OnLimit,
+    /// What a resume (VERIFY_SESSION) of a session in use on another connection does.
     pub duplicate: DuplicatePolicy,
     /// Whether REGISTER_REQUEST is accepted.
     pub registration_open: bool,
-    /// protocol.md 5.15: shortest password a new account may have, in bytes.
+    /// Shortest password a new account (protocol.md 5.15) or CHANGE_PASSWORD's new
+    /// password may have, in bytes.
     pub min_password_len: usize,
-    /// PBKDF2 iterations for new accounts.
+    /// PBKDF2 iterations for new password records (registration, CHANGE_PASSWORD). The
+    /// server replaces it with [`ServerConfig::iterations`](crate::server::ServerConfig::iterations).
     pub iterations: u32,
-    /// How long a dead token is remembered at least (beyond its own expiry), so a resume
-    /// can say "revoked" or "logged out" rather than "unknown".
+    /// How long a dead token is remembered at least after its session ended (and at
+    /// least until the session would have expired), so a resume can say "revoked" or
+    /// "logged out" rather than "unknown".
     pub tombstone_min: Duration,
     /// At most one summary log line per this interval.
     pub summary_interval: Duration,
@@ -138,9 +156,10 @@ pub struct EngineConfig {
     pub policy: PolicyConfig,
     /// Audit records held in memory for AUDIT_QUERY (the journal keeps them all).
     pub audit_window: usize,
-    /// Connections at once, in all and from one IP address; beyond them a new
-    /// connection gets a FATAL SERVER_BUSY and is closed. 0: no limit.
+    /// Open connections in all; beyond it a new connection gets a FATAL SERVER_BUSY push
+    /// and is closed. 0: no limit.
     pub max_connections: usize,
+    /// The same, per client IP address. 0: no limit.
     pub max_connections_per_address: usize,
     /// SERVER_SHUTDOWN's `reconnect_after_ms`.
     pub shutdown_reconnect_after: Duration,
@@ -187,25 +206,42 @@ impl Default for EngineConfig {
     }
 }
 
-/// Counters since start, for logs and (later) the admin stats.
+/// Counters since start, for the summary log line and ADMIN_STATS.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Connections accepted (those refused at accept included).
     pub accepted: u64,
+    /// Logins answered with LOGIN_SUCCESS.
     pub logins_ok: u64,
+    /// Logins answered with LOGIN_FAILURE other than THROTTLED or SERVER_BUSY (invalid
+    /// credentials, suspended, daily limit, session limit).
     pub logins_failed: u64,
+    /// Logins and registrations refused with SERVER_BUSY because the hash queue was full.
     pub logins_busy: u64,
     /// Refused by throttling (account delay, address bucket or hash cap).
     pub logins_throttled: u64,
+    /// HEARTBEATs answered with HEARTBEAT_ACK.
     pub heartbeats: u64,
+    /// Sessions ended by their own logout (LOGOUT_REQUEST, LOGOUT_ALL `all`).
     pub logouts: u64,
+    /// Logged-in connections closed by the heartbeat timeout.
     pub idle_timeouts: u64,
+    /// Connections closed by the login deadline.
     pub login_timeouts: u64,
+    /// Sessions ended by their idle or absolute expiry.
     pub sessions_expired: u64,
+    /// Sessions ended by a revocation.
     pub revocations: u64,
+    /// Sessions resumed with VERIFY_SESSION.
     pub resumes: u64,
+    /// Accounts created by REGISTER_REQUEST.
     pub registrations: u64,
+    /// Frames that could not be decoded.
     pub protocol_errors: u64,
+    /// Connections closed because their unsent output passed
+    /// [`max_output`](EngineConfig::max_output).
     pub output_overflows: u64,
+    /// Passwords changed with CHANGE_PASSWORD.
     pub password_changes: u64,
     /// Connections refused at accept (connection limits).
     pub connections_refused: u64,

@@ -20,12 +20,20 @@ use hashbrown::HashMap;
 /// The knobs, with defaults a public server can use.
 #[derive(Debug, Clone)]
 pub struct PolicyConfig {
+    /// Consecutive wrong passwords for an account before its attempts must wait.
     pub free_failures: u32,
+    /// The wait after the `free_failures`-th failure; it doubles with each further one.
     pub base_delay: Duration,
+    /// The longest wait a failure streak imposes.
     pub max_delay: Duration,
+    /// Login attempts per address before throttling (the token bucket's size; 0 counts
+    /// as 1).
     pub address_burst: u32,
+    /// Per minute: how fast an address's attempts refill (0 counts as 1).
     pub address_rate_per_min: u32,
+    /// Password hashes in flight per address (0 counts as 1).
     pub address_hashes: u32,
+    /// Successful logins per account per UTC day; 0: no limit.
     pub daily_logins: u32,
 }
 
@@ -68,6 +76,8 @@ struct AddressState {
 /// Address entries kept before idle ones are pruned.
 const MAX_ADDRESSES: usize = 1 << 16;
 
+/// The login policy's state: per-account failure streaks, per-address buckets and
+/// hashes in flight, per-account daily counts (see the module docs).
 #[derive(Debug)]
 pub struct LoginPolicy {
     cfg: PolicyConfig,
@@ -78,6 +88,7 @@ pub struct LoginPolicy {
 }
 
 impl LoginPolicy {
+    /// A policy with no history.
     pub fn new(cfg: PolicyConfig) -> LoginPolicy {
         LoginPolicy {
             cfg,
@@ -87,6 +98,7 @@ impl LoginPolicy {
         }
     }
 
+    /// The knobs it runs with.
     pub fn config(&self) -> &PolicyConfig {
         &self.cfg
     }

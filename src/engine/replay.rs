@@ -12,8 +12,11 @@ use crate::session::UserTable;
 /// the ones that did (pruned by the caller to those still worth remembering).
 #[derive(Debug, Default)]
 pub struct State {
+    /// Every account.
     pub users: UserTable,
+    /// Sessions that have not ended, by public id.
     pub sessions: HashMap<u64, StoredSession>,
+    /// Sessions that ended, by public id.
     pub ended: HashMap<u64, EndedSession>,
     /// Audit records replayed.
     pub audit_records: u64,
@@ -30,6 +33,7 @@ pub const AUDIT_REPLAY_WINDOW: usize = 100_000;
 pub struct Inconsistent(pub String);
 
 impl State {
+    /// The state before any event: no users, no sessions.
     pub fn new() -> State {
         State {
             users: UserTable::new(),

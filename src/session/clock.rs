@@ -13,6 +13,7 @@ pub struct WallClock {
 }
 
 impl WallClock {
+    /// A mapping in which `origin` is Unix ms `origin_ms`.
     pub fn new(origin: Instant, origin_ms: u64) -> Self {
         WallClock { origin, origin_ms }
     }

@@ -23,7 +23,9 @@ use crate::timer::TimerId;
 pub struct Session {
     /// Public id (protocol.md `session_id`): random, not a secret.
     pub id: u64,
+    /// Whose session.
     pub user_id: u64,
+    /// SHA-256 of the token (the table's index; the token itself is not kept).
     pub digest: Digest,
     /// Unix ms.
     pub created_ms: u64,
@@ -40,6 +42,7 @@ pub struct Session {
     pub last_activity_ms: u64,
     /// Client and platform, interned in the table ([`SessionTable::device`]).
     pub device: LabelId,
+    /// The address the session was last used from.
     pub peer: Peer,
     /// The connection this session is bound to, if one is live.
     pub conn: Option<ConnId>,
@@ -50,7 +53,9 @@ pub struct Session {
 /// Why a session ended on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expiry {
+    /// No activity for the idle expiry.
     Idle,
+    /// Its lifetime ran out.
     Absolute,
 }
 
@@ -177,6 +182,7 @@ pub struct SessionTable {
 }
 
 impl SessionTable {
+    /// An empty table.
     pub fn new() -> Self {
         Self::default()
     }
@@ -330,14 +336,17 @@ impl SessionTable {
         Ok(())
     }
 
+    /// The live session with public id `id`.
     pub fn get(&self, id: u64) -> Option<&Session> {
         self.key_by_id(id).map(|k| &self.slots[k as usize].s)
     }
 
+    /// The live session with public id `id`, to change.
     pub fn get_mut(&mut self, id: u64) -> Option<&mut Session> {
         self.key_by_id(id).map(|k| &mut self.slots[k as usize].s)
     }
 
+    /// The public id of the live session whose token has digest `d`.
     pub fn id_by_digest(&self, d: &Digest) -> Option<u64> {
         self.key_by_digest(d).map(|k| self.slots[k as usize].s.id)
     }
@@ -407,10 +416,12 @@ impl SessionTable {
         }
     }
 
+    /// Live sessions.
     pub fn len(&self) -> usize {
         self.slots.len()
     }
 
+    /// Whether there is no live session.
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
@@ -592,9 +603,9 @@ mod tests {
     #[test]
     fn a_session_record_stays_small() {
         // what a live session costs besides ~10 bytes of index (issue 9's memory budget)
-        assert!(std::mem::size_of::<Session>() <= 120);
+        assert!(size_of::<Session>() <= 120);
         assert!(
-            std::mem::size_of::<Slot>() <= 128,
+            size_of::<Slot>() <= 128,
             "the record and its user-list links"
         );
     }

@@ -19,6 +19,7 @@ impl fmt::Debug for Digest {
 }
 
 impl Digest {
+    /// SHA-256 of `token`.
     pub fn of(token: &Token) -> Digest {
         let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let mut out = [0u8; 32];

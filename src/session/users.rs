@@ -11,9 +11,13 @@ use crate::protocol::Role;
 /// One account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// The account's id (protocol.md `user_id`).
     pub id: u64,
+    /// Unique, compared byte for byte.
     pub username: String,
+    /// The password's PBKDF2 record.
     pub password: PasswordRecord,
+    /// What the account may do (ordinary user or administrator).
     pub role: Role,
     /// May be empty (accounts made by the operator).
     pub email: String,
@@ -25,6 +29,8 @@ pub struct User {
     pub suspended: bool,
 }
 
+/// [`UserTable::create`] or [`UserTable::restore`] found the username (or, restoring,
+/// the id) already in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UsernameTaken;
 
@@ -37,6 +43,7 @@ pub struct UserTable {
 }
 
 impl UserTable {
+    /// An empty table; the first account created gets id 1.
     pub fn new() -> Self {
         UserTable {
             by_id: HashMap::new(),
@@ -90,22 +97,28 @@ impl UserTable {
         self.by_id.remove(&id)
     }
 
+    /// The account with id `id`.
     pub fn get(&self, id: u64) -> Option<&User> {
         self.by_id.get(&id)
     }
 
+    /// The account with id `id`, to change (not its username: the name index would not
+    /// follow).
     pub fn get_mut(&mut self, id: u64) -> Option<&mut User> {
         self.by_id.get_mut(&id)
     }
 
+    /// The account named `username`, compared byte for byte.
     pub fn by_name(&self, username: &str) -> Option<&User> {
         self.by_name.get(username).and_then(|id| self.by_id.get(id))
     }
 
+    /// Accounts held.
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
 
+    /// Whether there is no account.
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
