@@ -279,6 +279,28 @@ mod tests {
     }
 
     #[test]
+    fn fields_past_their_limit_are_cut_between_characters_and_counted_as_cut() {
+        // 63 ASCII bytes and a 2-byte character: the username is cut to 63 bytes
+        let req = LoginRequest {
+            username: format!("{}é", "u".repeat(MAX_USERNAME - 1)),
+            password: Secret::from("pw"),
+            client: String::new(),
+            platform: String::new(),
+        };
+        assert!(req.check().is_err());
+        let mut out = Vec::new();
+        req.encode(&mut out);
+        assert_eq!(out.len(), req.encoded_len());
+        let f = Frame::reply(1, Message::LoginRequest(req)).to_vec();
+        let (back, n) = decode_slice(&f).unwrap();
+        assert_eq!(n, f.len());
+        let Message::LoginRequest(back) = back.message else {
+            panic!("{back:?}")
+        };
+        assert_eq!(back.username.len(), MAX_USERNAME - 1);
+    }
+
+    #[test]
     fn login_request_vector() {
         let frame = Frame::reply(1, Message::LoginRequest(login_request()));
         assert_eq!(
