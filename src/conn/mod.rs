@@ -50,34 +50,29 @@ impl ConnId {
 /// ```text
 ///                  TCP accept
 ///                      |
-///                      v   login deadline runs
-///       +------> AwaitingAuth ----------------------------+
-///       |          |      ^                               | login deadline:
-///       |          |      | LOGIN_FAILURE, REGISTER_*,    |   DISCONNECT_ACK(LOGIN_TIMEOUT)
-///       |          |      | SESSION_INVALID               |
-///       | LOGIN_REQUEST,  |                               |
-///       | REGISTER_REQUEST|                               |
-///       |          v      |                               |
-///       |      Authenticating (hash on a worker;          |
-///       |          |        input left unread)            |
-///       |          | LOGIN_SUCCESS       VERIFY_SESSION:  |
-///       |          v                     SESSION_VALID    |
-///       |       Active <-----------------------------     |
-///       |        |  ^  \   HEARTBEAT / HEARTBEAT_ACK      |
-///       |        |  |   \  heartbeat timeout:             |
-///       |        |  |    \   DISCONNECT_ACK(IDLE_TIMEOUT) |
-///       |  CHANGE_PASSWORD: DONE, or an error             |
-///       |        v  |      \                              |
-///       |  ChangingPassword \                             |
-///       |  (hash on a worker;\                            |
-///       |   input left unread)\                           |
-///       |  LOGOUT_SUCCESS      v                          v
-///       +-- (from Active)   Closing <---------------------+
-///   any state --DISCONNECT_REQUEST--> Closing
-///             (DISCONNECT_ACK)        also after any FATAL frame (SESSION_REVOKED,
-///                                     SESSION_EXPIRED, DUPLICATE_SESSION, errors),
-///                                     and at shutdown; output is flushed, then the
-///                                     socket closes
+///                      v        login deadline runs
+///      +-------> AwaitingAuth --------------------------------------+
+///      |          |   ^    |  ^                                     | login deadline:
+///      | LOGIN_   |   |    |  | VERIFY_SESSION: SESSION_INVALID     |  DISCONNECT_ACK
+///      | REQUEST, |   |    +--+ (no hash)                           |  (LOGIN_TIMEOUT)
+///      | REGISTER_|   | LOGIN_FAILURE,                              |
+///      | REQUEST  |   | REGISTER_SUCCESS, REGISTER_FAILURE          |
+///      |          v   |                                             |
+///      |    Authenticating (hash on a worker; input left unread)    |
+///      |          |                                                 |
+///      | LOGIN_SUCCESS        VERIFY_SESSION: SESSION_VALID         |
+///      |          v           (from AwaitingAuth)                   |
+///      |       Active <-- HEARTBEAT / HEARTBEAT_ACK, management     |
+///      |        |   ^                                               |
+///      |  CHANGE_   | DONE, or an error                             |
+///      |  PASSWORD  |                                               |
+///      |        v   |                                               |
+///      |   ChangingPassword (hash on a worker; input left unread)   |
+///      |                                                            |
+///      +-- LOGOUT_SUCCESS (from Active)                             v
+///   any state --DISCONNECT_REQUEST, any FATAL frame, shutdown--> Closing
+///   (heartbeat timeout, SESSION_REVOKED, SESSION_EXPIRED, DUPLICATE_SESSION, fatal
+///   errors); the output is flushed, then the socket closes
 /// ```
 ///
 /// A hash runs for the connection exactly while it is in `Authenticating` or
