@@ -78,10 +78,10 @@ impl Engine {
         self.wheel.next_deadline()
     }
 
-    /// Whether the driver should read more bytes for `id` now. False while the engine is
-    /// not taking frames (a hash under way, closing) and a frame's worth is already
-    /// buffered, or once the peer's FIN came: the rest waits in the kernel, which is the
-    /// back-pressure.
+    /// Whether the driver should read more bytes for `id` now. False once the connection
+    /// is closing or the peer's FIN came; while a hash is under way (no frames are taken)
+    /// once a frame's worth is buffered; and always at two frames' worth buffered. The rest
+    /// waits in the kernel, which is the back-pressure.
     #[must_use]
     pub fn wants_input(&self, id: ConnId) -> bool {
         match self.conn(id) {
