@@ -66,7 +66,7 @@ fn run(data: &[u8], users: UserTable, dummy: PasswordRecord) {
             1 => now += Duration::from_millis((arg as u64) * 250),
             2 => {
                 if let Some(id) = pick(&conns) {
-                    if arg % 2 == 0 {
+                    if arg.is_multiple_of(2) {
                         e.handle_closed(id, now);
                         conns.retain(|c| *c != id);
                     } else {
@@ -97,7 +97,7 @@ fn frame(op: u8, arg: usize, token: Option<Token>) -> Vec<u8> {
     let msg = match (op % 8, arg % 4) {
         (3, _) => Message::LoginRequest(LoginRequest {
             username: ["alice", "bob", "carol"][arg % 3].into(),
-            password: if arg % 2 == 0 { "pw" } else { "no" }.into(),
+            password: if arg.is_multiple_of(2) { "pw" } else { "no" }.into(),
             client: String::new(),
             platform: String::new(),
         }),

@@ -34,6 +34,7 @@ use crate::store::JournalOptions;
 /// What the command line asked for.
 #[derive(Debug, Clone)]
 pub enum Command {
+    /// `sessiond [OPTIONS]`: run the server.
     Run(Box<Options>),
     /// `sessiond repair [--data-dir DIR]`: truncate a damaged journal.
     Repair(PathBuf),
@@ -44,8 +45,11 @@ pub enum Command {
 /// What the server runs with.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The listener, the engine's deadlines, limits and policies, the hash workers.
     pub server: ServerConfig,
+    /// `--data-dir`: where the journal, snapshot and lock live.
     pub data_dir: PathBuf,
+    /// `--snapshot-kb` and `--audit-retention-days`.
     pub journal: JournalOptions,
     /// `--tls-cert` and `--tls-key` (PEM), loaded by the binary at startup.
     pub tls: Option<(PathBuf, PathBuf)>,

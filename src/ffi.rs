@@ -6,10 +6,11 @@
 //!   Strings are NUL-terminated UTF-8, borrowed for the duration of the call only.
 //! - Nothing unwinds across the boundary: each body runs under `catch_unwind`, and a panic
 //!   answers `SESSIOND_ERR_PANIC`.
-//! - Every function returns a status (`SESSIOND_OK` = 0); on failure a message for
-//!   `sessiond_last_error` is kept per thread until the next call on that thread.
-//! - Memory: the handle is allocated by `sessiond_connect` and released by `sessiond_free`
-//!   (exactly once); every other buffer is the caller's, with its capacity passed in.
+//! - Every function but `sessiond_last_error` and `sessiond_free` returns a status
+//!   (`SESSIOND_OK` = 0); on failure `sessiond_last_error` describes it (kept per thread).
+//! - Memory: the handle is allocated by `sessiond_connect` or `sessiond_connect_tls` and
+//!   released by `sessiond_free` (exactly once); every other buffer is the caller's, with
+//!   its capacity passed in.
 //!
 //! `unsafe` lives only in this module, each block with its SAFETY argument.
 #![allow(unsafe_code)]
@@ -22,23 +23,50 @@ use std::time::Duration;
 use crate::client::{Client, ClientError, LoginOutcome, ResumeOutcome};
 use crate::protocol::{Message, Token};
 
+/// Status: the call succeeded.
 pub const SESSIOND_OK: c_int = 0;
+/// Status: a bad argument (a NULL pointer, a string that is not UTF-8 or too long, a token
+/// that is not 64 hex digits, a buffer too small), or a call that needs a session when
+/// there is none (not logged in).
 pub const SESSIOND_ERR_ARGUMENT: c_int = 1;
+/// Status: the connection could not be made, or it broke.
 pub const SESSIOND_ERR_NETWORK: c_int = 2;
+/// Status: no reply in time, or the server stopped answering heartbeats.
 pub const SESSIOND_ERR_TIMEOUT: c_int = 3;
+/// Status: the server said no (a login failure, a GENERAL_FAILURE such as `FORBIDDEN`, a
+/// session in use on another connection).
 pub const SESSIOND_ERR_REFUSED: c_int = 4;
+/// Status: the session was revoked or expired, or the token given to `sessiond_resume` is
+/// dead.
 pub const SESSIOND_ERR_SESSION_ENDED: c_int = 5;
+/// Status: the server sent a frame that does not decode, or a reply this call does not
+/// expect.
 pub const SESSIOND_ERR_PROTOCOL: c_int = 6;
+/// Status: an internal error (a panic), caught at the boundary.
 pub const SESSIOND_ERR_PANIC: c_int = 7;
+/// Status of `sessiond_next_event`: no push arrived in time.
 pub const SESSIOND_NO_EVENT: c_int = 8;
+/// Status: the connection is closed (by `sessiond_disconnect`, or by the server).
 pub const SESSIOND_ERR_CLOSED: c_int = 9;
+/// Status: TLS failed: the certificate is not trusted, the name does not match, the peer
+/// does not speak TLS, or the TLS configuration (`ca_file`) could not be loaded.
 pub const SESSIOND_ERR_TLS: c_int = 10;
 
+/// Event kind: another device logged in to this account (NEW_LOGIN); `session_id` is the
+/// new session.
 pub const SESSIOND_EVENT_NEW_LOGIN: c_int = 1;
+/// Event kind: this session was revoked (SESSION_REVOKED); `reason` is its protocol.md
+/// 5.18 code.
 pub const SESSIOND_EVENT_REVOKED: c_int = 2;
+/// Event kind: this session expired (SESSION_EXPIRED); `reason` is 1 (idle) or 2
+/// (absolute).
 pub const SESSIOND_EVENT_EXPIRED: c_int = 3;
+/// Event kind: the server closed the connection with DISCONNECT_ACK; `reason` is its
+/// protocol.md 5.9 code.
 pub const SESSIOND_EVENT_DISCONNECTED: c_int = 4;
+/// Event kind: any other frame the server sent unasked; `detail` names its message.
 pub const SESSIOND_EVENT_OTHER: c_int = 5;
+/// Event kind: the server is stopping (SERVER_SHUTDOWN); reconnect later and resume.
 pub const SESSIOND_EVENT_SHUTDOWN: c_int = 6;
 
 /// Text fields of the C structs: up to 64 bytes of UTF-8 and a NUL.
@@ -53,23 +81,35 @@ pub struct SessiondClient {
 /// One session in `sessiond_list_sessions` (`sessiond_session` in C).
 #[repr(C)]
 pub struct SessiondSession {
+    /// The public session id.
     pub session_id: u64,
+    /// 1: the session of this connection; else 0.
     pub current: c_int,
+    /// 1: a connection is bound to the session now; else 0.
     pub connected: c_int,
+    /// When the session was created, Unix milliseconds.
     pub created_ms: u64,
+    /// The last valid request with its token, Unix milliseconds.
     pub last_active_ms: u64,
+    /// Its absolute expiry, Unix milliseconds.
     pub expires_ms: u64,
+    /// The client program given at login (or at the last resume that gave one),
+    /// NUL-terminated, cut to fit.
     pub client: [c_char; SESSIOND_TEXT],
+    /// Its platform, NUL-terminated, cut to fit.
     pub platform: [c_char; SESSIOND_TEXT],
+    /// The peer address (`ip:port`) of the login or last resume, NUL-terminated, cut to fit.
     pub address: [c_char; SESSIOND_TEXT],
 }
 
 /// A push from the server (`sessiond_event` in C).
 #[repr(C)]
 pub struct SessiondEvent {
+    /// One of the `SESSIOND_EVENT_*` kinds.
     pub kind: c_int,
     /// The protocol's reason code (revocation, expiry, disconnect), 0 if none.
     pub reason: u32,
+    /// The session it is about (the new one for NEW_LOGIN), 0 if none.
     pub session_id: u64,
     /// Plain words about it, NUL-terminated, cut to fit.
     pub detail: [c_char; 257],
@@ -195,8 +235,8 @@ pub extern "C" fn sessiond_last_error() -> *const c_char {
 /// timeout). On success `*out` holds a new handle for `sessiond_free`.
 ///
 /// # Safety
-/// Pointer arguments follow the header's contract (module docs): NULL or valid for
-/// the call, handles from `sessiond_connect` not yet freed.
+/// `addr` is NULL or a NUL-terminated string valid for the call; `out` is NULL or valid
+/// for writing one pointer.
 #[no_mangle]
 pub unsafe extern "C" fn sessiond_connect(
     addr: *const c_char,
@@ -208,18 +248,20 @@ pub unsafe extern "C" fn sessiond_connect(
     })
 }
 
-/// `sessiond_connect_tls` flag: do not check the server's certificate (testing only).
+/// `sessiond_connect_tls` flag: do not check the server's certificate. Testing only:
+/// anyone on the path could then read passwords and tokens.
 pub const SESSIOND_TLS_INSECURE_SKIP_VERIFY: u32 = 1;
 
 /// Connects with TLS to `addr`, checking the certificate for `server_name` against the
 /// CA certificates in the PEM file `ca_file`, or the system's roots when `ca_file` is
-/// NULL; `flags` may hold `SESSIOND_TLS_INSECURE_SKIP_VERIFY`. On success `*out` holds a
-/// new handle for `sessiond_free`. A certificate that is not trusted gives
+/// NULL; `flags` may hold [`SESSIOND_TLS_INSECURE_SKIP_VERIFY`]. `timeout_ms` is as for
+/// `sessiond_connect`. On success `*out` holds a new handle for `sessiond_free`. A
+/// certificate that is not trusted, or a `ca_file` that cannot be loaded, gives
 /// `SESSIOND_ERR_TLS`.
 ///
 /// # Safety
-/// Pointer arguments follow the header's contract (module docs): NULL or valid for
-/// the call; `ca_file` may be NULL.
+/// `addr`, `server_name` and `ca_file` are each NULL or a NUL-terminated string valid
+/// for the call; `out` is NULL or valid for writing one pointer.
 #[no_mangle]
 pub unsafe extern "C" fn sessiond_connect_tls(
     addr: *const c_char,
@@ -248,8 +290,9 @@ pub unsafe extern "C" fn sessiond_connect_tls(
 /// `sessiond_last_error`).
 ///
 /// # Safety
-/// Pointer arguments follow the header's contract (module docs): NULL or valid for
-/// the call, handles from `sessiond_connect` not yet freed.
+/// `h` is NULL or a handle from `sessiond_connect` or `sessiond_connect_tls` that is
+/// not yet freed and not in use by another thread; `username`, `password`, `client_name`
+/// and `platform` are each NULL or a NUL-terminated string valid for the call.
 #[no_mangle]
 pub unsafe extern "C" fn sessiond_login(
     h: *mut SessiondClient,
@@ -274,11 +317,15 @@ pub unsafe extern "C" fn sessiond_login(
     })
 }
 
-/// VERIFY_SESSION with a token in hex (64 digits, as `sessiond_token` writes it).
+/// VERIFY_SESSION: resumes the session of a token in hex (64 digits, as `sessiond_token`
+/// writes it) on this connection. `SESSIOND_ERR_SESSION_ENDED` when the token is dead;
+/// `SESSIOND_ERR_REFUSED` when the session is in use on another connection (the server
+/// then closes this one).
 ///
 /// # Safety
-/// Pointer arguments follow the header's contract (module docs): NULL or valid for
-/// the call, handles from `sessiond_connect` not yet freed.
+/// `h` is NULL or a handle from `sessiond_connect` or `sessiond_connect_tls` that is
+/// not yet freed and not in use by another thread; `token_hex`, `client_name` and
+/// `platform` are each NULL or a NUL-terminated string valid for the call.
 #[no_mangle]
 pub unsafe extern "C" fn sessiond_resume(
     h: *mut SessiondClient,
@@ -308,10 +355,12 @@ pub unsafe extern "C" fn sessiond_resume(
 }
 
 /// Writes the session token as 64 hex digits and a NUL into `buf` (`len` >= 65).
+/// `SESSIOND_ERR_ARGUMENT` when not logged in.
 ///
 /// # Safety
-/// Pointer arguments follow the header's contract (module docs): NULL or valid for
-/// the call, handles from `sessiond_connect` not yet freed.
+/// `h` is NULL or a handle from `sessiond_connect` or `sessiond_connect_tls` that is
+/// not yet freed and not in use by another thread; `buf` is NULL or valid for writing `len`
+/// bytes.
 #[no_mangle]
 pub unsafe extern "C" fn sessiond_token(
     h: *mut SessiondClient,
@@ -334,11 +383,13 @@ pub unsafe extern "C" fn sessiond_token(
     })
 }
 
-/// HEARTBEAT; `*server_time_ms` (if not NULL) receives the server's clock.
+/// HEARTBEAT; `*server_time_ms` (if not NULL) receives the server's clock, Unix
+/// milliseconds.
 ///
 /// # Safety
-/// Pointer arguments follow the header's contract (module docs): NULL or valid for
-/// the call, handles from `sessiond_connect` not yet freed.
+/// `h` is NULL or a handle from `sessiond_connect` or `sessiond_connect_tls` that is
+/// not yet freed and not in use by another thread; `server_time_ms` is NULL or valid for
+/// writing a `u64`.
 #[no_mangle]
 pub unsafe extern "C" fn sessiond_heartbeat(
     h: *mut SessiondClient,
@@ -354,12 +405,14 @@ pub unsafe extern "C" fn sessiond_heartbeat(
     })
 }
 
-/// LIST_SESSIONS: fills up to `cap` entries of `out` (the caller's array) and sets
-/// `*count` to how many were written.
+/// LIST_SESSIONS: fills up to `cap` entries of `out` (the caller's array) with the
+/// account's live sessions, oldest first (one page: at most 100), and sets `*count` to how
+/// many were written. `out` may be NULL when `cap` is 0.
 ///
 /// # Safety
-/// Pointer arguments follow the header's contract (module docs): NULL or valid for
-/// the call, handles from `sessiond_connect` not yet freed.
+/// `h` is NULL or a handle from `sessiond_connect` or `sessiond_connect_tls` that is
+/// not yet freed and not in use by another thread; `out` is NULL or valid for writing
+/// `cap` entries; `count` is NULL or valid for writing a `usize`.
 #[no_mangle]
 pub unsafe extern "C" fn sessiond_list_sessions(
     h: *mut SessiondClient,
@@ -401,8 +454,8 @@ pub unsafe extern "C" fn sessiond_list_sessions(
 /// LOGOUT_REQUEST: ends the session; the connection stays open.
 ///
 /// # Safety
-/// Pointer arguments follow the header's contract (module docs): NULL or valid for
-/// the call, handles from `sessiond_connect` not yet freed.
+/// `h` is NULL or a handle from `sessiond_connect` or `sessiond_connect_tls` that is
+/// not yet freed and not in use by another thread.
 #[no_mangle]
 pub unsafe extern "C" fn sessiond_logout(h: *mut SessiondClient) -> c_int {
     guard(|| {
@@ -415,8 +468,8 @@ pub unsafe extern "C" fn sessiond_logout(h: *mut SessiondClient) -> c_int {
 /// stays valid (later calls answer `SESSIOND_ERR_CLOSED`) until `sessiond_free`.
 ///
 /// # Safety
-/// Pointer arguments follow the header's contract (module docs): NULL or valid for
-/// the call, handles from `sessiond_connect` not yet freed.
+/// `h` is NULL or a handle from `sessiond_connect` or `sessiond_connect_tls` that is
+/// not yet freed and not in use by another thread.
 #[no_mangle]
 pub unsafe extern "C" fn sessiond_disconnect(h: *mut SessiondClient) -> c_int {
     guard(|| {
@@ -432,11 +485,13 @@ pub unsafe extern "C" fn sessiond_disconnect(h: *mut SessiondClient) -> c_int {
 }
 
 /// Waits up to `timeout_ms` for a push (heartbeats go out meanwhile) and describes it in
-/// `*ev`: `SESSIOND_OK` with an event, `SESSIOND_NO_EVENT` if none came.
+/// `*ev`: `SESSIOND_OK` with an event, `SESSIOND_NO_EVENT` if none came. A push that ends
+/// the session or the connection is reported as its event too.
 ///
 /// # Safety
-/// Pointer arguments follow the header's contract (module docs): NULL or valid for
-/// the call, handles from `sessiond_connect` not yet freed.
+/// `h` is NULL or a handle from `sessiond_connect` or `sessiond_connect_tls` that is
+/// not yet freed and not in use by another thread; `ev` is NULL or valid for writing one
+/// [`SessiondEvent`].
 #[no_mangle]
 pub unsafe extern "C" fn sessiond_next_event(
     h: *mut SessiondClient,
@@ -506,20 +561,21 @@ pub unsafe extern "C" fn sessiond_next_event(
     })
 }
 
-/// Releases a handle from `sessiond_connect` (closing its connection if still open).
+/// Releases a handle from `sessiond_connect` or `sessiond_connect_tls` (closing its
+/// connection if still open).
 /// NULL is ignored. The handle must not be used afterwards.
 ///
 /// # Safety
-/// Pointer arguments follow the header's contract (module docs): NULL or valid for
-/// the call, handles from `sessiond_connect` not yet freed.
+/// `h` is NULL or a handle from `sessiond_connect` or `sessiond_connect_tls` that is not
+/// yet freed and not in use by another thread; it is not used again afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn sessiond_free(h: *mut SessiondClient) {
     if h.is_null() {
         return;
     }
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: a non-NULL handle comes from `Box::into_raw` in `sessiond_connect` and
-        // is freed exactly once (the header's contract).
+        // SAFETY: a non-NULL handle comes from `Box::into_raw` in `connect_into` (both
+        // connect calls) and is freed exactly once (the header's contract).
         drop(unsafe { Box::from_raw(h) });
     }));
 }

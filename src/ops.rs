@@ -3,10 +3,10 @@
 //!
 //! Owns their arguments (declared once with clap derive, each with its help, default and
 //! range; [`crate::cli`] parses them as part of the binary's command line), the
-//! `--data-dir` argument every command of the binary shares, and their output. Commands
-//! that change accounts take the data directory's lock (so they refuse to run beside a
-//! live server, which owns the journal then: use the ADMIN_* requests, e.g.
-//! `examples/admin.rs`, instead) and journal their change with an audit record, exactly
+//! `--data-dir` argument every command of the binary shares, and their output. The `user`
+//! commands take the data directory's lock (so they refuse to run beside a live server,
+//! which owns the journal then: use the ADMIN_* requests, e.g. `examples/admin.rs`,
+//! instead); those that change accounts journal their change with an audit record, exactly
 //! as the server would. `audit` only reads and may run beside a live server.
 
 use std::io::{BufRead, Write};
@@ -66,11 +66,13 @@ pub enum UserCommand {
         /// its new role
         #[arg(value_name = "ROLE", value_enum)]
         role: Role,
+        /// `--data-dir`: the data directory.
         #[command(flatten)]
         data_dir: DataDir,
     },
     /// List the accounts with their role, state and live sessions
     List {
+        /// `--data-dir`: the data directory.
         #[command(flatten)]
         data_dir: DataDir,
     },
@@ -100,6 +102,7 @@ pub struct UserAdd {
         value_parser = clap::value_parser!(u32).range(ITERATION_RANGE),
     )]
     pub iterations: u32,
+    /// `--data-dir`: the data directory.
     #[command(flatten)]
     pub data_dir: DataDir,
 }
@@ -119,6 +122,7 @@ pub struct AuditArgs {
     /// only records before this time (Unix milliseconds; 0: no limit)
     #[arg(long, value_name = "UNIX_MS")]
     pub until: Option<u64>,
+    /// `--data-dir`: the data directory.
     #[command(flatten)]
     pub data_dir: DataDir,
 }

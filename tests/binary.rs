@@ -433,7 +433,7 @@ fn running_out_of_file_descriptors_neither_spins_nor_stalls() {
     drop(admin);
     last.set_timeout(Duration::from_secs(10));
     match last.login("admin", &pw, "t", "p") {
-        Ok(sessiond::client::LoginOutcome::Success(_)) => {}
+        Ok(LoginOutcome::Success(_)) => {}
         other => panic!("a queued connection was never served: {other:?}"),
     }
     drop(first);

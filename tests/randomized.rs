@@ -209,7 +209,7 @@ fn the_engine_keeps_its_invariants_under_arbitrary_frame_sequences() {
             // learnt for reuse
             assert!(shell.settle(&mut e, now), "seed {seed}: did not settle");
             for &id in &conns {
-                let mut out = bytes::BytesMut::from(&shell.take_written(id)[..]);
+                let mut out = BytesMut::from(&shell.take_written(id)[..]);
                 while let Some(f) = protocol::decode(&mut out, DecodeLimits::client(1 << 20))
                     .unwrap_or_else(|err| panic!("seed {seed}: server sent garbage: {err}"))
                 {

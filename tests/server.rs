@@ -458,7 +458,7 @@ fn graceful_shutdown_notifies_clients_and_returns_promptly() {
         idle.login("alice", "wrong", "t", "p").unwrap(),
         LoginOutcome::Failure(_)
     ));
-    let t = std::time::Instant::now();
+    let t = Instant::now();
     let stopper = server.stop_in_background();
     for c in [&mut alice, &mut idle] {
         let first = c
@@ -470,7 +470,7 @@ fn graceful_shutdown_notifies_clients_and_returns_promptly() {
             "{first:?}"
         );
         match c.poll_push(Duration::from_secs(5)) {
-            Err(sessiond::client::ClientError::Closed(Some(r))) => {
+            Err(ClientError::Closed(Some(r))) => {
                 assert_eq!(r, DisconnectReason::ServerShutdown)
             }
             other => panic!("{other:?}"),

@@ -65,6 +65,8 @@ struct Beat {
     awaiting: Option<(u32, Instant)>,
 }
 
+/// One connection's client state, driven by the caller's loop (module docs): bytes and
+/// `now` in, bytes to write, events and the next deadline out.
 #[derive(Debug)]
 pub struct ClientCore {
     input: BytesMut,
@@ -111,10 +113,13 @@ impl ClientCore {
         }
     }
 
+    /// The session from the last LOGIN_SUCCESS or SESSION_VALID, until the core learns it
+    /// ended (logout, revocation, expiry).
     pub fn session(&self) -> Option<&SessionInfo> {
         self.session.as_ref()
     }
 
+    /// The current session's token, if logged in.
     pub fn token(&self) -> Option<&Token> {
         self.token.as_ref()
     }
@@ -126,6 +131,7 @@ impl ClientCore {
         self.beat = None;
     }
 
+    /// Whether the connection is over (`Closed` has been queued).
     pub fn is_closed(&self) -> bool {
         self.closed
     }
@@ -221,6 +227,7 @@ impl ClientCore {
         }
     }
 
+    /// The next event, oldest first; None when there is none.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.events.pop_front()
     }
@@ -350,7 +357,7 @@ mod tests {
     fn logged_in(t0: Instant) -> ClientCore {
         let mut c = ClientCore::new();
         let id = c.request(
-            Message::LoginRequest(crate::protocol::LoginRequest {
+            Message::LoginRequest(protocol::LoginRequest {
                 username: "alice".into(),
                 password: "pw".into(),
                 client: String::new(),
@@ -435,7 +442,7 @@ mod tests {
         let mut c = logged_in(t0);
         let t1 = t0 + Duration::from_secs(3);
         c.request(
-            Message::ListSessions(crate::protocol::ListSessions {
+            Message::ListSessions(protocol::ListSessions {
                 token: token(),
                 offset: 0,
                 limit: 0,

@@ -1,4 +1,4 @@
-//! The client side of session management (protocol.md 5.20 to 5.33): own sessions, the
+//! The client side of session management (protocol.md 5.21 to 5.34): own sessions, the
 //! audit trail, and the administrators' operations. Each call sends the session's token
 //! and returns the typed reply; FORBIDDEN, NOT_FOUND and the like come back as
 //! `ClientError::Server` with their code.
@@ -15,12 +15,16 @@ use crate::protocol::{
 /// oldest first, a full page).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditRequest {
+    /// Whose events; empty: your own (a user) or everyone's (an admin).
     pub username: String,
     /// An `AuditKind` record byte; 0 for every kind.
     pub kind: u8,
+    /// Events at or after this, Unix milliseconds.
     pub from_ms: u64,
-    /// 0: no upper bound.
+    /// Events before this, Unix milliseconds; 0: no upper bound.
     pub to_ms: u64,
+    /// 0: from the oldest record the server holds; else the `next_cursor` of the previous
+    /// AUDIT_PAGE.
     pub cursor: u64,
     /// 0: as many as the server sends in one page.
     pub limit: u16,

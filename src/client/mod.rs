@@ -38,6 +38,7 @@ use crate::protocol::{
 /// Why a client call failed.
 #[derive(Debug)]
 pub enum ClientError {
+    /// A network error: connecting, reading or writing failed (a timeout is `Timeout`).
     Io(io::Error),
     /// No reply within the timeout.
     Timeout,
@@ -45,7 +46,9 @@ pub enum ClientError {
     Closed(Option<DisconnectReason>),
     /// The server answered GENERAL_FAILURE. `fatal`: it closes the connection after it.
     Server {
+        /// The GENERAL_FAILURE as received: error code and message.
         failure: GeneralFailure,
+        /// The frame carried `FATAL`.
         fatal: bool,
     },
     /// The server sent bytes that are not a valid frame.
@@ -147,7 +150,9 @@ impl From<io::Error> for ClientError {
 /// Result of a login attempt that reached the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginOutcome {
+    /// LOGIN_SUCCESS: logged in; the token and the session are kept by the client.
     Success(LoginSuccess),
+    /// LOGIN_FAILURE: refused, with the reason; the connection stays open.
     Failure(LoginFailure),
 }
 
@@ -165,7 +170,9 @@ pub enum ResumeOutcome {
 /// Result of REGISTER_REQUEST.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegisterOutcome {
+    /// REGISTER_SUCCESS: the account was created.
     Success(RegisterSuccess),
+    /// REGISTER_FAILURE: refused, with the reason.
     Failure(RegisterFailure),
 }
 
@@ -282,6 +289,7 @@ impl Client {
         })
     }
 
+    /// The server's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.stream.tcp().peer_addr()
     }

@@ -12,8 +12,11 @@ use crate::protocol::Token;
 /// `attempts` tries in all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
+    /// The wait before the second try (the first does not wait).
     pub first: Duration,
+    /// The longest wait between two tries.
     pub max: Duration,
+    /// Tries in all, the first included (0 counts as 1).
     pub attempts: u32,
 }
 

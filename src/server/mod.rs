@@ -5,7 +5,7 @@
 //! Owns sockets, threads and the clock. Every protocol decision is the engine's; this
 //! module reads until `WouldBlock` and hands the bytes in, hands in hash answers and the
 //! store's reports as they come, then runs the engine's turn ([`Engine::turn`]) through
-//! [`Io`], its [`Shell`]: hash jobs to the pool, the batch to the store thread, transmits
+//! `Io`, its [`Shell`]: hash jobs to the pool, the batch to the store thread, transmits
 //! to the sockets (registering `WRITABLE` only while output is pending). It sleeps until
 //! an input comes or the next deadline (the engine's, or its own: lingering sockets, a
 //! paused accept).

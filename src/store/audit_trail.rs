@@ -1,7 +1,8 @@
 //! The whole audit trail as the data directory holds it: the archived journal segments
 //! (oldest first, `archive/journal-<seq>`, zero-padded so names sort by sequence) and then
-//! the live journal (and the snapshot, for the names of accounts). Read-only; used by `sessiond audit`, which may run beside a live
-//! server (a record being written is a torn tail and simply not shown yet).
+//! the live journal (and the snapshot, for the names of accounts). Read-only; used by
+//! `sessiond audit`, which may run beside a live server (a record being written is a torn
+//! tail and simply not shown yet).
 
 use std::fs;
 use std::io;

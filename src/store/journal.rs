@@ -32,23 +32,31 @@ pub const MAX_RECORD: usize = 1 << 20;
 /// One record as found by replay, borrowing the journal's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
+    /// Byte offset of the record's header in the journal.
     pub offset: u64,
+    /// The type byte (opaque here; [`crate::store::record`] gives it a meaning).
     pub kind: u8,
+    /// The sequence number.
     pub seq: u64,
+    /// The payload bytes.
     pub payload: &'a [u8],
 }
 
 /// Where replay stopped at a torn tail, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Torn {
+    /// Byte offset of the incomplete or damaged record (the valid prefix's length).
     pub offset: u64,
+    /// What was wrong with it.
     pub why: &'static str,
 }
 
 /// Damage before the end of the journal: replay refuses to guess.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Corruption {
+    /// Byte offset of the first damaged record.
     pub offset: u64,
+    /// What was wrong with it.
     pub why: &'static str,
 }
 
@@ -67,9 +75,11 @@ impl std::error::Error for Corruption {}
 /// The records of a journal, the length of its valid prefix, and the torn tail if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replay<'a> {
+    /// The valid records, in file order.
     pub records: Vec<Record<'a>>,
     /// Bytes of whole, valid records: truncate the file to this before appending.
     pub valid_len: u64,
+    /// The torn tail replay stopped at; None if the bytes end with a whole record.
     pub torn: Option<Torn>,
 }
 
@@ -164,6 +174,7 @@ fn replay_inner(buf: &[u8], first_seq: Option<u64>) -> Result<Replay<'_>, Corrup
 /// Where journal bytes go. The file system in production; memory in tests, where a crash
 /// can drop everything written since the last sync.
 pub trait JournalFile {
+    /// Writes `data` at the end; durable only after `sync`.
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
     /// Makes every byte appended so far durable (fdatasync).
     fn sync(&mut self) -> io::Result<()>;
@@ -187,10 +198,12 @@ pub struct MemFile {
 }
 
 impl MemFile {
+    /// An empty file.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Everything appended so far, synced or not.
     pub fn bytes(&self) -> &[u8] {
         &self.data
     }
@@ -299,10 +312,12 @@ impl<F: JournalFile> JournalWriter<F> {
         self.size
     }
 
+    /// The sequence number the next appended record gets.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
     }
 
+    /// The file written to.
     pub fn file(&self) -> &F {
         &self.file
     }

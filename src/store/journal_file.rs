@@ -13,16 +13,23 @@ use crate::engine::event::Event;
 use crate::engine::replay::State;
 use crate::session::UserTable;
 
+/// The journal's file name in the data directory.
 pub const JOURNAL_FILE: &str = "journal";
 
 /// Why the journal could not be opened.
 #[derive(Debug)]
 pub enum OpenError {
+    /// Reading, creating or truncating a file of the data directory failed.
     Io(io::Error),
-    /// Damage before the end: the server refuses to start.
+    /// Damage that is not a torn tail of the journal (damage before its end, any damage in
+    /// the snapshot, a record that does not parse or apply, records missing between the
+    /// snapshot and the journal): the server refuses to start.
     Corrupt {
+        /// The damaged file (the journal or the snapshot).
         path: PathBuf,
+        /// Byte offset of the damaged record in that file.
         offset: u64,
+        /// What is wrong.
         why: String,
     },
 }
@@ -58,8 +65,8 @@ impl From<io::Error> for OpenError {
 pub struct JournalOptions {
     /// Past this many bytes the journal is compacted into a snapshot.
     pub snapshot_bytes: u64,
-    /// Archived journal segments (the audit history before a snapshot) are deleted once
-    /// they are older than this.
+    /// Archived journal segments (the audit history before a snapshot) older than this
+    /// (by modification time) are deleted, each time a snapshot is written.
     pub audit_retention: std::time::Duration,
 }
 
@@ -72,7 +79,11 @@ impl Default for JournalOptions {
     }
 }
 
+/// The snapshot's file name in the data directory: the whole state as of a journal
+/// record, in the journal's record format.
 pub const SNAPSHOT_FILE: &str = "snapshot";
+/// The directory, in the data directory, of the journals a snapshot replaced
+/// (`journal-<seq>`, kept for their audit records).
 pub const ARCHIVE_DIR: &str = "archive";
 
 /// The open journal, appending after its last valid record.
@@ -94,6 +105,8 @@ impl Journal {
         self.writer.commit()
     }
 
+    /// Bytes of the journal file durable so far (since the last snapshot); the same as
+    /// [`size_bytes`](Self::size_bytes).
     pub fn size(&self) -> u64 {
         self.writer.size()
     }
@@ -218,6 +231,7 @@ pub fn open_journal(dir: &Path, users: UserTable) -> Result<(Journal, State), Op
     open_journal_with(dir, users, JournalOptions::default())
 }
 
+/// Like [`open_journal`], with `opts` for snapshots and archives.
 pub fn open_journal_with(
     dir: &Path,
     users: UserTable,

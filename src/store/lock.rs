@@ -8,6 +8,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+/// The lock file's name in the data directory; it holds the holder's pid.
 pub const LOCK_FILE: &str = "LOCK";
 
 /// Holds the lock until dropped.

@@ -8,8 +8,9 @@
 //!
 //! - `journal`: record framing (length, CRC-32C, type, sequence), group-commit writer,
 //!   replay with torn-tail detection.
-//! - `event`: what a record means (users, sessions, their ends) and the state replay
-//!   rebuilds.
+//! - `record`: how each event is laid out as a record (type byte and payload); what an
+//!   event means, and the state replay rebuilds, are the engine's (`engine::event`,
+//!   `engine::replay`).
 //! - `journal_file`: the journal in the data directory: open, truncate a torn tail,
 //!   refuse corruption, `sessiond repair`.
 //! - `lock`: one server per data directory.

@@ -29,6 +29,7 @@ mod kind {
 /// A record whose payload does not parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadEvent {
+    /// The record's type byte.
     pub kind: u8,
 }
 

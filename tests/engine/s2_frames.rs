@@ -2,7 +2,7 @@
 
 use crate::common::harness::*;
 use sessiond::engine::EngineConfig;
-use sessiond::protocol::{self, *};
+use sessiond::protocol::*;
 
 #[test]
 fn anything_but_login_before_login_is_fatal_auth_required() {
@@ -49,10 +49,7 @@ fn after_login_bad_frames_are_answered_and_the_connection_goes_on() {
     h.send(c, login_msg("alice", ALICE_PW));
     assert_eq!(error_code(&h.one(c)), ErrorCode::UnexpectedFrame);
     // a server-only frame sent by the client
-    h.send(
-        c,
-        Message::HeartbeatAck(protocol::HeartbeatAck { server_time: 0 }),
-    );
+    h.send(c, Message::HeartbeatAck(HeartbeatAck { server_time: 0 }));
     assert_eq!(error_code(&h.one(c)), ErrorCode::UnexpectedFrame);
     // flags set by a client
     let mut bad = Frame::reply(4, hb(&tok)).to_vec();
