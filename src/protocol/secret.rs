@@ -120,7 +120,10 @@ mod tests {
         let mut out = Vec::new();
         s.encode(&mut out);
         assert_eq!(out.len(), s.encoded_len());
-        assert_eq!(u16::from_be_bytes([out[0], out[1]]) as usize, MAX_PASSWORD - 1);
+        assert_eq!(
+            u16::from_be_bytes([out[0], out[1]]) as usize,
+            MAX_PASSWORD - 1
+        );
         assert!(std::str::from_utf8(&out[2..]).is_ok());
         let short = Secret::from("pw");
         assert_eq!(short.encoded_len(), 4);
