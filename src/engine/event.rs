@@ -182,3 +182,39 @@ mod tests {
         assert_eq!(AuditKind::from_u8(AuditKind::ALL.len() as u8 + 1), None);
     }
 }
+
+/// Records for unit tests of the modules that store and replay events.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::StoredSession;
+    use crate::auth::PasswordRecord;
+    use crate::protocol::Role;
+    use crate::session::{Digest, User};
+
+    pub(crate) fn user(id: u64, name: &str) -> User {
+        User {
+            id,
+            username: name.into(),
+            password: PasswordRecord::create(b"pw", 1).unwrap(),
+            role: Role::User,
+            email: format!("{name}@example.org"),
+            created_ms: 1_000,
+            last_login_ms: 0,
+            suspended: false,
+        }
+    }
+
+    pub(crate) fn session(id: u64, user_id: u64) -> StoredSession {
+        StoredSession {
+            id,
+            user_id,
+            digest: Digest([id as u8; 32]),
+            client: "cli".into(),
+            platform: "linux".into(),
+            peer: "127.0.0.1:5000".into(),
+            created_ms: 2_000,
+            last_activity_ms: 2_000,
+            expires_ms: 90_000,
+        }
+    }
+}

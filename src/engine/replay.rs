@@ -126,37 +126,9 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::PasswordRecord;
+    use crate::engine::event::fixtures::{session, user};
     use crate::engine::event::EndKind;
-    use crate::protocol::Role;
-    use crate::session::{Digest, User};
-
-    fn user(id: u64, name: &str) -> User {
-        User {
-            id,
-            username: name.into(),
-            password: PasswordRecord::create(b"pw", 1).unwrap(),
-            role: Role::User,
-            email: format!("{name}@example.org"),
-            created_ms: 1_000,
-            last_login_ms: 0,
-            suspended: false,
-        }
-    }
-
-    fn session(id: u64, user_id: u64) -> StoredSession {
-        StoredSession {
-            id,
-            user_id,
-            digest: Digest([id as u8; 32]),
-            client: "cli".into(),
-            platform: "linux".into(),
-            peer: "127.0.0.1:5000".into(),
-            created_ms: 2_000,
-            last_activity_ms: 2_000,
-            expires_ms: 90_000,
-        }
-    }
+    use crate::session::Digest;
 
     #[test]
     fn replay_keeps_users_and_live_sessions_only() {

@@ -200,35 +200,7 @@ fn read_user(r: &mut Reader<'_>) -> Option<User> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::event::{Audit, AuditKind, EndKind, StoredSession};
-    use crate::protocol::Role;
-
-    fn user(id: u64, name: &str) -> User {
-        User {
-            id,
-            username: name.into(),
-            password: PasswordRecord::create(b"pw", 1).unwrap(),
-            role: Role::User,
-            email: format!("{name}@example.org"),
-            created_ms: 1_000,
-            last_login_ms: 0,
-            suspended: false,
-        }
-    }
-
-    fn session(id: u64, user_id: u64) -> StoredSession {
-        StoredSession {
-            id,
-            user_id,
-            digest: Digest([id as u8; 32]),
-            client: "cli".into(),
-            platform: "linux".into(),
-            peer: "127.0.0.1:5000".into(),
-            created_ms: 2_000,
-            last_activity_ms: 2_000,
-            expires_ms: 90_000,
-        }
-    }
+    use crate::engine::event::fixtures::{session, user};
 
     #[test]
     fn every_event_round_trips_and_junk_is_refused() {
