@@ -323,6 +323,12 @@ impl Conn {
         self.state.hashing()
     }
 
+    /// Whether CHANGE_PASSWORD's hash runs for this connection (a hash answer for it is
+    /// that request's).
+    pub fn changing_password(&self) -> bool {
+        matches!(self.state, ConnState::ChangingPassword { .. })
+    }
+
     /// Whether the connection is closing (its last frame is queued).
     pub fn is_closing(&self) -> bool {
         matches!(self.state, ConnState::Closing)

@@ -9,7 +9,7 @@ use super::ending::By;
 use super::event::{AuditKind, Event, StoredSession};
 use super::{millis, slot, DuplicatePolicy, End, Engine, OnLimit, Refusal, TimerKey};
 use crate::auth::{HashJob, HashResult, JobKind, JobOutcome};
-use crate::conn::{ConnId, ConnState, Peer, PendingAuth, PendingKind};
+use crate::conn::{Conn, ConnId, ConnState, Peer, PendingAuth, PendingKind};
 use crate::protocol::{
     valid_email, valid_new_username, DuplicateSession, ErrorCode, Flags, InvalidReason,
     LoginFailure, LoginFailureReason, LoginRequest, LoginSuccess, Message, RegisterFailure,
@@ -161,10 +161,7 @@ impl Engine {
         let Some(id) = ConnId::from_u64(result.ticket) else {
             return;
         };
-        let changing = self
-            .conn(id)
-            .is_some_and(|c| matches!(c.state(), ConnState::ChangingPassword { .. }));
-        if changing {
+        if self.conn(id).is_some_and(Conn::changing_password) {
             self.change_password_result(id, Some(result.outcome), now);
             return;
         }
@@ -259,10 +256,7 @@ impl Engine {
         let Some(id) = ConnId::from_u64(job.ticket) else {
             return;
         };
-        let changing = self
-            .conn(id)
-            .is_some_and(|c| matches!(c.state(), ConnState::ChangingPassword { .. }));
-        if changing {
+        if self.conn(id).is_some_and(Conn::changing_password) {
             self.change_password_result(id, None, now);
             return;
         }
