@@ -36,8 +36,14 @@ use crate::store::JournalOptions;
 pub enum Command {
     /// `sessiond [OPTIONS]`: run the server.
     Run(Box<Options>),
-    /// `sessiond repair [--data-dir DIR]`: truncate a damaged journal.
-    Repair(PathBuf),
+    /// `sessiond repair [--check] [--data-dir DIR]`: bring a damaged data directory back
+    /// to a consistent state (`check`: only report).
+    Repair {
+        /// The data directory.
+        dir: PathBuf,
+        /// Report what would be done; change nothing.
+        check: bool,
+    },
     /// `sessiond user ...` and `sessiond audit ...` (see [`crate::ops`]).
     Ops(OpsCommand),
 }
@@ -69,7 +75,10 @@ where
     let cli = Cli::try_parse_from(argv).map_err(unknown_option)?;
     match cli.command {
         None => cli.server.into_options().map(|o| Command::Run(Box::new(o))),
-        Some(Sub::Repair { data_dir }) => Ok(Command::Repair(data_dir.path)),
+        Some(Sub::Repair { data_dir, check }) => Ok(Command::Repair {
+            dir: data_dir.path,
+            check,
+        }),
         Some(Sub::Ops(cmd)) => Ok(Command::Ops(cmd)),
     }
 }
@@ -110,9 +119,13 @@ pub struct Cli {
 /// The subcommands; without one, `sessiond` runs the server.
 #[derive(Subcommand, Debug)]
 enum Sub {
-    /// Truncate a damaged journal before its first bad record (the records after it are
-    /// lost)
+    /// Bring a damaged data directory back to a consistent state: rebuild a damaged or
+    /// missing snapshot from the previous one and the archive, cut the journal before its
+    /// first damage; say exactly what is kept and what is lost
     Repair {
+        /// Only report what would be done (exit status 1 if a repair is needed)
+        #[arg(long)]
+        check: bool,
         #[command(flatten)]
         data_dir: DataDir,
     },
@@ -793,11 +806,11 @@ mod tests {
         assert!(run(&["--registration", "ajar"]).is_err());
         assert!(matches!(
             parse(["repair", "--data-dir", "/x"]),
-            Ok(Command::Repair(d)) if d == std::path::Path::new("/x")
+            Ok(Command::Repair { dir, check: false }) if dir == std::path::Path::new("/x")
         ));
         assert!(matches!(
-            parse(["repair"]),
-            Ok(Command::Repair(d)) if d == std::path::Path::new("sessiond-data")
+            parse(["repair", "--check"]),
+            Ok(Command::Repair { dir, check: true }) if dir == std::path::Path::new("sessiond-data")
         ));
         assert!(parse(["repair", "--bogus"]).is_err());
         assert!(parse(["--listen", "127.0.0.1:0", "repair"]).is_err());

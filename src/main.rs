@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use log::{error, info};
+use log::info;
 use sessiond::auth::PasswordRecord;
 use sessiond::cli::{self, Command};
 use sessiond::engine::event::Event;
@@ -29,26 +29,7 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Ok(Command::Repair(dir)) => {
-            let lock = store::lock_data_dir(&dir);
-            if let Err(e) = lock {
-                eprintln!("sessiond repair: {e}");
-                return ExitCode::FAILURE;
-            }
-            return match store::repair_journal(&dir) {
-                Ok((kept, dropped)) => {
-                    println!(
-                        "sessiond repair: {} kept {kept} byte(s), dropped {dropped}",
-                        dir.join(store::JOURNAL_FILE).display()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("sessiond repair: {e}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
+        Ok(Command::Repair { dir, check }) => return repair(&dir, check),
         // --help and --version (stdout, 0) or a usage error (stderr, 2), as clap renders them.
         Err(e) => {
             let _ = e.print();
@@ -62,8 +43,36 @@ fn main() -> ExitCode {
     match run(*opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            error!("{e}");
+            // Once, here (the log line would say it a second time).
             eprintln!("sessiond: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sessiond repair [--check]`: prints what was found and done. Exit status: 0 consistent
+/// (or repaired), 1 a repair is needed (`--check`) or nothing can rebuild the state.
+fn repair(dir: &std::path::Path, check: bool) -> ExitCode {
+    let report = store::lock_data_dir(dir).and_then(|_lock| store::repair(dir, check));
+    match report {
+        Ok(r) => {
+            for line in &r.lines {
+                println!("sessiond repair: {line}");
+            }
+            if r.lost {
+                println!(
+                    "sessiond repair: acknowledged changes {}lost (see above)",
+                    if check { "would be " } else { "were " }
+                );
+            }
+            if !r.recoverable || (check && r.changed) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("sessiond repair: {e}");
             ExitCode::FAILURE
         }
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{TestServer, BOB_PW};
 use sessiond::client::{Client, LoginOutcome};
 use sessiond::engine::event::Event;
-use sessiond::store::Store;
+use sessiond::store::{Store, StoreError};
 
 #[derive(Default)]
 struct Disk {
@@ -64,7 +64,7 @@ impl Store for GatedStore {
         Ok(())
     }
 
-    fn commit(&mut self) -> io::Result<()> {
+    fn commit(&mut self) -> Result<(), StoreError> {
         let (lock, cv) = &*self.0;
         let mut d = lock.lock().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -77,7 +77,8 @@ impl Store for GatedStore {
         }
         d.waiting = false;
         if d.fail {
-            return Err(io::Error::other("simulated fsync failure (EIO)"));
+            let eio = io::Error::other("simulated fsync failure (EIO)");
+            return Err(StoreError::fatal(eio));
         }
         let batch = std::mem::take(&mut d.appended);
         d.durable.extend(batch);

@@ -251,6 +251,27 @@ fn expected() -> BTreeMap<&'static str, Frame> {
         ),
     );
     m.insert(
+        "login_failure_storage",
+        Frame::reply(
+            1,
+            Message::LoginFailure(LoginFailure {
+                reason: LoginFailureReason::StorageUnavailable,
+                retry_after_ms: 1000,
+                message: "storage unavailable; retry in 1000 ms".into(),
+            }),
+        ),
+    );
+    m.insert(
+        "general_failure_storage",
+        Frame::reply(
+            2,
+            Message::GeneralFailure(GeneralFailure::new(
+                ErrorCode::StorageUnavailable,
+                "storage unavailable; retry in 1000 ms",
+            )),
+        ),
+    );
+    m.insert(
         "login_failure_throttled",
         Frame::reply(
             1,
@@ -536,7 +557,7 @@ fn every_error_code_in_the_spec_table_matches_the_codec() {
         assert_eq!(ErrorCode::from_u16(code).name(), name, "code 0x{code:04x}");
         seen += 1;
     }
-    assert_eq!(seen, 20);
+    assert_eq!(seen, 21);
     assert_eq!(
         seen,
         ErrorCode::ALL.len(),

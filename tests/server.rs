@@ -406,8 +406,9 @@ impl sessiond::store::Store for FailingStore {
     fn append(&mut self, _: &sessiond::engine::event::Event) -> std::io::Result<()> {
         Ok(())
     }
-    fn commit(&mut self) -> std::io::Result<()> {
-        Err(std::io::Error::other("simulated EIO on fdatasync"))
+    fn commit(&mut self) -> Result<(), sessiond::store::StoreError> {
+        let eio = std::io::Error::other("simulated EIO on fdatasync");
+        Err(sessiond::store::StoreError::fatal(eio))
     }
 }
 

@@ -38,6 +38,7 @@ impl Engine {
         }
         self.batch_seq += 1;
         self.step_mark = 0;
+        self.note_batch_out(self.batch_seq, self.events.len());
         Some(EventBatch {
             seq: self.batch_seq,
             // An exact-size copy goes (batches may queue behind a slow fsync: they hold
@@ -53,6 +54,7 @@ impl Engine {
     pub fn handle_durable(&mut self, seq: u64, store_bytes: u64) {
         self.journal_bytes = store_bytes;
         self.durable_seq = self.durable_seq.max(seq);
+        self.note_batches_durable(seq);
         while let Some(&(s, id)) = self.held.front() {
             if s > self.durable_seq {
                 break;

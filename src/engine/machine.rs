@@ -8,7 +8,7 @@ use std::time::Instant;
 use log::{debug, info};
 
 use super::event::{Audit, AuditKind, Event};
-use super::{manage, slot, End, Engine, TimerKey};
+use super::{manage, slot, storage, End, Engine, TimerKey};
 use crate::conn::{ConnId, ConnState};
 use crate::protocol::{
     self, DisconnectAck, DisconnectReason, ErrorCode, Flags, Frame, GeneralFailure, HeartbeatAck,
@@ -69,6 +69,16 @@ impl Engine {
                 self.mark_valid(id, now);
                 debug!("disconnect requested conn={}", id.index);
                 self.finish(id, rid, Flags::FATAL, DisconnectReason::ClientRequest, now);
+            }
+            // protocol.md 4, "When storage is unavailable": refused, state unchanged.
+            (state @ (ConnState::AwaitingAuth { .. } | ConnState::Active { .. }), m)
+                if !self.storage_available()
+                    && storage::needs_storage(
+                        matches!(state, ConnState::AwaitingAuth { .. }),
+                        &m,
+                    ) =>
+            {
+                self.refuse_for_storage(id, rid, &m, now);
             }
             (&ConnState::AwaitingAuth { deadline }, Message::LoginRequest(req)) => {
                 self.start_login(id, rid, req, deadline, now);

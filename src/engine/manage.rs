@@ -573,6 +573,9 @@ impl Engine {
                 now.saturating_duration_since(self.origin).as_millis() as u64,
             ),
             ("journal_bytes", self.journal_bytes),
+            ("storage_available", u64::from(self.storage_available())),
+            ("storage_backlog_events", self.undurable_events as u64),
+            ("storage_refusals", s.storage_refusals),
             ("audit_records_held", self.audit_log.len() as u64),
         ]
         .into_iter()

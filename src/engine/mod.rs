@@ -38,6 +38,7 @@ mod output;
 mod policy;
 pub mod replay;
 mod restore;
+mod storage;
 mod turn;
 
 pub use audit_log::{AuditFilter, AuditLog};
@@ -163,6 +164,12 @@ pub struct EngineConfig {
     pub max_connections_per_address: usize,
     /// SERVER_SHUTDOWN's `reconnect_after_ms`.
     pub shutdown_reconnect_after: Duration,
+    /// Events handed to the store and not yet durable beyond which requests that need a
+    /// durable write are refused (STORAGE_UNAVAILABLE) until half of them are durable:
+    /// the bound on what a slow disk makes wait in memory. 0: no bound.
+    pub max_undurable_events: usize,
+    /// The `retry_after` of a STORAGE_UNAVAILABLE refusal.
+    pub storage_retry_after: Duration,
 }
 
 impl EngineConfig {
@@ -202,6 +209,8 @@ impl Default for EngineConfig {
             max_connections: 16_384,
             max_connections_per_address: 1_024,
             shutdown_reconnect_after: Duration::from_secs(1),
+            max_undurable_events: 50_000,
+            storage_retry_after: Duration::from_secs(1),
         }
     }
 }
@@ -245,6 +254,8 @@ pub struct Stats {
     pub password_changes: u64,
     /// Connections refused at accept (connection limits).
     pub connections_refused: u64,
+    /// Requests refused with STORAGE_UNAVAILABLE.
+    pub storage_refusals: u64,
 }
 
 /// What a wheel entry is for.
@@ -303,6 +314,13 @@ pub struct Engine {
     audit_log: AuditLog,
     /// Size of the journal as last reported by the store (ADMIN_STATS).
     journal_bytes: u64,
+    /// The store refuses commits (a full disk): `storage`.
+    store_full: bool,
+    /// Too many events wait for the disk: `storage`.
+    backlogged: bool,
+    /// Batches handed out and not yet durable, with their event counts, and the sum.
+    undurable: VecDeque<(u64, usize)>,
+    undurable_events: usize,
     /// Open connections per peer IP (for `max_connections_per_address`).
     per_address: hashbrown::HashMap<std::net::IpAddr, u32>,
     summary_expired: u64,
@@ -358,6 +376,10 @@ impl Engine {
             busy,
             audit_log,
             journal_bytes: 0,
+            store_full: false,
+            backlogged: false,
+            undurable: VecDeque::new(),
+            undurable_events: 0,
             per_address: hashbrown::HashMap::new(),
             summary_expired: 0,
             last_summary: (Stats::default(), 0, 0),

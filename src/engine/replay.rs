@@ -44,6 +44,27 @@ impl State {
         }
     }
 
+    /// The events that hold this state in a snapshot: every user, every live session,
+    /// every remembered end (kept at least until the session would have expired).
+    pub fn snapshot_events(&self) -> Vec<Event> {
+        let mut out = Vec::with_capacity(self.users.len() + self.sessions.len() + self.ended.len());
+        out.extend(
+            self.users
+                .all()
+                .into_iter()
+                .cloned()
+                .map(Event::UserCreated),
+        );
+        out.extend(self.sessions.values().cloned().map(Event::SessionCreated));
+        out.extend(self.ended.iter().map(|(&id, e)| Event::Tombstone {
+            id,
+            digest: e.digest,
+            kind: e.kind,
+            keep_until_ms: e.expires_ms.max(e.ended_ms),
+        }));
+        out
+    }
+
     /// Folds one event into the state.
     pub fn apply(&mut self, ev: Event) -> Result<(), Inconsistent> {
         match ev {

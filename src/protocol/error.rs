@@ -56,6 +56,9 @@ wire_enum! {
         Throttled = 0x0014 => "THROTTLED",
         /// The server takes no more connections (in all, or from this address); FATAL.
         ServerBusy = 0x0015 => "SERVER_BUSY",
+        /// The server cannot make changes durable now (its disk is full, or far behind):
+        /// the request was not carried out; retry later. Never fatal.
+        StorageUnavailable = 0x0016 => "STORAGE_UNAVAILABLE",
     }
 }
 

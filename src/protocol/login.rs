@@ -213,6 +213,9 @@ wire_enum! {
         /// Too many attempts (for this account or from this address); `retry_after_ms` says
         /// when to try again.
         Throttled = 0x0006 => "THROTTLED",
+        /// The server cannot make a login durable now (its disk is full, or far behind);
+        /// no password was checked; `retry_after_ms` says when to try again.
+        StorageUnavailable = 0x0007 => "STORAGE_UNAVAILABLE",
     }
 }
 

@@ -124,6 +124,9 @@ wire_enum! {
         RegistrationClosed = 0x0005 => "REGISTRATION_CLOSED",
         /// Too many attempts from this address, or the hash queue is full: retry later.
         ServerBusy = 0x0006 => "SERVER_BUSY",
+        /// The server cannot make the account durable now (its disk is full, or far
+        /// behind): retry later.
+        StorageUnavailable = 0x0007 => "STORAGE_UNAVAILABLE",
     }
 }
 

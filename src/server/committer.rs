@@ -7,17 +7,23 @@
 //! together and made durable by the next one: a slow disk makes groups larger, not the
 //! loop slower (LevelDB's writer queue, PostgreSQL's group commit).
 //!
-//! A failed append, commit or snapshot is reported and ends the thread; the server stops
-//! without writing anything that waited for it. Snapshots are written here too: the loop
-//! builds the state's events when the store asks for one and sends them in line with the
-//! batches, so the snapshot holds exactly the batches sent before it.
+//! A commit refused for want of space (`StoreError::retryable`) keeps its records and is
+//! tried again after a growing wait (250 ms, doubling to 5 s); the loop is told once when
+//! the store stops taking commits and once when it takes them again. A snapshot that
+//! fails for a transient reason (out of descriptors, say) leaves the journal as it was and
+//! is asked for again 30 s later. Any other failure is reported and ends the thread; the
+//! server stops without acknowledging anything that waited for it. Snapshots are written
+//! here too: the loop builds the state's events when the store asks for one and sends
+//! them in line with the batches, so the snapshot holds exactly the batches sent before
+//! it.
 
 use std::io;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
-use log::error;
+use log::{error, info, warn};
 use mio::Waker;
 
 use crate::engine::event::Event;
@@ -39,6 +45,12 @@ pub(super) enum Report {
     Durable { seq: u64, journal_bytes: u64 },
     /// The journal passed its size threshold: send a snapshot.
     WantsSnapshot,
+    /// The store refuses commits (a full disk), or takes them again: the engine refuses
+    /// or serves the requests that need a durable write.
+    Storage {
+        /// Whether commits go through.
+        available: bool,
+    },
     /// Nothing after this may be acknowledged; the thread has stopped.
     Failed(io::Error),
 }
@@ -106,8 +118,34 @@ impl Drop for Committer {
     }
 }
 
+/// First wait before a commit refused for want of space is tried again; it doubles up to
+/// `RETRY_MAX`.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Wait before a snapshot that failed for a transient reason is asked for again.
+const SNAPSHOT_RETRY: Duration = Duration::from_secs(30);
+
+#[allow(clippy::disallowed_methods)] // the store thread is the shell's: its own clock
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// The store thread's state between groups.
+struct Thread {
+    store: Box<dyn Store>,
+    /// The highest batch appended and not yet durable (a commit refused for want of
+    /// space keeps it, for the retry).
+    uncommitted: Option<u64>,
+    /// The store is refusing commits (full disk): when to try again, and the next wait.
+    full: Option<(Instant, Duration)>,
+    /// A snapshot was asked for and not yet written.
+    asked: bool,
+    /// A snapshot failed for a transient reason: not asked for again before then.
+    snapshot_after: Option<Instant>,
+}
+
 fn store_thread(
-    mut store: Box<dyn Store>,
+    store: Box<dyn Store>,
     rx: Receiver<Command>,
     reports: Sender<Report>,
     waker: Arc<Waker>,
@@ -118,58 +156,123 @@ fn store_thread(
             error!("store thread cannot wake the loop: {e}");
         }
     };
-    let mut asked = false;
+    let mut t = Thread {
+        store,
+        uncommitted: None,
+        full: None,
+        asked: false,
+        snapshot_after: None,
+    };
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while let Ok(first) = rx.recv() {
-        group.push(first);
-        group.extend(rx.try_iter().take(MAX_GROUP - 1));
-        match commit_group(&mut *store, &mut group, &tell) {
-            Ok(snapshotted) => asked &= !snapshotted,
-            Err(e) => {
-                error!("journal write failed, stopping: {e}");
-                tell(Report::Failed(e));
-                return;
-            }
+    loop {
+        // Wait for work; while the store is full, only until the next retry.
+        let first = match t.full {
+            Some((at, _)) => match rx.recv_timeout(at.saturating_duration_since(now())) {
+                Ok(cmd) => Some(cmd),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(cmd) => Some(cmd),
+                Err(_) => break,
+            },
+        };
+        group.extend(first);
+        group.extend(rx.try_iter().take(MAX_GROUP - group.len()));
+        if let Err(e) = t.run(&mut group, &tell) {
+            tell(Report::Failed(e));
+            return;
         }
-        if !asked && store.needs_snapshot() {
-            asked = true;
-            tell(Report::WantsSnapshot);
+    }
+    // The loop is gone (shutdown): a last try for what is still buffered.
+    if t.uncommitted.is_some() {
+        if let Err(e) = t.commit(&tell) {
+            tell(Report::Failed(e));
         }
     }
 }
 
-/// Appends the group's batches with one commit (more only around a snapshot); returns
-/// whether a snapshot was written.
-fn commit_group(
-    store: &mut dyn Store,
-    group: &mut Vec<Command>,
-    tell: &impl Fn(Report),
-) -> io::Result<bool> {
-    let mut uncommitted = None;
-    let mut snapshotted = false;
-    for cmd in group.drain(..) {
-        match cmd {
-            Command::Batch(b) => {
-                for ev in &b.events {
-                    store.append(ev)?;
+impl Thread {
+    /// Appends the group's batches and commits them (once; more only around a snapshot).
+    /// Returns a fatal failure.
+    fn run(&mut self, group: &mut Vec<Command>, tell: &impl Fn(Report)) -> io::Result<()> {
+        for cmd in group.drain(..) {
+            match cmd {
+                Command::Batch(b) => {
+                    for ev in &b.events {
+                        self.store.append(ev)?;
+                    }
+                    self.uncommitted = Some(b.seq);
                 }
-                uncommitted = Some(b.seq);
-            }
-            Command::Snapshot(events) => {
-                if let Some(seq) = uncommitted.take() {
-                    store.commit()?;
-                    let journal_bytes = store.size_bytes();
-                    tell(Report::Durable { seq, journal_bytes });
+                Command::Snapshot(events) => {
+                    self.commit(tell)?;
+                    if self.uncommitted.is_some() {
+                        // The journal is refusing writes: no snapshot now; asked again.
+                        self.asked = false;
+                        continue;
+                    }
+                    match self.store.write_snapshot(&events) {
+                        Ok(()) => self.asked = false,
+                        Err(e) if e.retryable => {
+                            warn!(
+                                "snapshot not written ({e}); the journal goes on, next try in \
+                                 {} s",
+                                SNAPSHOT_RETRY.as_secs()
+                            );
+                            self.asked = false;
+                            self.snapshot_after = Some(now() + SNAPSHOT_RETRY);
+                        }
+                        Err(e) => return Err(e.error),
+                    }
                 }
-                store.write_snapshot(&events)?;
-                snapshotted = true;
             }
         }
+        self.commit(tell)?;
+        let may_ask = self.snapshot_after.is_none_or(|t| now() >= t);
+        if !self.asked && may_ask && self.uncommitted.is_none() && self.store.needs_snapshot() {
+            self.asked = true;
+            self.snapshot_after = None;
+            tell(Report::WantsSnapshot);
+        }
+        Ok(())
     }
-    if let Some(seq) = uncommitted {
-        store.commit()?;
-        let journal_bytes = store.size_bytes();
-        tell(Report::Durable { seq, journal_bytes });
+
+    /// Commits what is buffered. A full disk is no failure: the store is marked full (the
+    /// loop is told once), and the same records are tried again after a growing wait.
+    fn commit(&mut self, tell: &impl Fn(Report)) -> io::Result<()> {
+        let Some(seq) = self.uncommitted else {
+            return Ok(());
+        };
+        if self.full.is_some_and(|(at, _)| now() < at) {
+            return Ok(()); // not yet time to try again
+        }
+        match self.store.commit() {
+            Ok(()) => {
+                self.uncommitted = None;
+                if self.full.take().is_some() {
+                    info!("storage writable again: the journal caught up to batch {seq}");
+                    tell(Report::Storage { available: true });
+                }
+                let journal_bytes = self.store.size_bytes();
+                tell(Report::Durable { seq, journal_bytes });
+                Ok(())
+            }
+            Err(e) if e.retryable => {
+                let wait = match self.full {
+                    None => {
+                        error!(
+                            "{e}: writes that need the journal are refused until space \
+                             returns (heartbeats go on); retrying"
+                        );
+                        tell(Report::Storage { available: false });
+                        RETRY_FIRST
+                    }
+                    Some((_, wait)) => (wait * 2).min(RETRY_MAX),
+                };
+                self.full = Some((now() + wait, wait));
+                Ok(())
+            }
+            Err(e) => Err(e.error),
+        }
     }
-    Ok(snapshotted)
 }

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use log::{debug, error, info, warn};
+use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
@@ -518,9 +518,13 @@ impl Io {
             match report {
                 Report::Durable { seq, journal_bytes } => engine.handle_durable(seq, journal_bytes),
                 Report::WantsSnapshot => self.snapshot_wanted = true,
+                Report::Storage { available } => engine.handle_storage(available),
                 Report::Failed(e) => {
-                    error!("stopping: the journal failed ({e}); nothing after it is acknowledged");
-                    return Err(e);
+                    // Said once, by whoever runs the server (the binary prints it).
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("stopping: {e}; nothing after it was acknowledged"),
+                    ));
                 }
             }
         }

@@ -1,25 +1,28 @@
-//! The journal in the data directory: opening it (replay, torn-tail truncation, refusal on
-//! corruption), appending events with group commit, and `sessiond repair`.
+//! The journal in the data directory: opening it (snapshot and journal replayed,
+//! torn-tail truncation, refusal on damage or on state gone missing), appending events
+//! with group commit, and compacting it into a snapshot.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use log::{info, warn};
+use log::{error, info, warn};
 
-use super::journal::{replay, replay_any, JournalWriter};
-use super::record;
+use super::journal::{is_out_of_space, replay, replay_any, JournalWriter, Record};
+use super::layout::{
+    self, archive_segments, context, exists, sync_dir, ARCHIVE_DIR, IDENTITY_FILE, JOURNAL_FILE,
+    JOURNAL_NEXT, SNAPSHOT_FILE, SNAPSHOT_PREV_FILE, SNAPSHOT_PREV_TMP, SNAPSHOT_TMP,
+};
+use super::{record, StoreError};
 use crate::engine::event::Event;
 use crate::engine::replay::State;
 use crate::session::UserTable;
 
-/// The journal's file name in the data directory.
-pub const JOURNAL_FILE: &str = "journal";
-
 /// Why the journal could not be opened.
 #[derive(Debug)]
 pub enum OpenError {
-    /// Reading, creating or truncating a file of the data directory failed.
+    /// Reading, creating or truncating a file of the data directory failed (the error
+    /// names the operation and the file).
     Io(io::Error),
     /// Damage that is not a torn tail of the journal (damage before its end, any damage in
     /// the snapshot, a record that does not parse or apply, records missing between the
@@ -31,6 +34,19 @@ pub enum OpenError {
         offset: u64,
         /// What is wrong.
         why: String,
+        /// What the operator can do about it.
+        advice: String,
+    },
+    /// The directory holds state (its `IDENTITY`, archived journals or a previous
+    /// snapshot say so) but the snapshot that state lives in is gone: starting would look
+    /// like a new install and lose every account.
+    Missing {
+        /// The directory.
+        dir: PathBuf,
+        /// What is missing and what is there.
+        why: String,
+        /// What the operator can do about it.
+        advice: String,
     },
 }
 
@@ -38,15 +54,20 @@ impl std::fmt::Display for OpenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OpenError::Io(e) => write!(f, "{e}"),
-            OpenError::Corrupt { path, offset, why } => write!(
+            OpenError::Corrupt {
+                path,
+                offset,
+                why,
+                advice,
+            } => write!(
                 f,
-                "{} is corrupt at offset {offset} ({why}) and valid records follow; \
-                 refusing to start. `sessiond repair --data-dir {}` truncates it at that \
-                 offset (the records after it are lost)",
-                path.display(),
-                path.parent()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
+                "{} is corrupt at offset {offset} ({why}); refusing to start. {advice}",
+                path.display()
+            ),
+            OpenError::Missing { dir, why, advice } => write!(
+                f,
+                "{}: {why}; refusing to start rather than begin again empty. {advice}",
+                dir.display()
             ),
         }
     }
@@ -66,7 +87,8 @@ pub struct JournalOptions {
     /// Past this many bytes the journal is compacted into a snapshot.
     pub snapshot_bytes: u64,
     /// Archived journal segments (the audit history before a snapshot) older than this
-    /// (by modification time) are deleted, each time a snapshot is written.
+    /// (by modification time) are deleted, each time a snapshot is written; the newest
+    /// segment is always kept (`layout`).
     pub audit_retention: std::time::Duration,
 }
 
@@ -79,41 +101,62 @@ impl Default for JournalOptions {
     }
 }
 
-/// The snapshot's file name in the data directory: the whole state as of a journal
-/// record, in the journal's record format.
-pub const SNAPSHOT_FILE: &str = "snapshot";
-/// The directory, in the data directory, of the journals a snapshot replaced
-/// (`journal-<seq>`, kept for their audit records).
-pub const ARCHIVE_DIR: &str = "archive";
-
 /// The open journal, appending after its last valid record.
 pub struct Journal {
     dir: PathBuf,
     opts: JournalOptions,
     writer: JournalWriter<File>,
+    /// A new directory: `IDENTITY` is written with the first durable record.
+    identity_pending: bool,
+    /// Whole records with a bad checksum found at the journal's end when it was opened.
+    damaged_tail: u64,
 }
 
 impl Journal {
     /// Buffers an event; durable after `commit`.
     pub fn append(&mut self, ev: &Event) -> io::Result<()> {
         let (kind, payload) = record::encode(ev);
-        self.writer.append(kind, &payload).map(|_| ())
+        self.writer
+            .append(kind, &payload)
+            .map(|_| ())
+            .map_err(context("append to", &self.dir.join(JOURNAL_FILE)))
     }
 
-    /// One write and one fdatasync for everything appended since the last commit.
-    pub fn commit(&mut self) -> io::Result<()> {
-        self.writer.commit()
+    /// One write and one fdatasync for everything appended since the last commit. A full
+    /// disk is retryable (nothing of the group was made durable, and it stays buffered);
+    /// anything else is fatal.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        let path = self.dir.join(JOURNAL_FILE);
+        if let Err(e) = self.writer.commit() {
+            let retry = !self.writer.failed() && is_out_of_space(&e);
+            let e = context("append to", &path)(e);
+            return Err(if retry {
+                StoreError::retry(e)
+            } else {
+                StoreError::fatal(e)
+            });
+        }
+        if self.identity_pending && self.writer.size() > 0 {
+            layout::write_identity(&self.dir, unix_ms()).map_err(StoreError::fatal)?;
+            self.identity_pending = false;
+        }
+        Ok(())
     }
 
-    /// Bytes of the journal file durable so far (since the last snapshot); the same as
-    /// [`size_bytes`](Self::size_bytes).
+    /// Bytes of the journal file durable so far (since the last snapshot).
     pub fn size(&self) -> u64 {
         self.writer.size()
     }
 
-    /// The journal file's size (since the last snapshot).
-    pub fn size_bytes(&self) -> u64 {
-        self.writer.size()
+    /// Bytes appended and waiting for a commit.
+    pub fn pending_bytes(&self) -> usize {
+        self.writer.pending_bytes()
+    }
+
+    /// Whole records with a bad checksum that opening found at the journal's end (and
+    /// truncated).
+    pub fn damaged_tail_records(&self) -> u64 {
+        self.damaged_tail
     }
 
     /// Whether the journal has grown past the snapshot threshold.
@@ -123,40 +166,83 @@ impl Journal {
 
     /// Compacts: writes `events` (the whole durable state, as of the last committed
     /// record) as the new snapshot, then starts an empty journal; the old journal moves to
-    /// `archive/` (it holds the audit history), and archives past the retention go.
+    /// `archive/` (it holds the audit history), the old snapshot becomes `snapshot.prev`,
+    /// and archives past the retention go.
     ///
-    /// Crash-safe at every step: the snapshot is written to a temporary file, synced,
-    /// renamed and the directory synced; until the journal is replaced, startup loads the
-    /// new snapshot and skips the journal records it already holds (by sequence number).
-    pub fn write_snapshot(&mut self, events: &[Event]) -> io::Result<()> {
-        self.writer.commit()?;
+    /// Crash-safe at every step, and a failure before the new journal is in place is
+    /// retryable: the journal goes on being appended to as before. The steps: the new
+    /// snapshot to `snapshot.tmp`, synced; an empty `journal.next`, synced; the current
+    /// snapshot linked as `snapshot.prev`; `snapshot.tmp` renamed over `snapshot` (from
+    /// here startup loads it and skips the journal records it already holds); `journal`
+    /// to the archive; `journal.next` to `journal`; the directories synced.
+    pub fn write_snapshot(&mut self, events: &[Event]) -> Result<(), StoreError> {
+        self.commit()?;
         let base_seq = self.writer.next_seq() - 1;
-        let tmp = self.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-        {
-            let file = File::create(&tmp)?;
-            let mut w = JournalWriter::new(file, 1, 0);
-            let (k, p) = record::encode(&Event::SnapshotBase { base_seq });
-            w.append(k, &p)?;
-            for ev in events {
-                let (k, p) = record::encode(ev);
-                w.append(k, &p)?;
+        let dir = self.dir.clone();
+        let tmp = dir.join(SNAPSHOT_TMP);
+        let next = dir.join(JOURNAL_NEXT);
+        let cleanup = || {
+            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(&next);
+            let _ = fs::remove_file(dir.join(SNAPSHOT_PREV_TMP));
+        };
+        let prepared = (|| -> io::Result<File> {
+            write_snapshot_file(&tmp, base_seq, events)?;
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&next)
+                .map_err(context("create", &next))?;
+            file.sync_all().map_err(context("sync", &next))?;
+            let snap = dir.join(SNAPSHOT_FILE);
+            if exists(&snap)? {
+                let prev_tmp = dir.join(SNAPSHOT_PREV_TMP);
+                fs::hard_link(&snap, &prev_tmp).map_err(context("link", &prev_tmp))?;
+                let prev = dir.join(SNAPSHOT_PREV_FILE);
+                fs::rename(&prev_tmp, &prev).map_err(context("rename", &prev_tmp))?;
             }
-            w.commit()?;
+            fs::rename(&tmp, &snap).map_err(context("rename", &tmp))?;
+            sync_dir(&dir)?;
+            Ok(file)
+        })();
+        let file = match prepared {
+            Ok(f) => f,
+            Err(e) => {
+                cleanup();
+                // The journal is untouched; the snapshot is tried again later.
+                return Err(StoreError::retry(e));
+            }
+        };
+        // The new snapshot is in place. Replace the journal; until then the old one goes
+        // on (its records up to `base_seq` are skipped at startup).
+        let archive = dir.join(ARCHIVE_DIR);
+        let journal = dir.join(JOURNAL_FILE);
+        let archived = archive.join(format!("journal-{base_seq:020}"));
+        let moved = fs::create_dir_all(&archive)
+            .map_err(context("create", &archive))
+            .and_then(|()| fs::rename(&journal, &archived).map_err(context("rename", &journal)));
+        if let Err(e) = moved {
+            cleanup();
+            return Err(StoreError::retry(e));
         }
-        fs::rename(&tmp, self.dir.join(SNAPSHOT_FILE))?;
-        sync_dir(&self.dir)?;
-        // The old journal is now redundant for state; keep it for its audit records.
-        let archive = self.dir.join(ARCHIVE_DIR);
-        fs::create_dir_all(&archive)?;
-        let journal = self.dir.join(JOURNAL_FILE);
-        fs::rename(&journal, archive.join(format!("journal-{base_seq:020}")))?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&journal)?;
-        file.sync_all()?;
-        sync_dir(&self.dir)?;
-        sync_dir(&archive)?;
+        if let Err(e) = fs::rename(&next, &journal).map_err(context("rename", &next)) {
+            // Put the old journal back, or nothing after this may be acknowledged: the
+            // writer would append to a file startup no longer reads.
+            return match fs::rename(&archived, &journal) {
+                Ok(()) => {
+                    cleanup();
+                    Err(StoreError::retry(e))
+                }
+                Err(back) => Err(StoreError::fatal(io::Error::new(
+                    back.kind(),
+                    format!("{e}; and moving {} back failed: {back}", archived.display()),
+                ))),
+            };
+        }
+        sync_dir(&dir)
+            .and_then(|()| sync_dir(&archive))
+            .map_err(StoreError::fatal)?;
         self.writer = JournalWriter::new(file, base_seq + 1, 0);
         info!(
             "snapshot written: {} record(s) up to journal record {base_seq}",
@@ -166,67 +252,134 @@ impl Journal {
         Ok(())
     }
 
+    /// Removes archived segments past the retention, never the newest (with
+    /// `snapshot.prev` it rebuilds a damaged snapshot).
     fn expire_archives(&self) {
-        let Ok(entries) = fs::read_dir(self.dir.join(ARCHIVE_DIR)) else {
+        let Ok(mut segments) = archive_segments(&self.dir) else {
             return;
         };
-        for e in entries.flatten() {
-            let old = e
-                .metadata()
+        segments.pop();
+        for (_, path) in segments {
+            let old = fs::metadata(&path)
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age > self.opts.audit_retention);
             if old {
-                match fs::remove_file(e.path()) {
-                    Ok(()) => info!(
-                        "audit archive {} past retention, removed",
-                        e.path().display()
-                    ),
-                    Err(err) => warn!("cannot remove {}: {err}", e.path().display()),
+                match fs::remove_file(&path) {
+                    Ok(()) => info!("audit archive {} past retention, removed", path.display()),
+                    Err(err) => warn!("cannot remove {}: {err}", path.display()),
                 }
             }
         }
     }
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+#[allow(clippy::disallowed_methods)] // the store stamps the directory's creation
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
-fn corrupt(path: &Path, offset: u64, why: impl Into<String>) -> OpenError {
+/// Writes a snapshot file (its base record, then `events`) and syncs it.
+pub(super) fn write_snapshot_file(path: &Path, base_seq: u64, events: &[Event]) -> io::Result<()> {
+    let file = File::create(path).map_err(context("create", path))?;
+    let mut w = JournalWriter::new(file, 1, 0);
+    let (k, p) = record::encode(&Event::SnapshotBase { base_seq });
+    w.append(k, &p).map_err(context("write", path))?;
+    for ev in events {
+        let (k, p) = record::encode(ev);
+        w.append(k, &p).map_err(context("write", path))?;
+    }
+    w.commit().map_err(context("write", path))
+}
+
+fn corrupt(path: &Path, offset: u64, why: impl Into<String>, advice: String) -> OpenError {
     OpenError::Corrupt {
         path: path.to_path_buf(),
         offset,
         why: why.into(),
+        advice,
     }
 }
 
+/// What `sessiond repair` can do about damage in the journal at a record boundary.
+fn journal_advice(dir: &Path) -> String {
+    format!(
+        "`sessiond repair --data-dir {}` keeps everything before the damage and says what \
+         is lost (`--check` first reports without changing anything)",
+        dir.display()
+    )
+}
+
+/// What `sessiond repair` can do about a damaged or missing snapshot.
+fn snapshot_advice(dir: &Path) -> String {
+    let prev = dir.join(SNAPSHOT_PREV_FILE).exists();
+    let segments = archive_segments(dir).map(|s| s.len()).unwrap_or(0);
+    let from = match (prev, segments) {
+        (true, _) => format!("from {SNAPSHOT_PREV_FILE} and {ARCHIVE_DIR}/"),
+        (false, n) if n > 0 => format!("from {ARCHIVE_DIR}/ if it holds the whole history"),
+        _ => "from nothing here: restore the snapshot from a backup".to_owned(),
+    };
+    format!(
+        "`sessiond repair --check --data-dir {}` says what can be rebuilt ({from})",
+        dir.display()
+    )
+}
+
 /// Folds the records of one file into `state`, skipping those at or below `skip_upto`.
-fn apply_records(
+pub(super) fn apply_records(
     path: &Path,
-    records: &[super::journal::Record<'_>],
+    records: &[Record<'_>],
     skip_upto: u64,
     state: &mut State,
+    advice: &dyn Fn() -> String,
 ) -> Result<(), OpenError> {
     for rec in records.iter().filter(|r| r.seq > skip_upto) {
         let ev = record::decode(rec.kind, rec.payload).map_err(|_| {
-            corrupt(
-                path,
-                rec.offset,
-                format!("record of type {} does not parse", rec.kind),
-            )
+            let why = format!("record {} of type {} does not parse", rec.seq, rec.kind);
+            corrupt(path, rec.offset, why, advice())
         })?;
         state
             .apply(ev)
-            .map_err(|e| corrupt(path, rec.offset, e.0))?;
+            .map_err(|e| corrupt(path, rec.offset, e.0, advice()))?;
     }
     Ok(())
 }
 
+/// A snapshot file read back: its base and the state it holds (folded into `state`).
+pub(super) fn load_snapshot(
+    path: &Path,
+    state: &mut State,
+    advice: &dyn Fn() -> String,
+) -> Result<u64, OpenError> {
+    let bytes = fs::read(path).map_err(context("read", path))?;
+    // Synced before it was renamed into place: any damage is real corruption.
+    let r = replay(&bytes, 1).map_err(|c| corrupt(path, c.offset, c.why, advice()))?;
+    if let Some(t) = r.torn {
+        return Err(corrupt(path, t.offset, t.why, advice()));
+    }
+    let first = r
+        .records
+        .first()
+        .map(|rec| record::decode(rec.kind, rec.payload));
+    let Some(Ok(Event::SnapshotBase { base_seq })) = first else {
+        return Err(corrupt(
+            path,
+            0,
+            "snapshot does not start with its base",
+            advice(),
+        ));
+    };
+    apply_records(path, &r.records[1..], 0, state, advice)?;
+    Ok(base_seq)
+}
+
 /// Opens (or creates) the journal in `dir`: loads the snapshot if there is one, replays
-/// the journal records after it over `users`, truncates a torn tail with a warning, and
-/// returns the journal ready for appends with the rebuilt state.
+/// the journal records after it over `users`, truncates a torn tail, and returns the
+/// journal ready for appends with the rebuilt state.
 pub fn open_journal(dir: &Path, users: UserTable) -> Result<(Journal, State), OpenError> {
     open_journal_with(dir, users, JournalOptions::default())
 }
@@ -241,66 +394,74 @@ pub fn open_journal_with(
         users,
         ..State::new()
     };
-    // A snapshot that never got renamed into place is garbage.
-    let _ = fs::remove_file(dir.join(format!("{SNAPSHOT_FILE}.tmp")));
+    layout::clean_leftovers(dir)?;
+    let identity = exists(&dir.join(IDENTITY_FILE))?;
     let snap_path = dir.join(SNAPSHOT_FILE);
-    let mut base = 0;
-    match fs::read(&snap_path) {
-        Ok(bytes) => {
-            // Synced before it was renamed into place: any damage is real corruption.
-            let r = replay(&bytes, 1).map_err(|c| corrupt(&snap_path, c.offset, c.why))?;
-            if let Some(t) = r.torn {
-                return Err(corrupt(&snap_path, t.offset, t.why));
-            }
-            let first = r
-                .records
-                .first()
-                .map(|rec| record::decode(rec.kind, rec.payload));
-            let Some(Ok(Event::SnapshotBase { base_seq })) = first else {
-                return Err(corrupt(
-                    &snap_path,
-                    0,
-                    "snapshot does not start with its base",
-                ));
-            };
-            base = base_seq;
-            apply_records(&snap_path, &r.records[1..], 0, &mut state)?;
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
-    }
+    let has_snapshot = exists(&snap_path)?;
+    let base = if has_snapshot {
+        load_snapshot(&snap_path, &mut state, &|| snapshot_advice(dir))?
+    } else {
+        0
+    };
     let path = dir.join(JOURNAL_FILE);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(context("read", &path)(e).into()),
     };
-    let r = replay_any(&bytes).map_err(|c| corrupt(&path, c.offset, c.why))?;
+    if bytes.len() > PROGRESS_AT {
+        info!("replaying {} ({} MiB)", path.display(), bytes.len() >> 20);
+    }
+    let r = replay_any(&bytes).map_err(|c| corrupt(&path, c.offset, c.why, journal_advice(dir)))?;
+    if !has_snapshot {
+        refuse_if_state_is_missing(dir, identity, r.records.first().map(|r| r.seq))?;
+    }
     if let Some(first) = r.records.first() {
         // The journal continues the snapshot: no record may be missing in between.
         if first.seq > base + 1 {
-            return Err(corrupt(
-                &path,
-                first.offset,
-                format!(
-                    "journal starts at record {} but the snapshot ends at {base}",
-                    first.seq
-                ),
-            ));
+            let why = format!(
+                "journal starts at record {} but the snapshot ends at {base}",
+                first.seq
+            );
+            return Err(corrupt(&path, first.offset, why, snapshot_advice(dir)));
         }
     }
-    apply_records(&path, &r.records, base, &mut state)?;
-    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+    apply_records(&path, &r.records, base, &mut state, &|| journal_advice(dir))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(context("open", &path))?;
+    let mut damaged_tail = 0;
     if let Some(t) = r.torn {
-        warn!(
-            "{}: torn tail at offset {} ({}); truncating {} byte(s)",
-            path.display(),
-            t.offset,
-            t.why,
-            bytes.len() as u64 - r.valid_len
-        );
-        file.set_len(r.valid_len)?;
-        file.sync_all()?;
+        let dropped = bytes.len() as u64 - r.valid_len;
+        match t.complete_seq {
+            Some(seq) => {
+                damaged_tail = 1;
+                error!(
+                    "{}: the last record (number {seq}, at offset {}) is whole but its \
+                     checksum does not match: damaged after it was written, or a write \
+                     torn inside it. Truncating {dropped} byte(s); if that record was \
+                     acknowledged, its change is lost",
+                    path.display(),
+                    t.offset
+                );
+            }
+            None => warn!(
+                "{}: torn tail at offset {} ({}); truncating {dropped} byte(s)",
+                path.display(),
+                t.offset,
+                t.why
+            ),
+        }
+        file.set_len(r.valid_len)
+            .and_then(|()| file.sync_all())
+            .map_err(context("truncate", &path))?;
+    }
+    let holds_state = has_snapshot || !r.records.is_empty();
+    if holds_state && !identity {
+        // A directory from before IDENTITY existed: it holds state, so it says so now.
+        layout::write_identity(dir, unix_ms())?;
     }
     info!(
         "journal {}: snapshot up to record {base}, {} journal record(s), {} live session(s)",
@@ -319,24 +480,55 @@ pub fn open_journal_with(
             dir: dir.to_path_buf(),
             opts,
             writer: JournalWriter::new(file, next_seq, r.valid_len),
+            identity_pending: !holds_state,
+            damaged_tail,
         },
         state,
     ))
 }
 
-/// `sessiond repair`: truncates the journal before its first damaged record. Returns
-/// (bytes kept, bytes dropped).
-pub fn repair_journal(dir: &Path) -> io::Result<(u64, u64)> {
-    let path = dir.join(JOURNAL_FILE);
-    let bytes = fs::read(&path)?;
-    let keep = match replay_any(&bytes) {
-        Ok(r) => r.valid_len,
-        Err(c) => c.offset,
+/// Journal files larger than this get a progress line when opened.
+const PROGRESS_AT: usize = 64 << 20;
+
+/// Without a snapshot, the journal must hold the whole history (start at record 1). A
+/// directory that held state before (its `IDENTITY`, a previous snapshot, archived
+/// journals) and has neither is refused.
+fn refuse_if_state_is_missing(
+    dir: &Path,
+    identity: bool,
+    first_seq: Option<u64>,
+) -> Result<(), OpenError> {
+    let prev = exists(&dir.join(SNAPSHOT_PREV_FILE))?;
+    let segments = archive_segments(dir)?.len();
+    if first_seq == Some(1) && !prev && segments == 0 {
+        return Ok(()); // never compacted: the journal is the whole history
+    }
+    let mut there = Vec::new();
+    if identity {
+        there.push(IDENTITY_FILE.to_owned());
+    }
+    if prev {
+        there.push(SNAPSHOT_PREV_FILE.to_owned());
+    }
+    if segments > 0 {
+        there.push(format!("{segments} archived journal(s)"));
+    }
+    if there.is_empty() && first_seq.is_none() {
+        return Ok(()); // a new directory
+    }
+    let journal = match first_seq {
+        None => "an empty journal".to_owned(),
+        Some(s) => format!("a journal starting at record {s}"),
     };
-    let file = OpenOptions::new().write(true).open(&path)?;
-    file.set_len(keep)?;
-    file.sync_all()?;
-    Ok((keep, bytes.len() as u64 - keep))
+    Err(OpenError::Missing {
+        dir: dir.to_path_buf(),
+        why: format!(
+            "{SNAPSHOT_FILE} is missing: the directory holds {} and {journal}, so its \
+             state was in a snapshot",
+            there.join(", ")
+        ),
+        advice: snapshot_advice(dir),
+    })
 }
 
 #[cfg(test)]

@@ -11,8 +11,10 @@
 //! - `record`: how each event is laid out as a record (type byte and payload); what an
 //!   event means, and the state replay rebuilds, are the engine's (`engine::event`,
 //!   `engine::replay`).
-//! - `journal_file`: the journal in the data directory: open, truncate a torn tail,
-//!   refuse corruption, `sessiond repair`.
+//! - `journal_file`: the journal in the data directory: open (refusing damage and state
+//!   gone missing), group commit with a full disk undone and retried, snapshots.
+//! - `layout`: the directory's files, its identity, the archive, crash leftovers.
+//! - `repair`: `sessiond repair` and `sessiond repair --check`.
 //! - `lock`: one server per data directory.
 //! - `audit_trail`: the whole audit trail (archive and journal), read-only.
 
@@ -20,28 +22,68 @@ mod audit_trail;
 mod crc32c;
 pub mod journal;
 mod journal_file;
+mod layout;
 mod lock;
 pub mod record;
+mod repair;
 
 pub use audit_trail::{read_audit_trail, AuditTrail};
-pub use journal_file::{
-    open_journal, open_journal_with, repair_journal, Journal, JournalOptions, OpenError,
-    ARCHIVE_DIR, JOURNAL_FILE, SNAPSHOT_FILE,
+pub use journal_file::{open_journal, open_journal_with, Journal, JournalOptions, OpenError};
+pub use layout::{
+    archive_segments, ARCHIVE_DIR, IDENTITY_FILE, JOURNAL_FILE, SNAPSHOT_FILE, SNAPSHOT_PREV_FILE,
 };
 pub use lock::{lock_data_dir, DataDirLock, LOCK_FILE};
+pub use repair::{repair, RepairReport};
 
 use crate::engine::event::Event;
 
+/// A store operation that failed.
+#[derive(Debug)]
+pub struct StoreError {
+    /// What failed (naming the operation and the file).
+    pub error: io::Error,
+    /// True: nothing durable changed and nothing is lost; the same work can be done again
+    /// later (a full disk, a snapshot that could not be written). False: nothing after
+    /// this may be acknowledged, and the server stops.
+    pub retryable: bool,
+}
+
+impl StoreError {
+    /// A failure the store can come back from.
+    pub fn retry(error: io::Error) -> Self {
+        StoreError {
+            error,
+            retryable: true,
+        }
+    }
+
+    /// A failure after which nothing may be acknowledged.
+    pub fn fatal(error: io::Error) -> Self {
+        StoreError {
+            error,
+            retryable: false,
+        }
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
 /// What the server needs from durable storage, called on its store thread: append a group
 /// of events, then make them durable. The embedded [`Journal`] is the default; a networked
-/// store shared by several servers can implement the same two calls (and load its state at
+/// store shared by several servers can implement the same calls (and load its state at
 /// startup the way `open_journal` does).
 pub trait Store: Send {
     /// Buffers one event; durable after `commit`.
     fn append(&mut self, ev: &Event) -> io::Result<()>;
-    /// Makes everything appended durable. After an error nothing more may be
-    /// acknowledged: the server stops.
-    fn commit(&mut self) -> io::Result<()>;
+    /// Makes everything appended durable. A retryable error leaves everything appended
+    /// buffered, for the next commit; after a fatal one nothing more may be acknowledged.
+    fn commit(&mut self) -> Result<(), StoreError>;
     /// Bytes the store holds now (ADMIN_STATS `journal_bytes`); 0 if it cannot tell.
     fn size_bytes(&self) -> u64 {
         0
@@ -50,8 +92,9 @@ pub trait Store: Send {
     fn needs_snapshot(&self) -> bool {
         false
     }
-    /// Replaces everything committed so far with `events`, the whole state.
-    fn write_snapshot(&mut self, events: &[Event]) -> io::Result<()> {
+    /// Replaces everything committed so far with `events`, the whole state. A retryable
+    /// error leaves the store as it was (the snapshot is asked for again later).
+    fn write_snapshot(&mut self, events: &[Event]) -> Result<(), StoreError> {
         let _ = events;
         Ok(())
     }
@@ -59,14 +102,14 @@ pub trait Store: Send {
 
 impl Store for Journal {
     fn size_bytes(&self) -> u64 {
-        Journal::size_bytes(self)
+        Journal::size(self)
     }
 
     fn needs_snapshot(&self) -> bool {
         Journal::needs_snapshot(self)
     }
 
-    fn write_snapshot(&mut self, events: &[Event]) -> io::Result<()> {
+    fn write_snapshot(&mut self, events: &[Event]) -> Result<(), StoreError> {
         Journal::write_snapshot(self, events)
     }
 
@@ -74,7 +117,7 @@ impl Store for Journal {
         Journal::append(self, ev)
     }
 
-    fn commit(&mut self) -> io::Result<()> {
+    fn commit(&mut self) -> Result<(), StoreError> {
         Journal::commit(self)
     }
 }
