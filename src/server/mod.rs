@@ -15,6 +15,7 @@
 //! whose token names a closed connection (the token carries the slot's generation).
 
 mod committer;
+mod fd_limit;
 mod hash_pool;
 mod transport;
 
@@ -174,6 +175,19 @@ struct Io {
     ended: Vec<ConnId>,
     /// Accepting is paused until then (the process ran out of file descriptors).
     accept_paused: Option<Instant>,
+    /// Client sockets open (live and lingering), and the most there may be: what the
+    /// descriptor limit leaves after the server's own reserve (`fd_limit`). At the
+    /// budget, accepting waits (the kernel queues) until a socket closes.
+    sockets_open: usize,
+    socket_budget: usize,
+    /// Accepting stopped at the budget; when a socket closes, `accept_resume` asks the
+    /// next iteration to accept again (the listener is edge-triggered).
+    accept_full: bool,
+    accept_resume: bool,
+    /// Sockets lingering, and the most that may: beyond it the oldest is closed at once
+    /// (refused connections must not pile up holding descriptors).
+    lingering_open: usize,
+    max_lingering: usize,
     signals: Option<signal_hook_mio::v1_0::Signals>,
     shutdown_grace: Duration,
     read_buf: Box<[u8]>,
@@ -228,9 +242,12 @@ impl Server {
         let pool = HashPool::new(cfg.hash_workers, cfg.hash_queue, waker.clone())?;
         let dummy = PasswordRecord::dummy(cfg.iterations)?;
         let start = now();
-        // One iteration count for every record the server makes (ServerConfig's).
+        // One iteration count for every record the server makes (ServerConfig's), and
+        // no more connections than the descriptor limit leaves room for.
+        let budget = fd_limit::Budget::new(cfg.engine.max_connections, fd_limit::raise());
         let engine_cfg = EngineConfig {
             iterations: cfg.iterations,
+            max_connections: budget.connections,
             ..cfg.engine.clone()
         };
         let users = std::mem::take(&mut state.users);
@@ -257,7 +274,7 @@ impl Server {
             local_addr,
             tls: cfg.tls.clone(),
             plain,
-            socks: Vec::with_capacity(cfg.engine.reserved_connections()),
+            socks: Vec::with_capacity(engine.config().reserved_connections()),
             pool,
             committer,
             durable_now: None,
@@ -268,6 +285,12 @@ impl Server {
             lingering: VecDeque::new(),
             ended: Vec::new(),
             accept_paused: None,
+            sockets_open: 0,
+            socket_budget: budget.sockets,
+            accept_full: false,
+            accept_resume: false,
+            lingering_open: 0,
+            max_lingering: budget.lingering,
             signals,
             shutdown_grace: cfg.shutdown_grace,
             read_buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
@@ -324,7 +347,8 @@ impl Server {
         let now = now();
         self.io.dispatch(&mut self.engine, events, now)?;
         self.io.expire_lingering(&mut self.engine, now);
-        if self.io.accept_paused.is_some_and(|t| t <= now) {
+        let room_again = std::mem::take(&mut self.io.accept_resume);
+        if room_again || self.io.accept_paused.is_some_and(|t| t <= now) {
             self.io.accept_paused = None;
             self.io.accept_all(&mut self.engine, now, false);
             self.io.accept_all(&mut self.engine, now, true);
@@ -350,7 +374,8 @@ impl Server {
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
         let engine = self.engine.poll_timeout(now);
         let linger = self.io.lingering.front().map(|(d, _)| *d);
-        [engine, linger, self.io.accept_paused]
+        let resume = self.io.accept_resume.then_some(now);
+        [engine, linger, self.io.accept_paused, resume]
             .into_iter()
             .flatten()
             .min()
@@ -540,6 +565,12 @@ impl Io {
         }
         let tls = self.tls.is_some() && !plain;
         loop {
+            if self.sockets_open >= self.socket_budget {
+                // The rest of the descriptors are the server's own: the connections wait
+                // in the kernel's queue until one closes.
+                self.accept_full = true;
+                return;
+            }
             let listener = match (&self.plain, plain) {
                 (Some((l, _)), true) => l,
                 (None, true) => return,
@@ -603,6 +634,7 @@ impl Io {
         if self.socks.len() <= idx {
             self.socks.resize_with(idx + 1, || None);
         }
+        self.sockets_open += 1;
         self.socks[idx] = Some(Sock {
             stream,
             id,
@@ -707,9 +739,29 @@ impl Io {
             return;
         }
         sock.lingering = true;
+        let done = drain(&mut sock.stream);
         self.lingering.push_back((deadline, id));
-        if drain(&mut sock.stream) {
+        self.lingering_open += 1;
+        if done {
             self.ended.push(id);
+        } else if self.lingering_open > self.max_lingering {
+            self.cut_oldest_lingering(id);
+        }
+    }
+
+    /// Too many sockets linger: the oldest (not `keep`) is closed now, after the turn.
+    fn cut_oldest_lingering(&mut self, keep: ConnId) {
+        while let Some((_, id)) = self.lingering.pop_front() {
+            if id == keep {
+                self.lingering.push_back((now() + self.linger, id));
+                continue;
+            }
+            if let Some(s) = sock_in(&mut self.socks, id).filter(|s| s.lingering) {
+                s.lingering = false;
+                self.lingering_open -= 1;
+                self.ended.push(id);
+                return;
+            }
         }
     }
 
@@ -741,6 +793,13 @@ impl Io {
             if slot.as_ref().is_some_and(|s| s.id == id) {
                 if let Some(mut sock) = slot.take() {
                     let _ = self.poll.registry().deregister(&mut sock.stream);
+                    self.sockets_open -= 1;
+                    if sock.lingering {
+                        self.lingering_open -= 1;
+                    }
+                    if std::mem::take(&mut self.accept_full) {
+                        self.accept_resume = true;
+                    }
                 }
             }
         }

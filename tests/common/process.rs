@@ -35,13 +35,18 @@ impl Running {
     /// Starts with at most `nofile` open file descriptors (`ulimit -n`, then exec: the
     /// child's pid is the server's).
     pub fn start_limited(dir: &Path, nofile: u32) -> Running {
+        Self::start_limited_with(dir, nofile, &[])
+    }
+
+    /// `start_limited` with extra command-line flags.
+    pub fn start_limited_with(dir: &Path, nofile: u32, extra: &[&str]) -> Running {
         let mut cmd = Command::new("bash");
         cmd.args([
             "-c",
             &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""),
             env!("CARGO_BIN_EXE_sessiond"),
         ]);
-        Self::spawn(cmd, dir, &[])
+        Self::spawn(cmd, dir, extra)
     }
 
     /// Sends SIGTERM (graceful shutdown).
