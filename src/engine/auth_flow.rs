@@ -303,7 +303,9 @@ impl Engine {
         let Some(peer) = self.conn(id).map(|c| c.peer) else {
             return;
         };
-        self.policy.succeeded(uid);
+        if self.policy.succeeded(uid) {
+            self.record_streak(uid);
+        }
         let suspended = self.users.get(uid).is_some_and(|u| u.suspended);
         let refusal = if suspended {
             Some((
@@ -311,7 +313,7 @@ impl Engine {
                 0,
                 "account suspended".to_owned(),
             ))
-        } else if let Err(wait_ms) = self.policy.count_daily(uid, now_ms) {
+        } else if let Err(wait_ms) = self.count_daily(uid, now_ms) {
             let limit = self.policy.config().daily_logins;
             let msg = format!("daily login limit ({limit}) reached; resets at 00:00 UTC");
             Some((
@@ -516,13 +518,42 @@ impl Engine {
         Err(std::io::Error::other("session id collisions"))
     }
 
+    /// Journals `user`'s failure streak as the policy holds it now (protocol.md 4: a
+    /// restart does not lift a delay).
+    pub(super) fn record_streak(&mut self, user: u64) {
+        let (failures, until) = self.policy.streak(user).unwrap_or((0, None));
+        let until_ms = until.map_or(0, |t| self.clock.ms_ceil(t));
+        self.events.push(Event::FailureStreak {
+            user_id: user,
+            failures,
+            until_ms,
+        });
+    }
+
+    /// Counts a login against the daily limit (when one is set), journaling the count.
+    fn count_daily(&mut self, user: u64, now_ms: u64) -> Result<(), u64> {
+        self.policy.count_daily(user, now_ms)?;
+        if self.policy.config().daily_logins > 0 {
+            if let Some((day, count)) = self.policy.daily_count(user) {
+                self.events.push(Event::DailyLogins {
+                    user_id: user,
+                    day,
+                    count,
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn login_failed(&mut self, id: ConnId, pending: &PendingAuth, now: Instant) {
         let uid = match pending.kind {
             PendingKind::Login { user_id } => user_id.unwrap_or(0),
             _ => 0,
         };
         if uid != 0 {
-            if let Some(delay) = self.policy.failed(uid, now) {
+            let delay = self.policy.failed(uid, now);
+            self.record_streak(uid);
+            if let Some(delay) = delay {
                 info!(
                     "user={} throttled for {:?} after repeated failures",
                     pending.username, delay

@@ -151,6 +151,26 @@ pub enum Event {
         /// Until when it is remembered, Unix ms.
         keep_until_ms: u64,
     },
+    /// An account's failure streak changed (protocol.md 4, "Account policies"), so a
+    /// restart does not lift a brute-force delay.
+    FailureStreak {
+        /// The account.
+        user_id: u64,
+        /// Wrong passwords in a row; 0: reset by a success.
+        failures: u32,
+        /// Attempts are refused until then, Unix ms (0: no delay).
+        until_ms: u64,
+    },
+    /// An account's successful logins on one UTC day, while a daily limit is on, so a
+    /// restart does not reset the limit.
+    DailyLogins {
+        /// The account.
+        user_id: u64,
+        /// The UTC day, in days since 1970-01-01.
+        day: u64,
+        /// Logins that day so far.
+        count: u32,
+    },
 }
 
 /// A session that ended: enough to tell a later resume of its token why it fails.

@@ -309,7 +309,9 @@ impl Engine {
         };
         match outcome {
             Some(JobOutcome::Changed(Some(record))) => {
-                self.policy.succeeded(c.user_id);
+                if self.policy.succeeded(c.user_id) {
+                    self.record_streak(c.user_id);
+                }
                 self.update_user(c.user_id, |u| u.password = record);
                 self.stats.password_changes += 1;
                 let kind = AuditKind::PasswordChanged;
@@ -321,6 +323,7 @@ impl Engine {
             }
             Some(JobOutcome::Changed(None)) => {
                 self.policy.failed(c.user_id, now);
+                self.record_streak(c.user_id);
                 let detail = format!("{}: wrong old password (CHANGE_PASSWORD)", c.username);
                 let kind = AuditKind::LoginFailed;
                 self.audit(kind, c.user_id, sid, c.address.clone(), detail, now);

@@ -168,9 +168,42 @@ impl LoginPolicy {
         Some(delay)
     }
 
-    /// A correct password for `user`: the failure streak is forgotten.
-    pub fn succeeded(&mut self, user: u64) {
-        self.accounts.remove(&user);
+    /// A correct password for `user`: the failure streak is forgotten. Returns whether
+    /// there was one.
+    pub fn succeeded(&mut self, user: u64) -> bool {
+        self.accounts.remove(&user).is_some()
+    }
+
+    /// `user`'s failure streak: wrong passwords in a row, and until when attempts wait.
+    pub fn streak(&self, user: u64) -> Option<(u32, Option<Instant>)> {
+        self.accounts.get(&user).map(|a| (a.failures, a.until))
+    }
+
+    /// Every failure streak (for a snapshot).
+    pub fn streaks(&self) -> impl Iterator<Item = (u64, u32, Option<Instant>)> + '_ {
+        self.accounts.iter().map(|(&u, a)| (u, a.failures, a.until))
+    }
+
+    /// Brings back a failure streak from the journal at startup.
+    pub fn restore_streak(&mut self, user: u64, failures: u32, until: Option<Instant>) {
+        if failures > 0 {
+            self.accounts.insert(user, AccountState { failures, until });
+        }
+    }
+
+    /// `user`'s successful logins on its latest UTC day counted: (day, count).
+    pub fn daily_count(&self, user: u64) -> Option<(u64, u32)> {
+        self.daily.get(&user).copied()
+    }
+
+    /// Every daily count (for a snapshot).
+    pub fn daily_counts(&self) -> impl Iterator<Item = (u64, u64, u32)> + '_ {
+        self.daily.iter().map(|(&u, &(d, n))| (u, d, n))
+    }
+
+    /// Brings back a daily count from the journal at startup.
+    pub fn restore_daily(&mut self, user: u64, day: u64, count: u32) {
+        self.daily.insert(user, (day, count));
     }
 
     /// Counts a login of `user` on the UTC day of `now_ms` if the daily limit allows it;

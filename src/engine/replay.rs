@@ -23,6 +23,10 @@ pub struct State {
     /// The newest `AUDIT_REPLAY_WINDOW` of them, oldest first (for AUDIT_QUERY after a
     /// restart; the journal and its archive keep them all).
     pub audit: VecDeque<Audit>,
+    /// Accounts with a failure streak: user id -> (failures, refused until, Unix ms).
+    pub streaks: HashMap<u64, (u32, u64)>,
+    /// Successful logins per account on its latest UTC day: user id -> (day, count).
+    pub daily: HashMap<u64, (u64, u32)>,
 }
 
 /// Audit records a replay keeps in memory at most.
@@ -41,6 +45,8 @@ impl State {
             ended: HashMap::new(),
             audit_records: 0,
             audit: VecDeque::new(),
+            streaks: HashMap::new(),
+            daily: HashMap::new(),
         }
     }
 
@@ -62,12 +68,51 @@ impl State {
             kind: e.kind,
             keep_until_ms: e.expires_ms.max(e.ended_ms),
         }));
+        out.extend(
+            self.streaks
+                .iter()
+                .map(|(&user_id, &(failures, until_ms))| Event::FailureStreak {
+                    user_id,
+                    failures,
+                    until_ms,
+                }),
+        );
+        out.extend(
+            self.daily
+                .iter()
+                .map(|(&user_id, &(day, count))| Event::DailyLogins {
+                    user_id,
+                    day,
+                    count,
+                }),
+        );
         out
     }
 
     /// Folds one event into the state.
     pub fn apply(&mut self, ev: Event) -> Result<(), Inconsistent> {
         match ev {
+            Event::FailureStreak {
+                user_id,
+                failures,
+                until_ms,
+            } => {
+                if failures == 0 {
+                    self.streaks.remove(&user_id);
+                } else {
+                    self.streaks.insert(user_id, (failures, until_ms));
+                }
+            }
+            Event::DailyLogins {
+                user_id,
+                day,
+                count,
+            } => {
+                let e = self.daily.entry(user_id).or_insert((day, count));
+                if day >= e.0 {
+                    *e = (day, count);
+                }
+            }
             Event::Audit(a) => {
                 self.audit_records += 1;
                 if self.audit.len() == AUDIT_REPLAY_WINDOW {

@@ -22,6 +22,13 @@ impl Engine {
             self.restore_ended(sid, ended, now);
         }
         self.restore_audit(state.audit);
+        for (user, (failures, until_ms)) in state.streaks {
+            let until = (until_ms > 0).then(|| self.clock.instant(until_ms));
+            self.policy.restore_streak(user, failures, until);
+        }
+        for (user, (day, count)) in state.daily {
+            self.policy.restore_daily(user, day, count);
+        }
         for (_, s) in state.sessions {
             self.restore_session(s, now);
         }
@@ -94,7 +101,8 @@ impl Engine {
     }
 
     /// Everything durable as events, for a snapshot: each user (with its last login),
-    /// each live session (with its last activity), each remembered tombstone. O(n): the
+    /// each live session (with its last activity), each remembered tombstone, each
+    /// account's failure streak and daily login count. O(n): the
     /// server calls it only when the journal is compacted.
     pub fn snapshot_events(&self, now: Instant) -> Vec<Event> {
         let now_ms = self.unix_ms(now);
@@ -129,6 +137,21 @@ impl Engine {
                 digest,
                 kind,
                 keep_until_ms,
+            });
+        }
+        for (user_id, failures, until) in self.policy.streaks() {
+            let until_ms = until.map_or(0, |t| self.clock.ms_ceil(t));
+            out.push(Event::FailureStreak {
+                user_id,
+                failures,
+                until_ms,
+            });
+        }
+        for (user_id, day, count) in self.policy.daily_counts() {
+            out.push(Event::DailyLogins {
+                user_id,
+                day,
+                count,
             });
         }
         out

@@ -24,6 +24,8 @@ mod kind {
     pub const SNAPSHOT_BASE: u8 = 7;
     pub const TOMBSTONE: u8 = 8;
     pub const USER_UPDATED: u8 = 9;
+    pub const FAILURE_STREAK: u8 = 10;
+    pub const DAILY_LOGINS: u8 = 11;
 }
 
 /// A record whose payload does not parse.
@@ -86,6 +88,26 @@ pub fn encode(ev: &Event) -> (u8, Vec<u8>) {
             b.put_u64(s.last_activity_ms);
             b.put_u64(s.expires_ms);
             kind::SESSION_CREATED
+        }
+        Event::FailureStreak {
+            user_id,
+            failures,
+            until_ms,
+        } => {
+            b.put_u64(*user_id);
+            b.put_u32(*failures);
+            b.put_u64(*until_ms);
+            kind::FAILURE_STREAK
+        }
+        Event::DailyLogins {
+            user_id,
+            day,
+            count,
+        } => {
+            b.put_u64(*user_id);
+            b.put_u64(*day);
+            b.put_u32(*count);
+            kind::DAILY_LOGINS
         }
         Event::SessionActivity { id, at_ms } => {
             b.put_u64(*id);
@@ -151,6 +173,16 @@ pub fn decode(k: u8, payload: &[u8]) -> Result<Event, BadEvent> {
                     expires_ms: r.u64().ok()?,
                 })
             }
+            kind::FAILURE_STREAK => Event::FailureStreak {
+                user_id: r.u64().ok()?,
+                failures: r.u32().ok()?,
+                until_ms: r.u64().ok()?,
+            },
+            kind::DAILY_LOGINS => Event::DailyLogins {
+                user_id: r.u64().ok()?,
+                day: r.u64().ok()?,
+                count: r.u32().ok()?,
+            },
             kind::SESSION_ACTIVITY => Event::SessionActivity {
                 id: r.u64().ok()?,
                 at_ms: r.u64().ok()?,
@@ -231,6 +263,16 @@ mod tests {
                 id: 7,
                 kind: EndKind::Revoked,
                 at_ms: 10,
+            },
+            Event::FailureStreak {
+                user_id: 1,
+                failures: 6,
+                until_ms: 12_345,
+            },
+            Event::DailyLogins {
+                user_id: 1,
+                day: 20_454,
+                count: 3,
             },
         ];
         for ev in events {

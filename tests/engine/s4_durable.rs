@@ -40,6 +40,8 @@ fn registration_and_sessions_are_recorded_as_events() {
                 "ended"
             }
             Event::UserUpdated(_) => "user_updated",
+            Event::FailureStreak { .. } => "failure_streak",
+            Event::DailyLogins { .. } => "daily_logins",
             Event::SnapshotBase { .. } | Event::Tombstone { .. } => "snapshot only",
         })
         .collect();

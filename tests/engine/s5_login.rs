@@ -254,3 +254,45 @@ fn an_address_bucket_throttles_a_flood_of_attempts() {
     let c2 = h.connect();
     h.login_as(c2, "bob");
 }
+
+/// protocol.md 4, "Account policies": a failure streak and the day's login count are
+/// durable, so a restart (or a crash) lifts neither a brute-force delay nor the limit.
+#[test]
+fn a_failure_streak_and_the_daily_count_survive_a_restart() {
+    use sessiond::engine::replay::State;
+    let mut cfg = EngineConfig {
+        max_sessions_per_user: 0,
+        ..EngineConfig::default()
+    };
+    cfg.policy.daily_logins = 2;
+    let mut h = Harness::new(cfg.clone());
+    for _ in 0..2 {
+        let c = h.connect();
+        h.login_as(c, "bob"); // bob's limit reached
+    }
+    let c = h.connect();
+    for _ in 0..6 {
+        h.login(c, "alice", "wrong");
+    }
+    // the engine restarts from what it journaled
+    let mut state = State::new();
+    for u in h.engine.users().all() {
+        state.users.restore(u.clone()).unwrap();
+    }
+    for ev in h.shell.journal.drain(..) {
+        state.apply(ev).unwrap();
+    }
+    // (the new engine starts at the same wall time: no time has passed)
+    let mut again = Harness::new(cfg);
+    again.engine.restore(state, again.now);
+    let c = again.connect();
+    let (reason, retry) = failure_reason(&again.login(c, "alice", ALICE_PW));
+    assert_eq!(reason, LoginFailureReason::Throttled, "the delay survived");
+    assert!(retry > 0);
+    let c = again.connect();
+    assert_eq!(
+        failure_reason(&again.login(c, "bob", ALICE_PW)).0,
+        LoginFailureReason::DailyLimit,
+        "the count survived"
+    );
+}
