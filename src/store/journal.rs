@@ -394,6 +394,7 @@ impl<F: JournalFile> JournalWriter<F> {
             return Ok(());
         }
         if let Err(e) = self.file.append(&self.pending) {
+            let e = io::Error::new(e.kind(), format!("write: {e}"));
             if is_out_of_space(&e) && self.file.truncate(self.size).is_ok() {
                 // Nothing of the group is durable, and nothing of it is left in the file.
                 return Err(e);
@@ -401,7 +402,11 @@ impl<F: JournalFile> JournalWriter<F> {
             self.failed = true;
             return Err(e);
         }
-        match self.file.sync() {
+        match self
+            .file
+            .sync()
+            .map_err(|e| io::Error::new(e.kind(), format!("fdatasync: {e}")))
+        {
             Ok(()) => {
                 self.size += self.pending.len() as u64;
                 self.pending.clear();

@@ -129,7 +129,7 @@ impl Journal {
         let path = self.dir.join(JOURNAL_FILE);
         if let Err(e) = self.writer.commit() {
             let retry = !self.writer.failed() && is_out_of_space(&e);
-            let e = context("append to", &path)(e);
+            let e = context("journal", &path)(e);
             return Err(if retry {
                 StoreError::retry(e)
             } else {

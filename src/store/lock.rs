@@ -8,6 +8,8 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use super::layout::context;
+
 /// The lock file's name in the data directory; it holds the holder's pid.
 pub const LOCK_FILE: &str = "LOCK";
 
@@ -25,7 +27,8 @@ pub fn lock_data_dir(dir: &Path) -> io::Result<DataDirLock> {
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)?;
+        .open(&path)
+        .map_err(context("open", &path))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -40,12 +43,15 @@ pub fn lock_data_dir(dir: &Path) -> io::Result<DataDirLock> {
                 ),
             ));
         }
-        Err(TryLockError::Error(e)) => return Err(e),
+        Err(TryLockError::Error(e)) => return Err(context("lock", &path)(e)),
     }
-    file.set_len(0)?;
-    file.seek(SeekFrom::Start(0))?;
-    writeln!(file, "{}", std::process::id())?;
-    file.sync_data()?;
+    (|| {
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        writeln!(file, "{}", std::process::id())?;
+        file.sync_data()
+    })()
+    .map_err(context("write", &path))?;
     Ok(DataDirLock { _file: file })
 }
 
