@@ -319,6 +319,8 @@ fn run(a: Args) -> io::Result<()> {
     let mut round_trips: u64 = 0;
     let mut logins: u64 = 0;
     let mut errors: u64 = 0;
+    // Requests refused with STORAGE_UNAVAILABLE (and tried again).
+    let mut refused: u64 = 0;
     let mut measuring_since: Option<Instant> = None;
     let mut end = Instant::now() + Duration::from_secs(a.secs);
     let mut buf = vec![0u8; 64 * 1024];
@@ -359,7 +361,12 @@ fn run(a: Args) -> io::Result<()> {
             }
             retries.pop_front();
             let c = &mut conns[i];
-            c.queue(login_msg(&a, i));
+            if c.state == State::LoggingOut {
+                let token = c.token.clone().unwrap_or(SessionToken([0; 32]));
+                c.queue(Message::LogoutRequest(LogoutRequest { token }));
+            } else {
+                c.queue(login_msg(&a, i));
+            }
             flush(c);
         }
         let wait = retries
@@ -422,11 +429,26 @@ fn run(a: Args) -> io::Result<()> {
                         }
                     }
                     (Message::LoginFailure(f), _)
-                        if f.reason == protocol::LoginFailureReason::ServerBusy =>
+                        if matches!(
+                            f.reason,
+                            protocol::LoginFailureReason::ServerBusy
+                                | protocol::LoginFailureReason::StorageUnavailable
+                        ) =>
                     {
-                        // The hash queue is full: ask again when the server says.
+                        // The hash queue is full, or the server's disk cannot keep up: ask
+                        // again when the server says.
+                        if f.reason == protocol::LoginFailureReason::StorageUnavailable {
+                            refused += 1;
+                        }
                         let after = Duration::from_millis(u64::from(f.retry_after_ms));
                         retries.push_back((now + after, i));
+                    }
+                    (Message::GeneralFailure(g), State::LoggingOut)
+                        if g.code == protocol::ErrorCode::StorageUnavailable =>
+                    {
+                        // A logout refused while storage is unavailable: again in a second.
+                        refused += 1;
+                        retries.push_back((now + Duration::from_secs(1), i));
                     }
                     (Message::LoginFailure(f), _) => {
                         return Err(io::Error::other(format!(
@@ -501,7 +523,7 @@ fn run(a: Args) -> io::Result<()> {
         (Target::Sessiond, false) => "sessiond",
     };
     println!(
-        "{target}: {} conns, {:.1} s: {round_trips} round trips, {rps:.0}/s, p50 {} us, p99 {} us, p999 {} us, storm logins {logins}, errors {errors}",
+        "{target}: {} conns, {:.1} s: {round_trips} round trips, {rps:.0}/s, p50 {} us, p99 {} us, p999 {} us, storm logins {logins}, errors {errors}, storage refusals {refused}",
         a.conns,
         secs,
         pct(0.50),
@@ -509,7 +531,7 @@ fn run(a: Args) -> io::Result<()> {
         pct(0.999)
     );
     println!(
-        "{{\"mode\":\"{mode}\",\"target\":\"{target}\",\"conns\":{},\"storm\":{},\"secs\":{secs:.3},\"round_trips\":{round_trips},\"rps\":{rps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"logins\":{logins},\"errors\":{errors}}}",
+        "{{\"mode\":\"{mode}\",\"target\":\"{target}\",\"conns\":{},\"storm\":{},\"secs\":{secs:.3},\"round_trips\":{round_trips},\"rps\":{rps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"logins\":{logins},\"errors\":{errors},\"refused\":{refused}}}",
         a.conns,
         a.storm,
         pct(0.50),

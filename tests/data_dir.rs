@@ -295,3 +295,55 @@ fn listing(dir: &Path) -> Vec<(String, u64)> {
     out.sort();
     out
 }
+
+#[test]
+fn a_whole_last_record_with_a_bad_checksum_is_reported_and_cut() {
+    let dir = fresh_dir("dd-lastcrc");
+    let s = Running::start(&dir);
+    let pw = s.password.clone().unwrap();
+    s.login("admin", &pw);
+    drop(s);
+    let journal = dir.join(JOURNAL_FILE);
+    let mut bytes = std::fs::read(&journal).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x01;
+    std::fs::write(&journal, &bytes).unwrap();
+    let out = sessiond(&["repair", "--check"], &dir);
+    assert!(
+        text(&out).contains("whole but its checksum does not match"),
+        "{}",
+        text(&out)
+    );
+    // startup cuts it, saying so at error level with the record's number
+    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = out.id();
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    let said = String::from_utf8_lossy(&out.wait_with_output().unwrap().stderr).into_owned();
+    assert!(
+        said.contains("ERROR") && said.contains("the last record (number"),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_error_names_its_file_and_is_said_once() {
+    let dir = fresh_dir("dd-once");
+    std::fs::create_dir_all(&dir).unwrap();
+    // the journal's place taken by a directory: reading it fails
+    std::fs::create_dir_all(dir.join(JOURNAL_FILE)).unwrap();
+    let out = sessiond(&["--listen", "127.0.0.1:0"], &dir);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let path = dir.join(JOURNAL_FILE).display().to_string();
+    assert!(err.contains(&path), "names the file: {err}");
+    assert_eq!(err.matches(&path).count(), 1, "said once: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
