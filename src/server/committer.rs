@@ -185,9 +185,17 @@ fn store_thread(
         }
     }
     // The loop is gone (shutdown): a last try for what is still buffered.
-    if t.uncommitted.is_some() {
+    if let Some(seq) = t.uncommitted {
+        if let Some(full) = t.full.as_mut() {
+            full.0 = now();
+        }
         if let Err(e) = t.commit(&tell) {
             tell(Report::Failed(e));
+        } else if t.uncommitted.is_some() {
+            error!(
+                "shutting down with batches up to {seq} not durable (the store still refuses \
+                 writes): the replies that waited for them were never sent"
+            );
         }
     }
 }

@@ -656,4 +656,56 @@ mod tests {
         }
         let _ = fs::remove_dir_all(&d);
     }
+
+    #[test]
+    fn a_snapshot_that_cannot_be_written_is_retryable_and_the_journal_goes_on() {
+        let d = dir("snapfail");
+        let (mut j, _) = open_journal(&d, UserTable::new()).unwrap();
+        append_all(&mut j, &[Event::UserCreated(alice())]);
+        // the temporary file's place is taken: creating it fails (as on EMFILE)
+        fs::create_dir_all(d.join(SNAPSHOT_TMP)).unwrap();
+        let e = j
+            .write_snapshot(&[Event::UserCreated(alice())])
+            .unwrap_err();
+        assert!(e.retryable, "{e}");
+        fs::remove_dir_all(d.join(SNAPSHOT_TMP)).unwrap();
+        append_all(&mut j, &[Event::SessionCreated(session(5))]);
+        drop(j);
+        let (mut j, st) = open_journal(&d, UserTable::new()).unwrap();
+        assert!(st.sessions.contains_key(&5) && st.users.len() == 1);
+        // and the next try works, keeping the snapshot before it as snapshot.prev
+        j.write_snapshot(&[
+            Event::UserCreated(alice()),
+            Event::SessionCreated(session(5)),
+        ])
+        .unwrap();
+        append_all(&mut j, &[Event::SessionCreated(session(6))]);
+        j.write_snapshot(&[Event::UserCreated(alice())]).unwrap();
+        assert!(d.join(SNAPSHOT_PREV_FILE).exists());
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn identity_comes_with_the_first_durable_record_not_before() {
+        let d = dir("ident");
+        let (mut j, _) = open_journal(&d, UserTable::new()).unwrap();
+        assert!(
+            !d.join(IDENTITY_FILE).exists(),
+            "a start that commits nothing"
+        );
+        drop(j);
+        // so a failed first start (nothing committed) is still a new directory
+        let (j2, _) = open_journal(&d, UserTable::new()).unwrap();
+        j = j2;
+        append_all(&mut j, &[Event::UserCreated(alice())]);
+        assert!(d.join(IDENTITY_FILE).exists());
+        drop(j);
+        // now an emptied journal is state gone missing, not a new install
+        fs::write(d.join(JOURNAL_FILE), b"").unwrap();
+        match open_journal(&d, UserTable::new()) {
+            Err(OpenError::Missing { why, .. }) => assert!(why.contains("missing"), "{why}"),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        let _ = fs::remove_dir_all(&d);
+    }
 }

@@ -121,10 +121,16 @@ pub fn repair(dir: &Path, check: bool) -> io::Result<RepairReport> {
     }
     let dropped = bytes.len() as u64 - keep_len;
     if !set_journal_aside && dropped > 0 {
-        rep.lost |= damage.is_some() || keep_len < r.valid_len;
+        let damaged = damage.is_some() || keep_len < r.valid_len;
+        rep.lost |= damaged;
         rep.changed = true;
+        let what = if damaged {
+            "after the damage: the changes in them are lost"
+        } else {
+            "of a torn write at the end (never acknowledged)"
+        };
         rep.lines.push(format!(
-            "{}: {would}cut to {keep_len} byte(s); {dropped} byte(s) after it {would}be lost",
+            "{}: {would}cut to {keep_len} byte(s), dropping {dropped} byte(s) {what}",
             journal.display()
         ));
     }
