@@ -81,6 +81,10 @@ struct Args {
     /// Extra connections that log in and out in a loop during the measurement
     #[arg(long, value_name = "K", default_value_t = 0)]
     storm: usize,
+    /// Heartbeats each measured connection keeps in flight (pipelined; 1: ping-pong)
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pipeline: u32,
     /// TLS, trusting this CA file (the server's certificate must be for `localhost`)
     #[arg(long = "tls-ca", value_name = "CA.pem")]
     ca_file: Option<std::path::PathBuf>,
@@ -175,6 +179,8 @@ struct Conn {
     output: Vec<u8>,
     token: Option<SessionToken>,
     sent_at: Instant,
+    /// When each heartbeat in flight was sent, oldest first (answers come in order).
+    pings: std::collections::VecDeque<Instant>,
     next_id: u32,
 }
 
@@ -301,6 +307,7 @@ fn run(a: Args) -> io::Result<()> {
             output: Vec::with_capacity(256),
             token: None,
             sent_at: Instant::now(),
+            pings: std::collections::VecDeque::new(),
             next_id: 0,
         };
         if a.target == Target::Echo {
@@ -341,7 +348,9 @@ fn run(a: Args) -> io::Result<()> {
                 return idle(&a, &mut poll, &mut events, &conns, rss_before);
             }
             for c in conns.iter_mut().filter(|c| c.role == Role::Pinger) {
-                ping(c, now);
+                for _ in 0..a.pipeline {
+                    ping(c, now);
+                }
             }
             flush_all(&mut conns);
         }
@@ -395,7 +404,8 @@ fn run(a: Args) -> io::Result<()> {
                     }
                     let _ = c.input.split_to(46);
                     if measuring_since.is_some() {
-                        record(&mut latencies, &mut round_trips, c.sent_at, now);
+                        let sent = c.pings.pop_front().unwrap_or(now);
+                        record(&mut latencies, &mut round_trips, sent, now);
                         ping(c, now);
                     }
                     continue;
@@ -463,7 +473,8 @@ fn run(a: Args) -> io::Result<()> {
                     }
                     (Message::HeartbeatAck(_), State::Waiting) => {
                         if measuring_since.is_some() {
-                            record(&mut latencies, &mut round_trips, c.sent_at, now);
+                            let sent = c.pings.pop_front().unwrap_or(now);
+                            record(&mut latencies, &mut round_trips, sent, now);
                             ping(c, now);
                         } else {
                             c.state = State::Ready;
@@ -531,9 +542,10 @@ fn run(a: Args) -> io::Result<()> {
         pct(0.999)
     );
     println!(
-        "{{\"mode\":\"{mode}\",\"target\":\"{target}\",\"conns\":{},\"storm\":{},\"secs\":{secs:.3},\"round_trips\":{round_trips},\"rps\":{rps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"logins\":{logins},\"errors\":{errors},\"refused\":{refused}}}",
+        "{{\"mode\":\"{mode}\",\"target\":\"{target}\",\"conns\":{},\"storm\":{},\"pipeline\":{},\"secs\":{secs:.3},\"round_trips\":{round_trips},\"rps\":{rps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"logins\":{logins},\"errors\":{errors},\"refused\":{refused}}}",
         a.conns,
         a.storm,
+        a.pipeline,
         pct(0.50),
         pct(0.99),
         pct(0.999)
@@ -600,7 +612,7 @@ fn idle(
 fn ping(c: &mut Conn, now: Instant) {
     let Some(token) = c.token.clone() else { return };
     c.queue(Message::Heartbeat(Heartbeat { token }));
-    c.sent_at = now;
+    c.pings.push_back(now);
     c.state = State::Waiting;
     flush(c);
 }

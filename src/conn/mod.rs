@@ -184,9 +184,9 @@ pub struct Conn {
     /// The connection's one deadline timer: the login deadline in AwaitingAuth, the
     /// heartbeat timeout (and the bound session's expiry) when logged in.
     pub timer: Option<TimerId>,
-    /// Last valid frame (protocol.md 7: resets the heartbeat timeout). Stored, not
-    /// rescheduled: the timer re-arms from it when it fires.
-    pub last_valid: Instant,
+    /// While logged in: the keyed tag of the session's token (`session::token`), which a
+    /// request's token is checked against before any digest is computed.
+    pub token_tag: u64,
     /// Error replies in a row (protocol.md 2: 16 close the connection).
     pub consecutive_errors: u8,
     /// The peer sent its FIN: once the frames already buffered are handled, the
@@ -206,7 +206,7 @@ pub struct Conn {
 
 impl Conn {
     /// A connection just accepted: AwaitingAuth until `login_deadline`.
-    pub fn new(id: ConnId, peer: SocketAddr, now: Instant, login_deadline: Instant) -> Conn {
+    pub fn new(id: ConnId, peer: SocketAddr, login_deadline: Instant) -> Conn {
         Conn {
             id,
             peer: peer.into(),
@@ -215,7 +215,7 @@ impl Conn {
             },
             io: None,
             timer: None,
-            last_valid: now,
+            token_tag: 0,
             consecutive_errors: 0,
             input_closed: false,
             flagged: false,
@@ -255,12 +255,13 @@ impl Conn {
         }
     }
 
-    /// AwaitingAuth -> Active: logged in (LOGIN_SUCCESS) or resumed (SESSION_VALID). The
-    /// heartbeat timeout and the error streak start afresh.
-    pub fn activate(&mut self, session_id: u64, now: Instant) {
+    /// AwaitingAuth -> Active: logged in (LOGIN_SUCCESS) or resumed (SESSION_VALID) with
+    /// the token whose tag is `token_tag`. The error streak starts afresh (the heartbeat
+    /// timeout runs from the session's last activity).
+    pub fn activate(&mut self, session_id: u64, token_tag: u64) {
         debug_assert!(matches!(self.state, ConnState::AwaitingAuth { .. }));
         self.state = ConnState::Active { session_id };
-        self.last_valid = now;
+        self.token_tag = token_tag;
         self.consecutive_errors = 0;
     }
 
@@ -387,12 +388,11 @@ mod tests {
     use super::*;
 
     fn conn() -> Conn {
-        let t = Instant::now();
         let id = ConnId {
             index: 0,
             generation: NonZeroU32::MIN,
         };
-        Conn::new(id, "127.0.0.1:9".parse().unwrap(), t, t)
+        Conn::new(id, "127.0.0.1:9".parse().unwrap(), Instant::now())
     }
 
     fn pending(deadline: Instant) -> PendingAuth {
@@ -441,7 +441,7 @@ mod tests {
     #[test]
     fn a_login_goes_through_authenticating_and_back() {
         let mut c = conn();
-        let deadline = c.last_valid + std::time::Duration::from_secs(10);
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
         assert!(c.reads_frames() && !c.hashing());
         c.begin_auth(pending(deadline));
         assert!(!c.reads_frames() && c.hashing());
@@ -450,7 +450,7 @@ mod tests {
         assert_eq!(p.request_id, 7);
         assert!(matches!(c.state(), ConnState::AwaitingAuth { deadline: d } if *d == deadline));
         assert!(c.end_auth().is_none(), "only from Authenticating");
-        c.activate(42, c.last_valid);
+        c.activate(42, 7);
         assert_eq!(c.session_id(), Some(42));
     }
 
@@ -458,7 +458,7 @@ mod tests {
     fn a_password_change_holds_the_session_and_stops_reading() {
         let mut c = conn();
         assert!(!c.begin_password_change(3), "not logged in");
-        c.activate(42, c.last_valid);
+        c.activate(42, 7);
         assert!(c.begin_password_change(3));
         assert!(!c.reads_frames() && c.hashing());
         assert_eq!(c.session_id(), Some(42));
@@ -472,7 +472,7 @@ mod tests {
         let mut pool = BufPool::default();
         let mut c = conn();
         c.io(&mut pool).input.extend_from_slice(b"partial");
-        c.begin_auth(pending(c.last_valid));
+        c.begin_auth(pending(Instant::now()));
         assert!(c.close());
         assert!(c.is_closing() && !c.reads_frames() && c.session_id().is_none());
         assert_eq!(c.input_len(), 0);
@@ -483,8 +483,8 @@ mod tests {
     #[test]
     fn logging_out_waits_for_a_new_login() {
         let mut c = conn();
-        c.activate(42, c.last_valid);
-        c.log_out(c.last_valid);
+        c.activate(42, 7);
+        c.log_out(Instant::now());
         assert!(matches!(c.state(), ConnState::AwaitingAuth { .. }));
         assert_eq!(c.session_id(), None);
     }

@@ -388,7 +388,7 @@ impl Engine {
                 return;
             }
         };
-        self.activate(id, session_id, now);
+        self.activate(id, session_id, &token, now);
         let Some(user) = self.users.get_mut(uid) else {
             return;
         };
@@ -419,10 +419,12 @@ impl Engine {
         );
     }
 
-    /// Binds `id` to `session_id`: ACTIVE, heartbeat timeout armed. While bound, the
+    /// Binds `id` to `session_id`, whose token (just checked) is `token`: ACTIVE, the
+    /// token's tag kept for later checks, heartbeat timeout armed. While bound, the
     /// connection's one timer also watches the session's expiry (the earlier of the two
     /// deadlines), so an attached session costs no timer of its own.
-    fn activate(&mut self, id: ConnId, session_id: u64, now: Instant) {
+    fn activate(&mut self, id: ConnId, session_id: u64, token: &Token, now: Instant) {
+        let tag = self.token_tag(token);
         let Some(s) = self.sessions.get(session_id) else {
             return;
         };
@@ -433,7 +435,7 @@ impl Engine {
             self.watch_session(session_id);
             return;
         };
-        conn.activate(session_id, now);
+        conn.activate(session_id, tag);
         let old = conn
             .timer
             .replace(self.wheel.insert(due, TimerKey::Conn(id)));
@@ -681,7 +683,7 @@ impl Engine {
         if !v.client.is_empty() || !v.platform.is_empty() {
             self.sessions.set_device(sid, &v.client, &v.platform);
         }
-        self.activate(id, sid, now);
+        self.activate(id, sid, &v.token, now);
         self.stats.resumes += 1;
         let last_login = self
             .sessions

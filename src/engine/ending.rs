@@ -24,8 +24,9 @@ pub(super) struct By<'a> {
 }
 
 impl Engine {
-    /// protocol.md 6, the token check: digest, then expiry. Returns the session id when
-    /// the token is this connection's live session; otherwise the answer is sent.
+    /// protocol.md 6, the token check: the token is this connection's session's (its tag,
+    /// or failing that its digest), then expiry. Returns the session id when it is;
+    /// otherwise the answer is sent.
     pub(super) fn check_token(
         &mut self,
         id: ConnId,
@@ -33,8 +34,14 @@ impl Engine {
         tok: &Token,
         now: Instant,
     ) -> Option<u64> {
-        let sid = self.conn(id)?.session_id()?;
-        let d = Digest::of(tok);
+        let conn = self.conn(id)?;
+        let sid = conn.session_id()?;
+        // The bound connection's tag first (`session::token`): no digest for the usual
+        // case, a right token on its own connection.
+        let tagged = self
+            .token_key
+            .as_ref()
+            .is_some_and(|k| k.tag(tok) == conn.token_tag);
         let idle = self.cfg.session_idle;
         let Some(session) = self.sessions.get_mut(sid) else {
             // An Active connection always has its session; if not, say so rather than panic.
@@ -43,14 +50,17 @@ impl Engine {
             self.reply_error(id, rid, code, "session missing", true, now);
             return None;
         };
-        if !session.digest.ct_eq(&d) {
-            let (code, msg) = if self.sessions.id_by_digest(&d).is_some() {
-                (ErrorCode::TokenMismatch, "token belongs to another session")
-            } else {
-                (ErrorCode::InvalidToken, "unknown token")
-            };
-            self.reply_error(id, rid, code, msg, false, now);
-            return None;
+        if !tagged {
+            let d = Digest::of(tok);
+            if !session.digest.ct_eq(&d) {
+                let (code, msg) = if self.sessions.id_by_digest(&d).is_some() {
+                    (ErrorCode::TokenMismatch, "token belongs to another session")
+                } else {
+                    (ErrorCode::InvalidToken, "unknown token")
+                };
+                self.reply_error(id, rid, code, msg, false, now);
+                return None;
+            }
         }
         if let Some(why) = session.expired(now, idle, &self.clock) {
             // Due but its timer has not fired yet (within a tick): end it now, answering

@@ -26,7 +26,7 @@ impl Engine {
             .checked_add(1)
             .unwrap_or(std::num::NonZeroU32::MIN);
         let deadline = now + self.cfg.login_timeout;
-        let mut conn = Conn::new(id, peer, now, deadline);
+        let mut conn = Conn::new(id, peer, deadline);
         conn.timer = Some(self.wheel.insert(deadline, TimerKey::Conn(id)));
         entry.insert(conn);
         self.stats.accepted += 1;

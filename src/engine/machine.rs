@@ -66,7 +66,7 @@ impl Engine {
         match (conn.state(), frame.message) {
             // protocol.md 5.8: "Allowed in every state, without a token".
             (_, Message::DisconnectRequest(_)) => {
-                self.mark_valid(id, now);
+                self.mark_valid_streak(id);
                 debug!("disconnect requested conn={}", id.index);
                 self.finish(id, rid, Flags::FATAL, DisconnectReason::ClientRequest, now);
             }
@@ -98,7 +98,7 @@ impl Engine {
                 if self.check_token(id, rid, &hb.token, now).is_some() {
                     self.stats.heartbeats += 1;
                     let server_time = self.unix_ms(now);
-                    self.mark_valid(id, now);
+                    self.mark_valid_streak(id);
                     self.send(
                         id,
                         rid,
@@ -110,7 +110,7 @@ impl Engine {
             }
             (ConnState::Active { .. }, Message::LogoutRequest(req)) => {
                 if let Some(sid) = self.check_token(id, rid, &req.token, now) {
-                    self.mark_valid(id, now);
+                    self.mark_valid_streak(id);
                     self.logout(id, rid, sid, now);
                 }
             }
@@ -170,21 +170,27 @@ impl Engine {
         let due = match *conn.state() {
             ConnState::AwaitingAuth { deadline } => deadline,
             ConnState::Active { session_id } | ConnState::ChangingPassword { session_id, .. } => {
-                // The bound session's expiry rides on this timer (see `activate`).
-                if let Some(s) = self.sessions.get(session_id) {
-                    if let Some(why) = s.expired(now, idle, &self.clock) {
-                        self.end_session(session_id, End::Expired(why), 0, now);
-                        return;
+                // The bound session's expiry rides on this timer (see `activate`), and so
+                // does the heartbeat timeout: every valid request on a logged-in
+                // connection carries the token, whose check stores the session's last
+                // activity (protocol.md 7).
+                match self.sessions.get(session_id) {
+                    // bound to no session: nothing keeps it alive
+                    None => now,
+                    Some(s) => {
+                        if let Some(why) = s.expired(now, idle, &self.clock) {
+                            self.end_session(session_id, End::Expired(why), 0, now);
+                            return;
+                        }
+                        let active = self.clock.instant(s.last_activity_ms);
+                        (active + hb_timeout).min(s.deadline(idle, &self.clock))
                     }
-                    (conn.last_valid + hb_timeout).min(s.deadline(idle, &self.clock))
-                } else {
-                    conn.last_valid + hb_timeout
                 }
             }
             ConnState::Authenticating(_) | ConnState::Closing => return,
         };
         if now < due {
-            // Lazy reset: frames since the timer was set only stored `last_valid`.
+            // Lazy reset: requests since the timer was set only stored the activity.
             let t = self.wheel.insert(due, TimerKey::Conn(id));
             if let Some(conn) = self.conn_mut(id) {
                 conn.timer = Some(t);
@@ -211,15 +217,6 @@ impl Engine {
     /// Resets the error streak (a frame was answered with something else than an error).
     pub(super) fn mark_valid_streak(&mut self, id: ConnId) {
         if let Some(c) = self.conn_mut(id) {
-            c.consecutive_errors = 0;
-        }
-    }
-
-    /// Counts a frame as valid: resets the heartbeat timeout (by storing the time) and the
-    /// error streak.
-    pub(super) fn mark_valid(&mut self, id: ConnId, now: Instant) {
-        if let Some(c) = self.conn_mut(id) {
-            c.last_valid = now;
             c.consecutive_errors = 0;
         }
     }

@@ -85,7 +85,7 @@ impl Engine {
         let Some(sid) = self.check_token(id, rid, token, now) else {
             return;
         };
-        self.mark_valid(id, now);
+        self.mark_valid_streak(id);
         let Some(caller) = self.caller(id, sid) else {
             return;
         };

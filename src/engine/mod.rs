@@ -57,6 +57,7 @@ use slab::Slab;
 use crate::auth::{HashJob, PasswordRecord};
 use crate::conn::{BufPool, Conn, ConnId};
 use crate::protocol::{self, DecodeLimits, RevokeReason};
+use crate::session::token::TokenKey;
 use crate::session::{Expiry, SessionTable, UserTable, WallClock};
 use crate::timer::TimerWheel;
 use busy::BusyPacer;
@@ -287,6 +288,9 @@ pub struct Engine {
     wheel: TimerWheel<TimerKey>,
     /// Verified instead of a real record when the username is unknown, at the same cost.
     dummy: PasswordRecord,
+    /// The key of the tags bound connections keep of their tokens (`session::token`);
+    /// None if the OS generator failed (every check then takes the digest path).
+    token_key: Option<TokenKey>,
     origin: Instant,
     clock: WallClock,
     hash_jobs: VecDeque<HashJob>,
@@ -359,6 +363,13 @@ impl Engine {
             sessions: SessionTable::with_capacity(room),
             attached: 0,
             dummy,
+            token_key: match TokenKey::random() {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    log::warn!("no key for token tags ({e}): every request's token is hashed");
+                    None
+                }
+            },
             origin,
             clock: WallClock::new(origin, origin_unix_ms),
             hash_jobs: VecDeque::new(),
@@ -442,6 +453,12 @@ impl Engine {
 
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         slot(&mut self.conns, id)
+    }
+
+    /// The tag a connection bound with `token` keeps (0 without a key: never matches a
+    /// check, which then takes the digest path).
+    fn token_tag(&self, token: &protocol::Token) -> u64 {
+        self.token_key.as_ref().map_or(0, |k| k.tag(token))
     }
 }
 
