@@ -442,10 +442,13 @@ impl Engine {
         if let Some(t) = old {
             self.wheel.cancel(t);
         }
-        if let Some(s) = self.sessions.get_mut(session_id) {
-            s.conn = Some(id);
+        if self.sessions.bind(session_id, id) {
             self.attached += 1;
-            if let Some(t) = s.timer.take() {
+            if let Some(t) = self
+                .sessions
+                .get_mut(session_id)
+                .and_then(|s| s.timer.take())
+            {
                 self.wheel.cancel(t);
             }
         }

@@ -298,14 +298,14 @@ impl Engine {
             return;
         };
         let at = self.unix_ms(now);
+        if self.sessions.get(sid).and_then(|s| s.conn) != Some(id) {
+            return;
+        }
+        self.sessions.unbind(sid);
+        self.attached -= 1;
         let Some(s) = self.sessions.get_mut(sid) else {
             return;
         };
-        if s.conn != Some(id) {
-            return;
-        }
-        s.conn = None;
-        self.attached -= 1;
         debug!("session={:016x} detached", sid);
         // Last activity is persisted coarsely: here, and every `activity_save_interval`
         // while requests come (`check_token`).

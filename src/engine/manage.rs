@@ -608,11 +608,12 @@ impl Engine {
         });
         // The newest sessions first, and a bounded number of them: an account with
         // thousands of live connections must not make each login cost thousands of frames.
+        // (The bound ones only, newest bound first: a login's cost does not grow with the
+        // account's detached sessions.)
         let targets: Vec<ConnId> = self
             .sessions
-            .of_user(user_id)
-            .rev()
-            .filter_map(|sid| self.sessions.get(sid).and_then(|s| s.conn))
+            .connected_of_user(user_id)
+            .map(|(_, c)| c)
             .filter(|&c| c != except && self.contains(c))
             .take(MAX_NEW_LOGIN_NOTICES)
             .collect();

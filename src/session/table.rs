@@ -86,13 +86,16 @@ impl Session {
     }
 }
 
-/// A record and its links in its user's list.
+/// A record and its links in its user's lists.
 #[derive(Debug)]
 struct Slot {
     s: Session,
     /// Slab keys of the user's previous (older) and next (newer) session, or `NIL`.
     older: u32,
     newer: u32,
+    /// The same among the user's sessions bound to a connection (`NIL` when unbound).
+    conn_older: u32,
+    conn_newer: u32,
 }
 
 const NIL: u32 = u32::MAX;
@@ -102,12 +105,15 @@ fn owner(slots: &Slab<Slot>, l: &UserList) -> u64 {
     slots[l.oldest as usize].s.user_id
 }
 
-/// One user's live sessions: the slab keys of both ends of the list, and its length.
+/// One user's live sessions: the slab keys of both ends of the list, and its length; and
+/// both ends of the list of those bound to a connection (`NIL` when none is).
 #[derive(Debug, Clone, Copy)]
 struct UserList {
     oldest: u32,
     newest: u32,
     len: u32,
+    conn_oldest: u32,
+    conn_newest: u32,
 }
 
 /// A user's live session ids, oldest first ([`SessionTable::of_user`]); `rev()` gives the
@@ -266,6 +272,8 @@ impl SessionTable {
                     oldest: k,
                     newest: k,
                     len: 1,
+                    conn_oldest: NIL,
+                    conn_newest: NIL,
                 };
                 self.by_user
                     .insert_unique(hash, l, |l| hasher.hash_one(owner(slots, l)));
@@ -279,6 +287,7 @@ impl SessionTable {
             older,
             newer,
             ref s,
+            ..
         } = self.slots[k as usize];
         let user_id = s.user_id;
         let hash = self.hasher.hash_one(user_id);
@@ -311,7 +320,7 @@ impl SessionTable {
 
     /// Adds a session. Refuses it if its id or digest is already present, live or ended (a
     /// 2^-64 or 2^-256 event; the caller draws again).
-    pub fn insert(&mut self, s: Session) -> Result<(), Collision> {
+    pub fn insert(&mut self, mut s: Session) -> Result<(), Collision> {
         if self.key_by_id(s.id).is_some()
             || self.key_by_digest(&s.digest).is_some()
             || self.ended_by_id.contains_key(&s.id)
@@ -321,10 +330,13 @@ impl SessionTable {
             return Err(Collision);
         }
         let (id_hash, digest_hash) = (self.hasher.hash_one(s.id), self.hasher.hash_one(s.digest));
+        let bound = s.conn.take();
         let k = self.slots.insert(Slot {
             s,
             older: NIL,
             newer: NIL,
+            conn_older: NIL,
+            conn_newer: NIL,
         }) as u32;
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.by_id
@@ -333,7 +345,86 @@ impl SessionTable {
             hasher.hash_one(slots[k as usize].s.digest)
         });
         self.link(k);
+        if let Some(c) = bound {
+            self.bind_slot(k, c);
+        }
         Ok(())
+    }
+
+    /// Binds the live session `id` to connection `conn` (the newest of its user's bound
+    /// sessions); false if there is no such session.
+    pub fn bind(&mut self, id: u64, conn: ConnId) -> bool {
+        let Some(k) = self.key_by_id(id) else {
+            return false;
+        };
+        if self.slots[k as usize].s.conn.is_some() {
+            self.unbind_slot(k);
+        }
+        self.bind_slot(k, conn);
+        true
+    }
+
+    /// Unbinds the live session `id` from its connection; returns the connection.
+    pub fn unbind(&mut self, id: u64) -> Option<ConnId> {
+        let k = self.key_by_id(id)?;
+        self.unbind_slot(k)
+    }
+
+    /// The user's sessions bound to a connection, newest bound first: (session id,
+    /// connection). O(what is taken): detached sessions are not on this list.
+    pub fn connected_of_user(&self, user_id: u64) -> impl Iterator<Item = (u64, ConnId)> + '_ {
+        let mut k = self.user_list(user_id).map_or(NIL, |l| l.conn_newest);
+        std::iter::from_fn(move || {
+            if k == NIL {
+                return None;
+            }
+            let slot = &self.slots[k as usize];
+            k = slot.conn_older;
+            slot.s.conn.map(|c| (slot.s.id, c))
+        })
+    }
+
+    fn bind_slot(&mut self, k: u32, conn: ConnId) {
+        let user_id = self.slots[k as usize].s.user_id;
+        self.slots[k as usize].s.conn = Some(conn);
+        let hash = self.hasher.hash_one(user_id);
+        let slots = &mut self.slots;
+        let Some(l) = self.by_user.find_mut(hash, |l| owner(slots, l) == user_id) else {
+            return;
+        };
+        slots[k as usize].conn_older = l.conn_newest;
+        slots[k as usize].conn_newer = NIL;
+        if l.conn_newest != NIL {
+            slots[l.conn_newest as usize].conn_newer = k;
+        } else {
+            l.conn_oldest = k;
+        }
+        l.conn_newest = k;
+    }
+
+    fn unbind_slot(&mut self, k: u32) -> Option<ConnId> {
+        let slot = &mut self.slots[k as usize];
+        let conn = slot.s.conn.take()?;
+        let (older, newer, user_id) = (slot.conn_older, slot.conn_newer, slot.s.user_id);
+        slot.conn_older = NIL;
+        slot.conn_newer = NIL;
+        if older != NIL {
+            self.slots[older as usize].conn_newer = newer;
+        }
+        if newer != NIL {
+            self.slots[newer as usize].conn_older = older;
+        }
+        let hash = self.hasher.hash_one(user_id);
+        let slots = &self.slots;
+        if let Some(l) = self.by_user.find_mut(hash, |l| owner(slots, l) == user_id) {
+            if l.conn_newest == k {
+                l.conn_newest = older;
+            }
+            if l.conn_oldest == k {
+                l.conn_oldest = newer;
+            }
+        }
+        Some(conn)
     }
 
     /// The live session with public id `id`.
@@ -357,6 +448,8 @@ impl SessionTable {
             oldest: NIL,
             newest: NIL,
             len: 0,
+            conn_oldest: NIL,
+            conn_newest: NIL,
         });
         UserSessions {
             slots: &self.slots,
@@ -383,6 +476,7 @@ impl SessionTable {
         {
             e.remove();
         }
+        self.unbind_slot(k);
         self.unlink(k);
         let s = self.slots.remove(k as usize).s;
         self.devices.release(s.device);
@@ -505,6 +599,66 @@ mod tests {
         assert_eq!(t.len(), model.iter().map(Vec::len).sum::<usize>());
     }
 
+    /// The lists of bound sessions against a model: binds, rebinds, unbinds and removals
+    /// in a fixed pseudo-random mix over four users; newest bound first.
+    #[test]
+    fn bound_lists_match_a_model() {
+        use std::num::NonZeroU32;
+        let conn = |n: u64| ConnId {
+            index: n as u32,
+            generation: NonZeroU32::MIN,
+        };
+        let mut t = SessionTable::new();
+        // per user: live ids, and bound (id, conn) in bind order
+        let mut live: Vec<Vec<u64>> = vec![Vec::new(); 4];
+        let mut bound: Vec<Vec<(u64, ConnId)>> = vec![Vec::new(); 4];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next_id = 1u64;
+        for step in 0..3_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x % 4) as usize;
+            let pick = |v: &Vec<u64>| v[((x >> 20) as usize) % v.len()];
+            match (x >> 8) % 5 {
+                0 | 1 => {
+                    let mut s = session(&mut t, next_id, 0);
+                    s.user_id = u as u64 + 1;
+                    s.digest.0[..8].copy_from_slice(&next_id.to_le_bytes());
+                    t.insert(s).unwrap();
+                    live[u].push(next_id);
+                    next_id += 1;
+                }
+                2 if !live[u].is_empty() => {
+                    let id = pick(&live[u]);
+                    let c = conn(step);
+                    assert!(t.bind(id, c));
+                    bound[u].retain(|&(s, _)| s != id);
+                    bound[u].push((id, c));
+                }
+                3 if !live[u].is_empty() => {
+                    let id = pick(&live[u]);
+                    let was = bound[u].iter().position(|&(s, _)| s == id);
+                    let got = t.unbind(id);
+                    assert_eq!(got, was.map(|i| bound[u].remove(i).1), "step {step}");
+                }
+                4 if !live[u].is_empty() => {
+                    let id = pick(&live[u]);
+                    live[u].retain(|&s| s != id);
+                    bound[u].retain(|&(s, _)| s != id);
+                    t.remove(id).unwrap();
+                }
+                _ => {}
+            }
+            for (u, want) in bound.iter().enumerate() {
+                let got: Vec<(u64, ConnId)> = t.connected_of_user(u as u64 + 1).collect();
+                let mut want = want.clone();
+                want.reverse();
+                assert_eq!(got, want, "step {step}, user {u}");
+            }
+        }
+    }
+
     #[test]
     fn insert_lookup_remove() {
         let mut t = SessionTable::new();
@@ -605,8 +759,8 @@ mod tests {
         // what a live session costs besides ~10 bytes of index (issue 9's memory budget)
         assert!(size_of::<Session>() <= 120);
         assert!(
-            size_of::<Slot>() <= 128,
-            "the record and its user-list links"
+            size_of::<Slot>() <= 136,
+            "the record and its links in its user's two lists"
         );
     }
 }
