@@ -85,7 +85,7 @@ fn bench(c: &mut Criterion) {
             filled,
             |(mut t, ids, _)| {
                 for id in ids {
-                    black_box(t.end(id, InvalidReason::LoggedOut));
+                    black_box(t.end(id, InvalidReason::LoggedOut, 86_400_000));
                 }
                 t
             },

@@ -22,6 +22,10 @@
 //! the server's RSS growth per session and its CPU use from `/proc`. Every connection logs
 //! in as `--user` (one account; each login then sends NEW_LOGIN to up to 32 of the
 //! others) unless `--accounts N` spreads the logins over N accounts, registered first.
+//!
+//! `--mode rush` logs every connection in at once, each heartbeating from its own login
+//! on, and reports how long until all are in (`join_secs`, and the heartbeat p99 of
+//! those already in); `--mode join` is the same with no heartbeat until all are in.
 #![allow(clippy::disallowed_methods)] // a tool that runs in real time
 
 use std::io::{self, Read, Write};
@@ -125,6 +129,12 @@ enum Mode {
     Logins,
     /// pingpong with --storm at least 4
     Storm,
+    /// Every connection logs in at once and heartbeats (ping-pong) from its own login
+    /// on, as the clients of a restarted server do: the time until all are in (`join_secs`)
+    /// and the heartbeat p99 meanwhile, then pingpong for --secs
+    Rush,
+    /// rush without the heartbeats until every connection is in: the calm time to join
+    Join,
 }
 
 /// `--password`'s default.
@@ -276,6 +286,11 @@ fn run(a: Args) -> io::Result<()> {
     // Before the first connection: the idle mode's growth includes everything the
     // connections cost the server (accepts, logins, their transient allocations).
     let rss_before = a.server_pid.and_then(rss_kb);
+    let started = Instant::now();
+    // Heartbeats answered while others were still logging in (--mode rush).
+    let mut join_latencies: Vec<u32> = Vec::with_capacity(1 << 20);
+    let mut join_round_trips: u64 = 0;
+    let mut join_secs = 0.0;
     // Connections whose first login waits for one in flight to finish (`--in-flight`).
     let mut waiting: std::collections::VecDeque<usize> = Default::default();
     let mut start_login: Vec<usize> = Vec::new();
@@ -343,13 +358,17 @@ fn run(a: Args) -> io::Result<()> {
                 .all(|c| c.state != State::LoggingIn)
         {
             measuring_since = Some(now);
+            join_secs = now.duration_since(started).as_secs_f64();
             end = now + Duration::from_secs(a.secs);
             if a.mode == Mode::Idle {
                 return idle(&a, &mut poll, &mut events, &conns, rss_before);
             }
             for c in conns.iter_mut().filter(|c| c.role == Role::Pinger) {
-                for _ in 0..a.pipeline {
-                    ping(c, now);
+                // (in a rush the ones already in are heartbeating: pipeline 1)
+                if a.mode != Mode::Rush {
+                    for _ in 0..a.pipeline {
+                        ping(c, now);
+                    }
                 }
             }
             flush_all(&mut conns);
@@ -434,7 +453,7 @@ fn run(a: Args) -> io::Result<()> {
                             let token = c.token.clone().unwrap_or(SessionToken([0; 32]));
                             c.queue(Message::LogoutRequest(LogoutRequest { token }));
                             c.state = State::LoggingOut;
-                        } else if measuring_since.is_some() {
+                        } else if measuring_since.is_some() || a.mode == Mode::Rush {
                             ping(c, now);
                         }
                     }
@@ -476,6 +495,10 @@ fn run(a: Args) -> io::Result<()> {
                             let sent = c.pings.pop_front().unwrap_or(now);
                             record(&mut latencies, &mut round_trips, sent, now);
                             ping(c, now);
+                        } else if a.mode == Mode::Rush {
+                            let sent = c.pings.pop_front().unwrap_or(now);
+                            record(&mut join_latencies, &mut join_round_trips, sent, now);
+                            ping(c, now);
                         } else {
                             c.state = State::Ready;
                         }
@@ -515,16 +538,14 @@ fn run(a: Args) -> io::Result<()> {
         round_trips = logins;
     }
     latencies.sort_unstable();
-    let pct = |p: f64| -> u32 {
-        if latencies.is_empty() {
-            return 0;
-        }
-        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        latencies[i.min(latencies.len() - 1)]
-    };
+    let pct = |p: f64| percentile(&latencies, p);
     let rps = round_trips as f64 / secs;
+    join_latencies.sort_unstable();
+    let join_p99 = percentile(&join_latencies, 0.99);
     let mode = match a.mode {
         Mode::Logins => "logins",
+        Mode::Rush => "rush",
+        Mode::Join => "join",
         _ if a.storm > 0 => "storm",
         _ => "pingpong",
     };
@@ -534,7 +555,7 @@ fn run(a: Args) -> io::Result<()> {
         (Target::Sessiond, false) => "sessiond",
     };
     println!(
-        "{target}: {} conns, {:.1} s: {round_trips} round trips, {rps:.0}/s, p50 {} us, p99 {} us, p999 {} us, storm logins {logins}, errors {errors}, storage refusals {refused}",
+        "{target}: {} conns all in after {join_secs:.2} s ({join_round_trips} heartbeats meanwhile, p99 {join_p99} us); {:.1} s: {round_trips} round trips, {rps:.0}/s, p50 {} us, p99 {} us, p999 {} us, storm logins {logins}, errors {errors}, storage refusals {refused}",
         a.conns,
         secs,
         pct(0.50),
@@ -542,7 +563,7 @@ fn run(a: Args) -> io::Result<()> {
         pct(0.999)
     );
     println!(
-        "{{\"mode\":\"{mode}\",\"target\":\"{target}\",\"conns\":{},\"storm\":{},\"pipeline\":{},\"secs\":{secs:.3},\"round_trips\":{round_trips},\"rps\":{rps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"logins\":{logins},\"errors\":{errors},\"refused\":{refused}}}",
+        "{{\"mode\":\"{mode}\",\"target\":\"{target}\",\"conns\":{},\"storm\":{},\"pipeline\":{},\"secs\":{secs:.3},\"round_trips\":{round_trips},\"rps\":{rps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"logins\":{logins},\"errors\":{errors},\"refused\":{refused},\"join_secs\":{join_secs:.3},\"join_round_trips\":{join_round_trips},\"join_p99_us\":{join_p99}}}",
         a.conns,
         a.storm,
         a.pipeline,
@@ -551,6 +572,15 @@ fn run(a: Args) -> io::Result<()> {
         pct(0.999)
     );
     Ok(())
+}
+
+/// The `p` quantile of sorted `lat` (0 when empty).
+fn percentile(lat: &[u32], p: f64) -> u32 {
+    if lat.is_empty() {
+        return 0;
+    }
+    let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
+    lat[i.min(lat.len() - 1)]
 }
 
 /// Resident memory of `pid` in KiB (VmRSS of /proc/PID/status).

@@ -119,7 +119,11 @@ impl Engine {
             End::Expired(Expiry::Absolute) => EndKind::ExpiredAbsolute,
             End::Revoked { .. } => EndKind::Revoked,
         };
-        let Some(s) = self.sessions.end(sid, why) else {
+        let Some(expires_ms) = self.sessions.get(sid).map(|s| s.expires_ms) else {
+            return;
+        };
+        let keep_until_ms = expires_ms.max(at_ms + self.cfg.tombstone_min.as_millis() as u64);
+        let Some(s) = self.sessions.end(sid, why, keep_until_ms) else {
             return;
         };
         if let Some(t) = s.timer {
@@ -148,11 +152,6 @@ impl Engine {
             ),
         };
         self.audit(audit_kind, s.user_id, sid, s.peer.to_string(), detail, now);
-        let keep_until = self
-            .clock
-            .instant(s.expires_ms)
-            .max(now + self.cfg.tombstone_min);
-        self.wheel.insert(keep_until, TimerKey::Tombstone(sid));
         let user = self
             .users
             .get(s.user_id)

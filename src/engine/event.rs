@@ -142,7 +142,8 @@ pub enum Event {
     },
     /// In a snapshot: an ended session still remembered until `keep_until_ms`.
     Tombstone {
-        /// The session's public id.
+        /// The session's public id; 0 (not kept) in snapshots written since tombstones
+        /// became compact, and ignored on replay.
         id: u64,
         /// Its token's digest.
         digest: Digest,

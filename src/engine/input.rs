@@ -116,7 +116,11 @@ impl Engine {
             match key {
                 TimerKey::Conn(id) => self.conn_timer(id, now),
                 TimerKey::Session(sid) => self.session_timer(sid, now),
-                TimerKey::Tombstone(sid) => self.sessions.forget(sid),
+                TimerKey::TombstoneSweep => {
+                    self.sessions.forget_expired(self.unix_ms(now));
+                    self.wheel
+                        .insert(now + super::TOMBSTONE_SWEEP, TimerKey::TombstoneSweep);
+                }
                 TimerKey::Summary => self.summary_timer(now),
             }
             self.end_step();

@@ -259,6 +259,10 @@ pub struct Stats {
     pub storage_refusals: u64,
 }
 
+/// How often the tombstones whose time has come are forgotten: one timer for all of
+/// them, so a tombstone may outlive its promised time by up to this much, never less.
+const TOMBSTONE_SWEEP: Duration = Duration::from_secs(60);
+
 /// What a wheel entry is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TimerKey {
@@ -266,8 +270,8 @@ enum TimerKey {
     Conn(ConnId),
     /// A session's idle / absolute expiry.
     Session(u64),
-    /// Forget an ended session's tombstone.
-    Tombstone(u64),
+    /// Forget the tombstones whose time has come (every [`TOMBSTONE_SWEEP`]).
+    TombstoneSweep,
     /// The summary log line.
     Summary,
 }
@@ -352,6 +356,7 @@ impl Engine {
         let room = cfg.reserved_connections();
         let mut wheel = TimerWheel::with_capacity(origin, cfg.tick, 2 * room);
         wheel.insert(origin + cfg.summary_interval, TimerKey::Summary);
+        wheel.insert(origin + TOMBSTONE_SWEEP, TimerKey::TombstoneSweep);
         Engine {
             limits: DecodeLimits::server(cfg.max_frame),
             wheel,

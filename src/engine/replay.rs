@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use hashbrown::HashMap;
 
 use super::event::{Audit, EndedSession, Event, StoredSession};
-use crate::session::UserTable;
+use crate::session::{Digest, UserTable};
 
 /// Durable state rebuilt from events: every user, the sessions that have not ended, and
 /// the ones that did (pruned by the caller to those still worth remembering).
@@ -16,8 +16,9 @@ pub struct State {
     pub users: UserTable,
     /// Sessions that have not ended, by public id.
     pub sessions: HashMap<u64, StoredSession>,
-    /// Sessions that ended, by public id.
-    pub ended: HashMap<u64, EndedSession>,
+    /// Sessions that ended and are still remembered, by token digest (a tombstone in a
+    /// snapshot does not keep its session's id).
+    pub ended: HashMap<Digest, EndedSession>,
     /// Audit records replayed.
     pub audit_records: u64,
     /// The newest `AUDIT_REPLAY_WINDOW` of them, oldest first (for AUDIT_QUERY after a
@@ -62,8 +63,8 @@ impl State {
                 .map(Event::UserCreated),
         );
         out.extend(self.sessions.values().cloned().map(Event::SessionCreated));
-        out.extend(self.ended.iter().map(|(&id, e)| Event::Tombstone {
-            id,
+        out.extend(self.ended.values().map(|e| Event::Tombstone {
+            id: 0,
             digest: e.digest,
             kind: e.kind,
             keep_until_ms: e.expires_ms.max(e.ended_ms),
@@ -122,13 +123,13 @@ impl State {
             }
             Event::SnapshotBase { .. } => {}
             Event::Tombstone {
-                id,
+                id: _,
                 digest,
                 kind,
                 keep_until_ms,
             } => {
                 self.ended.insert(
-                    id,
+                    digest,
                     EndedSession {
                         digest,
                         kind,
@@ -174,7 +175,7 @@ impl State {
             Event::SessionEnded { id, kind, at_ms } => {
                 if let Some(s) = self.sessions.remove(&id) {
                     self.ended.insert(
-                        id,
+                        s.digest,
                         EndedSession {
                             digest: s.digest,
                             kind,
@@ -194,7 +195,6 @@ mod tests {
     use super::*;
     use crate::engine::event::fixtures::{session, user};
     use crate::engine::event::EndKind;
-    use crate::session::Digest;
 
     #[test]
     fn replay_keeps_users_and_live_sessions_only() {
@@ -224,8 +224,7 @@ mod tests {
         assert_eq!(st.users.by_name("alice").unwrap().last_login_ms, 2_000);
         assert_eq!(st.sessions.len(), 1);
         assert_eq!(st.sessions[&8].last_activity_ms, 3_000);
-        assert_eq!(st.ended[&7].kind, EndKind::LoggedOut);
-        assert_eq!(st.ended[&7].digest, Digest([7; 32]));
+        assert_eq!(st.ended[&Digest([7; 32])].kind, EndKind::LoggedOut);
         assert!(st.apply(Event::UserCreated(user(3, "alice"))).is_err());
         assert!(st.apply(Event::SessionCreated(session(9, 42))).is_err());
     }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::event::{Audit, EndKind, EndedSession, Event, StoredSession};
 use super::replay::State;
-use super::{End, Engine, TimerKey};
+use super::{End, Engine};
 use crate::conn::Peer;
 use crate::protocol::InvalidReason;
 
@@ -18,8 +18,8 @@ impl Engine {
     /// recomputed from the stored wall-clock times; one that expired while the server
     /// was down is ended now (and the end journaled with the first batch).
     pub fn restore(&mut self, state: State, now: Instant) {
-        for (sid, ended) in state.ended {
-            self.restore_ended(sid, ended, now);
+        for ended in state.ended.into_values() {
+            self.restore_ended(ended, now);
         }
         self.restore_audit(state.audit);
         for (user, (failures, until_ms)) in state.streaks {
@@ -82,7 +82,7 @@ impl Engine {
     /// Brings back the tombstone of a session that ended before a restart, so resuming
     /// its token still says why; forgotten at the usual time (`tombstone_min` after the
     /// end, and not before the session would have expired).
-    fn restore_ended(&mut self, sid: u64, ended: EndedSession, now: Instant) {
+    fn restore_ended(&mut self, ended: EndedSession, now: Instant) {
         let now_ms = self.unix_ms(now);
         let keep_until_ms = ended
             .expires_ms
@@ -95,9 +95,7 @@ impl Engine {
             EndKind::ExpiredIdle | EndKind::ExpiredAbsolute => InvalidReason::Expired,
             EndKind::Revoked => InvalidReason::Revoked,
         };
-        self.sessions.insert_ended(sid, ended.digest, why);
-        let at = self.clock.instant(keep_until_ms);
-        self.wheel.insert(at, TimerKey::Tombstone(sid));
+        self.sessions.insert_ended(ended.digest, why, keep_until_ms);
     }
 
     /// Everything durable as events, for a snapshot: each user (with its last login),
@@ -125,15 +123,15 @@ impl Engine {
                 expires_ms: s.expires_ms,
             }));
         }
-        let keep_until_ms = now_ms + self.cfg.tombstone_min.as_millis() as u64;
-        for (id, digest, why) in self.sessions.ended_iter() {
+        let remembered = self.sessions.ended_iter().filter(|t| t.2 > now_ms);
+        for (digest, why, keep_until_ms) in remembered {
             let kind = match why {
                 InvalidReason::LoggedOut => EndKind::LoggedOut,
                 InvalidReason::Expired => EndKind::ExpiredIdle,
                 _ => EndKind::Revoked,
             };
             out.push(Event::Tombstone {
-                id,
+                id: 0, // a dead session's id is not kept (session/tombstones.rs)
                 digest,
                 kind,
                 keep_until_ms,

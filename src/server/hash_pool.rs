@@ -5,15 +5,29 @@
 //! refuse at capacity without blocking (the engine turns that into LOGIN_FAILURE
 //! SERVER_BUSY); results go back over an mpsc channel and one `wake()` per result (mio
 //! coalesces wakes the loop has not yet seen).
+//!
+//! Design: the workers run at the lowest priority ([`WORKER_NICENESS`]), so a login storm
+//! on a saturated machine slows logins, not everyone's heartbeats. But when the event loop
+//! itself is what saturates the machine (every client of a restarted server heartbeating
+//! as it comes back), the workers get almost nothing and logins starve: 10,000 took 74 s
+//! instead of 8. So one more thread, the relief worker, runs at the loop's own priority and
+//! takes jobs only while logins are starving: from when the queue is half full or its
+//! oldest job has waited [`RELIEF_AFTER`], with the workers getting less than half of
+//! the CPU while they had work, until the queue is empty or the workers get their time
+//! again. A login storm that merely keeps the workers busy does not meet that (they are
+//! busy, not starved; or a few logins at a time move through faster), so it stays at the
+//! lowest priority; a starving queue is served at a fair share, the loop's heartbeats
+//! slowed by that share at most.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use log::{error, warn};
+use log::{error, info, warn};
 use mio::Waker;
 
 use crate::auth::{run_job, HashJob, HashResult, JobOutcome};
@@ -22,17 +36,40 @@ use crate::auth::{run_job, HashJob, HashResult, JobOutcome};
 pub(super) struct PoolFull(pub HashJob);
 
 struct Queue {
-    jobs: VecDeque<HashJob>,
+    /// Each job with when it was queued.
+    jobs: VecDeque<(Instant, HashJob)>,
     closed: bool,
 }
 
 struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
+    /// The relief worker's own wake-up: a job into an empty queue, or the pool closing.
+    relief: Condvar,
     in_flight: AtomicUsize,
+    /// The CPU time the workers got while they had work, per mille of the wall time, a
+    /// moving average (1000: they ran the whole time; well below: the machine gave them
+    /// little).
+    share: AtomicU32,
+    /// Jobs the relief worker took.
+    relieved: AtomicU64,
 }
 
 impl Shared {
+    fn new(queue_capacity: usize) -> Shared {
+        Shared {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::with_capacity(queue_capacity.min(QUEUE_KEEP)),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            relief: Condvar::new(),
+            in_flight: AtomicUsize::new(0),
+            share: AtomicU32::new(1000),
+            relieved: AtomicU64::new(0),
+        }
+    }
+
     /// A poisoned lock means a worker panicked while holding it; the queue itself is still
     /// consistent (every operation on it is a single push or pop), so keep going.
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -52,14 +89,7 @@ impl HashPool {
     /// Starts `workers` threads (at least one). At most `queue_capacity` jobs wait for a
     /// thread; `submit` refuses beyond that.
     pub fn new(workers: usize, queue_capacity: usize, waker: Arc<Waker>) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                jobs: VecDeque::with_capacity(queue_capacity.min(QUEUE_KEEP)),
-                closed: false,
-            }),
-            ready: Condvar::new(),
-            in_flight: AtomicUsize::new(0),
-        });
+        let shared = Arc::new(Shared::new(queue_capacity));
         let (tx, results) = mpsc::channel();
         let mut handles = Vec::new();
         for n in 0..workers.max(1) {
@@ -74,6 +104,13 @@ impl HashPool {
                 })?;
             handles.push(h);
         }
+        let relief = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("sessiond-hash-relief".into())
+                .spawn(move || relief_worker(&shared, queue_capacity, &tx, &waker))?
+        };
+        handles.push(relief);
         Ok(HashPool {
             shared,
             results,
@@ -88,10 +125,15 @@ impl HashPool {
         if q.closed || q.jobs.len() >= self.capacity {
             return Err(PoolFull(job));
         }
-        q.jobs.push_back(job);
+        q.jobs.push_back((super::now(), job));
+        let n = q.jobs.len();
         self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
         drop(q);
         self.shared.ready.notify_one();
+        if n == 1 || n == self.capacity.div_ceil(2) {
+            // it times the new oldest job from now; or the queue is filling
+            self.shared.relief.notify_one();
+        }
         Ok(())
     }
 
@@ -112,10 +154,10 @@ impl HashPool {
         self.shared.lock().jobs.len()
     }
 
-    /// Worker threads started.
+    /// Worker threads started (the relief worker not counted).
     #[cfg(test)]
     pub fn workers(&self) -> usize {
-        self.workers.len()
+        self.workers.len() - 1
     }
 }
 
@@ -128,6 +170,7 @@ impl Drop for HashPool {
             q.jobs.clear();
         }
         self.shared.ready.notify_all();
+        self.shared.relief.notify_all();
         for h in self.workers.drain(..) {
             if h.join().is_err() {
                 error!("a hashing thread panicked");
@@ -136,35 +179,140 @@ impl Drop for HashPool {
     }
 }
 
+/// Takes the oldest job (the queue's room given back once a burst has drained).
+fn pop(q: &mut Queue) -> Option<HashJob> {
+    let (_, job) = q.jobs.pop_front()?;
+    if q.jobs.is_empty() && q.jobs.capacity() > QUEUE_KEEP {
+        q.jobs = VecDeque::with_capacity(QUEUE_KEEP);
+    }
+    Some(job)
+}
+
+/// Runs `job` and sends its answer; false when the pool is gone.
+fn answer(shared: &Shared, tx: &Sender<HashResult>, waker: &Waker, job: HashJob) -> bool {
+    let ticket = job.ticket;
+    let outcome = catch_unwind(AssertUnwindSafe(|| run_job(job.kind)))
+        .unwrap_or(JobOutcome::Failed(std::io::ErrorKind::Other));
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    if tx.send(HashResult { ticket, outcome }).is_err() {
+        return false;
+    }
+    if let Err(e) = waker.wake() {
+        warn!("hash worker cannot wake the loop: {e}");
+    }
+    true
+}
+
 fn worker(shared: &Shared, tx: &Sender<HashResult>, waker: &Waker) {
+    // Since when this worker has had work without a break (wall time, its CPU time): its
+    // share is the CPU it got over that time, between jobs included (a nice-19 thread on
+    // a saturated machine runs a short job whole, then waits long for the next slice).
+    let mut since: Option<(Instant, Duration)> = None;
     loop {
         let job = {
             let mut q = shared.lock();
             loop {
-                if let Some(job) = q.jobs.pop_front() {
-                    if q.jobs.is_empty() && q.jobs.capacity() > QUEUE_KEEP {
-                        // a burst's queue is not kept allocated once it has drained
-                        q.jobs = VecDeque::with_capacity(QUEUE_KEEP);
-                    }
+                if let Some(job) = pop(&mut q) {
                     break job;
                 }
                 if q.closed {
                     return;
                 }
+                since = None;
                 q = shared.ready.wait(q).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let ticket = job.ticket;
-        let outcome = catch_unwind(AssertUnwindSafe(|| run_job(job.kind)))
-            .unwrap_or(JobOutcome::Failed(std::io::ErrorKind::Other));
-        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-        if tx.send(HashResult { ticket, outcome }).is_err() {
-            return; // the pool is gone
+        let (wall0, cpu0) = *since.get_or_insert_with(|| (super::now(), thread_cpu()));
+        if !answer(shared, tx, waker, job) {
+            return;
         }
-        if let Err(e) = waker.wake() {
-            warn!("hash worker cannot wake the loop: {e}");
+        let (wall, cpu) = (super::now(), thread_cpu());
+        if wall.duration_since(wall0) >= SHARE_WINDOW {
+            // a moving average over windows: one says little on its own
+            let got = share(cpu.saturating_sub(cpu0), wall.duration_since(wall0));
+            let old = shared.share.load(Ordering::Relaxed);
+            shared.share.store((old * 3 + got) / 4, Ordering::Relaxed);
+            since = Some((wall, cpu));
         }
     }
+}
+
+/// The least time a worker's share of the CPU is measured over.
+const SHARE_WINDOW: Duration = Duration::from_millis(20);
+
+/// The relief worker (module docs): at the loop's priority, it takes the oldest job only
+/// while [`starving`]; otherwise it sleeps until the oldest job could have waited long
+/// enough, or until a job comes into an empty queue.
+fn relief_worker(shared: &Shared, capacity: usize, tx: &Sender<HashResult>, waker: &Waker) {
+    let mut relieving = false;
+    loop {
+        let job = {
+            let mut q = shared.lock();
+            loop {
+                if q.closed {
+                    return;
+                }
+                let share = shared.share.load(Ordering::Relaxed);
+                let waited = q
+                    .jobs
+                    .front()
+                    .map(|(at, _)| super::now().duration_since(*at));
+                let filling = q.jobs.len() * 2 >= capacity;
+                let wait = match waited {
+                    Some(w) if starving(w, filling, share, relieving) => break pop(&mut q),
+                    Some(w) => Some(RELIEF_AFTER.saturating_sub(w).max(RELIEF_AFTER / 4)),
+                    None => None,
+                };
+                if relieving {
+                    relieving = false;
+                    info!("logins no longer starved: hashing at low priority only");
+                }
+                q = match wait {
+                    Some(d) => {
+                        let r = shared.relief.wait_timeout(q, d);
+                        r.map(|(q, _)| q).unwrap_or_else(|p| p.into_inner().0)
+                    }
+                    None => shared.relief.wait(q).unwrap_or_else(|p| p.into_inner()),
+                };
+            }
+        };
+        let Some(job) = job else { continue };
+        if !relieving {
+            relieving = true;
+            info!(
+                "logins starved of CPU (waiting over {} ms, the hash workers getting {}% of \
+                 their time): hashing at the event loop's priority too",
+                RELIEF_AFTER.as_millis(),
+                shared.share.load(Ordering::Relaxed) / 10
+            );
+        }
+        shared.relieved.fetch_add(1, Ordering::Relaxed);
+        if !answer(shared, tx, waker, job) {
+            return;
+        }
+    }
+}
+
+/// How long the oldest login waits before the relief worker may take it.
+pub const RELIEF_AFTER: Duration = Duration::from_millis(500);
+
+/// Whether a queue whose oldest job has `waited` (and that is `filling`: half full or
+/// more), beside workers that got `share` per mille of the CPU while they had work, is
+/// starving: the relief worker steps in, and once in (`relieving`) it stays while any
+/// job waits, until the workers get their time again.
+fn starving(waited: Duration, filling: bool, share: u32, relieving: bool) -> bool {
+    share < 500 && (relieving || filling || waited >= RELIEF_AFTER)
+}
+
+/// `cpu` as per mille of `wall`.
+fn share(cpu: Duration, wall: Duration) -> u32 {
+    (cpu.as_nanos() * 1000 / wall.as_nanos().max(1)).min(1000) as u32
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// Queue slots kept allocated (more grow in a burst and are given back when it drains).
@@ -258,6 +406,98 @@ mod tests {
         }
         assert_eq!(p.in_flight(), 0);
         assert_eq!(p.workers(), 2);
+    }
+
+    #[test]
+    fn starving_needs_starved_workers_and_a_long_wait_or_a_filling_queue() {
+        let (short, long) = (RELIEF_AFTER / 2, RELIEF_AFTER);
+        assert!(
+            !starving(long, true, 600, false),
+            "busy workers are not starved"
+        );
+        assert!(
+            !starving(short, false, 100, false),
+            "a short wait is no starvation"
+        );
+        assert!(starving(long, false, 100, false));
+        assert!(starving(short, true, 100, false));
+        assert!(
+            starving(Duration::ZERO, false, 100, true),
+            "once in, it stays"
+        );
+        assert!(
+            !starving(Duration::ZERO, false, 700, true),
+            "until they get time again"
+        );
+        assert_eq!(
+            share(Duration::from_millis(5), Duration::from_millis(50)),
+            100
+        );
+        assert_eq!(share(Duration::from_millis(9), Duration::ZERO), 1000);
+    }
+
+    /// The relief worker alone (no other worker), on a queue made by hand.
+    fn relief_alone(share: u32, jobs: &[Duration]) -> (Arc<Shared>, Receiver<HashResult>) {
+        let poll = Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE).unwrap());
+        let shared = Arc::new(Shared::new(16));
+        shared.share.store(share, Ordering::Relaxed);
+        let rec = PasswordRecord::create(b"pw", 1).unwrap();
+        {
+            let mut q = shared.lock();
+            for (t, age) in jobs.iter().enumerate() {
+                let job = HashJob {
+                    ticket: t as u64,
+                    kind: JobKind::Verify {
+                        password: Secret::from("pw"),
+                        record: rec.clone(),
+                    },
+                };
+                q.jobs.push_back((Instant::now() - *age, job));
+                shared.in_flight.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        let s = shared.clone();
+        std::thread::spawn(move || relief_worker(&s, 16, &tx, &waker));
+        (shared, rx)
+    }
+
+    fn close(shared: &Shared) {
+        shared.lock().closed = true;
+        shared.relief.notify_all();
+    }
+
+    #[test]
+    fn the_relief_worker_takes_a_starving_queue() {
+        let (shared, rx) = relief_alone(100, &[RELIEF_AFTER * 2, Duration::ZERO]);
+        for _ in 0..2 {
+            let r = rx.recv_timeout(Duration::from_secs(10)).expect("relieved");
+            assert!(matches!(r.outcome, JobOutcome::Verified(true)));
+        }
+        assert_eq!(
+            shared.relieved.load(Ordering::Relaxed),
+            2,
+            "and stays while jobs wait"
+        );
+        close(&shared);
+    }
+
+    #[test]
+    fn the_relief_worker_leaves_busy_workers_alone() {
+        // the workers get their time: however long the job waited, it is theirs
+        let (shared, rx) = relief_alone(900, &[RELIEF_AFTER * 4]);
+        assert!(rx.recv_timeout(RELIEF_AFTER * 2).is_err());
+        assert_eq!(shared.relieved.load(Ordering::Relaxed), 0);
+        close(&shared);
+        // starved, but a fresh job in a queue far from full waits its turn first
+        let (shared, rx) = relief_alone(100, &[Duration::ZERO]);
+        assert!(rx.recv_timeout(RELIEF_AFTER / 4).is_err(), "not at once");
+        assert!(
+            rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "after RELIEF_AFTER"
+        );
+        close(&shared);
     }
 
     #[test]

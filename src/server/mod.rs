@@ -346,6 +346,10 @@ impl Server {
         }
         let now = now();
         self.io.dispatch(&mut self.engine, events, now)?;
+        // Every turn, not only when the waker's event comes up: with thousands of sockets
+        // ready, a poll returns 1,024 events and the waker's may be ten polls away, and
+        // each login waits for two of its wakes (the hash, then the durable write).
+        self.io.drain_threads(&mut self.engine, now)?;
         self.io.expire_lingering(&mut self.engine, now);
         let room_again = std::mem::take(&mut self.io.accept_resume);
         if room_again || self.io.accept_paused.is_some_and(|t| t <= now) {
@@ -491,19 +495,14 @@ impl Shell for Io {
 }
 
 impl Io {
-    /// Hands each readiness event to its owner: the listener, the waker (hash results and
-    /// the store thread's reports), the signals, or a connection.
+    /// Hands each readiness event to its owner: the listener, the signals, or a
+    /// connection (the waker only ends the poll: see `drain_threads`).
     fn dispatch(&mut self, engine: &mut Engine, events: &Events, now: Instant) -> io::Result<()> {
         for ev in events.iter() {
             match ev.token() {
                 LISTENER => self.accept_all(engine, now, false),
                 PLAIN_LISTENER => self.accept_all(engine, now, true),
-                WAKER => {
-                    while let Some(result) = self.pool.try_recv() {
-                        engine.handle_hash_result(result, now);
-                    }
-                    self.drain_reports(engine)?;
-                }
+                WAKER => {} // what it woke for is taken every turn: drain_threads
                 SIGNALS => self.on_signals(),
                 token => {
                     let Some(id) = ConnId::from_u64(token.0 as u64) else {
@@ -531,6 +530,14 @@ impl Io {
                 self.stop.store(true, Ordering::SeqCst);
             }
         }
+    }
+
+    /// What the other threads have answered: hash results, then the store thread's news.
+    fn drain_threads(&mut self, engine: &mut Engine, now: Instant) -> io::Result<()> {
+        while let Some(result) = self.pool.try_recv() {
+            engine.handle_hash_result(result, now);
+        }
+        self.drain_reports(engine)
     }
 
     /// The store thread's news: batches now durable (their replies are released), a

@@ -6,6 +6,7 @@
 mod clock;
 mod table;
 pub mod token;
+mod tombstones;
 mod users;
 
 pub use clock::WallClock;

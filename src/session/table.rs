@@ -7,11 +7,12 @@
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use hashbrown::{DefaultHashBuilder, HashTable};
 use slab::Slab;
 
 use super::clock::WallClock;
 use super::token::Digest;
+use super::tombstones::Tombstones;
 use crate::conn::{ConnId, Peer};
 use crate::labels::{LabelId, Labels};
 use crate::protocol::InvalidReason;
@@ -182,8 +183,7 @@ pub struct SessionTable {
     /// Each user's list of live sessions (found by hashing the user id; the oldest slot's
     /// record says whose list it is).
     by_user: HashTable<UserList>,
-    ended: HashMap<Digest, InvalidReason>,
-    ended_by_id: HashMap<u64, Digest>,
+    tombs: Tombstones,
     devices: Labels,
 }
 
@@ -323,8 +323,7 @@ impl SessionTable {
     pub fn insert(&mut self, mut s: Session) -> Result<(), Collision> {
         if self.key_by_id(s.id).is_some()
             || self.key_by_digest(&s.digest).is_some()
-            || self.ended_by_id.contains_key(&s.id)
-            || self.ended.contains_key(&s.digest)
+            || self.tombs.reason(&s.digest).is_some()
         {
             self.devices.release(s.device);
             return Err(Collision);
@@ -484,30 +483,26 @@ impl SessionTable {
     }
 
     /// Ends a live session: removes it and remembers why under its digest until
-    /// [`SessionTable::forget`].
-    pub fn end(&mut self, id: u64, why: InvalidReason) -> Option<Session> {
+    /// `until_ms` (Unix ms) at least; [`SessionTable::forget_expired`] forgets it after.
+    pub fn end(&mut self, id: u64, why: InvalidReason, until_ms: u64) -> Option<Session> {
         let s = self.remove(id)?;
-        self.ended.insert(s.digest, why);
-        self.ended_by_id.insert(id, s.digest);
+        self.tombs.insert(s.digest, why, until_ms);
         Some(s)
     }
 
     /// Remembers an ended session restored from storage (no live session is involved).
-    pub fn insert_ended(&mut self, id: u64, digest: Digest, why: InvalidReason) {
-        self.ended.insert(digest, why);
-        self.ended_by_id.insert(id, digest);
+    pub fn insert_ended(&mut self, digest: Digest, why: InvalidReason, until_ms: u64) {
+        self.tombs.insert(digest, why, until_ms);
     }
 
     /// Why the session with this digest ended, if it did and is still remembered.
     pub fn ended_reason(&self, d: &Digest) -> Option<InvalidReason> {
-        self.ended.get(d).copied()
+        self.tombs.reason(d)
     }
 
-    /// Drops the tombstone of an ended session.
-    pub fn forget(&mut self, id: u64) {
-        if let Some(d) = self.ended_by_id.remove(&id) {
-            self.ended.remove(&d);
-        }
+    /// Forgets the tombstones whose time has come by `now_ms`; returns how many.
+    pub fn forget_expired(&mut self, now_ms: u64) -> usize {
+        self.tombs.expire(now_ms)
     }
 
     /// Live sessions.
@@ -525,16 +520,14 @@ impl SessionTable {
         self.slots.iter().map(|(_, slot)| &slot.s)
     }
 
-    /// Every remembered ended session: (id, digest, why).
-    pub fn ended_iter(&self) -> impl Iterator<Item = (u64, Digest, InvalidReason)> + '_ {
-        self.ended_by_id
-            .iter()
-            .filter_map(|(&id, d)| self.ended.get(d).map(|&why| (id, *d, why)))
+    /// Every remembered ended session: (digest, why, remembered until, Unix ms).
+    pub fn ended_iter(&self) -> impl Iterator<Item = (Digest, InvalidReason, u64)> + '_ {
+        self.tombs.iter()
     }
 
     /// Ended sessions still remembered.
     pub fn tombstones(&self) -> usize {
-        self.ended.len()
+        self.tombs.len()
     }
 }
 
@@ -690,8 +683,8 @@ mod tests {
             let s = session(&mut t, 1000 + i, i as u8);
             t.insert(s).unwrap();
             if i % 3 == 0 {
-                t.end(1000 + i, InvalidReason::Revoked).unwrap();
-                t.forget(1000 + i);
+                t.end(1000 + i, InvalidReason::Revoked, 0).unwrap();
+                t.forget_expired(1000);
             }
         }
         for i in 0..200u64 {
@@ -714,7 +707,7 @@ mod tests {
     }
 
     #[test]
-    fn ended_sessions_leave_a_tombstone_until_forgotten() {
+    fn ended_sessions_leave_a_tombstone_until_its_time() {
         let mut t = SessionTable::new();
         let s = session(&mut t, 7, 1);
         t.insert(s).unwrap();
@@ -722,16 +715,15 @@ mod tests {
         t.insert(s).unwrap();
         assert_eq!(t.of_user(1).collect::<Vec<_>>(), [7, 8]);
         let d = Digest::of(&Token([1; 32]));
-        assert_eq!(t.end(7, InvalidReason::Revoked).unwrap().id, 7);
+        assert_eq!(t.end(7, InvalidReason::Revoked, 60_000).unwrap().id, 7);
         assert_eq!(t.of_user(1).collect::<Vec<_>>(), [8]);
         assert_eq!(t.id_by_digest(&d), None);
         assert_eq!(t.ended_reason(&d), Some(InvalidReason::Revoked));
-        // an ended id or digest is not handed out again while remembered
-        let s = session(&mut t, 7, 3);
-        assert!(t.insert(s).is_err());
+        // an ended digest is not handed out again while remembered
         let s = session(&mut t, 9, 1);
         assert!(t.insert(s).is_err());
-        t.forget(7);
+        assert_eq!(t.forget_expired(60_000), 0, "not before its time");
+        assert_eq!(t.forget_expired(61_000), 1);
         assert_eq!(t.ended_reason(&d), None);
         assert_eq!(t.tombstones(), 0);
     }

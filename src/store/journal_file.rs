@@ -617,7 +617,7 @@ mod tests {
         let mut ids: Vec<u64> = st.sessions.keys().copied().collect();
         ids.sort();
         assert_eq!(ids, [8, 9]);
-        assert_eq!(st.ended[&7].kind, EndKind::Revoked);
+        assert_eq!(st.ended[&Digest([7; 32])].kind, EndKind::Revoked);
         assert_eq!(fs::read_dir(d.join(ARCHIVE_DIR)).unwrap().count(), 1);
 
         // a crash after the snapshot's rename but before the journal moved: the old

@@ -104,12 +104,50 @@ fn logged_out_and_expired_tokens_say_why() {
     let b = h.connect();
     h.send(b, verify(&tok2));
     assert_eq!(invalid_reason(&h.one(b)), InvalidReason::Expired);
-    // tombstones are cleaned up by the wheel: after the retention the token is unknown
+    // tombstones are forgotten by the sweep: after the retention the token is unknown
     h.advance(Duration::from_secs(24 * 3600));
     assert_eq!(h.engine.sessions().tombstones(), 0);
     let c = h.connect();
     h.send(c, verify(&tok2));
     assert_eq!(invalid_reason(&h.one(c)), InvalidReason::Unknown);
+}
+
+/// protocol.md 7: a dead token says why until its absolute expiry would have passed, and
+/// a snapshot (a compaction, then a restart) keeps that time rather than restarting the
+/// hour from the snapshot.
+#[test]
+fn a_tombstone_keeps_its_time_through_a_snapshot() {
+    use sessiond::engine::replay::State;
+    let cfg = EngineConfig {
+        session_idle: Duration::from_secs(12 * 3600),
+        session_lifetime: Duration::from_secs(10 * 3600),
+        tombstone_min: Duration::from_secs(3600),
+        ..EngineConfig::default()
+    };
+    let (mut h, a, tok) = Harness::logged_in(cfg.clone());
+    h.send(
+        a,
+        Message::LogoutRequest(LogoutRequest { token: tok.clone() }),
+    );
+    h.frames(a);
+    assert_eq!(h.engine.sessions().tombstones(), 1);
+    let mut state = State::new();
+    for ev in h.engine.snapshot_events(h.now) {
+        state.apply(ev).unwrap();
+    }
+    let mut again = Harness::new(cfg);
+    again.engine.restore(state, again.now);
+    assert_eq!(again.engine.sessions().tombstones(), 1);
+    again.advance(Duration::from_secs(2 * 3600));
+    let b = again.connect();
+    again.send(b, verify(&tok));
+    assert_eq!(invalid_reason(&again.one(b)), InvalidReason::LoggedOut);
+    // forgotten once the session would have expired (by the next minute's sweep)
+    again.advance(Duration::from_secs(8 * 3600 + 61));
+    assert_eq!(again.engine.sessions().tombstones(), 0);
+    let c = again.connect();
+    again.send(c, verify(&tok));
+    assert_eq!(invalid_reason(&again.one(c)), InvalidReason::Unknown);
 }
 
 #[test]
