@@ -95,9 +95,14 @@ struct Args {
     /// What to measure
     #[arg(long, value_enum, default_value_t = Mode::PingPong)]
     mode: Mode,
-    /// The server's pid, for the idle mode's memory and CPU readings (from /proc)
+    /// The server's pid, for the idle mode's memory and CPU readings, and the server's CPU
+    /// per round trip in the others (from /proc)
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
+    /// A file holding the (new) server's pid, read once every client is back after a
+    /// restart, for its CPU time (--mode restart)
+    #[arg(long, value_name = "FILE")]
+    server_pid_file: Option<std::path::PathBuf>,
     /// Logins outstanding at once while connecting (0: every connection at once)
     #[arg(long, value_name = "N", default_value_t = 0)]
     in_flight: usize,
@@ -135,6 +140,10 @@ enum Mode {
     Rush,
     /// rush without the heartbeats until every connection is in: the calm time to join
     Join,
+    /// Log every connection in and heartbeat; when the server is stopped (SIGTERM) and
+    /// started again, come back as SERVER_SHUTDOWN says and resume: the time until all
+    /// are back (benches/restart.sh drives it)
+    Restart,
 }
 
 /// `--password`'s default.
@@ -153,6 +162,8 @@ impl Args {
             Some("--mode idle needs --server-pid")
         } else if a.accounts > 0 && (a.ca_file.is_some() || a.target == Target::Echo) {
             Some("--accounts registers over plain TCP to sessiond only")
+        } else if a.mode == Mode::Restart && (a.ca_file.is_some() || a.target == Target::Echo) {
+            Some("--mode restart drives sessiond over plain TCP only")
         } else {
             None
         };
@@ -201,8 +212,16 @@ impl Conn {
     }
 }
 
+mod restart;
+
 fn main() {
-    if let Err(e) = run(Args::parse_checked()) {
+    let a = Args::parse_checked();
+    let result = if a.mode == Mode::Restart {
+        restart::run(&a)
+    } else {
+        run(a)
+    };
+    if let Err(e) = result {
         eprintln!("loadgen: {e}");
         std::process::exit(1);
     }
@@ -291,6 +310,8 @@ fn run(a: Args) -> io::Result<()> {
     let mut join_latencies: Vec<u32> = Vec::with_capacity(1 << 20);
     let mut join_round_trips: u64 = 0;
     let mut join_secs = 0.0;
+    // The server's CPU time when the measurement began (with --server-pid).
+    let mut cpu_at_start: Option<f64> = None;
     // Connections whose first login waits for one in flight to finish (`--in-flight`).
     let mut waiting: std::collections::VecDeque<usize> = Default::default();
     let mut start_login: Vec<usize> = Vec::new();
@@ -359,6 +380,7 @@ fn run(a: Args) -> io::Result<()> {
         {
             measuring_since = Some(now);
             join_secs = now.duration_since(started).as_secs_f64();
+            cpu_at_start = a.server_pid.and_then(cpu_secs);
             end = now + Duration::from_secs(a.secs);
             if a.mode == Mode::Idle {
                 return idle(&a, &mut poll, &mut events, &conns, rss_before);
@@ -540,6 +562,11 @@ fn run(a: Args) -> io::Result<()> {
     latencies.sort_unstable();
     let pct = |p: f64| percentile(&latencies, p);
     let rps = round_trips as f64 / secs;
+    // Microseconds of the server's CPU per round trip measured (0 without --server-pid).
+    let cpu_us = match (cpu_at_start, a.server_pid.and_then(cpu_secs)) {
+        (Some(t0), Some(t1)) if round_trips > 0 => (t1 - t0) * 1e6 / round_trips as f64,
+        _ => 0.0,
+    };
     join_latencies.sort_unstable();
     let join_p99 = percentile(&join_latencies, 0.99);
     let mode = match a.mode {
@@ -563,7 +590,7 @@ fn run(a: Args) -> io::Result<()> {
         pct(0.999)
     );
     println!(
-        "{{\"mode\":\"{mode}\",\"target\":\"{target}\",\"conns\":{},\"storm\":{},\"pipeline\":{},\"secs\":{secs:.3},\"round_trips\":{round_trips},\"rps\":{rps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"logins\":{logins},\"errors\":{errors},\"refused\":{refused},\"join_secs\":{join_secs:.3},\"join_round_trips\":{join_round_trips},\"join_p99_us\":{join_p99}}}",
+        "{{\"mode\":\"{mode}\",\"target\":\"{target}\",\"conns\":{},\"storm\":{},\"pipeline\":{},\"secs\":{secs:.3},\"round_trips\":{round_trips},\"rps\":{rps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"logins\":{logins},\"errors\":{errors},\"refused\":{refused},\"join_secs\":{join_secs:.3},\"join_round_trips\":{join_round_trips},\"join_p99_us\":{join_p99},\"server_cpu_us_per_rt\":{cpu_us:.3}}}",
         a.conns,
         a.storm,
         a.pipeline,
