@@ -31,7 +31,7 @@ for r in $(seq "$ROUNDS"); do
     MAX_SESSIONS=1 start_server restart 7630 1000
     echo "$SPID" >"$dir/pid"
     wait "$load" || { cat "$dir/restart$r.err"; exit 1; }
-    echo "round $r: $(head -1 "$dir/restart$r.out")"
+    echo "round $r: $(head -1 "$dir/restart$r.out") $(grep "own CPU" "$dir/restart$r.err")"
     tail -1 "$dir/restart$r.out"
     [ -n "${SHOW_LOG:-}" ] && grep -v " INFO " "$dir/restart.err" | tail -20
 done

@@ -217,6 +217,11 @@ pub(super) fn run(a: &Args) -> io::Result<()> {
         .and_then(|s| s.trim().parse::<u32>().ok())
         .and_then(cpu_secs)
         .unwrap_or(-1.0);
+    let own_cpu = cpu_secs(std::process::id()).unwrap_or(-1.0);
+    eprintln!(
+        "loadgen: own CPU {own_cpu:.2} s in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     latencies.sort_unstable();
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
     println!(
