@@ -200,7 +200,7 @@ struct ServerArgs {
         default_value_t = DurationArg(EngineConfig::default().session_lifetime)
     )]
     session_lifetime: DurationArg,
-    /// largest frame accepted (header included), 1024 to 16 MiB
+    /// largest frame accepted (header included), 4096 to 16 MiB
     #[arg(
         long,
         value_name = "BYTES",
@@ -831,7 +831,7 @@ mod tests {
         assert!(e.contains("--heartbeat-interval (20s)"), "{e}");
         let e = error(&["--max-frame", "10"]).to_string();
         assert!(
-            e.contains("--max-frame") && e.contains("1024..=16777216"),
+            e.contains("--max-frame") && e.contains("4096..=16777216"),
             "{e}"
         );
         let e = error(&["--tls-cert", "c.pem"]).to_string();

@@ -122,6 +122,9 @@ pub struct AuditArgs {
     /// only records before this time (Unix milliseconds; 0: no limit)
     #[arg(long, value_name = "UNIX_MS")]
     pub until: Option<u64>,
+    /// only the newest N of the records that match (still printed oldest first)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
     /// `--data-dir`: the data directory.
     #[command(flatten)]
     pub data_dir: DataDir,
@@ -219,14 +222,11 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
                 .map_err(|_| format!("user {name} exists"))?
                 .clone();
             journal.append(&Event::UserCreated(user.clone()))?;
-            journal.append(&Event::Audit(Audit {
-                at_ms: at,
-                kind: AuditKind::UserCreated,
-                user_id: user.id,
-                session_id: 0,
-                address: String::new(),
-                detail: format!("{} by operator", role.name()),
-            }))?;
+            let mut a = Audit::new(AuditKind::UserCreated, user.id, 0, "")
+                .reason(u16::from(role.to_u8()))
+                .note(format!("{} by operator", role.name()));
+            a.at_ms = at;
+            journal.append(&Event::Audit(a))?;
             journal.commit()?;
             writeln!(
                 out,
@@ -265,14 +265,11 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             u.role = role;
             let u = u.clone();
             journal.append(&Event::UserUpdated(u))?;
-            journal.append(&Event::Audit(Audit {
-                at_ms: now_ms(),
-                kind: AuditKind::RoleChanged,
-                user_id: id,
-                session_id: 0,
-                address: String::new(),
-                detail: format!("{} -> {} by operator", old.name(), role.name()),
-            }))?;
+            let mut a = Audit::new(AuditKind::RoleChanged, id, 0, "")
+                .reason(u16::from(role.to_u8()))
+                .note(format!("{} -> {} by operator", old.name(), role.name()));
+            a.at_ms = now_ms();
+            journal.append(&Event::Audit(a))?;
             journal.commit()?;
             writeln!(out, "{name}: role {} -> {}", old.name(), role.name())?;
             Ok(())
@@ -326,6 +323,7 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             kind,
             since,
             until,
+            limit,
             data_dir: DataDir { path: data_dir },
         }) => {
             let trail = store::read_audit_trail(&data_dir)?;
@@ -340,40 +338,70 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
                 ),
                 None => None,
             };
-            let rows = trail
+            let name = |id: u64| trail.usernames.get(&id).cloned();
+            let matching: Vec<&Audit> = trail
                 .records
                 .iter()
                 .filter(|a| uid.is_none_or(|u| a.user_id == u))
                 .filter(|a| kind.is_none_or(|k| a.kind == k))
                 .filter(|a| since.is_none_or(|t| a.at_ms >= t))
                 .filter(|a| until.filter(|&t| t > 0).is_none_or(|t| a.at_ms < t))
-                .map(|a| {
-                    vec![
-                        utc(a.at_ms),
-                        a.kind.name().to_owned(),
-                        trail
-                            .usernames
-                            .get(&a.user_id)
-                            .cloned()
-                            .unwrap_or_else(|| "-".into()),
-                        if a.session_id == 0 {
-                            "-".to_owned()
-                        } else {
-                            format!("{:016x}", a.session_id)
-                        },
-                        a.address.clone(),
-                        a.detail.clone(),
-                    ]
-                })
+                .collect();
+            let skip = limit.map_or(0, |n| matching.len().saturating_sub(n));
+            let rows = matching[skip..]
+                .iter()
+                .map(|a| audit_row(a, &name))
                 .collect();
             table(
                 out,
-                &["TIME", "KIND", "USER", "SESSION", "ADDRESS", "DETAIL"],
+                &[
+                    "TIME", "KIND", "REASON", "USER", "SESSION", "ADDRESS", "DEVICE", "BY", "NOTE",
+                ],
                 rows,
             )?;
             Ok(())
         }
     }
+}
+
+/// One printed row of `sessiond audit`: the typed fields, `-` where there is nothing.
+fn audit_row(a: &Audit, name: &dyn Fn(u64) -> Option<String>) -> Vec<String> {
+    let or_dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
+    let session = |id: u64| {
+        if id == 0 {
+            String::new()
+        } else {
+            format!("{id:016x}")
+        }
+    };
+    let user = if a.user_id == 0 {
+        a.username.clone()
+    } else {
+        name(a.user_id).unwrap_or_else(|| format!("#{}", a.user_id))
+    };
+    let by = a.actor.as_ref().map_or_else(String::new, |x| {
+        let who = name(x.user_id).unwrap_or_else(|| format!("#{}", x.user_id));
+        let device = format!("{} {}", x.client, x.platform);
+        format!(
+            "{who} {} {} {}",
+            or_dash(session(x.session_id)),
+            or_dash(x.address.clone()),
+            device.trim()
+        )
+        .trim()
+        .to_owned()
+    });
+    vec![
+        utc(a.at_ms),
+        a.kind.name().to_owned(),
+        a.kind.reason_name(a.reason).unwrap_or("-").to_owned(),
+        or_dash(user),
+        or_dash(session(a.session_id)),
+        or_dash(a.address.clone()),
+        or_dash(format!("{} {}", a.client, a.platform).trim().to_owned()),
+        or_dash(by),
+        or_dash(a.detail.clone()),
+    ]
 }
 
 /// Prints rows under headers (`client::table`).
@@ -442,12 +470,13 @@ mod tests {
             OpsCommand::User(UserCommand::List { data_dir: dir("y") })
         );
         assert_eq!(
-            parse("audit --kind login_failed --since=5").unwrap(),
+            parse("audit --kind login_failed --since=5 --limit 3").unwrap(),
             OpsCommand::Audit(AuditArgs {
                 user: None,
                 kind: Some(AuditKind::LoginFailed),
                 since: Some(5),
                 until: None,
+                limit: Some(3),
                 data_dir: dir(DEFAULT_DATA_DIR),
             })
         );

@@ -350,9 +350,25 @@ fn operators_create_users_set_roles_and_read_the_audit_trail_offline() {
         ["user_created", "role_changed", "session_created"],
         "{out}"
     );
+    // typed columns: TIME (3 words) KIND REASON USER SESSION ADDRESS DEVICE BY NOTE
+    let row = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
     let (_, out, _) = sessiond(&["audit", "--kind", "login_failed", "--data-dir", d], "");
     assert_eq!(out.lines().count(), 2, "{out}");
+    let failed = row(out.lines().nth(1).unwrap());
+    assert_eq!(
+        failed[3..6],
+        ["login_failed", "INVALID_CREDENTIALS", "carol"],
+        "{out}"
+    );
     assert!(out.contains("carol: invalid credentials"), "{out}");
+    // the newest N, still oldest first; the operator's role change: the new role, no actor
+    let args = ["audit", "--user", "carol", "--limit", "2", "--data-dir", d];
+    let (_, out, _) = sessiond(&args, "");
+    let rows: Vec<Vec<String>> = out.lines().skip(1).map(row).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows[0][3..6], ["role_changed", "user", "carol"], "{out}");
+    assert_eq!(rows[0][6..10], ["-", "-", "-", "-"], "{out}");
+    assert_eq!(rows[1][3], "session_created", "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

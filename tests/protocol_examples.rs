@@ -17,16 +17,18 @@ use sessiond::protocol::{
     Token, VerifySession,
 };
 use sessiond::protocol::{
-    AdminListSessions, AdminSetRole, AdminStats, AuditEntry, AuditPage, AuditQuery, ChangePassword,
-    Done, ListSessions, LogoutAll, LogoutScope, NewLogin, ServerShutdown, SessionEntry,
-    SessionList, SessionTarget, Stats, UserTarget,
+    AdminListSessions, AdminSetRole, AdminStats, AuditActor, AuditEntry, AuditPage, AuditQuery,
+    AuditRecord, AuditRecords, AuditSearch, ChangePassword, Done, ListSessions, LogoutAll,
+    LogoutScope, NewLogin, ServerShutdown, SessionEntry, SessionList, SessionTarget, Stats,
+    UserTarget,
 };
 
 fn token() -> Token {
     Token(core::array::from_fn(|i| i as u8))
 }
 
-/// The session of the examples: alice (user 2), session 7, expiring 2026-01-02.
+/// The session of the examples: alice (user 2), session 7, created at `created` and
+/// expiring 24 h after it (the default lifetime).
 fn info(last_login: u64, created: u64) -> SessionInfo {
     SessionInfo {
         session_id: 7,
@@ -36,7 +38,7 @@ fn info(last_login: u64, created: u64) -> SessionInfo {
         user_created: 1_767_225_600_000,
         last_login,
         session_created: created,
-        session_expires: 1_767_312_000_000,
+        session_expires: created + 86_400_000,
         idle_expiry_ms: 1_800_000,
         heartbeat_interval_ms: 5_000,
         heartbeat_timeout_ms: 15_000,
@@ -144,6 +146,26 @@ fn expected() -> BTreeMap<&'static str, Frame> {
         },
     );
     m.insert(
+        "general_failure_too_many_errors",
+        Frame::push(
+            Message::GeneralFailure(GeneralFailure::new(
+                ErrorCode::TooManyErrors,
+                "too many errors in a row",
+            )),
+            true,
+        ),
+    );
+    m.insert(
+        "general_failure_bad_magic",
+        Frame::push(
+            Message::GeneralFailure(GeneralFailure::new(
+                ErrorCode::BadMagic,
+                "bad magic: not a sessiond frame",
+            )),
+            true,
+        ),
+    );
+    m.insert(
         "general_failure_too_large",
         Frame {
             request_id: 1,
@@ -170,7 +192,7 @@ fn expected() -> BTreeMap<&'static str, Frame> {
         Frame::reply(
             1,
             Message::SessionValid(SessionValid {
-                session: info(1_767_225_600_000, 1_767_229_200_000),
+                session: info(1_767_229_200_000, 1_767_229_200_000),
             }),
         ),
     );
@@ -395,6 +417,54 @@ fn expected() -> BTreeMap<&'static str, Frame> {
         ),
     );
     m.insert(
+        "audit_search",
+        Frame::reply(
+            1,
+            Message::AuditSearch(AuditSearch {
+                query: AuditQuery {
+                    token: token(),
+                    username: String::new(),
+                    kind: 0,
+                    from: 0,
+                    to: 0,
+                    cursor: 0,
+                    limit: 10,
+                },
+                newest_first: true,
+            }),
+        ),
+    );
+    m.insert(
+        "audit_records",
+        Frame::reply(
+            1,
+            Message::AuditRecords(AuditRecords {
+                next_cursor: 12,
+                records: vec![AuditRecord {
+                    seq: 12,
+                    at: T0 + 3_600_000,
+                    kind: 7,
+                    reason: 1,
+                    user_id: 2,
+                    username: "alice".into(),
+                    session_id: 7,
+                    address: "192.0.2.1:40000".into(),
+                    client: "cli".into(),
+                    platform: "linux".into(),
+                    actor: AuditActor {
+                        user_id: 2,
+                        username: "alice".into(),
+                        session_id: 8,
+                        address: "192.0.2.7:51000".into(),
+                        client: "phone".into(),
+                        platform: "android".into(),
+                    },
+                    note: "NEW_LOGIN".into(),
+                }],
+            }),
+        ),
+    );
+    m.insert(
         "admin_list_sessions",
         Frame::reply(
             1,
@@ -526,7 +596,7 @@ fn every_opcode_in_the_spec_table_is_known_to_the_codec() {
         assert_eq!(op.name(), name, "opcode 0x{code:02x}");
         seen += 1;
     }
-    assert_eq!(seen, 37, "opcodes found in the table");
+    assert_eq!(seen, 39, "opcodes found in the table");
     assert_eq!(
         seen,
         Opcode::ALL.len(),

@@ -40,7 +40,16 @@ pub enum ClientEvent {
     /// No HEARTBEAT_ACK within the heartbeat timeout: the server or the path is gone.
     /// The connection is given up; reconnect and resume the session.
     ServerUnresponsive,
-    /// The connection is over: after a FATAL frame, the peer's close, or a bad frame.
+    /// A reply this client cannot read (an opcode it does not know, a payload it cannot
+    /// decode): the request `request_id` failed (protocol.md 8); the connection goes on.
+    Unreadable {
+        /// The request it answers.
+        request_id: u32,
+        /// What was wrong with it.
+        error: DecodeError,
+    },
+    /// The connection is over: after a FATAL frame, the peer's close, or a frame whose
+    /// header is bad.
     Closed,
 }
 
@@ -172,17 +181,36 @@ impl ClientCore {
         self.output.advance(n.min(self.output.len()));
     }
 
-    /// Bytes read from the socket. A frame that cannot be decoded ends the connection
-    /// (the error is returned, and `Closed` queued).
+    /// Bytes read from the socket. A frame whose header is bad ends the connection (the
+    /// error is returned, and `Closed` queued). A frame with a readable header that cannot
+    /// be decoded is skipped (protocol.md 8): a push is ignored, and a reply fails its
+    /// request ([`ClientEvent::Unreadable`]).
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), DecodeError> {
         self.input.extend_from_slice(bytes);
         loop {
             match protocol::decode(&mut self.input, DecodeLimits::client(CLIENT_MAX_FRAME)) {
                 Ok(Some(frame)) => self.on_frame(frame, now),
                 Ok(None) => return Ok(()),
-                Err(e) => {
+                Err(e) if e.kind.breaks_framing() => {
                     self.close();
                     return Err(e);
+                }
+                // A push (request id 0): ignored.
+                Err(e) if e.request_id == 0 => {}
+                Err(e) => {
+                    let Some(i) = self.pending.iter().position(|p| p.id == e.request_id) else {
+                        continue;
+                    };
+                    let p = self.pending.swap_remove(i);
+                    if let Some(b) = self.beat.as_mut() {
+                        if b.awaiting.is_some_and(|(id, _)| id == p.id) {
+                            b.awaiting = None;
+                        }
+                    }
+                    self.events.push_back(ClientEvent::Unreadable {
+                        request_id: p.id,
+                        error: e,
+                    });
                 }
             }
         }
@@ -373,6 +401,35 @@ mod tests {
         c.handle_input(&reply(id, ok), t0).unwrap();
         assert!(matches!(c.poll_event(), Some(ClientEvent::Reply(_))));
         c
+    }
+
+    #[test]
+    fn unknown_pushes_are_ignored_and_an_unreadable_reply_fails_its_request() {
+        let t0 = Instant::now();
+        let mut c = logged_in(t0);
+        // protocol.md 8: a push with an opcode this client does not know
+        let push = [0x53, 0x44, 0x01, 0x7e, 0, 0x02, 0, 0, 0, 0, 0, 0, 0, 1, 9];
+        c.handle_input(&push, t0).unwrap();
+        assert_eq!(c.poll_event(), None);
+        assert!(!c.is_closed());
+        // a reply with an unknown opcode to a pending request
+        let id = c.request(Message::Heartbeat(Heartbeat { token: token() }), t0);
+        sent(&mut c);
+        let mut bad = vec![0x53, 0x44, 0x01, 0x7e, 0, 0];
+        bad.extend(id.to_be_bytes());
+        bad.extend([0, 0, 0, 0]);
+        c.handle_input(&bad, t0).unwrap();
+        match c.poll_event() {
+            Some(ClientEvent::Unreadable { request_id, error }) => {
+                assert_eq!(request_id, id);
+                assert_eq!(error.kind, protocol::DecodeErrorKind::UnknownOpcode(0x7e));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!c.is_closed());
+        // a bad header still ends the connection
+        assert!(c.handle_input(b"HTTP/1.1 400", t0).is_err());
+        assert!(c.is_closed());
     }
 
     #[test]

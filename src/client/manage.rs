@@ -1,4 +1,4 @@
-//! The client side of session management (protocol.md 5.21 to 5.34): own sessions, the
+//! The client side of session management (protocol.md 5.21 to 5.34, 5.36, 5.37): own sessions, the
 //! audit trail, and the administrators' operations. Each call sends the session's token
 //! and returns the typed reply; FORBIDDEN, NOT_FOUND and the like come back as
 //! `ClientError::Server` with their code.
@@ -6,12 +6,12 @@
 use super::{Client, ClientError};
 use crate::protocol::Secret;
 use crate::protocol::{
-    AdminListSessions, AdminSetRole, AdminStats, AuditPage, AuditQuery, ChangePassword,
-    ListSessions, LogoutAll, LogoutScope, Message, Role, SessionList, SessionTarget, Stats,
-    UserTarget,
+    AdminListSessions, AdminSetRole, AdminStats, AuditPage, AuditQuery, AuditRecords, AuditSearch,
+    ChangePassword, ListSessions, LogoutAll, LogoutScope, Message, Role, SessionList,
+    SessionTarget, Stats, Token, UserTarget,
 };
 
-/// What AUDIT_QUERY asks for (`Default`: your own events, or everyone's for an admin,
+/// What AUDIT_QUERY or AUDIT_SEARCH asks for (`Default`: your own events, or everyone's for an admin,
 /// oldest first, a full page).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditRequest {
@@ -28,6 +28,23 @@ pub struct AuditRequest {
     pub cursor: u64,
     /// 0: as many as the server sends in one page.
     pub limit: u16,
+    /// AUDIT_SEARCH only: newest first (the cursor is then the `next_cursor` to continue
+    /// below; 0 starts from the newest).
+    pub newest_first: bool,
+}
+
+impl AuditRequest {
+    fn query(&self, token: Token) -> AuditQuery {
+        AuditQuery {
+            token,
+            username: self.username.clone(),
+            kind: self.kind,
+            from: self.from_ms,
+            to: self.to_ms,
+            cursor: self.cursor,
+            limit: self.limit,
+        }
+    }
 }
 
 impl Client {
@@ -88,17 +105,22 @@ impl Client {
     /// AUDIT_QUERY.
     pub fn audit_query(&mut self, q: &AuditRequest) -> Result<AuditPage, ClientError> {
         let token = self.current_token()?;
-        let reply = self.request(Message::AuditQuery(AuditQuery {
-            token,
-            username: q.username.clone(),
-            kind: q.kind,
-            from: q.from_ms,
-            to: q.to_ms,
-            cursor: q.cursor,
-            limit: q.limit,
-        }))?;
+        let reply = self.request(Message::AuditQuery(q.query(token)))?;
         match reply.message {
             Message::AuditPage(p) => Ok(p),
+            _ => Err(ClientError::Unexpected(Box::new(reply))),
+        }
+    }
+
+    /// AUDIT_SEARCH: typed records, oldest or newest first (`q.newest_first`).
+    pub fn audit_search(&mut self, q: &AuditRequest) -> Result<AuditRecords, ClientError> {
+        let token = self.current_token()?;
+        let reply = self.request(Message::AuditSearch(AuditSearch {
+            query: q.query(token),
+            newest_first: q.newest_first,
+        }))?;
+        match reply.message {
+            Message::AuditRecords(p) => Ok(p),
             _ => Err(ClientError::Unexpected(Box::new(reply))),
         }
     }

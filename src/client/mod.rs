@@ -309,6 +309,12 @@ impl Client {
         self.core.token()
     }
 
+    /// Whether the connection is over (closed by either side, broken, or given up after
+    /// unanswered heartbeats): every later request fails with `ClientError::Closed`.
+    pub fn is_closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
     /// Whether the client heartbeats on its own while it waits (default: yes).
     pub fn set_auto_heartbeat(&mut self, on: bool) {
         self.core.set_auto_heartbeat(on);
@@ -444,6 +450,10 @@ impl Client {
                     ClientEvent::Reply(frame) | ClientEvent::Push(frame) => {
                         self.note_push(frame)?
                     }
+                    ClientEvent::Unreadable { request_id, error } if request_id == id => {
+                        return Err(ClientError::Decode(error))
+                    }
+                    ClientEvent::Unreadable { .. } => {}
                     ClientEvent::ServerUnresponsive => return Err(ClientError::Timeout),
                     ClientEvent::Closed => return Err(ClientError::Closed(None)),
                 }
@@ -583,6 +593,9 @@ impl Client {
         loop {
             match self.core.poll_event() {
                 Some(ClientEvent::Reply(f) | ClientEvent::Push(f)) => return Ok(f),
+                Some(ClientEvent::Unreadable { error, .. }) => {
+                    return Err(ClientError::Decode(error))
+                }
                 Some(ClientEvent::ServerUnresponsive) => return Err(ClientError::Timeout),
                 Some(ClientEvent::Closed) => return Err(ClientError::Closed(None)),
                 None if self.core.is_closed() => return Err(ClientError::Closed(None)),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use log::{debug, error, info};
 
 use super::ending::By;
-use super::event::{AuditKind, Event, StoredSession};
+use super::event::{Actor, Audit, AuditKind, Event, StoredSession};
 use super::{millis, slot, DuplicatePolicy, End, Engine, OnLimit, Refusal, TimerKey};
 use crate::auth::{HashJob, HashResult, JobKind, JobOutcome};
 use crate::conn::{Conn, ConnId, ConnState, Peer, PendingAuth, PendingKind};
@@ -39,7 +39,8 @@ impl Engine {
                 retry_after_ms: millis(wait),
                 message: "too many attempts; retry later".into(),
             };
-            self.refuse_login(id, rid, user_id.unwrap_or(0), &req.username, failure, now);
+            let tried = Tried::of(&req.username, &req.client, &req.platform);
+            self.refuse_login(id, rid, user_id.unwrap_or(0), tried, failure, now);
             return;
         }
         let job = JobKind::Verify {
@@ -199,8 +200,8 @@ impl Engine {
                             .conn(id)
                             .map(|c| c.peer.to_string())
                             .unwrap_or_default();
-                        let name = user.username.clone();
-                        self.audit(AuditKind::Registered, user.id, 0, peer, name, now);
+                        let a = Audit::new(AuditKind::Registered, user.id, 0, peer);
+                        self.audit(a, now);
                         self.stats.registrations += 1;
                         info!("registered user={} id={}", user.username, user.id);
                         self.rearm_login_deadline(id, pending.deadline);
@@ -331,13 +332,15 @@ impl Engine {
                 retry_after_ms,
                 message,
             };
-            self.refuse_login(id, pending.request_id, uid, &pending.username, failure, now);
+            self.refuse_login(id, pending.request_id, uid, pending.tried(), failure, now);
             return;
         }
         // protocol.md 5.2 / the session limit: decided here, on the one loop thread, so
         // two logins racing cannot both win.
         let max = self.cfg.max_sessions_per_user;
         let live = self.sessions.of_user(uid);
+        // Ended once the new session exists (so each record can name it as the cause).
+        let mut displaced: Vec<u64> = Vec::new();
         if max > 0 && live.len() >= max {
             match self.cfg.on_limit {
                 OnLimit::RejectNew => {
@@ -349,26 +352,13 @@ impl Engine {
                             "at most {max} session(s) per user; log out elsewhere first"
                         ),
                     };
-                    let name = &pending.username;
-                    self.refuse_login(id, pending.request_id, uid, name, failure, now);
+                    let tried = pending.tried();
+                    self.refuse_login(id, pending.request_id, uid, tried, failure, now);
                     return;
                 }
                 OnLimit::RevokeOldest => {
                     let excess = live.len() + 1 - max;
-                    let oldest: Vec<u64> = live.take(excess).collect();
-                    for sid in oldest {
-                        self.end_session(
-                            sid,
-                            End::Revoked {
-                                reason: RevokeReason::NewLogin,
-                                by_client: pending.client.clone(),
-                                by_platform: pending.platform.clone(),
-                                by_address: peer.to_string(),
-                            },
-                            0,
-                            now,
-                        );
-                    }
+                    displaced = live.take(excess).collect();
                 }
             }
         }
@@ -388,6 +378,21 @@ impl Engine {
                 return;
             }
         };
+        let by = Actor {
+            user_id: uid,
+            session_id,
+            address: peer.to_string(),
+            client: pending.client.clone(),
+            platform: pending.platform.clone(),
+        };
+        for sid in displaced {
+            let reason = RevokeReason::NewLogin;
+            let end = End::Revoked {
+                reason,
+                by: by.clone(),
+            };
+            self.end_session(sid, end, 0, now);
+        }
         self.activate(id, session_id, &token, now);
         let Some(user) = self.users.get_mut(uid) else {
             return;
@@ -400,9 +405,9 @@ impl Engine {
         });
         self.notify_new_login(uid, session_id, id, now);
         self.stats.logins_ok += 1;
-        let device = format!("{} {}", pending.client, pending.platform);
-        let kind = AuditKind::SessionCreated;
-        self.audit(kind, uid, session_id, peer.to_string(), device.trim(), now);
+        let a = Audit::new(AuditKind::SessionCreated, uid, session_id, peer.to_string())
+            .device(&pending.client, &pending.platform);
+        self.audit(a, now);
         info!(
             "login ok user={} session={:016x} peer={} client={:?} platform={:?}",
             pending.username, session_id, peer, pending.client, pending.platform
@@ -572,7 +577,7 @@ impl Engine {
             retry_after_ms: 0,
             message: "invalid username or password".into(),
         };
-        self.refuse_login(id, pending.request_id, uid, &pending.username, failure, now);
+        self.refuse_login(id, pending.request_id, uid, pending.tried(), failure, now);
     }
 
     /// Answers a login with LOGIN_FAILURE, every reason the same way: counted (throttled
@@ -582,7 +587,7 @@ impl Engine {
         id: ConnId,
         rid: u32,
         uid: u64,
-        username: &str,
+        tried: Tried<'_>,
         f: LoginFailure,
         now: Instant,
     ) {
@@ -596,9 +601,16 @@ impl Engine {
             self.stats.logins_failed += 1;
         }
         let why = f.reason.name().to_lowercase().replace('_', " ");
-        info!("login refused ({why}) user={username} peer={peer}");
-        let detail = format!("{username}: {why}");
-        self.audit(AuditKind::LoginFailed, uid, 0, peer, detail, now);
+        info!("login refused ({why}) user={} peer={peer}", tried.username);
+        let detail = format!("{}: {why}", tried.username);
+        let mut a = Audit::new(AuditKind::LoginFailed, uid, 0, peer)
+            .reason(f.reason.to_u16())
+            .device(tried.client, tried.platform)
+            .note(detail);
+        if uid == 0 {
+            a = a.tried(tried.username);
+        }
+        self.audit(a, now);
         self.send(id, rid, Flags::NONE, &Message::LoginFailure(f), now);
     }
 
@@ -695,15 +707,12 @@ impl Engine {
             .map(|u| u.last_login_ms)
             .unwrap_or(0);
         info!("session resumed session={sid:016x} peer={peer}");
-        let uid = self.sessions.get(sid).map(|s| s.user_id).unwrap_or(0);
-        self.audit(
-            AuditKind::SessionResumed,
-            uid,
-            sid,
-            peer.to_string(),
-            "",
-            now,
-        );
+        if let Some(s) = self.sessions.get(sid) {
+            let (client, platform) = self.sessions.device(s);
+            let a = Audit::new(AuditKind::SessionResumed, s.user_id, sid, peer.to_string())
+                .device(client, platform);
+            self.audit(a, now);
+        }
         let Some(session) = self.session_info(sid, last_login) else {
             return;
         };
@@ -757,5 +766,29 @@ impl Engine {
             let deadline = *deadline;
             self.rearm_login_deadline(id, deadline);
         }
+    }
+}
+
+/// What a refused login tried: the name and the device it gave.
+#[derive(Clone, Copy)]
+struct Tried<'a> {
+    username: &'a str,
+    client: &'a str,
+    platform: &'a str,
+}
+
+impl<'a> Tried<'a> {
+    fn of(username: &'a str, client: &'a str, platform: &'a str) -> Tried<'a> {
+        Tried {
+            username,
+            client,
+            platform,
+        }
+    }
+}
+
+impl PendingAuth {
+    fn tried(&self) -> Tried<'_> {
+        Tried::of(&self.username, &self.client, &self.platform)
     }
 }

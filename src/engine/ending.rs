@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use log::{info, warn};
 
-use super::event::{AuditKind, EndKind, Event};
+use super::event::{Audit, AuditKind, EndKind, Event};
 use super::{End, Engine, TimerKey};
 use crate::conn::ConnId;
 use crate::protocol::{
@@ -119,7 +119,11 @@ impl Engine {
             End::Expired(Expiry::Absolute) => EndKind::ExpiredAbsolute,
             End::Revoked { .. } => EndKind::Revoked,
         };
-        let Some(expires_ms) = self.sessions.get(sid).map(|s| s.expires_ms) else {
+        let Some((expires_ms, client, platform)) = self.sessions.get(sid).map(|s| {
+            // Read now: the table lets go of the device label when the session ends.
+            let (c, p) = self.sessions.device(s);
+            (s.expires_ms, c.to_owned(), p.to_owned())
+        }) else {
             return;
         };
         let keep_until_ms = expires_ms.max(at_ms + self.cfg.tombstone_min.as_millis() as u64);
@@ -134,24 +138,33 @@ impl Engine {
             kind,
             at_ms,
         });
-        let (audit_kind, detail) = match &end {
-            End::LoggedOut => (AuditKind::LoggedOut, String::new()),
-            End::Expired(Expiry::Idle) => (AuditKind::ExpiredIdle, String::new()),
-            End::Expired(Expiry::Absolute) => (AuditKind::ExpiredAbsolute, String::new()),
-            End::Revoked {
-                reason,
-                by_client,
-                by_platform,
-                by_address,
-            } => (
-                AuditKind::Revoked,
-                format!(
-                    "{} by {by_address} ({by_client} {by_platform})",
-                    reason.name()
-                ),
-            ),
+        let a = Audit::new(AuditKind::LoggedOut, s.user_id, sid, s.peer.to_string())
+            .device(&client, &platform);
+        let a = match &end {
+            End::LoggedOut => a,
+            End::Expired(Expiry::Idle) => Audit {
+                kind: AuditKind::ExpiredIdle,
+                ..a.reason(ExpiredReason::Idle.to_u16())
+            },
+            End::Expired(Expiry::Absolute) => Audit {
+                kind: AuditKind::ExpiredAbsolute,
+                ..a.reason(ExpiredReason::Absolute.to_u16())
+            },
+            End::Revoked { reason, by } => {
+                let note = format!(
+                    "{} by {} ({} {})",
+                    reason.name(),
+                    by.address,
+                    by.client,
+                    by.platform
+                );
+                Audit {
+                    kind: AuditKind::Revoked,
+                    ..a.reason(reason.to_u16()).actor(by.clone()).note(note)
+                }
+            }
         };
-        self.audit(audit_kind, s.user_id, sid, s.peer.to_string(), detail, now);
+        self.audit(a, now);
         let user = self
             .users
             .get(s.user_id)
@@ -188,25 +201,20 @@ impl Engine {
                     self.close(cid, now);
                 }
             }
-            End::Revoked {
-                reason,
-                by_client,
-                by_platform,
-                by_address,
-            } => {
+            End::Revoked { reason, by } => {
                 self.stats.revocations += 1;
                 info!(
                     "session revoked ({}) user={} session={:016x} by {}",
                     reason.name(),
                     user,
                     sid,
-                    by_address
+                    by.address
                 );
                 if let Some(cid) = bound {
                     let by = By {
-                        client: &by_client,
-                        platform: &by_platform,
-                        address: &by_address,
+                        client: &by.client,
+                        platform: &by.platform,
+                        address: &by.address,
                     };
                     self.push_revoked(cid, sid, reason, &by, now);
                     self.close(cid, now);

@@ -65,7 +65,8 @@ wire_enum! {
         LoggedOut = 6 => "logged_out",
         /// Ended by a revocation; `detail` names the reason and who caused it.
         Revoked = 7 => "revoked",
-        /// A login was refused; `detail` names the username tried and why.
+        /// A login was refused (`reason`: LOGIN_FAILURE's); `username` is the name tried
+        /// when no such account exists.
         LoginFailed = 8 => "login_failed",
         /// REGISTER_REQUEST created the account.
         Registered = 9 => "registered",
@@ -79,26 +80,137 @@ wire_enum! {
         PasswordChanged = 13 => "password_changed",
         /// An operator created the account (`sessiond user add`).
         UserCreated = 14 => "user_created",
+        /// CHANGE_PASSWORD was refused (`reason`: LOGIN_FAILURE's `INVALID_CREDENTIALS` for
+        /// a wrong old password, `THROTTLED` or `SERVER_BUSY`).
+        PasswordChangeFailed = 15 => "password_change_failed",
     }
 }
 
-/// One entry of the audit trail: what happened, when, to whom, from where.
+impl AuditKind {
+    /// The name of `reason` in the table this kind's reasons come from (protocol.md 5.37);
+    /// None for 0 where the kind has no reason, or a code the table lacks.
+    pub fn reason_name(self, reason: u16) -> Option<&'static str> {
+        use crate::protocol::{ExpiredReason, LoginFailureReason, RevokeReason, Role};
+        let known = |name: &'static str| (!name.starts_with("UNKNOWN")).then_some(name);
+        match self {
+            AuditKind::Revoked => known(RevokeReason::from_u16(reason).name()),
+            AuditKind::ExpiredIdle | AuditKind::ExpiredAbsolute => {
+                known(ExpiredReason::from_u16(reason).name())
+            }
+            AuditKind::LoginFailed | AuditKind::PasswordChangeFailed => {
+                known(LoginFailureReason::from_u16(reason).name())
+            }
+            AuditKind::RoleChanged | AuditKind::UserCreated => u8::try_from(reason)
+                .ok()
+                .and_then(Role::from_u8)
+                .map(Role::name),
+            _ => None,
+        }
+    }
+}
+
+/// Who caused an audited event, when it was not the subject itself: the administrator,
+/// the user acting from another session, the login that took a session's place.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Actor {
+    /// The acting account.
+    pub user_id: u64,
+    /// The session it acted from (0: none, e.g. before its own login completed).
+    pub session_id: u64,
+    /// Its address, `ip:port`.
+    pub address: String,
+    /// Its client program.
+    pub client: String,
+    /// Its platform.
+    pub platform: String,
+}
+
+/// One entry of the audit trail: what happened, when, to whom, why, by whom, from where
+/// (protocol.md 5.36). Typed fields carry the meaning; `detail` is a note for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audit {
     /// When it happened, Unix ms.
     pub at_ms: u64,
     /// What happened.
     pub kind: AuditKind,
+    /// The reason code, from the protocol table the kind names (protocol.md 5.36); 0: none.
+    pub reason: u16,
     /// The account, 0 when none is known (a failed login for an unknown name).
     pub user_id: u64,
+    /// The name a login tried when no such account exists (`user_id` 0); empty otherwise
+    /// (the account's name follows from `user_id`).
+    pub username: String,
     /// The session, 0 when none is involved.
     pub session_id: u64,
     /// The address involved as `ip:port` (the connection's, or the session's last);
     /// empty for the operator commands' records.
     pub address: String,
-    /// Free text (see each [`AuditKind`]); may be empty. The journal keeps at most
+    /// The device involved: the client program (LOGIN_REQUEST's, VERIFY_SESSION's, or
+    /// the session's).
+    pub client: String,
+    /// ... and its platform.
+    pub platform: String,
+    /// Who caused it, when not the subject itself.
+    pub actor: Option<Actor>,
+    /// A note for people (see each [`AuditKind`]); may be empty. The journal keeps at most
     /// [`MAX_DETAIL`] bytes of it.
     pub detail: String,
+}
+
+impl Audit {
+    /// A record of `kind` about `user_id`'s session `session_id` seen from `address`;
+    /// the time is set when it is appended.
+    pub fn new(
+        kind: AuditKind,
+        user_id: u64,
+        session_id: u64,
+        address: impl Into<String>,
+    ) -> Audit {
+        Audit {
+            at_ms: 0,
+            kind,
+            reason: 0,
+            user_id,
+            username: String::new(),
+            session_id,
+            address: address.into(),
+            client: String::new(),
+            platform: String::new(),
+            actor: None,
+            detail: String::new(),
+        }
+    }
+
+    /// With a reason code.
+    pub fn reason(mut self, reason: u16) -> Audit {
+        self.reason = reason;
+        self
+    }
+
+    /// With the device involved.
+    pub fn device(mut self, client: &str, platform: &str) -> Audit {
+        self.client = client.to_owned();
+        self.platform = platform.to_owned();
+        self
+    }
+
+    /// With who caused it.
+    pub fn actor(mut self, actor: Actor) -> Audit {
+        self.actor = Some(actor);
+        self
+    }
+
+    /// With a note for people.
+    pub fn note(mut self, detail: impl Into<String>) -> Audit {
+        self.detail = detail.into();
+        self
+    }
+
+    /// With the name a login tried (for an unknown account).
+    pub fn tried(mut self, username: &str) -> Audit {
+        self.username = username.to_owned();
+        self
+    }
 }
 
 /// One durable change.
@@ -200,6 +312,15 @@ mod tests {
             assert_eq!(AuditKind::from_name(k.name()), Some(k));
         }
         assert_eq!(AuditKind::from_u8(0), None);
+        assert_eq!(AuditKind::Revoked.reason_name(1), Some("NEW_LOGIN"));
+        assert_eq!(AuditKind::Revoked.reason_name(0x77), None);
+        assert_eq!(AuditKind::ExpiredIdle.reason_name(1), Some("IDLE"));
+        assert_eq!(
+            AuditKind::PasswordChangeFailed.reason_name(6),
+            Some("THROTTLED")
+        );
+        assert_eq!(AuditKind::RoleChanged.reason_name(1), Some("admin"));
+        assert_eq!(AuditKind::SessionCreated.reason_name(0), None);
         assert_eq!(AuditKind::from_u8(AuditKind::ALL.len() as u8 + 1), None);
     }
 }

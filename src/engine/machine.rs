@@ -155,6 +155,13 @@ impl Engine {
         self.stats.protocol_errors += 1;
         debug!("decode error conn={}: {}", id.index, e);
         let (code, msg) = (e.kind.code(), e.kind.message());
+        if e.kind.unreadable_header() {
+            // Not a frame of this protocol: an answer to the connection, not to a request.
+            let failure = Message::GeneralFailure(GeneralFailure::new(code, msg));
+            self.send(id, 0, Flags::PUSH | Flags::FATAL, &failure, now);
+            self.close(id, now);
+            return;
+        }
         self.reply_error(id, e.request_id, code, msg, fatal, now);
     }
 
@@ -312,33 +319,22 @@ impl Engine {
         let last = s.last_activity_ms;
         s.saved_activity_ms = last;
         let (user_id, peer) = (s.user_id, s.peer);
+        let mut a = Audit::new(AuditKind::SessionDetached, user_id, sid, peer.to_string());
+        if let Some(s) = self.sessions.get(sid) {
+            let (client, platform) = self.sessions.device(s);
+            a = a.device(client, platform);
+        }
         self.watch_session(sid);
         self.events.push(Event::SessionActivity {
             id: sid,
             at_ms: last.min(at),
         });
-        let kind = AuditKind::SessionDetached;
-        self.audit(kind, user_id, sid, peer.to_string(), "", now);
+        self.audit(a, now);
     }
 
-    /// Appends an audit record (journaled with the turn's commit).
-    pub(super) fn audit(
-        &mut self,
-        kind: AuditKind,
-        user_id: u64,
-        session_id: u64,
-        address: impl Into<String>,
-        detail: impl Into<String>,
-        now: Instant,
-    ) {
-        let a = Audit {
-            at_ms: self.unix_ms(now),
-            kind,
-            user_id,
-            session_id,
-            address: address.into(),
-            detail: detail.into(),
-        };
+    /// Appends an audit record, stamped `now` (journaled with the turn's commit).
+    pub(super) fn audit(&mut self, mut a: Audit, now: Instant) {
+        a.at_ms = self.unix_ms(now);
         self.audit_log.push(&a);
         self.events.push(Event::Audit(a));
     }

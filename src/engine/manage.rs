@@ -1,6 +1,6 @@
-//! Session management over the protocol (protocol.md 5.20 to 5.33): a user's own sessions
-//! (list, revoke, log out everywhere, change password), the audit trail, and the
-//! administrators' operations (every session, force-logout, suspension, roles, stats).
+//! Session management over the protocol (protocol.md 5.21 to 5.34, 5.36, 5.37): a user's
+//! own sessions (list, revoke, log out everywhere, change password), the audit trail, and
+//! the administrators' operations (every session, force-logout, suspension, roles, stats).
 //!
 //! Every request carries the connection's token (checked like a heartbeat's). Access rule:
 //! a user acts on their own sessions only, and asking about anyone else's gets FORBIDDEN
@@ -10,14 +10,13 @@ use std::time::Instant;
 
 use log::info;
 
-use super::audit_log::AuditFilter;
-use super::event::{AuditKind, Event};
+use super::event::{Actor, Audit, AuditKind, Event};
 use super::{millis, End, Engine};
 use crate::auth::{HashJob, JobKind, JobOutcome};
 use crate::conn::ConnId;
 use crate::protocol::{
-    AdminListSessions, AdminSetRole, AuditEntry, AuditPage, AuditQuery, ChangePassword, Done,
-    ErrorCode, Flags, ListSessions, LogoutAll, LogoutScope, Message, NewLogin, RevokeReason, Role,
+    AdminListSessions, AdminSetRole, ChangePassword, Done, ErrorCode, Flags, ListSessions,
+    LoginFailureReason, LogoutAll, LogoutScope, Message, NewLogin, RevokeReason, Role,
     SessionEntry, SessionList, SessionTarget, Stats, Token, UserTarget, MAX_PAGE,
 };
 use crate::session::{Session, User};
@@ -37,14 +36,14 @@ fn is_admin_only(m: &Message) -> bool {
 pub const MAX_NEW_LOGIN_NOTICES: usize = 32;
 
 /// Who sent a management request.
-struct Caller {
-    session_id: u64,
-    user_id: u64,
-    username: String,
-    role: Role,
-    client: String,
-    platform: String,
-    address: String,
+pub(super) struct Caller {
+    pub(super) session_id: u64,
+    pub(super) user_id: u64,
+    pub(super) username: String,
+    pub(super) role: Role,
+    pub(super) client: String,
+    pub(super) platform: String,
+    pub(super) address: String,
 }
 
 impl Caller {
@@ -52,10 +51,25 @@ impl Caller {
     fn revokes(&self, reason: RevokeReason) -> End {
         End::Revoked {
             reason,
-            by_client: self.client.clone(),
-            by_platform: self.platform.clone(),
-            by_address: self.address.clone(),
+            by: self.actor(),
         }
+    }
+
+    /// The caller as the actor of what it does.
+    fn actor(&self) -> Actor {
+        Actor {
+            user_id: self.user_id,
+            session_id: self.session_id,
+            address: self.address.clone(),
+            client: self.client.clone(),
+            platform: self.platform.clone(),
+        }
+    }
+
+    /// An audit record of `kind` about the caller's own session.
+    fn own(&self, kind: AuditKind) -> Audit {
+        Audit::new(kind, self.user_id, self.session_id, self.address.clone())
+            .device(&self.client, &self.platform)
     }
 }
 
@@ -66,6 +80,7 @@ fn token_of(m: &Message) -> Option<&Token> {
         Message::LogoutAll(r) => &r.token,
         Message::ChangePassword(r) => &r.token,
         Message::AuditQuery(r) => &r.token,
+        Message::AuditSearch(r) => &r.query.token,
         Message::AdminListSessions(r) => &r.token,
         Message::AdminLogoutUser(r)
         | Message::AdminSuspendUser(r)
@@ -105,6 +120,7 @@ impl Engine {
             Message::LogoutAll(r) => self.logout_all(id, rid, &caller, r, now),
             Message::ChangePassword(r) => self.start_change_password(id, rid, &caller, r, now),
             Message::AuditQuery(r) => self.audit_query(id, rid, &caller, r, now),
+            Message::AuditSearch(r) => self.audit_search(id, rid, &caller, r, now),
             Message::AdminListSessions(r) => self.admin_list(id, rid, &caller, r, now),
             Message::AdminRevokeSession(r) => self.admin_revoke(id, rid, &caller, r, now),
             Message::AdminLogoutUser(r) => self.admin_logout_user(id, rid, &caller, r, now),
@@ -266,6 +282,11 @@ impl Engine {
         if let Err(wait) = self.admit_hash(id, Some(c.user_id), now) {
             self.stats.logins_throttled += 1;
             let msg = format!("too many attempts; retry in {} ms", millis(wait));
+            let a = c
+                .own(AuditKind::PasswordChangeFailed)
+                .reason(LoginFailureReason::Throttled.to_u16())
+                .note(msg.clone());
+            self.audit(a, now);
             self.reply_error(id, rid, ErrorCode::Throttled, &msg, false, now);
             return;
         }
@@ -314,8 +335,7 @@ impl Engine {
                 }
                 self.update_user(c.user_id, |u| u.password = record);
                 self.stats.password_changes += 1;
-                let kind = AuditKind::PasswordChanged;
-                self.audit(kind, c.user_id, sid, c.address.clone(), "", now);
+                self.audit(c.own(AuditKind::PasswordChanged), now);
                 info!("password changed user={} peer={}", c.username, c.address);
                 let end = c.revokes(RevokeReason::PasswordChanged);
                 let n = self.revoke_user(c.user_id, Some(sid), &end, now);
@@ -324,15 +344,22 @@ impl Engine {
             Some(JobOutcome::Changed(None)) => {
                 self.policy.failed(c.user_id, now);
                 self.record_streak(c.user_id);
-                let detail = format!("{}: wrong old password (CHANGE_PASSWORD)", c.username);
-                let kind = AuditKind::LoginFailed;
-                self.audit(kind, c.user_id, sid, c.address.clone(), detail, now);
+                let a = c
+                    .own(AuditKind::PasswordChangeFailed)
+                    .reason(LoginFailureReason::InvalidCredentials.to_u16())
+                    .note("wrong old password");
+                self.audit(a, now);
                 let code = ErrorCode::WrongPassword;
                 self.reply_error(id, rid, code, "old password is wrong", false, now);
             }
             None => {
                 let retry_after = self.busy.refuse(now);
                 let msg = format!("server busy; retry in {} ms", millis(retry_after));
+                let a = c
+                    .own(AuditKind::PasswordChangeFailed)
+                    .reason(LoginFailureReason::ServerBusy.to_u16())
+                    .note(msg.clone());
+                self.audit(a, now);
                 self.reply_error(id, rid, ErrorCode::Throttled, &msg, false, now);
             }
             Some(other) => {
@@ -356,75 +383,6 @@ impl Engine {
             let u = u.clone();
             self.events.push(Event::UserUpdated(u));
         }
-    }
-
-    fn audit_query(&mut self, id: ConnId, rid: u32, c: &Caller, q: AuditQuery, now: Instant) {
-        let user_id = if q.username.is_empty() {
-            (c.role != Role::Admin).then_some(c.user_id)
-        } else if q.username == c.username {
-            Some(c.user_id)
-        } else if c.role != Role::Admin {
-            let code = ErrorCode::Forbidden;
-            self.reply_error(id, rid, code, "only your own events", false, now);
-            return;
-        } else {
-            match self.users.by_name(&q.username) {
-                Some(u) => Some(u.id),
-                None => {
-                    self.reply_error(id, rid, ErrorCode::NotFound, "no such user", false, now);
-                    return;
-                }
-            }
-        };
-        let kind = match q.kind {
-            0 => None,
-            k if AuditKind::from_u8(k).is_some() => Some(k),
-            _ => {
-                self.reply_error(
-                    id,
-                    rid,
-                    ErrorCode::InvalidArgument,
-                    "unknown event kind",
-                    false,
-                    now,
-                );
-                return;
-            }
-        };
-        let filter = AuditFilter {
-            user_id,
-            kind,
-            from_ms: q.from,
-            to_ms: q.to,
-        };
-        let (found, next_cursor) = self.audit_log.query(&filter, q.cursor, page_limit(q.limit));
-        let entries = found
-            .into_iter()
-            .map(|(seq, a)| AuditEntry {
-                seq,
-                at: a.at_ms,
-                kind: a.kind as u8,
-                user_id: a.user_id,
-                username: self
-                    .users
-                    .get(a.user_id)
-                    .map(|u| u.username.clone())
-                    .unwrap_or_default(),
-                session_id: a.session_id,
-                address: a.address,
-                detail: a.detail,
-            })
-            .collect();
-        self.send(
-            id,
-            rid,
-            Flags::NONE,
-            &Message::AuditPage(AuditPage {
-                next_cursor,
-                entries,
-            }),
-            now,
-        );
     }
 
     /// The named user, or NOT_FOUND answered.
@@ -503,8 +461,10 @@ impl Engine {
             } else {
                 AuditKind::Unsuspended
             };
-            let detail = format!("by {}", c.username);
-            self.audit(kind, uid, 0, c.address.clone(), detail, now);
+            let a = Audit::new(kind, uid, 0, c.address.clone())
+                .actor(c.actor())
+                .note(format!("by {}", c.username));
+            self.audit(a, now);
             info!(
                 "admin {} {} user={}",
                 c.username,
@@ -528,15 +488,12 @@ impl Engine {
         let old = self.users.get(uid).map(|u| u.role).unwrap_or(r.role);
         if old != r.role {
             self.update_user(uid, |u| u.role = r.role);
-            let detail = format!("{} -> {} by {}", old.name(), r.role.name(), c.username);
-            self.audit(
-                AuditKind::RoleChanged,
-                uid,
-                0,
-                c.address.clone(),
-                detail,
-                now,
-            );
+            let note = format!("{} -> {} by {}", old.name(), r.role.name(), c.username);
+            let a = Audit::new(AuditKind::RoleChanged, uid, 0, c.address.clone())
+                .reason(u16::from(r.role.to_u8()))
+                .actor(c.actor())
+                .note(note);
+            self.audit(a, now);
             info!(
                 "admin {} sets role of {} to {}",
                 c.username,
@@ -634,7 +591,7 @@ impl Engine {
 }
 
 /// A request's page size: 0 means the most, and never more than `MAX_PAGE`.
-fn page_limit(limit: u16) -> usize {
+pub(super) fn page_limit(limit: u16) -> usize {
     match limit as usize {
         0 => MAX_PAGE,
         n => n.min(MAX_PAGE),

@@ -25,6 +25,7 @@
 //! window.
 
 mod audit_log;
+mod audit_queries;
 mod auth_flow;
 mod busy;
 mod durability;
@@ -61,6 +62,7 @@ use crate::session::token::TokenKey;
 use crate::session::{Expiry, SessionTable, UserTable, WallClock};
 use crate::timer::TimerWheel;
 use busy::BusyPacer;
+use event::Actor;
 use event::Event;
 
 /// What happens to a new login when its user already has `max_sessions_per_user`.
@@ -86,11 +88,10 @@ pub enum DuplicatePolicy {
 enum End {
     LoggedOut,
     Expired(Expiry),
+    /// By whom: the login, the user or the administrator that caused it.
     Revoked {
         reason: RevokeReason,
-        by_client: String,
-        by_platform: String,
-        by_address: String,
+        by: Actor,
     },
 }
 

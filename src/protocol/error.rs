@@ -105,6 +105,16 @@ impl DecodeErrorKind {
         )
     }
 
+    /// True when the bytes are not a header of this protocol at all (wrong magic or
+    /// version): nothing in them is read, and the answer is a push with request id 0
+    /// (protocol.md 2, "Header checks").
+    pub fn unreadable_header(self) -> bool {
+        matches!(
+            self,
+            DecodeErrorKind::BadMagic | DecodeErrorKind::UnsupportedVersion(_)
+        )
+    }
+
     /// The GENERAL_FAILURE code for it (protocol.md 6).
     pub fn code(self) -> ErrorCode {
         match self {

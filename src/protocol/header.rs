@@ -15,8 +15,8 @@ pub const VERSION: u8 = 1;
 /// Bytes in every header.
 pub const HEADER_LEN: usize = 14;
 /// Lowest configurable maximum frame size, header included (protocol.md 2: "never below
-/// 1,024").
-pub const MIN_MAX_FRAME: usize = 1024;
+/// 4,096"): every request fits in it with every field at its longest.
+pub const MIN_MAX_FRAME: usize = 4096;
 /// Default maximum frame size in bytes, header + payload (protocol.md 2).
 pub const DEFAULT_MAX_FRAME: usize = 65_536;
 

@@ -1,7 +1,7 @@
-//! Session management (protocol.md 5.21 to 5.34): a user's own sessions, the audit trail,
-//! and the operations of administrators. Every request carries the connection's session
-//! token, like HEARTBEAT; changes are answered with DONE, lists with SESSION_LIST,
-//! AUDIT_PAGE or STATS.
+//! Session management (protocol.md 5.21 to 5.34): a user's own sessions and the operations
+//! of administrators (the audit trail's requests are `audit`'s). Every request carries the
+//! connection's session token, like HEARTBEAT; changes are answered with DONE, lists with
+//! SESSION_LIST or STATS.
 
 use bytes::BufMut;
 
@@ -12,14 +12,12 @@ use super::push::MAX_ADDRESS;
 use super::secret::Secret;
 use super::wire::{put_str, str_len, Reader, Token, TOKEN_LEN};
 
-/// Longest `detail` of an audit entry.
-pub const MAX_DETAIL: usize = 256;
 /// Longest statistic name in STATS.
 pub const MAX_STAT_NAME: usize = 64;
-/// Most entries in one SESSION_LIST or AUDIT_PAGE (and in one STATS).
+/// Most entries in one SESSION_LIST, AUDIT_PAGE or STATS.
 pub const MAX_PAGE: usize = 100;
 
-fn count<T>(
+pub(super) fn count<T>(
     r: &mut Reader<'_>,
     item: impl Fn(&mut Reader<'_>) -> Result<T, DecodeErrorKind>,
 ) -> Result<Vec<T>, DecodeErrorKind> {
@@ -302,146 +300,6 @@ impl Done {
     /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u32(self.affected);
-    }
-}
-
-/// AUDIT_QUERY (0x46): `token, username str, kind u8, from u64, to u64, cursor u64,
-/// limit u16`. Empty username: the caller's own events (a user) or everyone's (an admin);
-/// kind 0: every kind; to 0: no upper bound; cursor 0: from the oldest record held.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditQuery {
-    /// This connection's session token.
-    pub token: Token,
-    /// Whose events (0..=64 bytes); empty: the caller's own (a user), everyone's (an admin).
-    pub username: String,
-    /// One event kind (protocol.md 5.27); 0: all kinds.
-    pub kind: u8,
-    /// Events at or after this (Unix ms).
-    pub from: u64,
-    /// Events before this; 0: no upper bound (Unix ms).
-    pub to: u64,
-    /// 0: from the oldest record held; else a `next_cursor` from AUDIT_PAGE.
-    pub cursor: u64,
-    /// Most entries wanted (0: a full page).
-    pub limit: u16,
-}
-
-impl AuditQuery {
-    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
-    /// Leftover bytes are for [`Reader::finish`].
-    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
-        Ok(AuditQuery {
-            token: r.token()?,
-            username: r.string(MAX_USERNAME)?.to_owned(),
-            kind: r.u8()?,
-            from: r.u64()?,
-            to: r.u64()?,
-            cursor: r.u64()?,
-            limit: r.u16()?,
-        })
-    }
-    /// Payload bytes.
-    pub fn encoded_len(&self) -> usize {
-        TOKEN_LEN + str_len(&self.username, MAX_USERNAME) + 1 + 24 + 2
-    }
-    /// Appends the payload.
-    pub fn encode<B: BufMut>(&self, dst: &mut B) {
-        dst.put_slice(self.token.as_bytes());
-        put_str(dst, &self.username, MAX_USERNAME);
-        dst.put_u8(self.kind);
-        dst.put_u64(self.from);
-        dst.put_u64(self.to);
-        dst.put_u64(self.cursor);
-        dst.put_u16(self.limit);
-    }
-}
-
-/// One record in AUDIT_PAGE.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEntry {
-    /// The record's number: increasing, valid for cursors within one server run.
-    pub seq: u64,
-    /// When the event happened (Unix ms).
-    pub at: u64,
-    /// Event kind, protocol.md 5.27's table; a client MUST accept kinds it does not know.
-    pub kind: u8,
-    /// The account; 0 when none is known (a login for an unknown name).
-    pub user_id: u64,
-    /// The account's name, empty when `user_id` is 0 (0..=64 bytes).
-    pub username: String,
-    /// The session; 0 when none is involved.
-    pub session_id: u64,
-    /// The peer address involved (0..=64 bytes).
-    pub address: String,
-    /// Human readable (0..=256 bytes).
-    pub detail: String,
-}
-
-impl AuditEntry {
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
-        Ok(AuditEntry {
-            seq: r.u64()?,
-            at: r.u64()?,
-            kind: r.u8()?,
-            user_id: r.u64()?,
-            username: r.string(MAX_USERNAME)?.to_owned(),
-            session_id: r.u64()?,
-            address: r.string(MAX_ADDRESS)?.to_owned(),
-            detail: r.string(MAX_DETAIL)?.to_owned(),
-        })
-    }
-    fn encoded_len(&self) -> usize {
-        8 + 8
-            + 1
-            + 8
-            + str_len(&self.username, MAX_USERNAME)
-            + 8
-            + str_len(&self.address, MAX_ADDRESS)
-            + str_len(&self.detail, MAX_DETAIL)
-    }
-    fn encode<B: BufMut>(&self, dst: &mut B) {
-        dst.put_u64(self.seq);
-        dst.put_u64(self.at);
-        dst.put_u8(self.kind);
-        dst.put_u64(self.user_id);
-        put_str(dst, &self.username, MAX_USERNAME);
-        dst.put_u64(self.session_id);
-        put_str(dst, &self.address, MAX_ADDRESS);
-        put_str(dst, &self.detail, MAX_DETAIL);
-    }
-}
-
-/// AUDIT_PAGE (0x47): `next_cursor u64, count u16, count x entry`. `next_cursor` 0: no
-/// more records match; otherwise send it as the next query's cursor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditPage {
-    /// 0: nothing more matches; else send it as the next query's `cursor`.
-    pub next_cursor: u64,
-    /// This page's records (0..=100; `encode` sends the first 100).
-    pub entries: Vec<AuditEntry>,
-}
-
-impl AuditPage {
-    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
-    /// Leftover bytes are for [`Reader::finish`].
-    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
-        Ok(AuditPage {
-            next_cursor: r.u64()?,
-            entries: count(r, AuditEntry::decode)?,
-        })
-    }
-    /// Payload bytes.
-    pub fn encoded_len(&self) -> usize {
-        10 + self.page().iter().map(|e| e.encoded_len()).sum::<usize>()
-    }
-    /// Appends the payload.
-    pub fn encode<B: BufMut>(&self, dst: &mut B) {
-        dst.put_u64(self.next_cursor);
-        dst.put_u16(self.page().len() as u16);
-        self.page().iter().for_each(|e| e.encode(dst));
-    }
-    fn page(&self) -> &[AuditEntry] {
-        &self.entries[..self.entries.len().min(MAX_PAGE)]
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod macros;
 
+mod audit;
 mod disconnect;
 mod error;
 mod header;
@@ -30,6 +31,10 @@ use bytes::{Buf, BufMut, BytesMut};
 use macros::messages;
 pub(crate) use macros::wire_enum;
 
+pub use audit::{
+    AuditActor, AuditEntry, AuditPage, AuditQuery, AuditRecord, AuditRecords, AuditSearch,
+    MAX_DETAIL, MAX_RECORDS,
+};
 pub use disconnect::{DisconnectAck, DisconnectReason, DisconnectRequest};
 pub use error::{DecodeError, DecodeErrorKind, ErrorCode, GeneralFailure, MAX_MESSAGE};
 pub use header::{Flags, Header, DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, MIN_MAX_FRAME, VERSION};
@@ -40,9 +45,9 @@ pub use login::{
 };
 pub use logout::{LogoutRequest, LogoutSuccess};
 pub use manage::{
-    AdminListSessions, AdminSetRole, AdminStats, AuditEntry, AuditPage, AuditQuery, ChangePassword,
-    Done, ListSessions, LogoutAll, LogoutScope, SessionEntry, SessionList, SessionTarget, Stats,
-    UserTarget, MAX_DETAIL, MAX_PAGE, MAX_STAT_NAME,
+    AdminListSessions, AdminSetRole, AdminStats, ChangePassword, Done, ListSessions, LogoutAll,
+    LogoutScope, SessionEntry, SessionList, SessionTarget, Stats, UserTarget, MAX_PAGE,
+    MAX_STAT_NAME,
 };
 pub use push::{
     ExpiredReason, NewLogin, RevokeReason, ServerShutdown, SessionExpired, SessionRevoked,
@@ -115,6 +120,10 @@ messages! {
     0x46 "AUDIT_QUERY" AuditQuery(AuditQuery),
     /// 5.28, server: audit records.
     0x47 "AUDIT_PAGE" AuditPage(AuditPage),
+    /// 5.36, client: a page of the audit trail with typed fields, either way.
+    0x48 "AUDIT_SEARCH" AuditSearch(AuditSearch),
+    /// 5.37, server: typed audit records.
+    0x49 "AUDIT_RECORDS" AuditRecords(AuditRecords),
     /// 5.29, admin: every session, or one user's.
     0x50 "ADMIN_LIST_SESSIONS" AdminListSessions(AdminListSessions),
     /// 5.30, admin: end any session.
@@ -267,7 +276,9 @@ pub fn decode_from(
         Ok(Some(h)) => h,
         Ok(None) => return Ok(None),
         Err(kind) => {
-            let request_id = if buf.len() >= 10 {
+            // protocol.md 2: bytes with a wrong magic or version are not a header, so
+            // nothing in them is echoed; a header with a bad length is one.
+            let request_id = if buf.len() >= 10 && !kind.unreadable_header() {
                 u32::from_be_bytes([buf[6], buf[7], buf[8], buf[9]])
             } else {
                 0

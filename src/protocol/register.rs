@@ -78,7 +78,7 @@ pub fn valid_email(email: &str) -> bool {
         && email.chars().all(|c| !c.is_whitespace() && !c.is_control())
 }
 
-/// REGISTER_SUCCESS (0x21): `user_id u64, username str`.
+/// REGISTER_SUCCESS (0x21): `user_id u64, username str(3..=32)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisterSuccess {
     /// The new account's id.
@@ -93,19 +93,19 @@ impl RegisterSuccess {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(RegisterSuccess {
             user_id: r.u64()?,
-            username: r.string(MAX_USERNAME)?.to_owned(),
+            username: r.string(MAX_NEW_USERNAME)?.to_owned(),
         })
     }
 
     /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
-        8 + str_len(&self.username, MAX_USERNAME)
+        8 + str_len(&self.username, MAX_NEW_USERNAME)
     }
 
     /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_u64(self.user_id);
-        put_str(dst, &self.username, MAX_USERNAME);
+        put_str(dst, &self.username, MAX_NEW_USERNAME);
     }
 }
 

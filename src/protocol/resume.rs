@@ -180,9 +180,9 @@ mod tests {
             0x00,                                           // role user
             0x00, 0x05, b'a', b'l', b'i', b'c', b'e',       // username
             0x00, 0x00, 0x01, 0x9b, 0x76, 0xda, 0xa8, 0x00, // user created 2026-01-01T00:00Z
-            0x00, 0x00, 0x01, 0x9b, 0x76, 0xda, 0xa8, 0x00, // last login 2026-01-01T00:00Z
+            0x00, 0x00, 0x01, 0x9b, 0x77, 0x11, 0x96, 0x80, // last login 2026-01-01T01:00Z
             0x00, 0x00, 0x01, 0x9b, 0x77, 0x11, 0x96, 0x80, // session created 01:00Z
-            0x00, 0x00, 0x01, 0x9b, 0x7c, 0x01, 0x04, 0x00, // expires 2026-01-02T00:00Z
+            0x00, 0x00, 0x01, 0x9b, 0x7c, 0x37, 0xf2, 0x80, // expires 2026-01-02T01:00Z (24 h)
             0x00, 0x1b, 0x77, 0x40,                         // idle expiry 30 min
             0x00, 0x00, 0x13, 0x88,                         // heartbeat interval 5 s
             0x00, 0x00, 0x3a, 0x98,                         // heartbeat timeout 15 s
@@ -194,9 +194,9 @@ mod tests {
                 role: Role::User,
                 username: "alice".into(),
                 user_created: 1_767_225_600_000,
-                last_login: 1_767_225_600_000,
+                last_login: 1_767_229_200_000,
                 session_created: 1_767_229_200_000,
-                session_expires: 1_767_312_000_000,
+                session_expires: 1_767_315_600_000,
                 idle_expiry_ms: 1_800_000,
                 heartbeat_interval_ms: 5_000,
                 heartbeat_timeout_ms: 15_000,

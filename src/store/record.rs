@@ -7,7 +7,7 @@
 use bytes::BufMut;
 
 use crate::auth::PasswordRecord;
-use crate::engine::event::{Audit, AuditKind, EndKind, Event, StoredSession, MAX_DETAIL};
+use crate::engine::event::{Actor, Audit, AuditKind, EndKind, Event, StoredSession, MAX_DETAIL};
 use crate::protocol::{
     put_str, Reader, Role, MAX_ADDRESS, MAX_DEVICE_FIELD, MAX_EMAIL, MAX_USERNAME,
 };
@@ -20,12 +20,15 @@ mod kind {
     pub const SESSION_CREATED: u8 = 3;
     pub const SESSION_ACTIVITY: u8 = 4;
     pub const SESSION_ENDED: u8 = 5;
-    pub const AUDIT: u8 = 6;
+    /// The first audit layout (untyped: the meaning in the detail text); still read.
+    pub const AUDIT_V1: u8 = 6;
     pub const SNAPSHOT_BASE: u8 = 7;
     pub const TOMBSTONE: u8 = 8;
     pub const USER_UPDATED: u8 = 9;
     pub const FAILURE_STREAK: u8 = 10;
     pub const DAILY_LOGINS: u8 = 11;
+    /// Audit records with typed fields (reason, device, actor), written since issue 18.
+    pub const AUDIT: u8 = 12;
 }
 
 /// A record whose payload does not parse.
@@ -56,12 +59,7 @@ pub fn encode(ev: &Event) -> (u8, Vec<u8>) {
             kind::TOMBSTONE
         }
         Event::Audit(a) => {
-            b.put_u64(a.at_ms);
-            b.put_u8(a.kind as u8);
-            b.put_u64(a.user_id);
-            b.put_u64(a.session_id);
-            put_str(&mut b, &a.address, MAX_ADDRESS);
-            put_str(&mut b, &a.detail, MAX_DETAIL);
+            put_audit(&mut b, a);
             kind::AUDIT
         }
         Event::UserCreated(u) => {
@@ -136,14 +134,16 @@ pub fn decode(k: u8, payload: &[u8]) -> Result<Event, BadEvent> {
         Some(match k {
             kind::USER_CREATED => Event::UserCreated(read_user(&mut r)?),
             kind::USER_UPDATED => Event::UserUpdated(read_user(&mut r)?),
-            kind::AUDIT => Event::Audit(Audit {
-                at_ms: r.u64().ok()?,
-                kind: AuditKind::from_u8(r.u8().ok()?)?,
-                user_id: r.u64().ok()?,
-                session_id: r.u64().ok()?,
-                address: r.string(MAX_ADDRESS).ok()?.to_owned(),
-                detail: r.string(MAX_DETAIL).ok()?.to_owned(),
-            }),
+            kind::AUDIT_V1 => {
+                let at_ms = r.u64().ok()?;
+                let kind = AuditKind::from_u8(r.u8().ok()?)?;
+                let (user_id, session_id) = (r.u64().ok()?, r.u64().ok()?);
+                let address = r.string(MAX_ADDRESS).ok()?;
+                let mut a = Audit::new(kind, user_id, session_id, address);
+                a.at_ms = at_ms;
+                Event::Audit(a.note(r.string(MAX_DETAIL).ok()?))
+            }
+            kind::AUDIT => Event::Audit(read_audit(&mut r)?),
             kind::SNAPSHOT_BASE => Event::SnapshotBase {
                 base_seq: r.u64().ok()?,
             },
@@ -200,6 +200,60 @@ pub fn decode(k: u8, payload: &[u8]) -> Result<Event, BadEvent> {
     Ok(ev)
 }
 
+/// The audit record's layout: `at u64, kind u8, reason u16, user_id u64, username str,
+/// session_id u64, address str, client str, platform str, has_actor u8` (then, when 1,
+/// `user_id u64, session_id u64, address str, client str, platform str`), `detail str`.
+fn put_audit(b: &mut Vec<u8>, a: &Audit) {
+    b.put_u64(a.at_ms);
+    b.put_u8(a.kind as u8);
+    b.put_u16(a.reason);
+    b.put_u64(a.user_id);
+    put_str(b, &a.username, MAX_USERNAME);
+    b.put_u64(a.session_id);
+    put_str(b, &a.address, MAX_ADDRESS);
+    put_str(b, &a.client, MAX_DEVICE_FIELD);
+    put_str(b, &a.platform, MAX_DEVICE_FIELD);
+    match &a.actor {
+        None => b.put_u8(0),
+        Some(x) => {
+            b.put_u8(1);
+            b.put_u64(x.user_id);
+            b.put_u64(x.session_id);
+            put_str(b, &x.address, MAX_ADDRESS);
+            put_str(b, &x.client, MAX_DEVICE_FIELD);
+            put_str(b, &x.platform, MAX_DEVICE_FIELD);
+        }
+    }
+    put_str(b, &a.detail, MAX_DETAIL);
+}
+
+fn read_audit(r: &mut Reader<'_>) -> Option<Audit> {
+    let at_ms = r.u64().ok()?;
+    let kind = AuditKind::from_u8(r.u8().ok()?)?;
+    let reason = r.u16().ok()?;
+    let user_id = r.u64().ok()?;
+    let username = r.string(MAX_USERNAME).ok()?;
+    let session_id = r.u64().ok()?;
+    let mut a = Audit::new(kind, user_id, session_id, r.string(MAX_ADDRESS).ok()?)
+        .reason(reason)
+        .tried(username);
+    a.at_ms = at_ms;
+    let client = r.string(MAX_DEVICE_FIELD).ok()?;
+    a = a.device(client, r.string(MAX_DEVICE_FIELD).ok()?);
+    a.actor = match r.u8().ok()? {
+        0 => None,
+        1 => Some(Actor {
+            user_id: r.u64().ok()?,
+            session_id: r.u64().ok()?,
+            address: r.string(MAX_ADDRESS).ok()?.to_owned(),
+            client: r.string(MAX_DEVICE_FIELD).ok()?.to_owned(),
+            platform: r.string(MAX_DEVICE_FIELD).ok()?.to_owned(),
+        }),
+        _ => return None,
+    };
+    Some(a.note(r.string(MAX_DETAIL).ok()?))
+}
+
 /// The user record's layout (USER_CREATED and USER_UPDATED).
 fn put_user(b: &mut Vec<u8>, u: &User) {
     b.put_u64(u.id);
@@ -237,14 +291,20 @@ mod tests {
     #[test]
     fn every_event_round_trips_and_junk_is_refused() {
         let events = [
-            Event::Audit(Audit {
-                at_ms: 3,
-                kind: AuditKind::Revoked,
-                user_id: 1,
-                session_id: 7,
-                address: "[::1]:4000".into(),
-                detail: "NEW_LOGIN by 127.0.0.1:5000".into(),
-            }),
+            Event::Audit(
+                Audit::new(AuditKind::Revoked, 1, 7, "[::1]:4000")
+                    .reason(1)
+                    .device("cli", "linux")
+                    .actor(Actor {
+                        user_id: 1,
+                        session_id: 8,
+                        address: "127.0.0.1:5000".into(),
+                        client: "phone".into(),
+                        platform: "android".into(),
+                    })
+                    .note("NEW_LOGIN by 127.0.0.1:5000"),
+            ),
+            Event::Audit(Audit::new(AuditKind::LoginFailed, 0, 0, "[::1]:4000").tried("mallory")),
             Event::UserCreated(user(1, "alice")),
             Event::LastLogin {
                 user_id: 1,
@@ -284,5 +344,23 @@ mod tests {
             assert!(decode(k, &p[..p.len() - 1]).is_err());
         }
         assert!(decode(99, &[]).is_err());
+    }
+
+    #[test]
+    fn audit_records_of_the_first_layout_are_still_read() {
+        // at 3, kind revoked, user 1, session 7, address, detail: as journals before typed
+        // audit records hold them.
+        let mut p = Vec::new();
+        p.put_u64(3);
+        p.put_u8(AuditKind::Revoked as u8);
+        p.put_u64(1);
+        p.put_u64(7);
+        put_str(&mut p, "[::1]:4000", MAX_ADDRESS);
+        put_str(&mut p, "NEW_LOGIN by 127.0.0.1:5000", MAX_DETAIL);
+        let mut want = Audit::new(AuditKind::Revoked, 1, 7, "[::1]:4000");
+        want.at_ms = 3;
+        let want = want.note("NEW_LOGIN by 127.0.0.1:5000");
+        assert_eq!(decode(kind::AUDIT_V1, &p), Ok(Event::Audit(want)));
+        assert!(decode(kind::AUDIT_V1, &p[..p.len() - 1]).is_err());
     }
 }

@@ -86,18 +86,32 @@ fn oversized_length_and_bad_magic_are_fatal() {
         (f.request_id, error_code(&f)),
         (7, ErrorCode::FrameTooLarge)
     );
-    assert!(f.flags.is_fatal());
+    assert_eq!(
+        f.flags,
+        Flags::FATAL,
+        "a readable header: a reply, not a push"
+    );
     assert!(h.closing(c));
 
+    // Not a header of this protocol: nothing in it is echoed, whatever follows (here 18
+    // bytes, so bytes 6..10 exist), and the answer is a push (protocol.md 2).
     let c = h.connect();
     h.feed(c, b"GET / HTTP/1.1\r\n\r\n");
     let f = h.one(c);
     assert_eq!(error_code(&f), ErrorCode::BadMagic);
+    assert_eq!((f.request_id, f.flags), (0, Flags::PUSH | Flags::FATAL));
     assert!(h.closing(c));
 
-    let c = h.connect();
-    h.feed(c, &[0x53, 0x44, 0x02]);
-    assert_eq!(error_code(&h.one(c)), ErrorCode::UnsupportedVersion);
+    for bytes in [
+        &[0x53, 0x44, 0x02][..],
+        &[0x53, 0x44, 0x02, 4, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0],
+    ] {
+        let c = h.connect();
+        h.feed(c, bytes);
+        let f = h.one(c);
+        assert_eq!(error_code(&f), ErrorCode::UnsupportedVersion);
+        assert_eq!((f.request_id, f.flags), (0, Flags::PUSH | Flags::FATAL));
+    }
 }
 
 #[test]
@@ -114,12 +128,70 @@ fn sixteen_errors_in_a_row_close_the_connection() {
         h.send(c, hb(&Token([9; 32])));
     }
     assert!(!h.closing(c));
-    h.send(c, hb(&Token([9; 32])));
+    assert_eq!(h.frames(c).len(), 15);
+    let rid = h.send(c, hb(&Token([9; 32])));
+    // protocol.md 2: the 16th gets its own reply, then the notice as a push
     let f = h.frames(c);
-    let last = f.last().unwrap();
-    assert_eq!(error_code(last), ErrorCode::TooManyErrors);
-    assert!(last.flags.is_fatal());
+    assert_eq!(f.len(), 2);
+    assert_eq!(error_code(&f[0]), ErrorCode::InvalidToken);
+    assert_eq!((f[0].request_id, f[0].flags), (rid, Flags::NONE));
+    assert_eq!(error_code(&f[1]), ErrorCode::TooManyErrors);
+    assert_eq!(
+        (f[1].request_id, f[1].flags),
+        (0, Flags::PUSH | Flags::FATAL)
+    );
     assert!(h.closing(c));
+}
+
+#[test]
+fn bad_flags_are_fatal_before_login_except_in_the_frames_allowed_there() {
+    // in a HEARTBEAT before login: fatal
+    let mut h = Harness::new(EngineConfig::default());
+    let c = h.connect();
+    let mut bad = Frame::reply(3, hb(&Token([0; 32]))).to_vec();
+    bad[5] = 0x01;
+    h.feed(c, &bad);
+    let f = h.one(c);
+    assert_eq!((error_code(&f), f.request_id), (ErrorCode::BadFlags, 3));
+    assert!(f.flags.is_fatal());
+    assert!(h.closing(c));
+    // in each of the frames allowed before login: answered, the connection stays, and a
+    // login afterwards works
+    for msg in [
+        login_msg("alice", ALICE_PW),
+        register("carol", "long enough pw", "carol@example.org"),
+        verify(&Token([1; 32])),
+    ] {
+        let mut h = Harness::new(EngineConfig::default());
+        let c = h.connect();
+        let mut bad = Frame::reply(4, msg).to_vec();
+        bad[5] = 0x02;
+        h.feed(c, &bad);
+        let f = h.one(c);
+        assert_eq!((error_code(&f), f.request_id), (ErrorCode::BadFlags, 4));
+        assert_eq!(f.flags, Flags::NONE);
+        assert!(!h.closing(c));
+        h.login_ok(c);
+    }
+}
+
+#[test]
+fn a_server_only_frame_first_is_fatal_auth_required() {
+    for msg in [
+        Message::HeartbeatAck(HeartbeatAck { server_time: 0 }),
+        Message::Done(Done { affected: 0 }),
+    ] {
+        let mut h = Harness::new(EngineConfig::default());
+        let c = h.connect();
+        let rid = h.send(c, msg);
+        let f = h.one(c);
+        assert_eq!(
+            (error_code(&f), f.request_id),
+            (ErrorCode::AuthRequired, rid)
+        );
+        assert_eq!(f.flags, Flags::FATAL);
+        assert!(h.closing(c));
+    }
 }
 
 #[test]

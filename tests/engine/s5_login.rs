@@ -255,6 +255,69 @@ fn an_address_bucket_throttles_a_flood_of_attempts() {
     h.login_as(c2, "bob");
 }
 
+/// protocol.md 4, "Order of checks at login": the password before suspension, the daily
+/// limit and the session limit, so those are said only to a caller who knows it.
+#[test]
+fn the_password_is_checked_before_suspension_and_the_limits() {
+    use sessiond::engine::OnLimit;
+    let mut cfg = EngineConfig {
+        max_sessions_per_user: 1,
+        on_limit: OnLimit::RejectNew,
+        ..EngineConfig::default()
+    };
+    cfg.policy.daily_logins = 1;
+    let mut h = Harness::new(cfg);
+    let a = h.connect();
+    h.login_ok(a); // alice: the day's one login, and her one session
+    let c = h.connect();
+    let f = h.login(c, "alice", "wrong");
+    assert_eq!(failure_reason(&f).0, LoginFailureReason::InvalidCredentials);
+    let f = h.login(c, "alice", ALICE_PW);
+    assert_eq!(failure_reason(&f).0, LoginFailureReason::DailyLimit);
+    // the daily limit before the session limit: both apply here, the daily one is said
+    // suspended by bob: a wrong password still says only INVALID_CREDENTIALS
+    let b = h.connect();
+    let tok_b = h.login_as(b, "bob");
+    h.send(
+        b,
+        Message::AdminSuspendUser(UserTarget {
+            token: tok_b,
+            username: "alice".into(),
+        }),
+    );
+    h.frames(b);
+    let f = h.login(c, "alice", "wrong");
+    assert_eq!(failure_reason(&f).0, LoginFailureReason::InvalidCredentials);
+    let f = h.login(c, "alice", ALICE_PW);
+    assert_eq!(failure_reason(&f).0, LoginFailureReason::Suspended);
+}
+
+/// protocol.md 4: a registration draws on its address's login bucket.
+#[test]
+fn registrations_and_logins_share_the_address_bucket() {
+    let mut cfg = EngineConfig {
+        registration_open: true,
+        ..EngineConfig::default()
+    };
+    cfg.policy.address_burst = 2;
+    cfg.policy.address_rate_per_min = 1;
+    let mut h = Harness::new(cfg);
+    let c = h.connect();
+    h.login(c, "nobody", "x");
+    h.send(c, register("carol", "long enough pw", "carol@example.org"));
+    assert!(matches!(h.one(c).message, Message::RegisterSuccess(_)));
+    // the bucket is empty now: the next registration and the next login are refused
+    h.send(c, register("dave", "long enough pw", "dave@example.org"));
+    match h.one(c).message {
+        Message::RegisterFailure(f) => {
+            assert_eq!(f.reason, RegisterFailureReason::ServerBusy)
+        }
+        other => panic!("{other:?}"),
+    }
+    let f = h.login(c, "carol", "long enough pw");
+    assert_eq!(failure_reason(&f).0, LoginFailureReason::Throttled);
+}
+
 /// protocol.md 4, "Account policies": a failure streak and the day's login count are
 /// durable, so a restart (or a crash) lifts neither a brute-force delay nor the limit.
 #[test]
