@@ -1,8 +1,9 @@
-//! Administrator's command-line client: logs in, runs one command, then logs out and
-//! disconnects (so each run leaves no session behind).
+//! Administrator's command-line client: runs one command in the administrator's session,
+//! which it keeps between runs, so running it never ends another session.
 //!
 //! ```text
-//! cargo run --example admin -- [--addr HOST:PORT] [--user NAME] COMMAND [ARGS]
+//! cargo run --example admin -- [--addr HOST:PORT] [--user NAME] [--token-file PATH]
+//!                              [--login] COMMAND [ARGS]
 //!
 //! sessions [USER]                    every live session, or USER's (`*`: this one)
 //! revoke SESSION_ID                  end one session (16 hex digits as `sessions` prints
@@ -12,46 +13,107 @@
 //! set-role USER user|admin           change an account's role
 //! stats                              the server's counters
 //! audit [--user U] [--kind NAME] [--limit N]
-//!                                    audit records, oldest first (N: default 100)
+//!                                    the newest N audit records (default 100), printed
+//!                                    oldest first
+//! logout                             end the kept session and remove the token file
 //! ```
-//! `--addr` defaults to 127.0.0.1:7450 and `--user` to `admin`. The password is taken from
-//! `SESSIOND_PASSWORD`, or else read as one line from stdin (a terminal echoes it; prefer
-//! the variable or a pipe). The password and the session token are never printed.
 //!
-//! Exit status: 0 done; 1 the server refused (FORBIDDEN, NOT_FOUND, a failed login, ...,
-//! shown as `error: CODE: message` on stderr); 2 usage error (bad arguments, no password);
-//! 3 network error (cannot connect, timeout, connection closed).
+//! **The session.** The token of the administrator's session is kept in `--token-file`
+//! (mode 0600; default `$HOME/.sessiond-admin.token`, or `sessiond-admin.token` in the
+//! current directory when `HOME` is not set). Each run resumes it with VERIFY_SESSION and
+//! ends with a disconnect, not a logout, so the next run resumes it again. The tool logs
+//! in (as `--user`, default `admin`) only when the file holds no session that is still
+//! valid, and then saves the new token there. So a series of commands is one session and
+//! one login, instead of a login per command that, with one session per account (the
+//! server's default), would end the account's other session each time. `logout` ends it
+//! for good.
+//!
+//! `--token-file` may name the token file of the interactive client (`examples/client.rs`,
+//! `sessiond.token`) to work in the operator's own session. While that client is
+//! connected the server refuses to bind the session to a second connection
+//! (DUPLICATE_SESSION, under its default `duplicate = reject`; `takeover` would move the
+//! session here and end the client's connection): the tool then says so and stops
+//! (status 1). It does not fall back to a login, which would end the client's session,
+//! unless `--login` is given: log in with the password even when the file holds a
+//! session, and keep the new one in the file. A valid session of another account than an
+//! explicit `--user` is refused (status 2) rather than used or replaced.
+//!
+//! The password (needed only to log in) is taken from `SESSIOND_PASSWORD`, or else read
+//! as one line from stdin, with echo off when stdin is a terminal. The password and the
+//! session token are never printed.
+//!
+//! Exit status: 0 done; 1 the server refused (FORBIDDEN, NOT_FOUND, a failed login, a
+//! session in use elsewhere, ..., shown as `error: ...` on stderr); 2 usage error (bad
+//! arguments, no password, another account's session); 3 network error (cannot connect,
+//! timeout, connection closed).
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, RangedU64ValueParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
-use sessiond::client::{utc, AuditRequest, Client, ClientError, LoginOutcome};
+use sessiond::client::{utc, AuditRequest, Client, ClientError, LoginOutcome, ResumeOutcome};
 use sessiond::engine::event::AuditKind;
-use sessiond::protocol::{Role, SessionEntry, MAX_PAGE, MAX_USERNAME};
+use sessiond::protocol::{AuditActor, AuditRecord, Role, SessionEntry, MAX_RECORDS, MAX_USERNAME};
+
+#[path = "shared/secrets.rs"]
+mod secrets;
+use secrets::{echo, load_token, save_token};
 
 /// Upper bound on the pages one command fetches (a server sends at most 100 per page).
 const MAX_PAGES: usize = 10_000;
+/// The account `--user` defaults to.
+const DEFAULT_USER: &str = "admin";
+/// The token file's name, in `$HOME` (with a leading dot) or the current directory.
+const TOKEN_FILE: &str = "sessiond-admin.token";
 
-/// Administrator's command-line client: logs in, runs one command, then logs out and
-/// disconnects (so each run leaves no session behind).
+/// Administrator's command-line client: runs one command in the administrator's session,
+/// which it keeps in --token-file between runs (resumed each time; logs in only when the
+/// file holds no valid session).
 #[derive(Parser)]
 #[command(
     name = "admin",
     args_override_self = true,
-    after_help = "password: $SESSIOND_PASSWORD or one line of stdin\n\
+    after_help = "session: each run resumes the session kept in --token-file and disconnects \
+                  (no logout), so the next run resumes it too; it logs in only when the file \
+                  holds no valid session. A session in use on another connection (say, the \
+                  interactive client's, with --token-file sessiond.token) is refused \
+                  (DUPLICATE_SESSION), never replaced by a login, unless --login is given.\n\
+                  password: $SESSIOND_PASSWORD or one line of stdin (echo off at a terminal); \
+                  only needed to log in\n\
                   exit status: 0 done, 1 refused by the server, 2 usage error, 3 network error"
 )]
 struct Args {
     /// The server
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7450")]
     addr: String,
-    /// The administrator to log in as
-    #[arg(long, value_name = "NAME", default_value = "admin", value_parser = username)]
-    user: String,
+    /// The administrator to log in as [default: admin]; given explicitly, a kept session
+    /// of another account is refused
+    #[arg(long, value_name = "NAME", value_parser = username)]
+    user: Option<String>,
+    /// Where the session's token is kept between runs (mode 0600)
+    /// [default: $HOME/.sessiond-admin.token]
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Log in with the password even when the token file holds a session, and keep the
+    /// new one there (with one session per account this ends the account's other session)
+    #[arg(long)]
+    login: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Args {
+    fn token_file(&self) -> PathBuf {
+        if let Some(p) = &self.token_file {
+            return p.clone();
+        }
+        match std::env::var_os("HOME") {
+            Some(home) if !home.is_empty() => Path::new(&home).join(format!(".{TOKEN_FILE}")),
+            _ => PathBuf::from(TOKEN_FILE),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -97,7 +159,7 @@ enum Command {
     },
     /// The server's counters
     Stats,
-    /// Audit records, oldest first
+    /// The newest audit records, printed oldest first
     Audit {
         /// Only this user's records
         #[arg(long, value_name = "U", value_parser = username)]
@@ -105,7 +167,7 @@ enum Command {
         /// Only records of this kind
         #[arg(long, value_name = "NAME", value_parser = audit_kind())]
         kind: Option<AuditKind>,
-        /// At most N records
+        /// The newest N records
         #[arg(
             long,
             value_name = "N",
@@ -114,6 +176,8 @@ enum Command {
         )]
         limit: usize,
     },
+    /// End the kept session and remove the token file
+    Logout,
 }
 
 /// A role as `set-role` spells it.
@@ -195,13 +259,15 @@ fn read_password(user: &str) -> Result<String, Failure> {
     if let Ok(p) = std::env::var("SESSIOND_PASSWORD") {
         return Ok(p);
     }
+    // echo off first: what is typed once the prompt shows is never echoed
+    let quiet = std::io::stdin().is_terminal().then(echo::Off::new);
     eprint!("password for {user} (one line from stdin, or set SESSIOND_PASSWORD): ");
+    let _ = std::io::stderr().flush();
     let mut line = String::new();
-    let n = std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Failure(USAGE_ERROR, format!("cannot read the password: {e}")))?;
+    let read = std::io::stdin().lock().read_line(&mut line);
+    drop(quiet);
     eprintln!();
+    let n = read.map_err(|e| Failure(USAGE_ERROR, format!("cannot read the password: {e}")))?;
     if n == 0 {
         return Err(Failure(USAGE_ERROR, "no password given".into()));
     }
@@ -211,43 +277,126 @@ fn read_password(user: &str) -> Result<String, Failure> {
 }
 
 fn run(args: &Args) -> Result<(), Failure> {
-    let password = read_password(&args.user)?;
-    let mut client = Client::connect(args.addr.as_str(), Duration::from_secs(10))?;
-    let outcome = client.login(
-        &args.user,
-        &password,
-        "sessiond-admin",
-        std::env::consts::OS,
-    )?;
-    if let LoginOutcome::Failure(f) = outcome {
-        let retry = match f.retry_after_ms {
-            0 => String::new(),
-            ms => format!(" (retry in {} s)", ms.div_ceil(1000)),
-        };
-        let reason = f.reason.name();
-        let m = format!("login failed: {reason}: {}{retry}", f.message);
-        return Err(Failure(REFUSED, m));
-    }
+    let path = args.token_file();
+    let logout = matches!(args.command, Command::Logout);
+    let Some(mut client) = session(args, &path, !logout)? else {
+        println!("no kept session in {}", path.display());
+        return Ok(());
+    };
     let result = execute(&mut client, &args.command);
-    if !matches!(&result, Err(e) if e.is_network()) {
-        finish(client);
+    if logout && result.is_ok() {
+        let _ = std::fs::remove_file(&path);
+        println!("{} removed", path.display());
     }
+    finish(client, &path, &result);
     result.map_err(Failure::from)
 }
 
-/// Logs out (no detached session is left behind) and disconnects. When the command ended
-/// this very session (suspending yourself, say) the server has already closed the
-/// connection, which is fine.
-fn finish(mut client: Client) {
-    match client.logout() {
-        Ok(_) => {}
-        Err(e) if e.token_is_dead() || e.is_network() => return,
-        Err(e) => eprintln!("warning: logout: {e}"),
+fn connect(args: &Args) -> Result<Client, Failure> {
+    let addr = args.addr.as_str();
+    Client::connect(addr, Duration::from_secs(10))
+        .map_err(|e| Failure(NETWORK, format!("cannot connect to {addr}: {e}")))
+}
+
+/// This run's session: the one in the token file, resumed; or else (`may_login`) a new
+/// login, whose token is then kept there. `None`: no session and `may_login` is false.
+fn session(args: &Args, path: &Path, may_login: bool) -> Result<Option<Client>, Failure> {
+    let file = path.display();
+    // --login skips the kept session, except for `logout`, which is about that one
+    if let Some(token) = load_token(path).filter(|_| !args.login || !may_login) {
+        let mut c = connect(args)?;
+        // Design: no device in VERIFY_SESSION, so a borrowed session (the interactive
+        // client's) keeps the device it has; the tool's own says sessiond-admin anyway.
+        match c.resume(&token, "", "")? {
+            ResumeOutcome::Valid(s) => match &args.user {
+                Some(u) if *u != s.username => {
+                    let _ = c.disconnect();
+                    let m = format!(
+                        "{file} holds a session of {}, not {u}: use another --token-file, \
+                         or --login to log in as {u} and keep that session instead",
+                        s.username
+                    );
+                    return Err(Failure(USAGE_ERROR, m));
+                }
+                _ => return Ok(Some(c)),
+            },
+            ResumeOutcome::Invalid(i) => {
+                let _ = std::fs::remove_file(path);
+                let next = if may_login {
+                    "logging in"
+                } else {
+                    "removed it"
+                };
+                eprintln!(
+                    "note: the session kept in {file} has ended ({}); {next}",
+                    i.reason.name()
+                );
+                let _ = c.disconnect();
+            }
+            // protocol.md 5.14: "The token is still valid (do not delete it)."
+            ResumeOutcome::Duplicate(d) => {
+                let m = format!(
+                    "the session kept in {file} ({:016x}) is in use on another connection \
+                     (an interactive client?), and the server lets one connection at a time \
+                     hold a session (DUPLICATE_SESSION). Quit that client (its session stays) \
+                     and run this again, or use another --token-file; --login logs in anew \
+                     instead, which with one session per account ends the other session",
+                    d.session_id
+                );
+                return Err(Failure(REFUSED, m));
+            }
+        }
     }
-    match client.disconnect() {
-        Ok(_) => {}
-        Err(e) if e.is_network() => {}
-        Err(e) => eprintln!("warning: disconnect: {e}"),
+    if !may_login {
+        return Ok(None);
+    }
+    let user = args.user.as_deref().unwrap_or(DEFAULT_USER);
+    let password = read_password(user)?;
+    // a fresh connection: the login deadline runs from the accept, and the password may
+    // have taken a while to type
+    let mut c = connect(args)?;
+    let outcome = c.login(user, &password, "sessiond-admin", std::env::consts::OS)?;
+    match outcome {
+        LoginOutcome::Success(s) => {
+            match save_token(path, &s.token) {
+                Ok(()) => eprintln!("logged in as {user}; the session is kept in {file}"),
+                Err(e) => eprintln!(
+                    "warning: cannot keep the session in {file} ({e}); the next run logs in again"
+                ),
+            }
+            Ok(Some(c))
+        }
+        LoginOutcome::Failure(f) => {
+            let retry = match f.retry_after_ms {
+                0 => String::new(),
+                ms => format!(" (retry in {} s)", ms.div_ceil(1000)),
+            };
+            let reason = f.reason.name();
+            let m = format!("login failed: {reason}: {}{retry}", f.message);
+            Err(Failure(REFUSED, m))
+        }
+    }
+}
+
+/// Disconnects, leaving the session for the next run (no logout). When the command ended
+/// this very session (suspending yourself, say) the server has closed the connection and
+/// the token is dead: the file goes.
+fn finish(client: Client, path: &Path, result: &Result<(), ClientError>) {
+    let dead = match result {
+        Err(e) if e.token_is_dead() => true,
+        Err(e) if e.is_network() => return,
+        _ => match client.disconnect() {
+            Ok(_) => false,
+            Err(e) if e.token_is_dead() => true,
+            Err(e) if e.is_network() => false,
+            Err(e) => {
+                eprintln!("warning: disconnect: {e}");
+                false
+            }
+        },
+    };
+    if dead {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -283,6 +432,11 @@ fn execute(c: &mut Client, command: &Command) -> Result<(), ClientError> {
             Ok(())
         }
         Command::Stats => stats(c),
+        Command::Logout => {
+            let id = c.logout()?;
+            println!("logged out session {id:016x}");
+            Ok(())
+        }
         Command::Audit { user, kind, limit } => {
             let user = user.as_deref().unwrap_or("");
             audit(c, user, kind.map_or(0, |k| k as u8), *limit)
@@ -333,15 +487,10 @@ fn sessions(c: &mut Client, user: &str) -> Result<(), ClientError> {
 }
 
 fn session_row(s: &SessionEntry) -> Vec<String> {
-    let device = match (s.client.as_str(), s.platform.as_str()) {
-        ("", "") => "-".to_owned(),
-        (c, "") | ("", c) => c.to_owned(),
-        (c, p) => format!("{c} on {p}"),
-    };
     vec![
         format!("{:016x}{}", s.session_id, if s.current { "*" } else { "" }),
         s.username.clone(),
-        device,
+        device(&s.client, &s.platform),
         dash(&s.address),
         utc(s.created),
         utc(s.last_active),
@@ -361,50 +510,100 @@ fn stats(c: &mut Client) -> Result<(), ClientError> {
     Ok(())
 }
 
+/// The newest `limit` records (AUDIT_SEARCH newest first, following `next_cursor`),
+/// printed oldest first.
 fn audit(c: &mut Client, user: &str, kind: u8, limit: usize) -> Result<(), ClientError> {
     let mut q = AuditRequest {
         username: user.to_owned(),
         kind,
+        newest_first: true,
         ..AuditRequest::default()
     };
-    let mut rows = Vec::new();
-    // One query scans at most 20,000 of the 100,000 records held, so a page may be
+    let mut newest: Vec<AuditRecord> = Vec::new();
+    // One search scans at most 20,000 of the 100,000 records held, so a page may be
     // empty with a cursor to go on: the page bound covers that.
     for _ in 0..MAX_PAGES {
-        q.limit = (limit - rows.len()).min(MAX_PAGE) as u16;
-        let page = c.audit_query(&q)?;
-        for e in page.entries.into_iter().take(limit - rows.len()) {
-            let kind = AuditKind::from_u8(e.kind)
-                .map(|k| k.name().to_owned())
-                .unwrap_or_else(|| format!("kind {}", e.kind));
-            let session = match e.session_id {
-                0 => "-".to_owned(),
-                id => format!("{id:016x}"),
-            };
-            rows.push(vec![
-                e.seq.to_string(),
-                utc(e.at),
-                kind,
-                dash(&e.username),
-                session,
-                dash(&e.address),
-                dash(&e.detail),
-            ]);
-        }
-        if page.next_cursor == 0 || rows.len() >= limit {
+        let want = (limit - newest.len()).min(MAX_RECORDS);
+        q.limit = want as u16;
+        let page = c.audit_search(&q)?;
+        newest.extend(page.records.into_iter().take(want));
+        if page.next_cursor == 0 || newest.len() >= limit {
             break;
         }
         q.cursor = page.next_cursor;
     }
-    if rows.is_empty() {
+    if newest.is_empty() {
         println!("no audit records match");
         return Ok(());
     }
+    let rows: Vec<Vec<String>> = newest.iter().rev().map(audit_row).collect();
     let headers = [
-        "SEQ", "TIME", "KIND", "USER", "SESSION", "ADDRESS", "DETAIL",
+        "TIME", "KIND", "REASON", "USER", "SESSION", "ADDRESS", "DEVICE", "BY", "NOTE",
     ];
     table(&headers, &rows);
     Ok(())
+}
+
+fn audit_row(r: &AuditRecord) -> Vec<String> {
+    let kind = AuditKind::from_u8(r.kind);
+    let reason = match kind.and_then(|k| k.reason_name(r.reason)) {
+        Some(name) => name.to_owned(),
+        None if r.reason == 0 => "-".to_owned(),
+        None => format!("{:#06x}", r.reason),
+    };
+    vec![
+        utc(r.at),
+        kind.map_or_else(|| format!("kind {}", r.kind), |k| k.name().to_owned()),
+        reason,
+        dash(&r.username),
+        session_hex(r.session_id),
+        dash(&r.address),
+        device(&r.client, &r.platform),
+        actor(&r.actor),
+        dash(&r.note),
+    ]
+}
+
+/// Who caused it: `NAME (session ID, ADDRESS, DEVICE)`, each part when known; `-`: the
+/// subject itself, a timer or the operator.
+fn actor(a: &AuditActor) -> String {
+    let name = match (a.username.as_str(), a.user_id) {
+        ("", 0) => String::new(),
+        ("", id) => format!("user {id}"),
+        (n, _) => n.to_owned(),
+    };
+    let mut parts = Vec::new();
+    if a.session_id != 0 {
+        parts.push(format!("session {:016x}", a.session_id));
+    }
+    if !a.address.is_empty() {
+        parts.push(a.address.clone());
+    }
+    if !a.client.is_empty() || !a.platform.is_empty() {
+        parts.push(device(&a.client, &a.platform));
+    }
+    match (name.is_empty(), parts.is_empty()) {
+        (true, true) => "-".to_owned(),
+        (false, true) => name,
+        (true, false) => format!("({})", parts.join(", ")),
+        (false, false) => format!("{name} ({})", parts.join(", ")),
+    }
+}
+
+fn session_hex(id: u64) -> String {
+    match id {
+        0 => "-".to_owned(),
+        id => format!("{id:016x}"),
+    }
+}
+
+/// `client on platform`, either alone, or `-`.
+fn device(client: &str, platform: &str) -> String {
+    match (client, platform) {
+        ("", "") => "-".to_owned(),
+        (c, "") | ("", c) => c.to_owned(),
+        (c, p) => format!("{c} on {p}"),
+    }
 }
 
 fn dash(s: &str) -> String {

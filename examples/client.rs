@@ -3,17 +3,26 @@
 //! **Interactive** (the default): resumes the session in its token file when it has one
 //! and logs in as `--user` otherwise, saves the token (mode 0600), heartbeats at the
 //! interval the server gives, shows server pushes as they arrive (a new login elsewhere,
-//! a revocation, an expiry) in plain words, and takes commands from stdin:
+//! a revocation, an expiry) in plain words, and takes commands at a prompt
+//! (`sessiond alice> `; `help` lists them, one line each):
 //!
 //! ```text
 //! login USER [PASSWORD]      register USER EMAIL [PASSWORD]    whoami
 //! sessions                   revoke SESSION_ID                 heartbeat
-//! logout                     logout-all [others|all]           passwd OLD NEW
-//! quit
+//! logout                     logout-all [others|all]           passwd [OLD NEW]
+//! help                       quit
 //! ```
 //!
+//! A password that is not in the command (nor in `SESSIOND_PASSWORD`) is asked for, and
+//! read with echo off when stdin is a terminal (`stty -echo`); from a pipe it is one line,
+//! as is every command (which the prompt then repeats, so a transcript reads like a
+//! session at a terminal).
+//!
 //! A dead token (revoked, expired, logged out) is deleted; a lost connection is
-//! re-established with backoff and the session resumed, never logged out.
+//! re-established with backoff (200 ms doubling to 10 s, 30 attempts in a row at most)
+//! and the session resumed, never logged out. A server never reached is tried 5 times
+//! (about 3 s), then the client stops: `cannot connect to 127.0.0.1:7450: Connection
+//! refused (after 5 attempts)` on stderr, exit status 3.
 //!
 //! **Script** (`--script`, for test harnesses and shells): the same commands, from the
 //! arguments after `--` (separated by `;`) or else one per line of stdin, plus `resume`
@@ -37,15 +46,13 @@
 //! SESSIOND_PASSWORD=... cargo run --example client -- --user carol --register carol@example.org
 //! cargo run --example client -- --script -- 'login alice pw; sessions; logout'
 //! ```
-//! Without SESSIOND_PASSWORD a password that is not given in the command is read from a
-//! line of stdin.
 //!
 //! TLS: `--ca-file ca.pem` (trust that CA) or `--tls` (the system's roots), with the
 //! certificate checked against `--server-name` (default: the host of `--addr`);
 //! `--insecure-skip-verify` turns checking off, for local testing only.
 
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
@@ -54,21 +61,75 @@ use sessiond::client::{
     describe_expired, describe_revoked, table, utc, Client, ClientError, LoginOutcome,
     RegisterOutcome, ResumeOutcome,
 };
-use sessiond::protocol::{Frame, LogoutScope, Message, SessionInfo, SessionList, Token};
+use sessiond::protocol::{Frame, LogoutScope, Message, SessionInfo, SessionList};
 use sessiond::tls::{client_config, Trust};
 
+#[path = "shared/secrets.rs"]
+mod secrets;
+use secrets::{echo, load_token, save_token};
+
 const CLIENT_NAME: &str = "sessiond-example";
-const COMMANDS: &str = "login, register, whoami, sessions, revoke ID, heartbeat, logout, \
-                        logout-all [others|all], passwd OLD NEW, quit";
+
+/// The commands and what each does: `help` prints them, and a known command with the
+/// wrong arguments gets its line.
+const HELP: &[(&str, &str)] = &[
+    (
+        "login USER [PASSWORD]",
+        "log in (the password is asked for when not given)",
+    ),
+    (
+        "register USER EMAIL [PASSWORD]",
+        "create an account (then `login`)",
+    ),
+    ("whoami", "this session: user, role, session id"),
+    ("sessions", "your sessions (* marks this one)"),
+    ("revoke SESSION_ID", "end one of your sessions"),
+    (
+        "heartbeat",
+        "send a heartbeat now (they also go out on their own)",
+    ),
+    ("logout", "end this session and remove the token file"),
+    (
+        "logout-all [others|all]",
+        "end your other sessions (the default), or all",
+    ),
+    (
+        "passwd [OLD NEW]",
+        "change your password (asked for when not given)",
+    ),
+    ("resume", "resume the token file's session (script mode)"),
+    (
+        "wait MS",
+        "wait up to MS milliseconds for a push (script mode)",
+    ),
+    ("help", "this list"),
+    (
+        "quit",
+        "disconnect and exit; the session stays for the next start",
+    ),
+];
+
+/// Attempts to reach a server this run has never reached before giving up (with the
+/// backoff below: about 3 s in all).
+const CONNECT_ATTEMPTS: u32 = 5;
+/// Attempts in a row to get a lost connection back before giving up (about 4.5 min).
+const RECONNECT_ATTEMPTS: u32 = 30;
+/// The first wait before a retry, doubled after each failure up to `BACKOFF_MAX`.
+const BACKOFF_FIRST: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// Example sessiond client: interactive (resumes or logs in, heartbeats, shows pushes,
-/// takes commands from stdin) or scripted (--script: one result line per command and an
-/// exit status per class of failure).
+/// takes commands at a prompt: `help` lists them) or scripted (--script: one result line
+/// per command and an exit status per class of failure).
 #[derive(Parser)]
 #[command(
     name = "client",
     args_override_self = true,
-    after_help = "password: in the command, $SESSIOND_PASSWORD, or a line of stdin"
+    after_help = "password: in the command, $SESSIOND_PASSWORD, or a line of stdin (echo off \
+                  at a terminal)\n\
+                  connecting: a server never reached is tried 5 times (about 3 s), then exit \
+                  status 3; a lost connection is re-made with backoff (up to 30 tries in a row) \
+                  and the session resumed"
 )]
 struct Args {
     /// The server
@@ -190,6 +251,49 @@ fn usage(msg: impl Into<String>) -> Failure {
     Failure(Class::Usage, "USAGE".into(), msg.into())
 }
 
+/// A failed connect, naming the address: `cannot connect to HOST:PORT: Connection
+/// refused` (the OS's words without their `(os error N)`).
+fn connect_failure(addr: &str, e: ClientError) -> Failure {
+    let why = match &e {
+        ClientError::Io(io) => {
+            let text = io.to_string();
+            match text.find(" (os error ") {
+                Some(i) => text[..i].to_owned(),
+                None => text,
+            }
+        }
+        ClientError::Timeout => "no answer in time".to_owned(),
+        _ => return e.into(),
+    };
+    Failure(
+        Class::Network,
+        "NETWORK".into(),
+        format!("cannot connect to {addr}: {why}"),
+    )
+}
+
+/// A command line as it may be shown: the words where a password goes, and any after
+/// them, as `***`.
+fn masked(line: &str) -> String {
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    let secret_from = match words.first().copied() {
+        Some("login") => 2,
+        Some("register") => 3,
+        Some("passwd") => 1,
+        _ => usize::MAX,
+    };
+    if secret_from < words.len() {
+        words.truncate(secret_from);
+        words.push("***");
+    }
+    words.join(" ")
+}
+
+/// A command's name: the first word of its `HELP` line.
+fn first_word(s: &str) -> &str {
+    s.split_whitespace().next().unwrap_or("")
+}
+
 /// What a command produced: the `key=value` words of its `ok` line and, interactively,
 /// lines to show.
 #[derive(Default)]
@@ -222,6 +326,14 @@ struct App {
     client: Option<Client>,
     password: Option<String>,
     lines: Receiver<String>,
+    /// stdin is a terminal: secrets are read with echo off, and commands are not repeated.
+    tty: bool,
+    /// A connection to the server was made at least once in this run.
+    connected_once: bool,
+    /// A login or resume succeeded at least once in this run.
+    had_session: bool,
+    /// Script mode: pushes print as `push ...` lines.
+    script: bool,
 }
 
 fn main() {
@@ -248,6 +360,10 @@ fn main() {
         client: None,
         password: std::env::var("SESSIOND_PASSWORD").ok(),
         lines: rx,
+        tty: std::io::stdin().is_terminal(),
+        connected_once: false,
+        had_session: false,
+        script: script.is_some(),
     };
     let status = match script {
         Some(cmds) => app.run_script(cmds),
@@ -262,17 +378,18 @@ impl App {
             let timeout = Duration::from_secs(5);
             let addr = self.args.addr.as_str();
             let c = match self.args.trust() {
-                None => Client::connect(addr, timeout)?,
+                None => Client::connect(addr, timeout),
                 Some(trust) => {
                     let cfg = client_config(&trust)
                         .map_err(|e| Failure(Class::Usage, "TLS".into(), e.to_string()))?;
                     // the name to check: --server-name, else the host part of --addr
                     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
                     let name = self.args.server_name.as_deref().unwrap_or(host);
-                    Client::connect_tls(addr, name.trim_matches(['[', ']']), cfg, timeout)?
+                    Client::connect_tls(addr, name.trim_matches(['[', ']']), cfg, timeout)
                 }
             };
-            self.client = Some(c);
+            self.client = Some(c.map_err(|e| connect_failure(addr, e))?);
+            self.connected_once = true;
         }
         Ok(self.client.as_mut().expect("connected above"))
     }
@@ -284,11 +401,40 @@ impl App {
         if let Some(p) = &self.password {
             return Ok(p.clone());
         }
-        eprint!("password for {user}: ");
-        let _ = std::io::stderr().flush();
-        let p = self.lines.recv().map_err(|_| usage("no password given"))?;
+        let p = self.secret(&format!("password for {user}: "))?;
         self.password = Some(p.clone());
         Ok(p)
+    }
+
+    /// Asks for a secret on stderr and reads the next line of stdin, with echo off when
+    /// stdin is a terminal. The session (if any) keeps heartbeating meanwhile, so a slow
+    /// typist does not time the connection out.
+    fn secret(&mut self, prompt: &str) -> Result<String, Failure> {
+        // echo off first: what is typed once the prompt shows is never echoed
+        let quiet = self.tty.then(echo::Off::new);
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let line = loop {
+            match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => break Some(line),
+                Err(RecvTimeoutError::Disconnected) => break None,
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(c) = self.client.as_mut().filter(|c| c.session().is_some()) {
+                        // Design: a push or an error is left to the command that asked,
+                        // which meets it on its request; here we only keep time.
+                        if let Ok(Some(f)) = c.wait_push(Duration::from_millis(1)) {
+                            print_push(&f, self.script);
+                        }
+                    }
+                }
+            }
+        };
+        if quiet.is_some() {
+            // the Enter that ended the line was not echoed either
+            eprintln!();
+        }
+        drop(quiet);
+        line.ok_or_else(|| usage("no password given"))
     }
 
     // ---- commands --------------------------------------------------------------------
@@ -343,11 +489,26 @@ impl App {
                     .field("ended", n)
                     .say(format!("{n} session(s) ended")))
             }
-            ["passwd", old, new] => {
-                let n = self.connection()?.change_password(old, new)?;
-                Ok(Done::default()
-                    .field("revoked", n)
-                    .say(format!("password changed; {n} other session(s) signed out")))
+            ["passwd", old, new] => self.passwd(old, new),
+            ["passwd"] => {
+                let c = self.client.as_ref();
+                c.and_then(|c| c.session())
+                    .ok_or_else(|| usage("not logged in"))?;
+                let old = self.secret("current password: ")?;
+                let new = self.secret("new password: ")?;
+                if self.secret("new password again: ")? != new {
+                    return Err(usage("the two new passwords differ; nothing changed"));
+                }
+                self.passwd(&old, &new)
+            }
+            ["help" | "?"] => {
+                let names: Vec<&str> = HELP.iter().map(|(cmd, _)| first_word(cmd)).collect();
+                let width = HELP.iter().map(|(cmd, _)| cmd.len()).max().unwrap_or(0);
+                let mut d = Done::default().field("commands", names.join(","));
+                for (cmd, what) in HELP {
+                    d = d.say(format!("  {cmd:width$}  {what}"));
+                }
+                Ok(d)
             }
             ["wait", ms] => {
                 let ms: u64 = ms.parse().map_err(|_| usage("wait needs milliseconds"))?;
@@ -358,10 +519,24 @@ impl App {
                 Ok(Done::default())
             }
             [] => Ok(Done::default()),
-            _ => Err(usage(format!(
-                "unknown command {line:?}; commands: {COMMANDS}"
-            ))),
+            [word, ..] => match HELP.iter().find(|(cmd, _)| first_word(cmd) == *word) {
+                Some((cmd, _)) => Err(usage(format!("usage: {cmd}"))),
+                None => Err(usage(format!(
+                    "unknown command {word:?}; `help` lists the commands"
+                ))),
+            },
         }
+    }
+
+    fn passwd(&mut self, old: &str, new: &str) -> Result<Done, Failure> {
+        let n = self.connection()?.change_password(old, new)?;
+        // a later login after a lost connection needs the new one
+        if self.password.is_some() {
+            self.password = Some(new.to_owned());
+        }
+        Ok(Done::default()
+            .field("revoked", n)
+            .say(format!("password changed; {n} other session(s) signed out")))
     }
 
     fn login(&mut self, user: &str, given: Option<&str>) -> Result<Done, Failure> {
@@ -369,6 +544,7 @@ impl App {
         let os = std::env::consts::OS;
         match self.connection()?.login(user, &pw, CLIENT_NAME, os)? {
             LoginOutcome::Success(s) => {
+                self.had_session = true;
                 let saved = save_token(&self.args.token_file, &s.token);
                 let mut d = session_done(&s.session);
                 d = match saved {
@@ -410,7 +586,10 @@ impl App {
             .ok_or_else(|| usage(format!("no token in {}", self.args.token_file.display())))?;
         let os = std::env::consts::OS;
         match self.connection()?.resume(&token, CLIENT_NAME, os)? {
-            ResumeOutcome::Valid(s) => Ok(session_done(&s).say("resumed the stored session")),
+            ResumeOutcome::Valid(s) => {
+                self.had_session = true;
+                Ok(session_done(&s).say("resumed the stored session"))
+            }
             ResumeOutcome::Invalid(i) => {
                 let _ = std::fs::remove_file(&self.args.token_file);
                 Err(Failure(
@@ -518,24 +697,35 @@ impl App {
     }
 
     fn run_interactive(&mut self) -> i32 {
-        if let (Some(user), Some(email)) = (self.args.user.clone(), self.args.register.clone()) {
-            match self.register(&user, &email, None) {
-                Ok(d) => d.text.iter().for_each(|l| println!("{l}")),
-                Err(Failure(c, code, msg)) => {
-                    println!("registration failed: {msg} ({code})");
-                    return c as i32;
+        let mut register = self.args.user.clone().zip(self.args.register.clone());
+        // failed attempts in a row, and the wait before the next
+        let mut failures = 0;
+        let mut backoff = BACKOFF_FIRST;
+        loop {
+            let started = match register.take() {
+                Some((user, email)) => self.register_first(&user, &email),
+                None => Ok(()),
+            };
+            match started.and_then(|()| self.start_session()) {
+                Ok(()) => {
+                    failures = 0;
+                    backoff = BACKOFF_FIRST;
                 }
-            }
-        }
-        let mut backoff = Duration::from_millis(200);
-        for attempt in 0..30 {
-            match self.start_session() {
-                Ok(()) => backoff = Duration::from_millis(200),
-                Err(Failure(Class::Network, _, msg)) if attempt + 1 < 30 => {
-                    println!("{msg}; retrying in {} ms", backoff.as_millis());
+                Err(Failure(Class::Network, _, msg)) => {
                     self.client = None;
+                    failures += 1;
+                    let limit = if self.connected_once {
+                        RECONNECT_ATTEMPTS
+                    } else {
+                        CONNECT_ATTEMPTS
+                    };
+                    if failures >= limit {
+                        eprintln!("{msg} (after {failures} attempts)");
+                        return Class::Network as i32;
+                    }
+                    println!("{msg}; retrying in {} ms", backoff.as_millis());
                     std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
                     continue;
                 }
                 Err(Failure(c, code, msg)) => {
@@ -553,7 +743,20 @@ impl App {
                 }
             }
         }
-        Class::Network as i32
+    }
+
+    /// `--register`: creates the account before the first login.
+    fn register_first(&mut self, user: &str, email: &str) -> Result<(), Failure> {
+        match self.register(user, email, None) {
+            Ok(d) => {
+                d.text.iter().for_each(|l| println!("{l}"));
+                Ok(())
+            }
+            Err(Failure(c, code, msg)) if c != Class::Network => {
+                Err(Failure(c, code, format!("registration failed: {msg}")))
+            }
+            Err(f) => Err(f),
+        }
     }
 
     /// Resumes the stored session, or logs in as `--user`; with neither, waits for a
@@ -565,6 +768,29 @@ impl App {
                 Ok(d) => {
                     d.text.iter().for_each(|l| println!("{l}"));
                     return Ok(());
+                }
+                // Design: the session is bound to another connection. When it was ours
+                // a moment ago, that is the lost connection the server has not noticed
+                // yet: retry (its heartbeat timeout frees it). Otherwise another client
+                // has it, and logging in instead would end it: stop and say so.
+                Err(Failure(Class::Refused, code, _)) if code == "DUPLICATE_SESSION" => {
+                    let file = self.args.token_file.display();
+                    return Err(if self.had_session {
+                        Failure(
+                            Class::Network,
+                            code,
+                            "the session is still bound to the lost connection".into(),
+                        )
+                    } else {
+                        Failure(
+                            Class::Refused,
+                            code,
+                            format!(
+                                "the session in {file} is in use on another connection: \
+                                 quit that client first, or use another --token-file"
+                            ),
+                        )
+                    });
                 }
                 Err(Failure(Class::Refused, code, _)) => {
                     let why = code.to_lowercase().replace('_', " ");
@@ -583,29 +809,62 @@ impl App {
         Ok(())
     }
 
+    /// `sessiond USER> `, or `sessiond> ` with no session.
+    fn prompt(&self) -> String {
+        match self.client.as_ref().and_then(|c| c.session()) {
+            Some(s) => format!("sessiond {}> ", s.username),
+            None => "sessiond> ".into(),
+        }
+    }
+
     /// The command loop. Returns the exit status, or None to reconnect.
     fn interact(&mut self) -> Option<i32> {
-        println!("commands: {COMMANDS}");
+        println!("type `help` for the commands");
+        // the prompt is on screen, waiting for a line
+        let mut prompted = false;
         loop {
+            if !prompted {
+                print!("{}", self.prompt());
+                let _ = std::io::stdout().flush();
+                prompted = true;
+            }
             let line = match self.lines.recv_timeout(Duration::from_millis(100)) {
                 Ok(l) => l,
                 Err(RecvTimeoutError::Timeout) => {
                     // keep the connection alive (automatic heartbeats) and show pushes
                     if let Some(c) = self.client.as_mut() {
                         match c.wait_push(Duration::from_millis(1)) {
-                            Ok(Some(f)) => print_push(&f, false),
+                            Ok(Some(f)) => {
+                                println!();
+                                print_push(&f, false);
+                                prompted = false;
+                            }
                             Ok(None) => {}
-                            Err(e) => match self.on_error(e.into()) {
-                                Next::Exit(status) => return Some(status),
-                                Next::Reconnect => return None,
-                                Next::Continue => {}
-                            },
+                            Err(e) => {
+                                println!();
+                                prompted = false;
+                                match self.on_error(e.into()) {
+                                    Next::Exit(status) => return Some(status),
+                                    Next::Reconnect => return None,
+                                    Next::Continue => {}
+                                }
+                            }
                         }
                     }
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => "quit".into(),
+                Err(RecvTimeoutError::Disconnected) => {
+                    if self.tty {
+                        println!();
+                    }
+                    "quit".into()
+                }
             };
+            prompted = false;
+            if !self.tty {
+                // what a terminal would have echoed, so a piped transcript reads right
+                println!("{}", masked(&line));
+            }
             if matches!(line.trim(), "quit" | "exit") {
                 if let Some(c) = self.client.take() {
                     match c.disconnect() {
@@ -730,26 +989,4 @@ fn parse_id(s: &str) -> Option<u64> {
         return u64::from_str_radix(s, 16).ok();
     }
     s.parse().ok()
-}
-
-fn load_token(path: &Path) -> Option<Token> {
-    Token::from_hex(std::fs::read_to_string(path).ok()?.trim())
-}
-
-fn save_token(path: &Path, token: &Token) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    // An existing file keeps its old mode on open; make sure it is owner-only.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    writeln!(f, "{}", token.to_hex())
 }

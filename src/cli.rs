@@ -25,6 +25,7 @@ use clap::builder::{PossibleValue, RangedU64ValueParser};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::config_file;
 use crate::engine::{DuplicatePolicy, EngineConfig, OnLimit, PolicyConfig};
 use crate::ops::{DataDir, OpsCommand, ITERATION_RANGE};
 use crate::protocol::{MAX_PASSWORD, MIN_MAX_FRAME};
@@ -46,6 +47,9 @@ pub enum Command {
     },
     /// `sessiond user ...` and `sessiond audit ...` (see [`crate::ops`]).
     Ops(OpsCommand),
+    /// `sessiond check-config [--config FILE] [OPTIONS]`: what the server would run with,
+    /// checked, without starting it.
+    CheckConfig(Box<Options>),
 }
 
 /// What the server runs with.
@@ -71,10 +75,14 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString>,
 {
-    let argv = std::iter::once(OsString::from(NAME)).chain(args.into_iter().map(Into::into));
+    let args = with_config_file(args.into_iter().map(Into::into).collect())?;
+    let argv = std::iter::once(OsString::from(NAME)).chain(args);
     let cli = Cli::try_parse_from(argv).map_err(unknown_option)?;
     match cli.command {
         None => cli.server.into_options().map(|o| Command::Run(Box::new(o))),
+        Some(Sub::CheckConfig { server }) => server
+            .into_options()
+            .map(|o| Command::CheckConfig(Box::new(o))),
         Some(Sub::Repair { data_dir, check }) => Ok(Command::Repair {
             dir: data_dir.path,
             check,
@@ -84,6 +92,35 @@ where
 }
 
 const NAME: &str = "sessiond";
+
+/// `args` with the options of the `--config` file (if one is named) put before the ones
+/// typed, so that a flag overrides the file (`config_file`). The file's values are parsed
+/// on their own first, so that an error in one names the file.
+fn with_config_file(mut args: Vec<OsString>) -> Result<Vec<OsString>, clap::Error> {
+    let usage = |m: String| clap::Error::raw(ErrorKind::InvalidValue, format!("{m}\n"));
+    let Some(path) = config_file::path_in(&args).map_err(usage)? else {
+        return Ok(args);
+    };
+    let at = usize::from(args.first().is_some_and(|a| a == "check-config"));
+    let cmd = Cli::command();
+    let known = |name: &str| {
+        !matches!(name, "help" | "version")
+            && cmd.get_arguments().any(|a| a.get_long() == Some(name))
+    };
+    let from_file = config_file::arguments(&path, &known).map_err(usage)?;
+    let alone = std::iter::once(OsString::from(NAME)).chain(from_file.iter().cloned());
+    if let Err(e) = Cli::try_parse_from(alone) {
+        // A rule between options (`requires`) may be met by the flags typed.
+        if e.kind() != ErrorKind::MissingRequiredArgument {
+            let text = e.to_string();
+            let text = text.trim_start_matches("error: ");
+            let m = format!("config file {}: {text}", path.display());
+            return Err(clap::Error::raw(e.kind(), m));
+        }
+    }
+    args.splice(at..at, from_file);
+    Ok(args)
+}
 
 /// `-V`: `sessiond 0.1.0 (protocol version 1)`.
 fn version() -> &'static str {
@@ -106,6 +143,7 @@ fn version() -> &'static str {
     name = NAME,
     version = version(),
     args_conflicts_with_subcommands = true,
+    args_override_self = true,
     after_help = "DUR is a number with an optional unit: ms, s (default), m, h. \
                   Examples: 500ms, 15, 30m, 24h (at most 49 days)."
 )]
@@ -119,6 +157,17 @@ pub struct Cli {
 /// The subcommands; without one, `sessiond` runs the server.
 #[derive(Subcommand, Debug)]
 enum Sub {
+    /// Check the options, files and addresses a start would use, without starting
+    ///
+    /// Reads the --config file and the flags as a start would, loads the TLS files, binds
+    /// the listen addresses (then lets them go), checks that the data directory is
+    /// writable and not held by a running server, and prints the limits in force. Exit
+    /// status 0 when a start would get past its checks, 2 otherwise.
+    #[command(args_override_self = true)]
+    CheckConfig {
+        #[command(flatten)]
+        server: Box<ServerArgs>,
+    },
     /// Bring a damaged data directory back to a consistent state: rebuild a damaged or
     /// missing snapshot from the previous one and the archive, cut the journal before its
     /// first damage; say exactly what is kept and what is lost
@@ -141,6 +190,10 @@ const SECS_PER_DAY: u64 = 86_400;
 /// The server's options (`sessiond [OPTIONS]`).
 #[derive(clap::Args, Debug)]
 struct ServerArgs {
+    /// read options from this TOML file: `key = value` per line, a key being a long option
+    /// without `--` (flags given here override it; see examples/sessiond.toml)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// address to listen on
     #[arg(long, value_name = "ADDR", default_value_t = ServerConfig::default().listen)]
     listen: SocketAddr,

@@ -34,6 +34,7 @@
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod config_file;
 pub mod conn;
 pub mod engine;
 pub mod ffi;

@@ -10,7 +10,7 @@ use sessiond::auth::PasswordRecord;
 use sessiond::cli::{self, Command};
 use sessiond::engine::event::Event;
 use sessiond::protocol::Role;
-use sessiond::server::Server;
+use sessiond::server::{Listeners, Server};
 use sessiond::session::token::random_password;
 use sessiond::session::UserTable;
 use sessiond::store;
@@ -30,6 +30,7 @@ fn main() -> ExitCode {
             };
         }
         Ok(Command::Repair { dir, check }) => return repair(&dir, check),
+        Ok(Command::CheckConfig(o)) => return check_config(&o),
         // --help and --version (stdout, 0) or a usage error (stderr, 2), as clap renders them.
         Err(e) => {
             let _ = e.print();
@@ -78,7 +79,107 @@ fn repair(dir: &std::path::Path, check: bool) -> ExitCode {
     }
 }
 
+/// The TLS configuration `opts` names, loaded and checked (an error names the file).
+fn load_tls(opts: &cli::Options) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, String> {
+    match &opts.tls {
+        Some((cert, key)) => sessiond::tls::server_config(cert, key)
+            .map(Some)
+            .map_err(|e| format!("TLS: {e}")),
+        None => Ok(None),
+    }
+}
+
+/// Whether the data directory can be the server's: created if missing (as a start
+/// would), writable, and not held by a running server.
+fn check_data_dir(dir: &std::path::Path) -> Result<(), String> {
+    store::ensure_data_dir(dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    let probe = dir.join(".sessiond-check");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| format!("data directory {} is not writable: {e}", dir.display()))?;
+    store::lock_data_dir(dir)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// `sessiond check-config`: every check a start makes before it creates anything, and
+/// what it would run with. Exit status 0 when a start would get past them, 2 otherwise.
+fn check_config(opts: &cli::Options) -> ExitCode {
+    let mut failed = false;
+    let mut report = |what: &str, r: Result<String, String>| match r {
+        Ok(detail) => println!("ok      {what}: {detail}"),
+        Err(e) => {
+            failed = true;
+            println!("FAILED  {what}: {e}");
+        }
+    };
+    let tls = load_tls(opts);
+    let tls_ok = tls.as_ref().is_ok_and(|t| t.is_some());
+    report(
+        "tls",
+        tls.as_ref()
+            .map(|t| match (t, &opts.tls) {
+                (Some(_), Some((cert, key))) => {
+                    format!("certificate {} with key {}", cert.display(), key.display())
+                }
+                _ => "off (plain TCP)".to_owned(),
+            })
+            .map_err(Clone::clone),
+    );
+    let cfg = sessiond::server::ServerConfig {
+        tls: tls.ok().flatten(),
+        ..opts.server.clone()
+    };
+    report(
+        "listen",
+        Listeners::bind(&cfg).map_err(|e| e.to_string()).map(|l| {
+            let addr = l.local_addr().map_or(cfg.listen, |a| a);
+            let plain = cfg
+                .plain_listen
+                .map_or(String::new(), |p| format!(", plain listener {p}"));
+            let kind = if tls_ok { "TLS" } else { "plain" };
+            format!("{addr} ({kind}){plain}")
+        }),
+    );
+    report(
+        "data directory",
+        check_data_dir(&opts.data_dir).map(|()| opts.data_dir.display().to_string()),
+    );
+    let e = &opts.server.engine;
+    println!(
+        "        limits: {} connections ({} per address), {} session(s) per user, frames up \
+         to {} bytes; heartbeat every {:?}, timeout {:?}; sessions idle {:?}, lifetime {:?}",
+        e.max_connections,
+        e.max_connections_per_address,
+        e.max_sessions_per_user,
+        e.max_frame,
+        e.heartbeat_interval,
+        e.heartbeat_timeout,
+        e.session_idle,
+        e.session_lifetime
+    );
+    if failed {
+        println!("sessiond check-config: a start would fail (see above)");
+        ExitCode::from(2)
+    } else {
+        println!("sessiond check-config: ok");
+        ExitCode::SUCCESS
+    }
+}
+
 fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
+    // Everything that can refuse a start is checked before any state is created, so a
+    // start that fails creates no account and prints no password.
+    let tls = load_tls(&opts)?;
+    let cfg = sessiond::server::ServerConfig {
+        // SIGTERM / SIGINT: graceful shutdown (SERVER_SHUTDOWN to every client, journal
+        // durable, exit 0).
+        handle_signals: true,
+        tls,
+        ..opts.server.clone()
+    };
+    let listeners = Listeners::bind(&cfg)?;
     let dir = &opts.data_dir;
     store::ensure_data_dir(dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
@@ -122,21 +223,7 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         opts.server.hash_workers,
         opts.server.iterations
     );
-    let tls = match &opts.tls {
-        Some((cert, key)) => {
-            Some(sessiond::tls::server_config(cert, key).map_err(|e| format!("TLS: {e}"))?)
-        }
-        None => None,
-    };
-    let cfg = sessiond::server::ServerConfig {
-        // SIGTERM / SIGINT: graceful shutdown (SERVER_SHUTDOWN to every client, journal
-        // durable, exit 0).
-        handle_signals: true,
-        tls,
-        ..opts.server.clone()
-    };
-    let mut server = Server::bind_with_store(cfg, state, Some(Box::new(journal)))
-        .map_err(|e| format!("cannot listen on {}: {e}", opts.server.listen))?;
+    let mut server = Server::start(cfg, listeners, state, Some(Box::new(journal)))?;
     let scheme = if opts.tls.is_some() { " (TLS)" } else { "" };
     println!("sessiond: listening on {}{scheme}", server.local_addr());
     if let Some(a) = server.plain_addr() {

@@ -1,12 +1,17 @@
 //! `examples/client.rs` in script mode, as a shell or C harness would drive it: one result
-//! line per command and an exit status per class of failure (documented in the example).
+//! line per command and an exit status per class of failure (documented in the example);
+//! and in interactive mode: the prompt and `help`, the password never echoed (read from a
+//! pipe, and at a terminal made by `script`), and a server never reached.
+#![allow(clippy::disallowed_methods)] // these tests run the example in real time
 
 mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
+use common::live::Live;
 use common::{TestServer, ALICE_PW};
 
 /// The example's binary, built (or found up to date) once per test run: `cargo test`
@@ -192,4 +197,185 @@ fn script_mode_over_tls_checks_the_certificate() {
         lines(&o)
     );
     let _ = std::fs::remove_file(&tok);
+}
+
+/// Runs `cmd` with `input` on stdin and waits at most `limit` for it to exit (killed and
+/// failed otherwise); its output.
+fn run_bounded(cmd: &mut Command, input: &str, limit: Duration) -> Output {
+    let mut live = Live::spawn(cmd);
+    live.send(input);
+    live.close_stdin();
+    let status = live.wait_exit(limit);
+    let (stdout, stderr) = live.output();
+    Output {
+        status,
+        stdout: stdout.into_bytes(),
+        stderr: stderr.into_bytes(),
+    }
+}
+
+#[test]
+fn interactive_mode_prompts_lists_the_commands_and_reads_the_password_from_a_pipe() {
+    let server = TestServer::start();
+    let tok = token_file("i");
+    // no SESSIOND_PASSWORD: the first line of stdin is the password
+    let input = format!(
+        "{ALICE_PW}\nhelp\nfrobnicate\nrevoke\nwhoami\nlogout\nlogin alice not-the-password\nquit\n"
+    );
+    let o = run_bounded(
+        Command::new(example())
+            .args(["--addr", &server.addr.to_string(), "--user", "alice"])
+            .arg("--token-file")
+            .arg(&tok)
+            .env_remove("SESSIOND_PASSWORD"),
+        &input,
+        Duration::from_secs(20),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(err.contains("password for alice: "), "{err}");
+    assert!(
+        !out.contains(ALICE_PW) && !err.contains(ALICE_PW),
+        "the password is shown: {out}\n{err}"
+    );
+    // the prompt names the user; a piped command is repeated after it
+    assert!(
+        out.contains("type `help` for the commands\nsessiond alice> help\n"),
+        "{out}"
+    );
+    // help: one line per command, each with what it does
+    let help: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.ends_with("> help"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    let names: Vec<&str> = help
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    for cmd in [
+        "login",
+        "register",
+        "whoami",
+        "sessions",
+        "revoke",
+        "heartbeat",
+        "logout",
+        "logout-all",
+        "passwd",
+        "help",
+        "quit",
+    ] {
+        assert!(names.contains(&cmd), "help lacks {cmd}: {help:?}");
+    }
+    assert!(
+        help.iter().all(|l| l.trim().split("  ").count() >= 2),
+        "{help:?}"
+    );
+    // an unknown command points to help; a known one with the wrong arguments shows its
+    // usage line
+    assert!(
+        out.contains(
+            "sessiond alice> frobnicate\nerror: unknown command \"frobnicate\"; `help` lists \
+             the commands (USAGE)\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: usage: revoke SESSION_ID (USAGE)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sessiond alice> whoami\nlogged in as alice"),
+        "{out}"
+    );
+    // logged out: the prompt has no user any more; a password in a command is not shown
+    assert!(out.contains("sessiond> login alice ***\nerror: "), "{out}");
+    assert!(!out.contains("not-the-password"), "{out}");
+    assert!(out.contains("sessiond> quit\nDISCONNECT_ACK"), "{out}");
+    assert!(!tok.exists());
+}
+
+/// `script` (util-linux) runs the example on a pseudo-terminal, whose echo (on, with
+/// `-E always`) shows in the output: the password must not, and echo must be back on for
+/// the next command.
+#[test]
+fn interactive_mode_reads_a_password_at_a_terminal_without_echo() {
+    let has_script = Command::new("script")
+        .args(["-qe", "-E", "always", "-c", "true", "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_script {
+        eprintln!("skipped: no util-linux `script` (>= 2.35) to make a terminal");
+        return;
+    }
+    let server = TestServer::start();
+    let tok = token_file("tty");
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let inner = format!(
+        "{} --addr {} --user alice --token-file {}",
+        quote(example().to_str().unwrap()),
+        server.addr,
+        quote(tok.to_str().unwrap())
+    );
+    let mut live = Live::spawn(
+        Command::new("script")
+            .args(["-qe", "-E", "always", "-c", &inner, "/dev/null"])
+            .env_remove("SESSIOND_PASSWORD"),
+    );
+    let limit = Duration::from_secs(20);
+    live.wait_for("password for alice: ", limit);
+    live.send(&format!("{ALICE_PW}\n"));
+    live.wait_for("sessiond alice> ", limit);
+    live.send("whoami\n");
+    // the terminal echoes the command again: echo is back on
+    live.wait_for("sessiond alice> whoami", limit);
+    live.wait_for("\nlogged in as alice", limit);
+    live.send("quit\n");
+    let st = live.wait_exit(limit);
+    let (out, _) = live.output();
+    assert_eq!(st.code(), Some(0), "{out}");
+    assert!(!out.contains(ALICE_PW), "the password was echoed: {out:?}");
+    let _ = std::fs::remove_file(&tok);
+}
+
+#[test]
+fn a_server_never_reached_ends_with_its_address_and_status_3() {
+    // a loopback port with nothing listening
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tok = token_file("unreachable");
+    let addr = format!("127.0.0.1:{port}");
+    let bin = example(); // built before the clock starts
+    let started = Instant::now();
+    let o = run_bounded(
+        Command::new(bin)
+            .args(["--addr", &addr, "--user", "alice", "--token-file"])
+            .arg(&tok)
+            .env("SESSIOND_PASSWORD", ALICE_PW),
+        "",
+        Duration::from_secs(20),
+    );
+    let took = started.elapsed();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{out}\n{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot connect to {addr}: Connection refused (after 5 attempts)"
+        )),
+        "{err}"
+    );
+    // four waits between five attempts, then the end: bounded, not forever
+    assert_eq!(out.matches("; retrying in").count(), 4, "{out}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(!tok.exists());
 }

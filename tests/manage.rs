@@ -277,7 +277,6 @@ fn audit_queries_return_exactly_the_scenarios_events() {
             "login_failed",
             "session_created",
             "session_created",
-            "session_detached",
             "logged_out"
         ]
     );
@@ -366,7 +365,6 @@ fn suspension_roles_and_the_audit_trail_survive_a_restart() {
         [
             "session_created",
             "suspended",
-            "session_detached",
             "revoked",
             "role_changed",
             "login_failed",

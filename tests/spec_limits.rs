@@ -192,3 +192,26 @@ fn records_of_kinds_and_reasons_not_yet_defined_decode() {
     let bytes = Frame::reply(1, m.clone()).to_vec();
     assert_eq!(decode_slice(&bytes).unwrap().0.message, m);
 }
+
+/// protocol.md 5.31 / 5.32: a username that names an account is 1..=64 bytes; an empty one
+/// is MALFORMED_FRAME (not NOT_FOUND), as in LOGIN_REQUEST.
+#[test]
+fn an_empty_target_username_is_malformed() {
+    use sessiond::protocol::{AdminSetRole, Role, UserTarget};
+    let token = Token([1; 32]);
+    for m in [
+        Message::AdminSuspendUser(UserTarget {
+            token: token.clone(),
+            username: String::new(),
+        }),
+        Message::AdminSetRole(AdminSetRole {
+            token,
+            username: String::new(),
+            role: Role::User,
+        }),
+    ] {
+        let bytes = Frame::reply(1, m).to_vec();
+        let e = decode_slice(&bytes).unwrap_err();
+        assert_eq!(e.kind.code(), sessiond::protocol::ErrorCode::MalformedFrame);
+    }
+}

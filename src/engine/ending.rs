@@ -105,7 +105,7 @@ impl Engine {
             .and_then(|s| s.conn)
             .filter(|&c| self.conn(c).and_then(|c| c.session_id()) == Some(sid));
         if let Some(cid) = bound {
-            self.detach(cid, now);
+            self.detach_for_end(cid, now);
         }
         let why = match &end {
             End::LoggedOut => InvalidReason::LoggedOut,

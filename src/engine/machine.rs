@@ -301,6 +301,16 @@ impl Engine {
     /// Unbinds the connection's session, if it is bound to this connection. The connection
     /// keeps its state; callers move it on (to Closing, or AwaitingAuth after a logout).
     pub(super) fn detach(&mut self, id: ConnId, now: Instant) {
+        self.unbind(id, true, now);
+    }
+
+    /// Unbinds `id`'s session from it because the session is ending: nothing is journaled
+    /// or audited for the detach (the end says it all).
+    pub(super) fn detach_for_end(&mut self, id: ConnId, now: Instant) {
+        self.unbind(id, false, now);
+    }
+
+    fn unbind(&mut self, id: ConnId, lives_on: bool, now: Instant) {
         let Some(sid) = self.conn(id).and_then(|c| c.session_id()) else {
             return;
         };
@@ -314,6 +324,9 @@ impl Engine {
             return;
         };
         debug!("session={:016x} detached", sid);
+        if !lives_on {
+            return;
+        }
         // Last activity is persisted coarsely: here, and every `activity_save_interval`
         // while requests come (`check_token`).
         let last = s.last_activity_ms;

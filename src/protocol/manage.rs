@@ -17,6 +17,15 @@ pub const MAX_STAT_NAME: usize = 64;
 /// Most entries in one SESSION_LIST, AUDIT_PAGE or STATS.
 pub const MAX_PAGE: usize = 100;
 
+/// A username that names an account: 1..=64 bytes (protocol.md 3; empty is
+/// MALFORMED_FRAME, as in LOGIN_REQUEST).
+fn account_name(r: &mut Reader<'_>) -> Result<String, DecodeErrorKind> {
+    match r.string(MAX_USERNAME)? {
+        "" => Err(DecodeErrorKind::InvalidValue),
+        name => Ok(name.to_owned()),
+    }
+}
+
 pub(super) fn count<T>(
     r: &mut Reader<'_>,
     item: impl Fn(&mut Reader<'_>) -> Result<T, DecodeErrorKind>,
@@ -357,7 +366,7 @@ impl UserTarget {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(UserTarget {
             token: r.token()?,
-            username: r.string(MAX_USERNAME)?.to_owned(),
+            username: account_name(r)?,
         })
     }
     /// Payload bytes.
@@ -388,7 +397,7 @@ impl AdminSetRole {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
         Ok(AdminSetRole {
             token: r.token()?,
-            username: r.string(MAX_USERNAME)?.to_owned(),
+            username: account_name(r)?,
             role: Role::from_u8(r.u8()?).ok_or(DecodeErrorKind::InvalidValue)?,
         })
     }

@@ -193,6 +193,50 @@ struct Io {
     read_buf: Box<[u8]>,
 }
 
+/// The server's listening sockets, bound (and checked against the configuration) before
+/// the server starts.
+#[derive(Debug)]
+pub struct Listeners {
+    main: std::net::TcpListener,
+    plain: Option<std::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `cfg.listen` and `cfg.plain_listen`; an error names the address.
+    pub fn bind(cfg: &ServerConfig) -> io::Result<Listeners> {
+        let bind = |addr: SocketAddr| {
+            std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+        };
+        let plain = match cfg.plain_listen {
+            Some(addr) if cfg.tls.is_none() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("a plain listener ({addr}) is only for use beside TLS"),
+                ))
+            }
+            Some(addr) if !addr.ip().is_loopback() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("the plain listener must be on loopback, not {addr}"),
+                ))
+            }
+            Some(addr) => Some(bind(addr)?),
+            None => None,
+        };
+        Ok(Listeners {
+            main: bind(cfg.listen)?,
+            plain,
+        })
+    }
+
+    /// The main listener's address (the port chosen, for port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.main.local_addr()
+    }
+}
+
 impl Server {
     /// Binds the listener and starts the hash workers, with everything in memory only.
     pub fn bind(cfg: ServerConfig, users: UserTable) -> io::Result<Server> {
@@ -208,29 +252,29 @@ impl Server {
     /// change in `store`.
     pub fn bind_with_store(
         cfg: ServerConfig,
+        state: State,
+        store: Option<Box<dyn Store>>,
+    ) -> io::Result<Server> {
+        let listeners = Listeners::bind(&cfg)?;
+        Self::start(cfg, listeners, state, store)
+    }
+
+    /// Like `bind_with_store`, on listeners bound beforehand (the binary binds them before
+    /// it creates any state, so a start that cannot listen changes nothing).
+    pub fn start(
+        cfg: ServerConfig,
+        listeners: Listeners,
         mut state: State,
         store: Option<Box<dyn Store>>,
     ) -> io::Result<Server> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(cfg.listen)?;
+        let mut listener = TcpListener::from_std(listeners.main);
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let plain = match cfg.plain_listen {
-            Some(addr) if cfg.tls.is_none() => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("a plain listener ({addr}) is only for use beside TLS"),
-                ))
-            }
-            Some(addr) if !addr.ip().is_loopback() => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("the plain listener must be on loopback, not {addr}"),
-                ))
-            }
-            Some(addr) => {
-                let mut l = TcpListener::bind(addr)?;
+        let plain = match listeners.plain {
+            Some(l) => {
+                let mut l = TcpListener::from_std(l);
                 let a = l.local_addr()?;
                 poll.registry()
                     .register(&mut l, PLAIN_LISTENER, Interest::READABLE)?;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod harness;
+pub mod live;
 pub mod pki;
 pub mod process;
 pub mod spec;
