@@ -11,6 +11,8 @@
 //! logout-user USER                   end every session of USER
 //! suspend USER | unsuspend USER      block (and log out) or unblock an account
 //! set-role USER user|admin           change an account's role
+//! set-password USER                  set USER's password (every session of USER ends;
+//!                                    the new password from stdin, see below)
 //! stats                              the server's counters
 //! audit [--user U] [--kind NAME] [--limit N]
 //!                                    the newest N audit records (default 100), printed
@@ -41,6 +43,14 @@
 //! The password (needed only to log in) is taken from `SESSIOND_PASSWORD`, or else read
 //! as one line from stdin, with echo off when stdin is a terminal. The password and the
 //! session token are never printed.
+//!
+//! `set-password USER` reads the new password first, before it connects (typing takes
+//! a while; a connection would sit idle meanwhile): one line of stdin, or, at a terminal,
+//! typed twice with echo off. Only then, if a login is needed, the administrator's own
+//! password as above (so from a pipe: the new password on the first line, the
+//! administrator's on the second, unless `SESSIOND_PASSWORD` holds it). The server checks
+//! the length (INVALID_ARGUMENT below its minimum, 8 bytes by default). Resetting your
+//! own account's password ends this session too (the token file goes).
 //!
 //! Exit status: 0 done; 1 the server refused (FORBIDDEN, NOT_FOUND, a failed login, a
 //! session in use elsewhere, ..., shown as `error: ...` on stderr); 2 usage error (bad
@@ -81,7 +91,9 @@ const TOKEN_FILE: &str = "sessiond-admin.token";
                   interactive client's, with --token-file sessiond.token) is refused \
                   (DUPLICATE_SESSION), never replaced by a login, unless --login is given.\n\
                   password: $SESSIOND_PASSWORD or one line of stdin (echo off at a terminal); \
-                  only needed to log in\n\
+                  only needed to log in. set-password reads the new password first (one line \
+                  of stdin; typed twice, echo off, at a terminal), then the login password \
+                  if one is needed\n\
                   exit status: 0 done, 1 refused by the server, 2 usage error, 3 network error"
 )]
 struct Args {
@@ -156,6 +168,13 @@ enum Command {
         /// The new role
         #[arg(value_enum)]
         role: RoleName,
+    },
+    /// Set USER's password (every session of USER ends); the new one is read from stdin
+    /// first (typed twice, echo off, at a terminal)
+    SetPassword {
+        /// The account
+        #[arg(value_parser = username)]
+        user: String,
     },
     /// The server's counters
     Stats,
@@ -259,9 +278,25 @@ fn read_password(user: &str) -> Result<String, Failure> {
     if let Ok(p) = std::env::var("SESSIOND_PASSWORD") {
         return Ok(p);
     }
+    read_secret(&format!(
+        "password for {user} (one line from stdin, or set SESSIOND_PASSWORD): "
+    ))
+}
+
+/// `set-password`'s new password: one line of stdin; at a terminal, typed twice.
+fn read_new_password(user: &str) -> Result<String, Failure> {
+    let first = read_secret(&format!("new password for {user}: "))?;
+    if std::io::stdin().is_terminal() && read_secret("the same again: ")? != first {
+        return Err(Failure(USAGE_ERROR, "the two passwords differ".into()));
+    }
+    Ok(first)
+}
+
+/// One line of stdin after `prompt` (on stderr), with echo off when stdin is a terminal.
+fn read_secret(prompt: &str) -> Result<String, Failure> {
     // echo off first: what is typed once the prompt shows is never echoed
     let quiet = std::io::stdin().is_terminal().then(echo::Off::new);
-    eprint!("password for {user} (one line from stdin, or set SESSIOND_PASSWORD): ");
+    eprint!("{prompt}");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     let read = std::io::stdin().lock().read_line(&mut line);
@@ -279,11 +314,16 @@ fn read_password(user: &str) -> Result<String, Failure> {
 fn run(args: &Args) -> Result<(), Failure> {
     let path = args.token_file();
     let logout = matches!(args.command, Command::Logout);
+    // before any connection: see the module docs
+    let new_password = match &args.command {
+        Command::SetPassword { user } => Some(read_new_password(user)?),
+        _ => None,
+    };
     let Some(mut client) = session(args, &path, !logout)? else {
         println!("no kept session in {}", path.display());
         return Ok(());
     };
-    let result = execute(&mut client, &args.command);
+    let result = execute(&mut client, &args.command, new_password.as_deref());
     if logout && result.is_ok() {
         let _ = std::fs::remove_file(&path);
         println!("{} removed", path.display());
@@ -400,7 +440,12 @@ fn finish(client: Client, path: &Path, result: &Result<(), ClientError>) {
     }
 }
 
-fn execute(c: &mut Client, command: &Command) -> Result<(), ClientError> {
+/// Runs `command`; `new_password` is `set-password`'s, read before connecting.
+fn execute(
+    c: &mut Client,
+    command: &Command,
+    new_password: Option<&str>,
+) -> Result<(), ClientError> {
     match command {
         Command::Sessions { user } => sessions(c, user.as_deref().unwrap_or("")),
         Command::Revoke { session_id: id } => {
@@ -429,6 +474,12 @@ fn execute(c: &mut Client, command: &Command) -> Result<(), ClientError> {
                 0 => println!("{u} already has role {} (no change)", role.name()),
                 _ => println!("{u} now has role {}", role.name()),
             }
+            Ok(())
+        }
+        Command::SetPassword { user: u } => {
+            let password = new_password.ok_or(ClientError::Usage("no new password"))?;
+            let n = c.admin_set_password(u, password)?;
+            println!("set the password of {u}: {n} session(s) ended");
             Ok(())
         }
         Command::Stats => stats(c),

@@ -145,7 +145,7 @@ struct Args {
     #[arg(long, value_name = "EMAIL")]
     register: Option<String>,
     /// TLS, trusting the system's root certificates
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ca_file")]
     tls: bool,
     /// TLS, trusting the CA certificates in this PEM file
     #[arg(long, value_name = "PEM")]
@@ -155,7 +155,7 @@ struct Args {
     server_name: Option<String>,
     /// TLS without checking the server's certificate: anyone on the path can read the
     /// password and token (testing only)
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["tls", "ca_file"])]
     insecure_skip_verify: bool,
     /// Script mode: the commands after `--`, or else one per line of stdin
     #[arg(long)]
@@ -167,11 +167,9 @@ struct Args {
 }
 
 impl Args {
-    /// TLS, and what to trust.
-    ///
-    /// Design: when several are given, the one that checks least wins
-    /// (--insecure-skip-verify, then --ca-file, then --tls), so its warning is never
-    /// printed for a check that is made after all.
+    /// TLS, and what to trust (the three options exclude each other: a check the user
+    /// asked for is never silently dropped, and a warning that nothing is checked is never
+    /// printed for a check that is made after all).
     fn trust(&self) -> Option<Trust> {
         if self.insecure_skip_verify {
             Some(Trust::InsecureSkipVerify)

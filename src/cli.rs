@@ -27,6 +27,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config_file;
 use crate::engine::{DuplicatePolicy, EngineConfig, OnLimit, PolicyConfig};
+use crate::logging::{self, LogFormat};
 use crate::ops::{DataDir, OpsCommand, ITERATION_RANGE};
 use crate::protocol::{MAX_PASSWORD, MIN_MAX_FRAME};
 use crate::server::ServerConfig;
@@ -63,6 +64,13 @@ pub struct Options {
     pub journal: JournalOptions,
     /// `--tls-cert` and `--tls-key` (PEM), loaded by the binary at startup.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// `--log-format`: how log lines are written.
+    pub log_format: LogFormat,
+    /// `--log-level` (or `RUST_LOG`, or `info`): the log's filter.
+    pub log_level: String,
+    /// `--admin-password-file`: the first administrator's password, read from this file
+    /// (`-`: one line of stdin) instead of generated and printed.
+    pub admin_password_file: Option<PathBuf>,
 }
 
 /// Parses `args` (without the program name).
@@ -211,6 +219,26 @@ struct ServerArgs {
         requires = "tls_cert"
     )]
     plain_listen: Option<SocketAddr>,
+    /// HTTP for /metrics (Prometheus), /healthz and /readyz on this address (a loopback
+    /// one, unless you mean to expose them); off by default
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// log lines as text, or as one JSON object per line
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// which lines are logged: a level (error, warn, info, debug, trace) or, as RUST_LOG,
+    /// MODULE=LEVEL parts (reloaded on SIGHUP) [default: $RUST_LOG, else info]
+    #[arg(
+        long,
+        value_name = "FILTER",
+        value_parser = logging::check_filter,
+        hide_default_value = true
+    )]
+    log_level: Option<String>,
+    /// on the first start, the administrator's password from this file (`-`: one line of
+    /// stdin) instead of a random one printed once
+    #[arg(long, value_name = "FILE")]
+    admin_password_file: Option<PathBuf>,
     #[command(flatten)]
     data_dir: DataDir,
     /// advertised in LOGIN_SUCCESS
@@ -390,6 +418,14 @@ struct ServerArgs {
         value_parser = RangedU64ValueParser::<usize>::new().range(1..)
     )]
     frames_per_turn: usize,
+    /// SERVER_SHUTDOWN's reconnect_after_ms: how long clients are told to wait before
+    /// they come back (they add up to as much again at random)
+    #[arg(
+        long,
+        value_name = "DUR",
+        default_value_t = DurationArg(EngineConfig::default().shutdown_reconnect_after)
+    )]
+    shutdown_reconnect_after: DurationArg,
     /// on SIGTERM/SIGINT, how long clients get to take the shutdown notice
     #[arg(
         long,
@@ -450,6 +486,7 @@ impl ServerArgs {
             audit_window: self.audit_window,
             max_connections: self.max_connections,
             max_connections_per_address: self.max_connections_per_address,
+            shutdown_reconnect_after: self.shutdown_reconnect_after.0,
             ..EngineConfig::default()
         };
         let server = ServerConfig {
@@ -460,6 +497,7 @@ impl ServerArgs {
             iterations: self.iterations,
             shutdown_grace: self.shutdown_grace.0,
             plain_listen: self.plain_listen,
+            metrics_listen: self.metrics_listen,
             ..ServerConfig::default()
         };
         let journal = JournalOptions {
@@ -474,6 +512,17 @@ impl ServerArgs {
             journal,
             // `requires` makes them come together.
             tls: self.tls_cert.zip(self.tls_key),
+            log_format: self.log_format,
+            log_level: match self.log_level {
+                Some(spec) => spec,
+                None => match std::env::var("RUST_LOG") {
+                    Ok(spec) => logging::check_filter(&spec).map_err(|e| {
+                        Cli::command().error(ErrorKind::InvalidValue, format!("RUST_LOG: {e}"))
+                    })?,
+                    Err(_) => "info".to_owned(),
+                },
+            },
+            admin_password_file: self.admin_password_file,
         })
     }
 }
@@ -723,10 +772,22 @@ mod tests {
             "7",
             "--min-password-len",
             "12",
+            "--shutdown-reconnect-after",
+            "5s",
+            "--log-level",
+            "sessiond=debug,warn",
+            "--log-format",
+            "json",
             "--data-dir",
             "/tmp/x",
         ])
         .unwrap();
+        assert_eq!(
+            o.server.engine.shutdown_reconnect_after,
+            Duration::from_secs(5)
+        );
+        assert_eq!(o.log_level, "sessiond=debug,warn");
+        assert_eq!(o.log_format, LogFormat::Json);
         assert_eq!(o.server.engine.on_limit, OnLimit::RejectNew);
         assert_eq!(o.server.engine.duplicate, DuplicatePolicy::Takeover);
         assert!(!o.server.engine.registration_open);

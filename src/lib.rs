@@ -32,6 +32,7 @@
 #![deny(unsafe_code)]
 
 pub mod auth;
+pub mod cert_validity;
 pub mod cli;
 pub mod client;
 pub mod config_file;
@@ -39,6 +40,7 @@ pub mod conn;
 pub mod engine;
 pub mod ffi;
 pub mod labels;
+pub mod logging;
 pub mod ops;
 pub mod protocol;
 pub mod server;

@@ -5,19 +5,30 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use log::info;
+use log::{info, warn};
 use sessiond::auth::PasswordRecord;
 use sessiond::cli::{self, Command};
 use sessiond::engine::event::Event;
+use sessiond::logging::{self, LogFormat};
 use sessiond::protocol::Role;
-use sessiond::server::{Listeners, Server};
+use sessiond::server::{Listeners, Reload, Reloader, Server};
 use sessiond::session::token::random_password;
 use sessiond::session::UserTable;
 use sessiond::store;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let opts = match cli::parse(std::env::args_os().skip(1)) {
+    let parsed = cli::parse(std::env::args_os().skip(1));
+    let (format, filter) = match &parsed {
+        Ok(Command::Run(o) | Command::CheckConfig(o)) => (o.log_format, o.log_level.clone()),
+        _ => (
+            LogFormat::Text,
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+        ),
+    };
+    if let Err(e) = logging::init(format, &filter) {
+        eprintln!("sessiond: {e}");
+    }
+    let opts = match parsed {
         Ok(Command::Run(o)) => o,
         Ok(Command::Ops(cmd)) => {
             let mut out = std::io::stdout().lock();
@@ -41,7 +52,9 @@ fn main() -> ExitCode {
             };
         }
     };
-    match run(*opts) {
+    let result = run(*opts);
+    log::logger().flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Once, here (the log line would say it a second time).
@@ -87,6 +100,29 @@ fn load_tls(opts: &cli::Options) -> Result<Option<std::sync::Arc<rustls::ServerC
             .map_err(|e| format!("TLS: {e}")),
         None => Ok(None),
     }
+}
+
+/// What a start should say about its listener and certificate: a plaintext listener off
+/// loopback, a certificate that has expired or expires within 14 days.
+fn warnings(opts: &cli::Options) -> Vec<String> {
+    let mut out = Vec::new();
+    if opts.tls.is_none() && !opts.server.listen.ip().is_loopback() {
+        out.push(format!(
+            "listening on {} without TLS: passwords and tokens cross the network in the \
+             clear (--tls-cert and --tls-key)",
+            opts.server.listen
+        ));
+    }
+    if let Some((cert, _)) = &opts.tls {
+        #[allow(clippy::disallowed_methods)] // the binary reads the wall clock for this check
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Ok(Some(w)) = sessiond::cert_validity::warning(cert, now) {
+            out.push(w);
+        }
+    }
+    out
 }
 
 /// Whether the data directory can be the server's: created if missing (as a start
@@ -146,6 +182,27 @@ fn check_config(opts: &cli::Options) -> ExitCode {
         "data directory",
         check_data_dir(&opts.data_dir).map(|()| opts.data_dir.display().to_string()),
     );
+    // `-` (stdin) is not read here: a check must not take a line meant for the start.
+    if let Some(path) = opts
+        .admin_password_file
+        .as_ref()
+        .filter(|p| p.as_os_str() != "-")
+    {
+        report(
+            "admin password file",
+            sessiond::ops::read_password_file(path)
+                .map(|_| {
+                    format!(
+                        "{} (8 to 1,024 bytes; used on a first start)",
+                        path.display()
+                    )
+                })
+                .map_err(|e| e.to_string()),
+        );
+    }
+    for w in warnings(opts) {
+        println!("WARNING {w}");
+    }
     let e = &opts.server.engine;
     println!(
         "        limits: {} connections ({} per address), {} session(s) per user, frames up \
@@ -168,18 +225,111 @@ fn check_config(opts: &cli::Options) -> ExitCode {
     }
 }
 
+/// What SIGHUP does: the command line parsed again (so the `--config` file read again),
+/// its TLS files loaded, and the settings a running server cannot change named.
+fn reloader(argv: Vec<std::ffi::OsString>, running: cli::Options) -> Reloader {
+    Reloader::new(move || {
+        let o = match cli::parse(argv.clone()) {
+            Ok(Command::Run(o)) => *o,
+            Ok(_) => return Err("the command line is not a server's any more".into()),
+            Err(e) => {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default();
+                return Err(first.trim_start_matches("error: ").to_owned());
+            }
+        };
+        let tls = load_tls(&o)?;
+        for w in warnings(&o) {
+            warn!("{w}");
+        }
+        let mut restart_only = Vec::new();
+        let mut differs = |name: &str, old: String, new: String| {
+            if old != new {
+                restart_only.push(format!("{name}: {old} -> {new}"));
+            }
+        };
+        let (r, n) = (&running, &o);
+        differs(
+            "listen",
+            r.server.listen.to_string(),
+            n.server.listen.to_string(),
+        );
+        differs(
+            "plain-listen",
+            format!("{:?}", r.server.plain_listen),
+            format!("{:?}", n.server.plain_listen),
+        );
+        differs(
+            "metrics-listen",
+            format!("{:?}", r.server.metrics_listen),
+            format!("{:?}", n.server.metrics_listen),
+        );
+        differs(
+            "data-dir",
+            r.data_dir.display().to_string(),
+            n.data_dir.display().to_string(),
+        );
+        differs(
+            "hash-workers",
+            r.server.hash_workers.to_string(),
+            n.server.hash_workers.to_string(),
+        );
+        differs(
+            "hash-queue",
+            r.server.hash_queue.to_string(),
+            n.server.hash_queue.to_string(),
+        );
+        differs(
+            "shutdown-grace",
+            format!("{:?}", r.server.shutdown_grace),
+            format!("{:?}", n.server.shutdown_grace),
+        );
+        differs(
+            "journal",
+            format!("{:?}", r.journal),
+            format!("{:?}", n.journal),
+        );
+        differs(
+            "log-format",
+            r.log_format.to_string(),
+            n.log_format.to_string(),
+        );
+        Ok(Reload {
+            tls,
+            engine: o.server.engine,
+            iterations: o.server.iterations,
+            log_filter: o.log_level,
+            restart_only,
+        })
+    })
+}
+
 fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
     // Everything that can refuse a start is checked before any state is created, so a
     // start that fails creates no account and prints no password.
     let tls = load_tls(&opts)?;
+    for w in warnings(&opts) {
+        warn!("{w}");
+    }
     let cfg = sessiond::server::ServerConfig {
         // SIGTERM / SIGINT: graceful shutdown (SERVER_SHUTDOWN to every client, journal
-        // durable, exit 0).
+        // durable, exit 0); SIGHUP: reload.
         handle_signals: true,
         tls,
+        reloader: Some(reloader(
+            std::env::args_os().skip(1).collect(),
+            opts.clone(),
+        )),
+        log_filter: opts.log_level.clone(),
         ..opts.server.clone()
     };
     let listeners = Listeners::bind(&cfg)?;
+    // Read and checked (8 to 1024 bytes) before the data directory is touched, like
+    // everything that can refuse a start; used only if this is the first start.
+    let admin_password = match &opts.admin_password_file {
+        Some(path) => Some(sessiond::ops::read_password_file(path)?),
+        None => None,
+    };
     let dir = &opts.data_dir;
     store::ensure_data_dir(dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
@@ -187,7 +337,10 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
     let _lock = store::lock_data_dir(dir)?;
     let (mut journal, mut state) = store::open_journal_with(dir, UserTable::new(), opts.journal)?;
     if state.users.is_empty() {
-        let password = random_password(20)?;
+        let password = match admin_password {
+            Some(p) => p,
+            None => sessiond::protocol::Secret::from(random_password(20)?),
+        };
         let record = PasswordRecord::create(password.as_bytes(), opts.server.iterations)?;
         #[allow(clippy::disallowed_methods)] // the binary stamps the first account at its creation
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
@@ -199,20 +352,40 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         // Durable before the password is shown.
         journal.append(&Event::UserCreated(admin))?;
         journal.commit()?;
-        // Printed once, to stdout only (never to the log); only the hash is stored.
         let mut out = std::io::stdout().lock();
-        writeln!(
-            out,
-            "sessiond: first start, created the administrator account"
-        )?;
-        writeln!(out, "    username: admin")?;
-        writeln!(out, "    password: {password}")?;
-        writeln!(
-            out,
-            "This password is shown only now; sessiond keeps only its hash."
-        )?;
+        match &opts.admin_password_file {
+            // The operator knows the password: nothing of it is printed or logged.
+            Some(path) => {
+                let from = if path.as_os_str() == "-" {
+                    "stdin".to_owned()
+                } else {
+                    path.display().to_string()
+                };
+                writeln!(
+                    out,
+                    "sessiond: first start, created the administrator account admin with \
+                     the password from {from}"
+                )?;
+            }
+            // Printed once, to stdout only (never to the log); only the hash is stored.
+            None => {
+                writeln!(
+                    out,
+                    "sessiond: first start, created the administrator account"
+                )?;
+                writeln!(out, "    username: admin")?;
+                let shown = String::from_utf8_lossy(password.as_bytes());
+                writeln!(out, "    password: {shown}")?;
+                writeln!(
+                    out,
+                    "This password is shown only now; sessiond keeps only its hash."
+                )?;
+            }
+        }
         out.flush()?;
         info!("created account admin in {}", dir.display());
+    } else if admin_password.is_some() {
+        info!("--admin-password-file not used: the data directory has accounts");
     }
     info!(
         "data directory {}: {} user(s), {} live session(s); {} hash worker(s) at {} PBKDF2 \

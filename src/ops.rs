@@ -1,5 +1,6 @@
 //! Operator subcommands of the `sessiond` binary that work on the data directory without
-//! a live server: `user add`, `user set-role`, `user list`, and `audit`.
+//! a live server: `user add`, `user passwd`, `user set-role`, `user delete`, `user list`,
+//! and `audit`.
 //!
 //! Owns their arguments (declared once with clap derive, each with its help, default and
 //! range; [`crate::cli`] parses them as part of the binary's command line), the
@@ -7,11 +8,16 @@
 //! commands take the data directory's lock (so they refuse to run beside a live server,
 //! which owns the journal then: use the ADMIN_* requests, e.g. `examples/admin.rs`,
 //! instead); those that change accounts journal their change with an audit record, exactly
-//! as the server would. `audit` only reads and may run beside a live server.
+//! as the server would (the sessions they end as the server ends them: each end and its
+//! `revoked` record, so the tokens resume as SESSION_INVALID `REVOKED` after the next
+//! start). `audit` only reads and may run beside a live server.
+//!
+//! Also the operator's password input, shared with the binary's first start
+//! (`--admin-password-file`): one line, 8 to 1,024 bytes, never echoed back.
 
 use std::io::{BufRead, Write};
 use std::ops::RangeInclusive;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::builder::PossibleValue;
@@ -19,8 +25,9 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::auth::{PasswordRecord, DEFAULT_ITERATIONS};
 use crate::client::utc;
-use crate::engine::event::{Audit, AuditKind, Event};
-use crate::protocol::{valid_new_username, Role};
+use crate::engine::event::{Audit, AuditKind, EndKind, Event, StoredSession};
+use crate::engine::replay::State;
+use crate::protocol::{valid_new_username, RevokeReason, Role, Secret, MAX_PASSWORD};
 use crate::session::token::random_password;
 use crate::session::UserTable;
 use crate::store::{self, JournalOptions};
@@ -31,6 +38,10 @@ pub const DEFAULT_DATA_DIR: &str = "sessiond-data";
 
 /// PBKDF2 iterations `--iterations` accepts, for the server and for `user add`.
 pub const ITERATION_RANGE: RangeInclusive<i64> = 1..=10_000_000;
+
+/// The shortest password an operator may give (`--password-stdin`,
+/// `--admin-password-file`): the server's default minimum (`--min-password-len`).
+pub const MIN_OPERATOR_PASSWORD: usize = 8;
 
 /// `--data-dir DIR`: the same argument for the server, `repair` and every operator
 /// command.
@@ -53,11 +64,14 @@ pub enum OpsCommand {
     Audit(AuditArgs),
 }
 
-/// `sessiond user add|set-role|list`.
+/// `sessiond user add|passwd|set-role|delete|list`.
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum UserCommand {
     /// Create an account; without --password-stdin a random password is printed once
     Add(UserAdd),
+    /// Set an account's password (every live session of it ends); without
+    /// --password-stdin a random password is printed once
+    Passwd(UserPasswd),
     /// Change an account's role
     SetRole {
         /// the account
@@ -66,6 +80,20 @@ pub enum UserCommand {
         /// its new role
         #[arg(value_name = "ROLE", value_enum)]
         role: Role,
+        /// `--data-dir`: the data directory.
+        #[command(flatten)]
+        data_dir: DataDir,
+    },
+    /// Delete an account for good: its live sessions end and its name becomes free (the
+    /// audit trail keeps its records). Refuses the last administrator; does nothing
+    /// without --yes
+    Delete {
+        /// the account
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// really delete it (without: say what would be deleted, change nothing, exit 1)
+        #[arg(long)]
+        yes: bool,
         /// `--data-dir`: the data directory.
         #[command(flatten)]
         data_dir: DataDir,
@@ -90,7 +118,18 @@ pub struct UserAdd {
     /// its e-mail address
     #[arg(long, value_name = "ADDR")]
     pub email: Option<String>,
-    /// read the password from the first line of stdin (at least 8 bytes) instead of
+    /// The password and its record.
+    #[command(flatten)]
+    pub password: NewPassword,
+    /// `--data-dir`: the data directory.
+    #[command(flatten)]
+    pub data_dir: DataDir,
+}
+
+/// Where `user add` and `user passwd` get the password, and how it is recorded.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct NewPassword {
+    /// read the password from the first line of stdin (8 to 1024 bytes) instead of
     /// printing a random one
     #[arg(long)]
     pub password_stdin: bool,
@@ -102,6 +141,17 @@ pub struct UserAdd {
         value_parser = clap::value_parser!(u32).range(ITERATION_RANGE),
     )]
     pub iterations: u32,
+}
+
+/// `sessiond user passwd NAME ...`.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct UserPasswd {
+    /// the account
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The new password and its record.
+    #[command(flatten)]
+    pub password: NewPassword,
     /// `--data-dir`: the data directory.
     #[command(flatten)]
     pub data_dir: DataDir,
@@ -110,7 +160,7 @@ pub struct UserAdd {
 /// `sessiond audit ...`: which records to print.
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
 pub struct AuditArgs {
-    /// only this user's records
+    /// only this user's records (every account that had the name: a deleted one's too)
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
     /// only records of this kind (protocol.md 5.27)
@@ -171,15 +221,101 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// A password an operator gives: the first line of `input` without its line ending,
+/// [`MIN_OPERATOR_PASSWORD`] to [`MAX_PASSWORD`] bytes (what LOGIN_REQUEST can carry).
+/// The error never shows the password.
+pub fn read_password_line(input: &mut dyn BufRead) -> Result<Secret, String> {
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    let end = line.trim_end_matches(['\r', '\n']).len();
+    let mut bytes = std::mem::take(&mut line).into_bytes();
+    bytes.truncate(end);
+    let pw = Secret::new(bytes);
+    if pw.len() < MIN_OPERATOR_PASSWORD {
+        return Err(format!(
+            "the password must be at least {MIN_OPERATOR_PASSWORD} bytes"
+        ));
+    }
+    if pw.len() > MAX_PASSWORD {
+        return Err(format!("the password must be at most {MAX_PASSWORD} bytes"));
+    }
+    Ok(pw)
+}
+
+/// `--admin-password-file FILE`: the password on the first line of `FILE` (`-`: of
+/// stdin), as [`read_password_line`] takes it; the error names the file, never its
+/// content.
+pub fn read_password_file(path: &Path) -> Result<Secret, String> {
+    let named = |e: String| format!("--admin-password-file {}: {e}", path.display());
+    if path == Path::new("-") {
+        return read_password_line(&mut std::io::stdin().lock()).map_err(named);
+    }
+    let f = std::fs::File::open(path).map_err(|e| named(e.to_string()))?;
+    read_password_line(&mut std::io::BufReader::new(f)).map_err(named)
+}
+
+/// The new password of `user add` and `user passwd`: from stdin, or generated (then true:
+/// it is printed once).
+fn new_password(from_stdin: bool) -> RunResult<(Secret, bool)> {
+    if from_stdin {
+        Ok((read_password_line(&mut std::io::stdin().lock())?, false))
+    } else {
+        Ok((Secret::from(random_password(20)?), true))
+    }
+}
+
+/// Prints a generated password, the one time it is shown.
+fn show_generated(out: &mut dyn Write, password: &Secret) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "    password: {}",
+        String::from_utf8_lossy(password.as_bytes())
+    )?;
+    writeln!(
+        out,
+        "This password is shown only now; sessiond keeps only its hash."
+    )
+}
+
+/// Journals the end of every live session of `user_id`, oldest first, as the server ends
+/// a revoked session: the end, then its `revoked` record (`reason`, by the operator: no
+/// actor; `note` for people). After the next start their tokens resume as
+/// SESSION_INVALID `REVOKED`.
+fn end_sessions(
+    journal: &mut store::Journal,
+    state: &State,
+    user_id: u64,
+    reason: RevokeReason,
+    note: &str,
+    at_ms: u64,
+) -> RunResult<usize> {
+    let mut live: Vec<&StoredSession> = state
+        .sessions
+        .values()
+        .filter(|s| s.user_id == user_id)
+        .collect();
+    live.sort_by_key(|s| (s.created_ms, s.id));
+    for s in &live {
+        journal.append(&Event::SessionEnded {
+            id: s.id,
+            kind: EndKind::Revoked,
+            at_ms,
+        })?;
+        let mut a = Audit::new(AuditKind::Revoked, user_id, s.id, s.peer.clone())
+            .device(&s.client, &s.platform)
+            .reason(reason.to_u16())
+            .note(note);
+        a.at_ms = at_ms;
+        journal.append(&Event::Audit(a))?;
+    }
+    Ok(live.len())
+}
+
 /// The data directory's lock and its journal and state, for a command that may change
 /// accounts (a live server holds the lock: the command is refused then).
-fn open_locked(
-    dir: &std::path::Path,
-) -> RunResult<(
-    store::DataDirLock,
-    store::Journal,
-    crate::engine::replay::State,
-)> {
+fn open_locked(dir: &Path) -> RunResult<(store::DataDirLock, store::Journal, State)> {
     let lock = store::lock_data_dir(dir)?;
     let (journal, state) =
         store::open_journal_with(dir, UserTable::new(), JournalOptions::default())?;
@@ -193,8 +329,11 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             name,
             role,
             email,
-            password_stdin,
-            iterations,
+            password:
+                NewPassword {
+                    password_stdin,
+                    iterations,
+                },
             data_dir: DataDir { path: data_dir },
         })) => {
             let email = email.unwrap_or_default();
@@ -203,17 +342,7 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             if state.users.by_name(&name).is_some() {
                 return Err(format!("user {name} exists").into());
             }
-            let (password, generated) = if password_stdin {
-                let mut line = String::new();
-                std::io::stdin().lock().read_line(&mut line)?;
-                let pw = line.trim_end_matches(['\r', '\n']).to_owned();
-                if pw.len() < 8 {
-                    return Err("password must be at least 8 bytes".into());
-                }
-                (pw, false)
-            } else {
-                (random_password(20)?, true)
-            };
+            let (password, generated) = new_password(password_stdin)?;
             let record = PasswordRecord::create(password.as_bytes(), iterations)?;
             let at = now_ms();
             let user = state
@@ -235,12 +364,98 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
                 role.name()
             )?;
             if generated {
-                writeln!(out, "    password: {password}")?;
-                writeln!(
-                    out,
-                    "This password is shown only now; sessiond keeps only its hash."
-                )?;
+                show_generated(out, &password)?;
             }
+            Ok(())
+        }
+        OpsCommand::User(UserCommand::Passwd(UserPasswd {
+            name,
+            password:
+                NewPassword {
+                    password_stdin,
+                    iterations,
+                },
+            data_dir: DataDir { path: data_dir },
+        })) => {
+            let (_lock, mut journal, state) = open_locked(&data_dir)?;
+            let Some(mut user) = state.users.by_name(&name).cloned() else {
+                return Err(format!("no user {name}").into());
+            };
+            let (password, generated) = new_password(password_stdin)?;
+            user.password = PasswordRecord::create(password.as_bytes(), iterations)?;
+            let (id, at) = (user.id, now_ms());
+            // As ADMIN_SET_PASSWORD journals it (engine::manage): the record, the failure
+            // streak lifted, the audit record, then each session's end.
+            journal.append(&Event::UserUpdated(user))?;
+            if state.streaks.contains_key(&id) {
+                journal.append(&Event::FailureStreak {
+                    user_id: id,
+                    failures: 0,
+                    until_ms: 0,
+                })?;
+            }
+            let mut a = Audit::new(AuditKind::PasswordReset, id, 0, "").note("by operator");
+            a.at_ms = at;
+            journal.append(&Event::Audit(a))?;
+            let reason = RevokeReason::PasswordReset;
+            let note = "PASSWORD_RESET by operator";
+            let n = end_sessions(&mut journal, &state, id, reason, note, at)?;
+            journal.commit()?;
+            writeln!(out, "{name}: password set; {n} live session(s) ended")?;
+            if generated {
+                show_generated(out, &password)?;
+            }
+            Ok(())
+        }
+        OpsCommand::User(UserCommand::Delete {
+            name,
+            yes,
+            data_dir: DataDir { path: data_dir },
+        }) => {
+            let (_lock, mut journal, state) = open_locked(&data_dir)?;
+            let Some(user) = state.users.by_name(&name) else {
+                return Err(format!("no user {name}").into());
+            };
+            let (id, role) = (user.id, user.role);
+            // An account that can still log in as an administrator must remain: without
+            // one nobody can use the ADMIN_* requests (a suspended one cannot log in).
+            let other_admins = state
+                .users
+                .all()
+                .into_iter()
+                .filter(|u| u.id != id && u.role == Role::Admin && !u.suspended)
+                .count();
+            if role == Role::Admin && other_admins == 0 {
+                return Err(format!(
+                    "{name} is the last administrator that can log in: not deleted (make \
+                     another account an administrator first: sessiond user set-role NAME admin)"
+                )
+                .into());
+            }
+            let live = state.sessions.values().filter(|s| s.user_id == id).count();
+            if !yes {
+                return Err(format!(
+                    "would delete {name} (id {id}, role {}) and end its {live} live \
+                     session(s); nothing changed: run again with --yes to delete it",
+                    role.name()
+                )
+                .into());
+            }
+            let at = now_ms();
+            let note = "REVOKED_BY_ADMIN by operator: account deleted";
+            let n = end_sessions(&mut journal, &state, id, RevokeReason::ByAdmin, note, at)?;
+            let mut a = Audit::new(AuditKind::UserDeleted, id, 0, "")
+                .tried(&name)
+                .note(format!("{name} ({}) deleted by operator", role.name()));
+            a.at_ms = at;
+            journal.append(&Event::Audit(a))?;
+            journal.append(&Event::UserDeleted { user_id: id })?;
+            journal.commit()?;
+            writeln!(
+                out,
+                "deleted user {name} (id {id}, role {}); {n} live session(s) ended",
+                role.name()
+            )?;
             Ok(())
         }
         OpsCommand::User(UserCommand::SetRole {
@@ -327,22 +542,28 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             data_dir: DataDir { path: data_dir },
         }) => {
             let trail = store::read_audit_trail(&data_dir)?;
-            let uid = match &user {
-                Some(name) => Some(
-                    trail
+            // Every account that had the name: a name freed by `user delete` may have been
+            // taken again.
+            let uids: Option<Vec<u64>> = match &user {
+                Some(name) => {
+                    let ids: Vec<u64> = trail
                         .usernames
                         .iter()
-                        .find(|(_, n)| *n == name)
+                        .filter(|(_, n)| *n == name)
                         .map(|(id, _)| *id)
-                        .ok_or(format!("no user {name} in {}", data_dir.display()))?,
-                ),
+                        .collect();
+                    if ids.is_empty() {
+                        return Err(format!("no user {name} in {}", data_dir.display()).into());
+                    }
+                    Some(ids)
+                }
                 None => None,
             };
             let name = |id: u64| trail.usernames.get(&id).cloned();
             let matching: Vec<&Audit> = trail
                 .records
                 .iter()
-                .filter(|a| uid.is_none_or(|u| a.user_id == u))
+                .filter(|a| uids.as_ref().is_none_or(|u| u.contains(&a.user_id)))
                 .filter(|a| kind.is_none_or(|k| a.kind == k))
                 .filter(|a| since.is_none_or(|t| a.at_ms >= t))
                 .filter(|a| until.filter(|&t| t > 0).is_none_or(|t| a.at_ms < t))
@@ -377,7 +598,10 @@ fn audit_row(a: &Audit, name: &dyn Fn(u64) -> Option<String>) -> Vec<String> {
     let user = if a.user_id == 0 {
         a.username.clone()
     } else {
-        name(a.user_id).unwrap_or_else(|| format!("#{}", a.user_id))
+        // (a `user_deleted` record keeps the name itself)
+        name(a.user_id)
+            .or_else(|| (!a.username.is_empty()).then(|| a.username.clone()))
+            .unwrap_or_else(|| format!("#{}", a.user_id))
     };
     let by = a.actor.as_ref().map_or_else(String::new, |x| {
         let who = name(x.user_id).unwrap_or_else(|| format!("#{}", x.user_id));
@@ -440,8 +664,10 @@ mod tests {
                 name: "carol".into(),
                 role: Role::Admin,
                 email: None,
-                password_stdin: false,
-                iterations: DEFAULT_ITERATIONS,
+                password: NewPassword {
+                    password_stdin: false,
+                    iterations: DEFAULT_ITERATIONS,
+                },
                 data_dir: dir("x"),
             }))
         );
@@ -452,8 +678,10 @@ mod tests {
                 name: "dave".into(),
                 role: Role::User,
                 email: Some("d@example.org".into()),
-                password_stdin: true,
-                iterations: 1000,
+                password: NewPassword {
+                    password_stdin: true,
+                    iterations: 1000,
+                },
                 data_dir: dir(DEFAULT_DATA_DIR),
             }))
         );
@@ -462,6 +690,44 @@ mod tests {
             OpsCommand::User(UserCommand::SetRole {
                 name: "carol".into(),
                 role: Role::User,
+                data_dir: dir(DEFAULT_DATA_DIR),
+            })
+        );
+        assert_eq!(
+            parse("user passwd admin --password-stdin --iterations 1000").unwrap(),
+            OpsCommand::User(UserCommand::Passwd(UserPasswd {
+                name: "admin".into(),
+                password: NewPassword {
+                    password_stdin: true,
+                    iterations: 1000,
+                },
+                data_dir: dir(DEFAULT_DATA_DIR),
+            }))
+        );
+        assert_eq!(
+            parse("user passwd carol --data-dir x").unwrap(),
+            OpsCommand::User(UserCommand::Passwd(UserPasswd {
+                name: "carol".into(),
+                password: NewPassword {
+                    password_stdin: false,
+                    iterations: DEFAULT_ITERATIONS,
+                },
+                data_dir: dir("x"),
+            }))
+        );
+        assert_eq!(
+            parse("user delete carol --yes").unwrap(),
+            OpsCommand::User(UserCommand::Delete {
+                name: "carol".into(),
+                yes: true,
+                data_dir: dir(DEFAULT_DATA_DIR),
+            })
+        );
+        assert_eq!(
+            parse("user delete carol").unwrap(),
+            OpsCommand::User(UserCommand::Delete {
+                name: "carol".into(),
+                yes: false,
                 data_dir: dir(DEFAULT_DATA_DIR),
             })
         );
@@ -483,6 +749,9 @@ mod tests {
         assert!(parse("user add X!").is_err());
         assert!(parse("user add carol --iterations 0").is_err());
         assert!(parse("user set-role carol root").is_err());
+        assert!(parse("user passwd").is_err());
+        assert!(parse("user passwd carol --iterations 0").is_err());
+        assert!(parse("user delete").is_err());
         assert!(parse("audit --kind nope").is_err());
         assert!(parse("audit --since yesterday").is_err());
         assert!(parse("audit --bogus 1").is_err());
@@ -497,6 +766,31 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn an_operator_password_is_one_line_of_8_to_1024_bytes() {
+        let read = |s: &str| read_password_line(&mut s.as_bytes());
+        assert_eq!(read("long enough\n").unwrap().as_bytes(), b"long enough");
+        assert_eq!(
+            read("crlf line\r\nsecond\n").unwrap().as_bytes(),
+            b"crlf line"
+        );
+        assert_eq!(read("no newline").unwrap().as_bytes(), b"no newline");
+        assert_eq!(read(" spaced; ok \n").unwrap().as_bytes(), b" spaced; ok ");
+        for short in ["", "\n", "7 bytes\n"] {
+            let e = read(short).unwrap_err();
+            assert!(e.contains("at least 8 bytes"), "{e}");
+        }
+        assert!(read(&"x".repeat(MAX_PASSWORD)).is_ok());
+        let e = read(&"x".repeat(MAX_PASSWORD + 1)).unwrap_err();
+        assert!(e.contains("at most 1024"), "{e}");
+        // the error names the file, not what it holds
+        let e = read_password_file(Path::new("/nonexistent/sessiond-pw")).unwrap_err();
+        assert!(
+            e.starts_with("--admin-password-file /nonexistent/sessiond-pw: "),
+            "{e}"
+        );
     }
 
     #[test]

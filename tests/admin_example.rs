@@ -419,3 +419,67 @@ fn the_password_is_not_echoed_at_a_terminal() {
     assert!(!out.contains(BOB_PW), "the password was echoed: {out:?}");
     let _ = std::fs::remove_file(&tok);
 }
+
+/// `set-password USER`: the new password from stdin (read before any login, whose password
+/// comes from SESSIOND_PASSWORD here), never printed; the user's sessions end with
+/// PASSWORD_RESET; the server's refusals come back as status 1.
+#[test]
+fn set_password_takes_the_new_password_from_stdin_and_ends_the_users_sessions() {
+    use sessiond::client::{is_server_error, ClientError};
+    use sessiond::protocol::{ErrorCode, RevokeReason};
+    const NEW: &str = "alice's new; one";
+    example("admin"); // built first: alice's connection must not idle out meanwhile
+    let server = TestServer::start();
+    let (mut alice, _) = server.alice();
+    let tok = token_file("setpw");
+    let run = |stdin: &str, user: &str| {
+        let mut cmd = Command::new(example("admin"));
+        cmd.args([
+            "--addr",
+            &server.addr.to_string(),
+            "--user",
+            "bob",
+            "--token-file",
+        ])
+        .arg(&tok)
+        .args(["set-password", user])
+        .env("SESSIOND_PASSWORD", BOB_PW);
+        let mut live = Live::spawn(&mut cmd);
+        live.send(stdin);
+        live.close_stdin();
+        live.wait_output(LIMIT)
+    };
+    let o = run(&format!("{NEW}\n"), "alice");
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert_eq!(out.trim(), "set the password of alice: 1 session(s) ended");
+    assert!(!out.contains(NEW) && !err.contains(NEW), "{out}{err}");
+    match alice.poll_push(Duration::from_secs(5)) {
+        Err(ClientError::Revoked(r)) => assert_eq!(r.reason, RevokeReason::PasswordReset),
+        other => panic!("expected SESSION_REVOKED, got {other:?}"),
+    }
+    let mut c = server.client();
+    assert!(matches!(
+        c.login("alice", ALICE_PW, "t", "p").unwrap(),
+        LoginOutcome::Failure(_)
+    ));
+    server.login_as("alice", NEW, "test");
+    // refused by the server: too short, unknown account; and from a user, FORBIDDEN
+    for (stdin, user, code) in [
+        ("short\n", "alice", "INVALID_ARGUMENT"),
+        ("long enough\n", "nobody", "NOT_FOUND"),
+    ] {
+        let o = run(stdin, user);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{out}{err}");
+        assert!(err.contains(code), "{err}");
+    }
+    let (mut a, _) = server.login_as("alice", NEW, "test");
+    let e = a.admin_set_password("bob", "long enough").unwrap_err();
+    assert!(is_server_error(&e, ErrorCode::Forbidden), "{e:?}");
+    // no new password on stdin: a usage error, nothing sent
+    let o = run("", "alice");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("no password given"));
+    let _ = std::fs::remove_file(&tok);
+}

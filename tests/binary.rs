@@ -514,3 +514,367 @@ fn the_binary_serves_tls_with_a_certificate_from_files() {
     drop(first);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// How `token` resumes on `server`: None when valid, else SESSION_INVALID's reason.
+fn resumes(server: &Running, token: &sessiond::protocol::Token) -> Option<InvalidReason> {
+    let mut c = server.client();
+    match c.resume(token, "t", "p").unwrap() {
+        ResumeOutcome::Valid(_) => None,
+        ResumeOutcome::Invalid(i) => Some(i.reason),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Whether `user` logs in with `password`.
+fn logs_in(server: &Running, user: &str, password: &str) -> bool {
+    let mut c = server.client();
+    match c.login(user, password, "t", "p").unwrap() {
+        LoginOutcome::Success(_) => true,
+        LoginOutcome::Failure(_) => false,
+    }
+}
+
+#[test]
+fn user_passwd_sets_a_password_offline_and_the_old_sessions_are_dead_after_a_restart() {
+    let dir = fresh_dir("bin-passwd");
+    let d = dir.to_str().unwrap();
+    // several sessions per account: no token below dies of a newer login
+    let first = Running::start_with(&dir, &["--max-sessions-per-user", "0"]);
+    let admin_pw = first.password.clone().unwrap();
+    let mut r = first.client();
+    assert!(matches!(
+        r.register("dana", "dana's first", "dana@example.org")
+            .unwrap(),
+        RegisterOutcome::Success(_)
+    ));
+    let (_c, dana) = first.login("dana", "dana's first");
+    let (_c2, admin) = first.login("admin", &admin_pw);
+    // beside a live server: refused, nothing changed
+    let (code, out, err) = sessiond(&["user", "passwd", "dana", "--data-dir", d], "");
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("in use by another sessiond"), "{err}");
+    assert!(!out.contains("password"), "{out}");
+    assert!(logs_in(&first, "dana", "dana's first"));
+    drop(first);
+
+    let args = [
+        "user",
+        "passwd",
+        "dana",
+        "--password-stdin",
+        "--iterations",
+        "1000",
+        "--data-dir",
+        d,
+    ];
+    let (code, out, err) = sessiond(&args, "7 bytes\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(err.contains("at least 8 bytes"), "{err}");
+    assert!(
+        !err.contains("7 bytes\n") && !out.contains("7 bytes"),
+        "{out}{err}"
+    );
+    // (dana has two live sessions: the one above and the one `logs_in` left detached)
+    let (code, out, err) = sessiond(&args, "dana's second\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "dana: password set; 2 live session(s) ended");
+    // a generated one is printed once
+    let args = [
+        "user",
+        "passwd",
+        "admin",
+        "--iterations",
+        "1000",
+        "--data-dir",
+        d,
+    ];
+    let (code, out, err) = sessiond(&args, "");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("admin: password set; "), "{out}");
+    let new_admin_pw = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .expect("generated password printed")
+        .to_owned();
+    assert_eq!(new_admin_pw.len(), 20);
+    let (code, _, err) = sessiond(&["user", "passwd", "nobody", "--data-dir", d], "");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no user nobody"), "{err}");
+
+    let second = Running::start(&dir);
+    assert_eq!(resumes(&second, &dana.token), Some(InvalidReason::Revoked));
+    assert_eq!(resumes(&second, &admin.token), Some(InvalidReason::Revoked));
+    assert!(!logs_in(&second, "dana", "dana's first"));
+    assert!(logs_in(&second, "dana", "dana's second"));
+    assert!(!logs_in(&second, "admin", &admin_pw));
+    assert!(logs_in(&second, "admin", &new_admin_pw));
+    drop(second);
+    // audited as the server would: the reset, then each revocation (PASSWORD_RESET)
+    let (_, out, _) = sessiond(&["audit", "--user", "dana", "--data-dir", d], "");
+    let kinds: Vec<(&str, &str)> = out
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w[3], w[4])
+        })
+        .filter(|(k, _)| ["password_reset", "revoked"].contains(k))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("password_reset", "-"),
+            ("revoked", "PASSWORD_RESET"),
+            ("revoked", "PASSWORD_RESET")
+        ],
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn user_delete_removes_the_account_for_good_and_frees_its_name() {
+    let dir = fresh_dir("bin-delete");
+    let d = dir.to_str().unwrap();
+    // a small snapshot limit: the journal is compacted on the way, and the deleted
+    // account's id must not come back with the snapshot
+    let snap = ["--snapshot-kb", "1"];
+    let first = Running::start_with(&dir, &snap);
+    let admin_pw = first.password.clone().unwrap();
+    let mut r = first.client();
+    let RegisterOutcome::Success(old) = r.register("dana", "dana's pass", "d@x.org").unwrap()
+    else {
+        panic!("registration refused")
+    };
+    let (_c, dana) = first.login("dana", "dana's pass");
+    let (code, _, err) = sessiond(&["user", "delete", "dana", "--yes", "--data-dir", d], "");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("in use by another sessiond"), "{err}");
+    drop(first);
+
+    // no --yes: says what it would do, changes nothing
+    let (code, out, err) = sessiond(&["user", "delete", "dana", "--data-dir", d], "");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(err.contains("would delete dana"), "{err}");
+    assert!(err.contains("--yes"), "{err}");
+    // the last administrator stays, --yes or not
+    let (code, _, err) = sessiond(&["user", "delete", "admin", "--yes", "--data-dir", d], "");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("last administrator"), "{err}");
+    let (code, out, err) = sessiond(&["user", "delete", "dana", "--yes", "--data-dir", d], "");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out.trim(),
+        format!(
+            "deleted user dana (id {}, role user); 1 live session(s) ended",
+            old.user_id
+        )
+    );
+    let (_, out, _) = sessiond(&["user", "list", "--data-dir", d], "");
+    assert!(!out.contains("dana"), "{out}");
+
+    let second = Running::start_with(&dir, &snap);
+    assert_eq!(resumes(&second, &dana.token), Some(InvalidReason::Revoked));
+    assert!(!logs_in(&second, "dana", "dana's pass"));
+    // compaction: logins until the journal has been folded into a snapshot
+    let journal = dir.join(sessiond::store::JOURNAL_FILE);
+    let snapshot = dir.join(sessiond::store::SNAPSHOT_FILE);
+    let before = std::fs::metadata(&journal).unwrap().len();
+    for _ in 0..40 {
+        if snapshot.exists() && std::fs::metadata(&journal).unwrap().len() < before {
+            break;
+        }
+        assert!(logs_in(&second, "admin", &admin_pw));
+    }
+    assert!(snapshot.exists(), "no snapshot written");
+    drop(second);
+
+    let third = Running::start(&dir);
+    let mut r = third.client();
+    let RegisterOutcome::Success(new) = r.register("dana", "another dana", "e@x.org").unwrap()
+    else {
+        panic!("the name is not free again")
+    };
+    assert!(
+        new.user_id > old.user_id,
+        "id {} given out again",
+        new.user_id
+    );
+    assert!(logs_in(&third, "dana", "another dana"));
+    assert!(!logs_in(&third, "dana", "dana's pass"));
+    drop(third);
+    // the audit trail keeps the deleted account's records, under its name
+    let (_, out, _) = sessiond(&["audit", "--kind", "user_deleted", "--data-dir", d], "");
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(rows[0].contains("dana (user) deleted by operator"), "{out}");
+    // `--user dana`: the records of both accounts that bore the name
+    let (_, out, _) = sessiond(&["audit", "--user", "dana", "--data-dir", d], "");
+    let kinds: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(3).unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|&&k| k == "registered").count(),
+        2,
+        "{out}"
+    );
+    assert!(kinds.contains(&"user_deleted"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `sessiond` run with stdin piped (for `--admin-password-file -`), its stdout read
+/// until it listens; killed on drop.
+struct Piped {
+    child: std::process::Child,
+    addr: String,
+    printed: Vec<String>,
+}
+
+impl Piped {
+    fn start(dir: &std::path::Path, extra: &[&str], stdin: &str) -> Piped {
+        use std::io::{BufRead, BufReader, Write};
+        use std::process::Stdio;
+        let child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--iterations",
+                "1000",
+                "--data-dir",
+            ])
+            .arg(dir)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // killed and reaped on drop from here on, whatever fails below
+        let mut p = Piped {
+            child,
+            addr: String::new(),
+            printed: Vec::new(),
+        };
+        let mut input = p.child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).unwrap();
+        drop(input);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = p.child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        loop {
+            let line = rx
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("sessiond did not start; printed {:?}", p.printed));
+            if let Some(a) = line.strip_prefix("sessiond: listening on ") {
+                p.addr = a.split_whitespace().next().unwrap().to_owned();
+                return p;
+            }
+            p.printed.push(line);
+        }
+    }
+
+    /// Stops it and returns what it wrote to stderr (the log).
+    fn stop(mut self) -> String {
+        use std::io::Read;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut log = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut log);
+        }
+        log
+    }
+}
+
+impl Drop for Piped {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_first_administrator_takes_its_password_from_a_file_or_stdin_and_nothing_is_printed() {
+    use sessiond::client::Client;
+    use std::time::Duration;
+    let login = |addr: &str, pw: &str| {
+        let mut c = Client::connect(addr, Duration::from_secs(5)).unwrap();
+        matches!(
+            c.login("admin", pw, "t", "p").unwrap(),
+            LoginOutcome::Success(_)
+        )
+    };
+    // from a file
+    let dir = fresh_dir("bin-pwfile");
+    let file = fresh_dir("bin-pwfile-secret");
+    std::fs::write(&file, "the file's admin pw\n").unwrap();
+    let f = file.to_str().unwrap();
+    let s = Piped::start(&dir, &["--admin-password-file", f], "");
+    assert_eq!(
+        s.printed,
+        [format!(
+            "sessiond: first start, created the administrator account admin with the \
+             password from {f}"
+        )]
+    );
+    assert!(login(&s.addr, "the file's admin pw"));
+    let log = s.stop();
+    assert!(!log.contains("the file's admin pw"), "{log}");
+    // a later start with the file: the account is not touched
+    std::fs::write(&file, "another password\n").unwrap();
+    let s = Piped::start(&dir, &["--admin-password-file", f], "");
+    assert!(s.printed.is_empty(), "{:?}", s.printed);
+    assert!(login(&s.addr, "the file's admin pw"));
+    assert!(!login(&s.addr, "another password"));
+    let log = s.stop();
+    assert!(!log.contains("another password"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // from stdin
+    let dir = fresh_dir("bin-pwstdin");
+    let s = Piped::start(&dir, &["--admin-password-file", "-"], "typed on stdin\n");
+    assert_eq!(
+        s.printed,
+        [
+            "sessiond: first start, created the administrator account admin with the password \
+          from stdin"
+        ]
+    );
+    assert!(login(&s.addr, "typed on stdin"));
+    let log = s.stop();
+    assert!(!log.contains("typed on stdin"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // unreadable, or too short: refused before the data directory is touched
+    let dir = fresh_dir("bin-pwbad");
+    std::fs::write(&file, "short\n").unwrap();
+    for (path, why) in [
+        ("/nonexistent/sessiond-admin-pw", "No such file"),
+        (f, "at least 8 bytes"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+            .args(["--listen", "127.0.0.1:0", "--admin-password-file", path])
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("--admin-password-file {path}")),
+            "{err}"
+        );
+        assert!(err.contains(why), "{err}");
+        assert!(!err.contains("short"), "the content is never shown: {err}");
+        assert!(out.stdout.is_empty());
+        assert!(!dir.exists(), "the data directory was created");
+    }
+    let _ = std::fs::remove_file(&file);
+}

@@ -379,3 +379,22 @@ fn a_server_never_reached_ends_with_its_address_and_status_3() {
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert!(!tok.exists());
 }
+
+/// Issue 19, point 8: options that contradict each other are refused, not resolved quietly.
+#[test]
+fn conflicting_trust_options_are_refused() {
+    for args in [
+        &["--insecure-skip-verify", "--ca-file", "ca.pem"][..],
+        &["--insecure-skip-verify", "--tls"][..],
+        &["--tls", "--ca-file", "ca.pem"][..],
+    ] {
+        let out = Command::new(example())
+            .args(args)
+            .args(["--script", "--", "whoami"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("cannot be used with"), "{args:?}: {err}");
+    }
+}

@@ -17,10 +17,10 @@ use sessiond::protocol::{
     Token, VerifySession,
 };
 use sessiond::protocol::{
-    AdminListSessions, AdminSetRole, AdminStats, AuditActor, AuditEntry, AuditPage, AuditQuery,
-    AuditRecord, AuditRecords, AuditSearch, ChangePassword, Done, ListSessions, LogoutAll,
-    LogoutScope, NewLogin, ServerShutdown, SessionEntry, SessionList, SessionTarget, Stats,
-    UserTarget,
+    AdminListSessions, AdminSetPassword, AdminSetRole, AdminStats, AuditActor, AuditEntry,
+    AuditPage, AuditQuery, AuditRecord, AuditRecords, AuditSearch, ChangePassword, Done,
+    ListSessions, LogoutAll, LogoutScope, NewLogin, ServerShutdown, SessionEntry, SessionList,
+    SessionTarget, Stats, UserTarget,
 };
 
 fn token() -> Token {
@@ -151,6 +151,16 @@ fn expected() -> BTreeMap<&'static str, Frame> {
             Message::GeneralFailure(GeneralFailure::new(
                 ErrorCode::TooManyErrors,
                 "too many errors in a row",
+            )),
+            true,
+        ),
+    );
+    m.insert(
+        "general_failure_tls_required",
+        Frame::push(
+            Message::GeneralFailure(GeneralFailure::new(
+                ErrorCode::TlsRequired,
+                "this port speaks TLS: connect with TLS",
             )),
             true,
         ),
@@ -514,6 +524,17 @@ fn expected() -> BTreeMap<&'static str, Frame> {
         ),
     );
     m.insert(
+        "admin_set_password",
+        Frame::reply(
+            1,
+            Message::AdminSetPassword(AdminSetPassword {
+                token: token(),
+                username: "alice".into(),
+                password: "n3w;pass wd".into(),
+            }),
+        ),
+    );
+    m.insert(
         "admin_stats",
         Frame::reply(1, Message::AdminStats(AdminStats { token: token() })),
     );
@@ -596,7 +617,7 @@ fn every_opcode_in_the_spec_table_is_known_to_the_codec() {
         assert_eq!(op.name(), name, "opcode 0x{code:02x}");
         seen += 1;
     }
-    assert_eq!(seen, 39, "opcodes found in the table");
+    assert_eq!(seen, 40, "opcodes found in the table");
     assert_eq!(
         seen,
         Opcode::ALL.len(),
@@ -627,7 +648,7 @@ fn every_error_code_in_the_spec_table_matches_the_codec() {
         assert_eq!(ErrorCode::from_u16(code).name(), name, "code 0x{code:04x}");
         seen += 1;
     }
-    assert_eq!(seen, 21);
+    assert_eq!(seen, 22);
     assert_eq!(
         seen,
         ErrorCode::ALL.len(),

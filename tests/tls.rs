@@ -116,10 +116,12 @@ fn a_plaintext_client_gets_a_clear_failure_not_a_hang() {
     let t = Instant::now();
     let e = c.login("alice", ALICE_PW, "plain", "test").unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // protocol.md 1: a frame on the TLS port is answered, in plain TCP, TLS_REQUIRED
     assert!(
         matches!(
-            e,
-            ClientError::Decode(_) | ClientError::Closed(_) | ClientError::Io(_)
+            &e,
+            ClientError::Server { failure, fatal: true }
+                if failure.code == sessiond::protocol::ErrorCode::TlsRequired
         ),
         "{e:?}"
     );

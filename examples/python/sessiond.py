@@ -145,6 +145,7 @@ class Opcode(enum.IntEnum):
     ADMIN_SET_ROLE = 0x56
     ADMIN_STATS = 0x57
     STATS = 0x58
+    ADMIN_SET_PASSWORD = 0x59
 
 
 class Flag(enum.IntFlag):
@@ -231,6 +232,7 @@ class RevokeReason(enum.IntEnum):
     PASSWORD_CHANGED = 0x0004
     REVOKED_BY_ADMIN = 0x0005
     ACCOUNT_SUSPENDED = 0x0006
+    PASSWORD_RESET = 0x0007
 
 
 class ExpiredReason(enum.IntEnum):
@@ -280,6 +282,8 @@ class AuditKind(enum.IntEnum):
     PASSWORD_CHANGED = 13
     USER_CREATED = 14
     PASSWORD_CHANGE_FAILED = 15
+    PASSWORD_RESET = 16
+    USER_DELETED = 17
 
 
 class AuditOrder(enum.IntEnum):
@@ -1117,6 +1121,14 @@ class AdminSetRole(Message):
     role: Role = _w(_Enum(Role, 1, closed=True))
 
 
+@_message(Opcode.ADMIN_SET_PASSWORD, from_server=False)
+@dataclass
+class AdminSetPassword(Message):
+    token: Token = _w(TOKEN)
+    username: str = _w(_Str(1, MAX_USERNAME))
+    password: str = _w(_Str(0, MAX_PASSWORD), repr=False)
+
+
 @_message(Opcode.ADMIN_STATS, from_server=False)
 @dataclass
 class AdminStats(Message):
@@ -1912,6 +1924,13 @@ class Client:
                        timeout: Optional[float] = None) -> int:
         """1 if the role changed, 0 if it already was ``role``."""
         return self._done(AdminSetRole(self._token(), username, Role(role)), timeout)
+
+    def admin_set_password(self, username: str, password: str, *,
+                           timeout: Optional[float] = None) -> int:
+        """ADMIN_SET_PASSWORD: sets the account's password and ends every session of it
+        (this one too, when it is your own: the reply comes first); how many ended.
+        ServerError INVALID_ARGUMENT (too short), NOT_FOUND, FORBIDDEN or THROTTLED."""
+        return self._done(AdminSetPassword(self._token(), username, password), timeout)
 
     def admin_stats(self, *, timeout: Optional[float] = None) -> Dict[str, int]:
         """The server's named counters (names it does not know are kept as they come)."""

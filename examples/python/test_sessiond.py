@@ -135,6 +135,7 @@ class CodecTest(unittest.TestCase):
             "admin_revoke_session": (1, 0, sd.AdminRevokeSession(TOKEN, 7)),
             "admin_suspend_user": (1, 0, sd.AdminSuspendUser(TOKEN, "alice")),
             "admin_set_role": (1, 0, sd.AdminSetRole(TOKEN, "alice", sd.Role.ADMIN)),
+            "admin_set_password": (1, 0, sd.AdminSetPassword(TOKEN, "alice", "n3w;pass wd")),
             "admin_stats": (1, 0, sd.AdminStats(TOKEN)),
             "stats": (1, 0, sd.Stats([sd.StatCounter("connections", 12),
                                       sd.StatCounter("sessions_live", 40)])),
@@ -969,6 +970,23 @@ class MultiTest(LiveBase):
             self.assertEqual((e.exception.code, e.exception.fatal),
                              (sd.ErrorCode.NOT_FOUND, False))
         a.heartbeat()
+
+    def test_an_admin_sets_a_password_and_the_users_sessions_end(self) -> None:
+        name = self.user()
+        a = self.admin()
+        u = self.login(name)
+        new = "set by the admin; new"
+        self.assertEqual(a.admin_set_password(name, new), 1)
+        self.assertEqual(self.revoked(u).reason, sd.RevokeReason.PASSWORD_RESET)
+        with self.assertRaises(sd.LoginFailed):
+            self.connect().login(name, PASSWORD)
+        self.login(name, new)
+        for args, code in (((name, "short"), sd.ErrorCode.INVALID_ARGUMENT),
+                           (("nobody", new), sd.ErrorCode.NOT_FOUND)):
+            with self.assertRaises(sd.ServerError) as e:
+                a.admin_set_password(*args)
+            self.assertEqual(e.exception.code, code)
+        self.assertNotIn(new, repr(sd.AdminSetPassword(sd.Token(bytes(32)), name, new)))
 
     def test_audit_pages_newest_first_follow_next_cursor_to_the_end(self) -> None:
         name = self.user()

@@ -1,5 +1,5 @@
-//! Password-hashing jobs: what the engine asks for (verify, create, change) and what
-//! comes back, and [`run_job`], the computation itself.
+//! Password-hashing jobs: what the engine asks for (verify, create, change, reset) and
+//! what comes back, and [`run_job`], the computation itself.
 //!
 //! Pure: no threads, no waking. The server's hash pool (`server::hash_pool`) runs jobs on
 //! worker threads; tests and tools run them inline.
@@ -47,6 +47,17 @@ pub enum JobKind {
         /// PBKDF2 iterations for the new record.
         iterations: u32,
     },
+    /// Hash `password` into a new record for the account `user_id`, with no old password
+    /// to check (ADMIN_SET_PASSWORD).
+    Reset {
+        /// The account the record is for: not looked at, handed back with the record (the
+        /// answer says whose it is without the caller keeping it anywhere).
+        user_id: u64,
+        /// The new password.
+        password: Secret,
+        /// PBKDF2 iterations for the new record.
+        iterations: u32,
+    },
 }
 
 /// A finished job, for [`Engine::handle_hash_result`](crate::engine::Engine::handle_hash_result).
@@ -67,6 +78,13 @@ pub enum JobOutcome {
     Created(PasswordRecord),
     /// The new record; None when the old password did not match.
     Changed(Option<PasswordRecord>),
+    /// [`JobKind::Reset`]: the new record for `user_id`.
+    Reset {
+        /// The job's `user_id`.
+        user_id: u64,
+        /// The new record.
+        record: PasswordRecord,
+    },
     /// No record could be made (iterations out of range, or the OS's random generator
     /// failed).
     Failed(std::io::ErrorKind),
@@ -99,5 +117,41 @@ pub fn run_job(kind: JobKind) -> JobOutcome {
                 Err(e) => JobOutcome::Failed(e.kind()),
             }
         }
+        JobKind::Reset {
+            user_id,
+            password,
+            iterations,
+        } => match PasswordRecord::create(password.as_bytes(), iterations) {
+            Ok(record) => JobOutcome::Reset { user_id, record },
+            Err(e) => JobOutcome::Failed(e.kind()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reset_hashes_the_new_password_for_its_account() {
+        let job = JobKind::Reset {
+            user_id: 7,
+            password: Secret::from("a new password"),
+            iterations: 1,
+        };
+        match run_job(job) {
+            JobOutcome::Reset { user_id, record } => {
+                assert_eq!(user_id, 7);
+                assert!(record.verify(b"a new password"));
+                assert!(!record.verify(b"the old one"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let job = JobKind::Reset {
+            user_id: 7,
+            password: Secret::from("x"),
+            iterations: 0,
+        };
+        assert!(matches!(run_job(job), JobOutcome::Failed(_)));
     }
 }

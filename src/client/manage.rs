@@ -1,4 +1,4 @@
-//! The client side of session management (protocol.md 5.21 to 5.34, 5.36, 5.37): own sessions, the
+//! The client side of session management (protocol.md 5.21 to 5.34, 5.36 to 5.38): own sessions, the
 //! audit trail, and the administrators' operations. Each call sends the session's token
 //! and returns the typed reply; FORBIDDEN, NOT_FOUND and the like come back as
 //! `ClientError::Server` with their code.
@@ -6,9 +6,9 @@
 use super::{Client, ClientError};
 use crate::protocol::Secret;
 use crate::protocol::{
-    AdminListSessions, AdminSetRole, AdminStats, AuditPage, AuditQuery, AuditRecords, AuditSearch,
-    ChangePassword, ListSessions, LogoutAll, LogoutScope, Message, Role, SessionList,
-    SessionTarget, Stats, Token, UserTarget,
+    AdminListSessions, AdminSetPassword, AdminSetRole, AdminStats, AuditPage, AuditQuery,
+    AuditRecords, AuditSearch, ChangePassword, ListSessions, LogoutAll, LogoutScope, Message, Role,
+    SessionList, SessionTarget, Stats, Token, UserTarget,
 };
 
 /// What AUDIT_QUERY or AUDIT_SEARCH asks for (`Default`: your own events, or everyone's for an admin,
@@ -182,6 +182,24 @@ impl Client {
             token,
             username: username.to_owned(),
             role,
+        }))
+    }
+
+    /// ADMIN_SET_PASSWORD: sets `username`'s password (no old one needed) and ends every
+    /// session of the account (this one too, when it is yours: the reply comes first);
+    /// returns how many ended. `INVALID_ARGUMENT` below the server's minimum length,
+    /// `NOT_FOUND`, `FORBIDDEN` for a non-administrator, `THROTTLED` come back as
+    /// `ClientError::Server`.
+    pub fn admin_set_password(
+        &mut self,
+        username: &str,
+        password: &str,
+    ) -> Result<u32, ClientError> {
+        let token = self.current_token()?;
+        self.expect_done(Message::AdminSetPassword(AdminSetPassword {
+            token,
+            username: username.to_owned(),
+            password: Secret::new(password.as_bytes().to_vec()),
         }))
     }
 

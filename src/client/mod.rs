@@ -185,6 +185,7 @@ pub fn describe_revoked(r: &SessionRevoked) -> String {
         protocol::RevokeReason::PasswordChanged => "the account's password was changed",
         protocol::RevokeReason::ByAdmin => "an administrator signed it out",
         protocol::RevokeReason::AccountSuspended => "the account was suspended",
+        protocol::RevokeReason::PasswordReset => "an administrator reset the password",
         protocol::RevokeReason::Other(_) => "the server revoked it",
     };
     let device = match (r.by_client.as_str(), r.by_platform.as_str()) {

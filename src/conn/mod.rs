@@ -133,6 +133,9 @@ pub enum PendingKind {
     Login {
         /// The account named, if it exists.
         user_id: Option<u64>,
+        /// Which of its password records the hash checks (a stamp of it): a password
+        /// changed or reset while the hash ran makes the result stale.
+        record_stamp: u64,
     },
     /// REGISTER_REQUEST: hashing the new password.
     Register {
@@ -398,7 +401,10 @@ mod tests {
     fn pending(deadline: Instant) -> PendingAuth {
         PendingAuth {
             request_id: 7,
-            kind: PendingKind::Login { user_id: Some(1) },
+            kind: PendingKind::Login {
+                user_id: Some(1),
+                record_stamp: 0,
+            },
             username: "alice".into(),
             client: String::new(),
             platform: String::new(),

@@ -43,13 +43,17 @@ impl Engine {
             self.refuse_login(id, rid, user_id.unwrap_or(0), tried, failure, now);
             return;
         }
+        let record_stamp = stamp(&record);
         let job = JobKind::Verify {
             password: req.password,
             record,
         };
         let pending = PendingAuth {
             request_id: rid,
-            kind: PendingKind::Login { user_id },
+            kind: PendingKind::Login {
+                user_id,
+                record_stamp,
+            },
             username: req.username,
             client: req.client,
             platform: req.platform,
@@ -163,7 +167,7 @@ impl Engine {
             return;
         };
         if self.conn(id).is_some_and(Conn::changing_password) {
-            self.change_password_result(id, Some(result.outcome), now);
+            self.change_password_result(id, Ok(result.outcome), now);
             return;
         }
         // None: the connection closed while its password was being hashed.
@@ -171,8 +175,18 @@ impl Engine {
             return;
         };
         match (result.outcome, &pending.kind) {
-            (JobOutcome::Verified(true), PendingKind::Login { user_id: Some(uid) })
-                if self.users.get(*uid).is_some() =>
+            // The password it was checked against is still the account's (not changed or
+            // reset while the hash ran).
+            (
+                JobOutcome::Verified(true),
+                PendingKind::Login {
+                    user_id: Some(uid),
+                    record_stamp,
+                },
+            ) if self
+                .users
+                .get(*uid)
+                .is_some_and(|u| stamp(&u.password) == *record_stamp) =>
             {
                 self.login_ok(id, *uid, &pending, now)
             }
@@ -258,7 +272,7 @@ impl Engine {
             return;
         };
         if self.conn(id).is_some_and(Conn::changing_password) {
-            self.change_password_result(id, None, now);
+            self.change_password_result(id, Err(job.kind), now);
             return;
         }
         let Some(pending) = self.end_authenticating(id) else {
@@ -279,11 +293,15 @@ impl Engine {
                 reason: RegisterFailureReason::ServerBusy,
                 message: "server busy, retry later".into(),
             }),
-            _ => Message::LoginFailure(LoginFailure {
-                reason: LoginFailureReason::ServerBusy,
-                retry_after_ms: millis(retry_after),
-                message: "server busy, retry later".into(),
-            }),
+            _ => {
+                self.stats
+                    .count_login_failure(LoginFailureReason::ServerBusy);
+                Message::LoginFailure(LoginFailure {
+                    reason: LoginFailureReason::ServerBusy,
+                    retry_after_ms: millis(retry_after),
+                    message: "server busy, retry later".into(),
+                })
+            }
         };
         self.send(id, pending.request_id, Flags::NONE, &msg, now);
         self.wakeups.push(id);
@@ -557,7 +575,7 @@ impl Engine {
 
     fn login_failed(&mut self, id: ConnId, pending: &PendingAuth, now: Instant) {
         let uid = match pending.kind {
-            PendingKind::Login { user_id } => user_id.unwrap_or(0),
+            PendingKind::Login { user_id, .. } => user_id.unwrap_or(0),
             _ => 0,
         };
         if uid != 0 {
@@ -600,6 +618,7 @@ impl Engine {
         } else {
             self.stats.logins_failed += 1;
         }
+        self.stats.count_login_failure(f.reason);
         let why = f.reason.name().to_lowercase().replace('_', " ");
         info!("login refused ({why}) user={} peer={peer}", tried.username);
         let detail = format!("{}: {why}", tried.username);
@@ -687,6 +706,7 @@ impl Engine {
                         address: &address,
                     };
                     self.push_revoked(other, sid, RevokeReason::TakenOver, &by, now);
+                    self.stats.takeovers += 1;
                     self.close(other, now);
                 }
             }
@@ -791,4 +811,13 @@ impl PendingAuth {
     fn tried(&self) -> Tried<'_> {
         Tried::of(&self.username, &self.client, &self.platform)
     }
+}
+
+/// A stamp of a password record, to tell whether the account's record is still the one a
+/// hash checked (not a secret: the record holds only a salted hash).
+fn stamp(record: &crate::auth::PasswordRecord) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    record.encode().hash(&mut h);
+    h.finish()
 }

@@ -130,6 +130,17 @@ impl Engine {
         let Some(s) = self.sessions.end(sid, why, keep_until_ms) else {
             return;
         };
+        let ends = &mut self.stats.session_ends;
+        match &end {
+            End::LoggedOut => ends.logged_out += 1,
+            End::Expired(Expiry::Idle) => ends.expired_idle += 1,
+            End::Expired(Expiry::Absolute) => ends.expired_absolute += 1,
+            End::Revoked { reason, .. } => {
+                if let Some(i) = RevokeReason::ALL.iter().position(|r| r == reason) {
+                    ends.revoked[i] += 1;
+                }
+            }
+        }
         if let Some(t) = s.timer {
             self.wheel.cancel(t);
         }

@@ -83,6 +83,12 @@ wire_enum! {
         /// CHANGE_PASSWORD was refused (`reason`: LOGIN_FAILURE's `INVALID_CREDENTIALS` for
         /// a wrong old password, `THROTTLED` or `SERVER_BUSY`).
         PasswordChangeFailed = 15 => "password_change_failed",
+        /// An administrator (ADMIN_SET_PASSWORD, the actor) or the operator (`sessiond user
+        /// passwd`, no actor) set the account's password; its sessions were revoked.
+        PasswordReset = 16 => "password_reset",
+        /// The operator deleted the account (`sessiond user delete`); `username` keeps its
+        /// name, which no longer follows from `user_id`.
+        UserDeleted = 17 => "user_deleted",
     }
 }
 
@@ -137,8 +143,9 @@ pub struct Audit {
     pub reason: u16,
     /// The account, 0 when none is known (a failed login for an unknown name).
     pub user_id: u64,
-    /// The name a login tried when no such account exists (`user_id` 0); empty otherwise
-    /// (the account's name follows from `user_id`).
+    /// The name a login tried when no such account exists (`user_id` 0), or the name of
+    /// the account a `user_deleted` record removed; empty otherwise (the account's name
+    /// follows from `user_id`).
     pub username: String,
     /// The session, 0 when none is involved.
     pub session_id: u64,
@@ -206,7 +213,7 @@ impl Audit {
         self
     }
 
-    /// With the name a login tried (for an unknown account).
+    /// With the name a login tried (for an unknown account), or a deleted account's name.
     pub fn tried(mut self, username: &str) -> Audit {
         self.username = username.to_owned();
         self
@@ -222,6 +229,19 @@ pub enum Event {
     UserCreated(User),
     /// The whole record again after a change (password, role, suspension).
     UserUpdated(User),
+    /// An account removed for good (`sessiond user delete`, after its sessions ended):
+    /// its name is free again; its id is never given out again.
+    UserDeleted {
+        /// The account's id.
+        user_id: u64,
+    },
+    /// In a snapshot: the id the next account created gets, written when it is not one
+    /// above the highest id held (the accounts above were deleted), so that ids stay
+    /// unique across compactions.
+    NextUserId {
+        /// The next account's id.
+        id: u64,
+    },
     /// A successful login.
     LastLogin {
         /// Whose.
@@ -321,6 +341,11 @@ mod tests {
         );
         assert_eq!(AuditKind::RoleChanged.reason_name(1), Some("admin"));
         assert_eq!(AuditKind::SessionCreated.reason_name(0), None);
+        assert_eq!(AuditKind::PasswordReset.reason_name(0), None);
+        assert_eq!(
+            AuditKind::from_name("user_deleted"),
+            Some(AuditKind::UserDeleted)
+        );
         assert_eq!(AuditKind::from_u8(AuditKind::ALL.len() as u8 + 1), None);
     }
 }

@@ -1,6 +1,7 @@
-//! Session management over the protocol (protocol.md 5.21 to 5.34, 5.36, 5.37): a user's
+//! Session management over the protocol (protocol.md 5.21 to 5.34, 5.36 to 5.38): a user's
 //! own sessions (list, revoke, log out everywhere, change password), the audit trail, and
-//! the administrators' operations (every session, force-logout, suspension, roles, stats).
+//! the administrators' operations (every session, force-logout, suspension, roles, stats,
+//! setting a password).
 //!
 //! Every request carries the connection's token (checked like a heartbeat's). Access rule:
 //! a user acts on their own sessions only, and asking about anyone else's gets FORBIDDEN
@@ -12,12 +13,12 @@ use log::info;
 
 use super::event::{Actor, Audit, AuditKind, Event};
 use super::{millis, End, Engine};
-use crate::auth::{HashJob, JobKind, JobOutcome};
+use crate::auth::{HashJob, JobKind, JobOutcome, PasswordRecord};
 use crate::conn::ConnId;
 use crate::protocol::{
-    AdminListSessions, AdminSetRole, ChangePassword, Done, ErrorCode, Flags, ListSessions,
-    LoginFailureReason, LogoutAll, LogoutScope, Message, NewLogin, RevokeReason, Role,
-    SessionEntry, SessionList, SessionTarget, Stats, Token, UserTarget, MAX_PAGE,
+    AdminListSessions, AdminSetPassword, AdminSetRole, ChangePassword, Done, ErrorCode, Flags,
+    ListSessions, LoginFailureReason, LogoutAll, LogoutScope, Message, NewLogin, RevokeReason,
+    Role, SessionEntry, SessionList, SessionTarget, Stats, Token, UserTarget, MAX_PAGE,
 };
 use crate::session::{Session, User};
 
@@ -87,6 +88,7 @@ fn token_of(m: &Message) -> Option<&Token> {
         | Message::AdminUnsuspendUser(r) => &r.token,
         Message::AdminSetRole(r) => &r.token,
         Message::AdminStats(r) => &r.token,
+        Message::AdminSetPassword(r) => &r.token,
         _ => return None,
     })
 }
@@ -128,6 +130,7 @@ impl Engine {
             Message::AdminUnsuspendUser(r) => self.admin_suspend(id, rid, &caller, r, false, now),
             Message::AdminSetRole(r) => self.admin_set_role(id, rid, &caller, r, now),
             Message::AdminStats(_) => self.admin_stats(id, rid, now),
+            Message::AdminSetPassword(r) => self.start_admin_set_password(id, rid, &caller, r, now),
             _ => {}
         }
     }
@@ -304,11 +307,13 @@ impl Engine {
         }
     }
 
-    /// The hash of a CHANGE_PASSWORD finished (`outcome`), or the pool refused it (None).
+    /// The hash of a CHANGE_PASSWORD or an ADMIN_SET_PASSWORD finished (`Ok`: what it
+    /// computed), or the pool refused it (`Err`: the job given back, which says which of
+    /// the two it was).
     pub(super) fn change_password_result(
         &mut self,
         id: ConnId,
-        outcome: Option<JobOutcome>,
+        answer: Result<JobOutcome, JobKind>,
         now: Instant,
     ) {
         let Some(conn) = self.conn_mut(id) else {
@@ -327,6 +332,21 @@ impl Engine {
         };
         let Some(c) = self.caller(id, sid) else {
             return;
+        };
+        let outcome = match answer {
+            Ok(JobOutcome::Reset { user_id, record }) => {
+                self.admin_password_set(id, rid, &c, user_id, record, now);
+                return;
+            }
+            Err(JobKind::Reset { .. }) => {
+                // protocol.md 5.38: a full hash queue is THROTTLED, and not audited.
+                let retry_after = self.busy.refuse(now);
+                let msg = format!("server busy; retry in {} ms", millis(retry_after));
+                self.reply_error(id, rid, ErrorCode::Throttled, &msg, false, now);
+                return;
+            }
+            Ok(outcome) => Some(outcome),
+            Err(_) => None,
         };
         match outcome {
             Some(JobOutcome::Changed(Some(record))) => {
@@ -354,12 +374,8 @@ impl Engine {
             }
             None => {
                 let retry_after = self.busy.refuse(now);
+                // Not audited, like a login refused SERVER_BUSY (protocol.md 4, "Audit").
                 let msg = format!("server busy; retry in {} ms", millis(retry_after));
-                let a = c
-                    .own(AuditKind::PasswordChangeFailed)
-                    .reason(LoginFailureReason::ServerBusy.to_u16())
-                    .note(msg.clone());
-                self.audit(a, now);
                 self.reply_error(id, rid, ErrorCode::Throttled, &msg, false, now);
             }
             Some(other) => {
@@ -374,6 +390,101 @@ impl Engine {
                 );
             }
         }
+    }
+
+    /// ADMIN_SET_PASSWORD (protocol.md 5.38): the target, then the password's length, then
+    /// the address's throttle; the new password is hashed off the loop, like
+    /// CHANGE_PASSWORD's, and answered in [`Engine::admin_password_set`].
+    ///
+    /// Design: the connection waits in CHANGE_PASSWORD's state (`ChangingPassword`: no
+    /// frame behind the request is read until it is answered, and the hash counts against
+    /// the address) rather than one of its own: only what the answer does differs, and the
+    /// job says which request it was ([`JobKind::Reset`] carries the account, so nothing
+    /// is kept per request beside the connection's state).
+    fn start_admin_set_password(
+        &mut self,
+        id: ConnId,
+        rid: u32,
+        c: &Caller,
+        r: AdminSetPassword,
+        now: Instant,
+    ) {
+        // "NOT_FOUND for an unknown username" (the caller is an administrator: names may
+        // be told apart).
+        let Some(uid) = self.target_user(id, rid, &r.username, now) else {
+            return;
+        };
+        // "a password below the server's minimum length: INVALID_ARGUMENT"
+        if r.password.len() < self.cfg.min_password_len {
+            let msg = format!(
+                "password must be at least {} bytes",
+                self.cfg.min_password_len
+            );
+            self.reply_error(id, rid, ErrorCode::InvalidArgument, &msg, false, now);
+            return;
+        }
+        // The address's limits only: the account's failure delay is what a reset lifts.
+        if let Err(wait) = self.admit_hash(id, None, now) {
+            self.stats.logins_throttled += 1;
+            let msg = format!("too many attempts; retry in {} ms", millis(wait));
+            self.reply_error(id, rid, ErrorCode::Throttled, &msg, false, now);
+            return;
+        }
+        info!(
+            "admin {} sets a password user={} peer={}",
+            c.username, r.username, c.address
+        );
+        self.hash_jobs.push_back(HashJob {
+            ticket: id.to_u64(),
+            kind: JobKind::Reset {
+                user_id: uid,
+                password: r.password,
+                iterations: self.cfg.iterations,
+            },
+        });
+        if let Some(conn) = self.conn_mut(id) {
+            conn.begin_password_change(rid);
+        }
+    }
+
+    /// ADMIN_SET_PASSWORD's hash is done: the record replaces `user_id`'s, the account's
+    /// failure streak goes, every session of it is revoked (`PASSWORD_RESET`, by the
+    /// administrator), and DONE says how many; all of it journaled in this step, so DONE
+    /// leaves once it is durable (`durability`).
+    fn admin_password_set(
+        &mut self,
+        id: ConnId,
+        rid: u32,
+        c: &Caller,
+        user_id: u64,
+        record: PasswordRecord,
+        now: Instant,
+    ) {
+        // Read again: another administrator may have changed the caller's role meanwhile.
+        if c.role != Role::Admin {
+            let code = ErrorCode::Forbidden;
+            self.reply_error(id, rid, code, "administrators only", false, now);
+            return;
+        }
+        let Some(name) = self.users.get(user_id).map(|u| u.username.clone()) else {
+            self.reply_error(id, rid, ErrorCode::NotFound, "no such user", false, now);
+            return;
+        };
+        self.update_user(user_id, |u| u.password = record);
+        if self.policy.succeeded(user_id) {
+            self.record_streak(user_id);
+        }
+        let a = Audit::new(AuditKind::PasswordReset, user_id, 0, c.address.clone())
+            .actor(c.actor())
+            .note(format!("by {}", c.username));
+        self.audit(a, now);
+        info!("admin {} set the password of user={}", c.username, name);
+        // DONE first: the administrator may have named their own account, whose sessions
+        // (this one included) end too.
+        let n = self.sessions.of_user(user_id).len() as u32;
+        self.done(id, rid, n, now);
+        let end = c.revokes(RevokeReason::PasswordReset);
+        self.revoke_user(user_id, None, &end, now);
     }
 
     /// Changes a user record and journals the whole record.

@@ -37,6 +37,7 @@ mod machine;
 mod manage;
 mod output;
 mod policy;
+mod reconfigure;
 pub mod replay;
 mod restore;
 mod storage;
@@ -47,6 +48,7 @@ pub use durability::EventBatch;
 pub use inline::InlineShell;
 pub use output::Transmit;
 pub use policy::{LoginPolicy, PolicyConfig, Refusal};
+pub use reconfigure::Reconfigured;
 pub use turn::Shell;
 
 use std::collections::VecDeque;
@@ -57,7 +59,7 @@ use slab::Slab;
 
 use crate::auth::{HashJob, PasswordRecord};
 use crate::conn::{BufPool, Conn, ConnId};
-use crate::protocol::{self, DecodeLimits, RevokeReason};
+use crate::protocol::{self, DecodeLimits, LoginFailureReason, RevokeReason};
 use crate::session::token::TokenKey;
 use crate::session::{Expiry, SessionTable, UserTable, WallClock};
 use crate::timer::TimerWheel;
@@ -258,6 +260,37 @@ pub struct Stats {
     pub connections_refused: u64,
     /// Requests refused with STORAGE_UNAVAILABLE.
     pub storage_refusals: u64,
+    /// LOGIN_FAILUREs sent, by reason, in [`LoginFailureReason::ALL`]'s order: each one
+    /// counted once, whatever decided it (unlike `logins_failed`, `logins_busy` and
+    /// `logins_throttled`, which also count registrations and password changes refused).
+    pub login_failures: [u64; LoginFailureReason::ALL.len()],
+    /// Sessions ended, by how.
+    pub session_ends: SessionEnds,
+    /// Sessions taken over by a VERIFY_SESSION on another connection (the old one told
+    /// SESSION_REVOKED TAKEN_OVER): the session lives on, so no end is counted.
+    pub takeovers: u64,
+}
+
+/// Sessions ended since start, by how (every end goes through `ending::end_session`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionEnds {
+    /// By their own logout.
+    pub logged_out: u64,
+    /// By the idle expiry.
+    pub expired_idle: u64,
+    /// By the absolute expiry.
+    pub expired_absolute: u64,
+    /// By a revocation, by reason, in [`RevokeReason::ALL`]'s order.
+    pub revoked: [u64; RevokeReason::ALL.len()],
+}
+
+impl Stats {
+    /// Counts a LOGIN_FAILURE with `reason` (the server sends only reasons it knows).
+    pub(crate) fn count_login_failure(&mut self, reason: LoginFailureReason) {
+        if let Some(i) = LoginFailureReason::ALL.iter().position(|&r| r == reason) {
+            self.login_failures[i] += 1;
+        }
+    }
 }
 
 /// How often the tombstones whose time has come are forgotten: one timer for all of

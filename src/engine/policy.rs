@@ -98,6 +98,12 @@ impl LoginPolicy {
         }
     }
 
+    /// Runs with `cfg` from now on (SIGHUP); what each address and account has used is
+    /// kept.
+    pub fn set_config(&mut self, cfg: PolicyConfig) {
+        self.cfg = cfg;
+    }
+
     /// The knobs it runs with.
     pub fn config(&self) -> &PolicyConfig {
         &self.cfg

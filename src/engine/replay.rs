@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use hashbrown::HashMap;
 
-use super::event::{Audit, EndedSession, Event, StoredSession};
+use super::event::{Audit, EndKind, EndedSession, Event, StoredSession};
 use crate::session::{Digest, UserTable};
 
 /// Durable state rebuilt from events: every user, the sessions that have not ended, and
@@ -61,6 +61,12 @@ impl State {
                 .into_iter()
                 .cloned()
                 .map(Event::UserCreated),
+        );
+        // Deleted accounts are not in a snapshot; their ids stay taken.
+        out.extend(
+            self.users
+                .next_id_beyond_accounts()
+                .map(|id| Event::NextUserId { id }),
         );
         out.extend(self.sessions.values().cloned().map(Event::SessionCreated));
         out.extend(self.ended.values().map(|e| Event::Tombstone {
@@ -153,6 +159,36 @@ impl State {
                 }
                 *old = u;
             }
+            Event::UserDeleted { user_id } => {
+                let Some(name) = self.users.get(user_id).map(|u| u.username.clone()) else {
+                    return Err(Inconsistent(format!("delete of unknown user {user_id}")));
+                };
+                self.users.remove(&name);
+                self.streaks.remove(&user_id);
+                self.daily.remove(&user_id);
+                // Its sessions were ended before it (`sessiond user delete` journals each
+                // end); any still live end here, revoked, so no token outlives its account.
+                let live: Vec<u64> = self
+                    .sessions
+                    .values()
+                    .filter(|s| s.user_id == user_id)
+                    .map(|s| s.id)
+                    .collect();
+                for id in live {
+                    if let Some(s) = self.sessions.remove(&id) {
+                        self.ended.insert(
+                            s.digest,
+                            EndedSession {
+                                digest: s.digest,
+                                kind: EndKind::Revoked,
+                                expires_ms: s.expires_ms,
+                                ended_ms: 0,
+                            },
+                        );
+                    }
+                }
+            }
+            Event::NextUserId { id } => self.users.reserve_ids_below(id),
             Event::LastLogin { user_id, at_ms } => {
                 if let Some(u) = self.users.get_mut(user_id) {
                     u.last_login_ms = u.last_login_ms.max(at_ms);
@@ -194,7 +230,6 @@ impl State {
 mod tests {
     use super::*;
     use crate::engine::event::fixtures::{session, user};
-    use crate::engine::event::EndKind;
 
     #[test]
     fn replay_keeps_users_and_live_sessions_only() {
@@ -227,5 +262,80 @@ mod tests {
         assert_eq!(st.ended[&Digest([7; 32])].kind, EndKind::LoggedOut);
         assert!(st.apply(Event::UserCreated(user(3, "alice"))).is_err());
         assert!(st.apply(Event::SessionCreated(session(9, 42))).is_err());
+    }
+
+    /// `sessiond user delete`'s records, as it journals them, folded back; then a snapshot
+    /// of the result, folded into a fresh state.
+    #[test]
+    fn a_deleted_user_is_gone_its_name_free_and_its_id_never_reused() {
+        let mut st = State::new();
+        for ev in [
+            Event::UserCreated(user(1, "alice")),
+            Event::UserCreated(user(2, "carol")),
+            Event::SessionCreated(session(7, 2)),
+            Event::SessionCreated(session(8, 2)),
+            Event::SessionCreated(session(9, 1)),
+            Event::FailureStreak {
+                user_id: 2,
+                failures: 6,
+                until_ms: 50_000,
+            },
+            Event::DailyLogins {
+                user_id: 2,
+                day: 20_454,
+                count: 3,
+            },
+            // one end journaled before the delete; session 8 is left to the delete itself
+            Event::SessionEnded {
+                id: 7,
+                kind: EndKind::Revoked,
+                at_ms: 4_000,
+            },
+            Event::UserDeleted { user_id: 2 },
+        ] {
+            st.apply(ev).unwrap();
+        }
+        assert!(st.users.by_name("carol").is_none());
+        assert!(st.users.get(2).is_none());
+        assert_eq!(st.sessions.keys().copied().collect::<Vec<_>>(), [9]);
+        for d in [Digest([7; 32]), Digest([8; 32])] {
+            assert_eq!(
+                st.ended[&d].kind,
+                EndKind::Revoked,
+                "tokens resume as REVOKED"
+            );
+        }
+        assert!(st.streaks.is_empty() && st.daily.is_empty());
+        assert!(st.apply(Event::UserDeleted { user_id: 2 }).is_err());
+        assert!(st.apply(Event::SessionCreated(session(10, 2))).is_err());
+
+        let snap = st.snapshot_events();
+        assert!(!snap
+            .iter()
+            .any(|e| matches!(e, Event::UserCreated(u) if u.id == 2)));
+        assert!(snap.contains(&Event::NextUserId { id: 3 }));
+        let mut again = State::new();
+        for ev in snap {
+            again.apply(ev).unwrap();
+        }
+        // the name is free again, with a new id
+        let carol = again
+            .users
+            .create(
+                "carol",
+                user(0, "x").password,
+                crate::protocol::Role::User,
+                "",
+                9,
+            )
+            .unwrap();
+        assert_eq!(carol.id, 3);
+        // a snapshot with nothing deleted says nothing of ids
+        let mut plain = State::new();
+        plain.apply(Event::UserCreated(user(1, "alice"))).unwrap();
+        assert!(!plain
+            .snapshot_events()
+            .iter()
+            .any(|e| matches!(e, Event::NextUserId { .. })));
     }
 }

@@ -108,6 +108,10 @@ impl Engine {
         for u in self.users.all() {
             out.push(Event::UserCreated(u.clone()));
         }
+        // Deleted accounts are not in a snapshot; their ids stay taken.
+        if let Some(id) = self.users.next_id_beyond_accounts() {
+            out.push(Event::NextUserId { id });
+        }
         for s in self.sessions.iter() {
             let last = s.last_activity_ms;
             let (client, platform) = self.sessions.device(s);

@@ -42,6 +42,7 @@ pub(super) fn needs_storage(before_login: bool, m: &Message) -> bool {
             | Message::AdminSuspendUser(_)
             | Message::AdminUnsuspendUser(_)
             | Message::AdminSetRole(_)
+            | Message::AdminSetPassword(_)
     )
 }
 
@@ -120,11 +121,15 @@ impl Engine {
         let retry_after_ms = millis(self.cfg.storage_retry_after);
         let message = format!("storage unavailable; retry in {retry_after_ms} ms");
         let reply = match m {
-            Message::LoginRequest(_) => Message::LoginFailure(LoginFailure {
-                reason: LoginFailureReason::StorageUnavailable,
-                retry_after_ms,
-                message,
-            }),
+            Message::LoginRequest(_) => {
+                self.stats
+                    .count_login_failure(LoginFailureReason::StorageUnavailable);
+                Message::LoginFailure(LoginFailure {
+                    reason: LoginFailureReason::StorageUnavailable,
+                    retry_after_ms,
+                    message,
+                })
+            }
             Message::RegisterRequest(_) => Message::RegisterFailure(RegisterFailure {
                 reason: RegisterFailureReason::StorageUnavailable,
                 message,

@@ -59,6 +59,9 @@ wire_enum! {
         /// The server cannot make changes durable now (its disk is full, or far behind):
         /// the request was not carried out; retry later. Never fatal.
         StorageUnavailable = 0x0016 => "STORAGE_UNAVAILABLE",
+        /// The connection spoke the protocol in plain TCP to a port that speaks TLS: sent
+        /// in plain TCP, FATAL (protocol.md 1, "TLS").
+        TlsRequired = 0x0017 => "TLS_REQUIRED",
     }
 }
 

@@ -1,5 +1,5 @@
-//! Session management (protocol.md 5.21 to 5.34): a user's own sessions and the operations
-//! of administrators (the audit trail's requests are `audit`'s). Every request carries the
+//! Session management (protocol.md 5.21 to 5.34, 5.38): a user's own sessions and the
+//! operations of administrators (the audit trail's requests are `audit`'s). Every request carries the
 //! connection's session token, like HEARTBEAT; changes are answered with DONE, lists with
 //! SESSION_LIST or STATS.
 
@@ -413,6 +413,40 @@ impl AdminSetRole {
     }
 }
 
+/// ADMIN_SET_PASSWORD (0x59): `token, username str, password str`. `Debug` redacts the
+/// password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSetPassword {
+    /// This connection's session token.
+    pub token: Token,
+    /// The account (1..=64 bytes).
+    pub username: String,
+    /// Its new password (0..=1024 bytes; at least the server's minimum length, default 8).
+    pub password: Secret,
+}
+
+impl AdminSetPassword {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(AdminSetPassword {
+            token: r.token()?,
+            username: account_name(r)?,
+            password: Secret::decode(r)?,
+        })
+    }
+    /// Payload bytes.
+    pub fn encoded_len(&self) -> usize {
+        TOKEN_LEN + str_len(&self.username, MAX_USERNAME) + self.password.encoded_len()
+    }
+    /// Appends the payload.
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_slice(self.token.as_bytes());
+        put_str(dst, &self.username, MAX_USERNAME);
+        self.password.encode(dst);
+    }
+}
+
 /// ADMIN_STATS (0x57): `token`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminStats {
@@ -476,5 +510,47 @@ impl Stats {
     /// The value named `name`.
     pub fn get(&self, name: &str) -> Option<u64> {
         self.values.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{check_vector as check, decode_slice, Frame, Message};
+
+    #[test]
+    #[rustfmt::skip]
+    fn admin_set_password_vector() {
+        let mut bytes = vec![
+            0x53, 0x44, 0x01, 0x59, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x34, // op 59, rid 1, len 52
+        ];
+        bytes.extend((0u8..32).collect::<Vec<u8>>());                   // token 00..1f
+        bytes.extend_from_slice(&[0x00, 0x05, b'a', b'l', b'i', b'c', b'e']); // username
+        bytes.extend_from_slice(&[0x00, 0x0b]);                           // password, 11 bytes:
+        bytes.extend_from_slice(b"n3w;pass wd");
+        let msg = AdminSetPassword {
+            token: Token(core::array::from_fn(|i| i as u8)),
+            username: "alice".into(),
+            password: "n3w;pass wd".into(),
+        };
+        assert!(!format!("{msg:?}").contains("n3w"), "Debug shows no password");
+        check(&bytes, Frame::reply(1, Message::AdminSetPassword(msg)));
+        // trailing junk is left unread: the frame's length says where it ends
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[0xde, 0xad]);
+        assert_eq!(decode_slice(&longer).map(|(_, n)| n), Ok(bytes.len()));
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn admin_set_password_needs_a_username() {
+        let mut bytes = vec![
+            0x53, 0x44, 0x01, 0x59, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x24, // len 36
+        ];
+        bytes.extend([0u8; 32]);                   // token
+        bytes.extend_from_slice(&[0x00, 0x00]);    // username: empty
+        bytes.extend_from_slice(&[0x00, 0x00]);    // password: empty
+        let e = decode_slice(&bytes).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::InvalidValue);
     }
 }

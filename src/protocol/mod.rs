@@ -45,9 +45,9 @@ pub use login::{
 };
 pub use logout::{LogoutRequest, LogoutSuccess};
 pub use manage::{
-    AdminListSessions, AdminSetRole, AdminStats, ChangePassword, Done, ListSessions, LogoutAll,
-    LogoutScope, SessionEntry, SessionList, SessionTarget, Stats, UserTarget, MAX_PAGE,
-    MAX_STAT_NAME,
+    AdminListSessions, AdminSetPassword, AdminSetRole, AdminStats, ChangePassword, Done,
+    ListSessions, LogoutAll, LogoutScope, SessionEntry, SessionList, SessionTarget, Stats,
+    UserTarget, MAX_PAGE, MAX_STAT_NAME,
 };
 pub use push::{
     ExpiredReason, NewLogin, RevokeReason, ServerShutdown, SessionExpired, SessionRevoked,
@@ -140,6 +140,8 @@ messages! {
     0x57 "ADMIN_STATS" AdminStats(AdminStats),
     /// 5.34, server: named counters.
     0x58 "STATS" Stats(Stats),
+    /// 5.38, admin: set an account's password (its sessions end).
+    0x59 "ADMIN_SET_PASSWORD" AdminSetPassword(AdminSetPassword),
 }
 
 /// One frame: header fields plus the decoded message.

@@ -28,6 +28,8 @@ wire_enum! {
         ByAdmin = 0x0005 => "REVOKED_BY_ADMIN",
         /// An administrator suspended the account.
         AccountSuspended = 0x0006 => "ACCOUNT_SUSPENDED",
+        /// An administrator set the account's password (ADMIN_SET_PASSWORD).
+        PasswordReset = 0x0007 => "PASSWORD_RESET",
     }
 }
 

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use log::{error, info, warn};
 use mio::Waker;
 
+use super::metrics::{Histogram, Snapshot};
 use crate::engine::event::Event;
 use crate::engine::EventBatch;
 use crate::store::Store;
@@ -34,7 +35,8 @@ use crate::store::Store;
 const MAX_GROUP: usize = 1024;
 
 enum Command {
-    Batch(EventBatch),
+    /// A batch, and when the loop handed it over.
+    Batch(EventBatch, Instant),
     /// The whole state, replacing everything committed so far.
     Snapshot(Vec<Event>),
 }
@@ -59,24 +61,36 @@ pub(super) struct Committer {
     tx: Option<Sender<Command>>,
     reports: Receiver<Report>,
     thread: Option<JoinHandle<()>>,
+    /// Each batch's time from `send_batch` to durable (`/metrics`).
+    latencies: Arc<Histogram>,
 }
 
 impl Committer {
     pub(super) fn start(store: Box<dyn Store>, waker: Arc<Waker>) -> io::Result<Committer> {
         let (tx, rx) = mpsc::channel();
         let (report_tx, reports) = mpsc::channel();
-        let thread = thread::Builder::new()
-            .name("sessiond-store".into())
-            .spawn(move || store_thread(store, rx, report_tx, waker))?;
+        let latencies = Arc::new(Histogram::new());
+        let thread = {
+            let latencies = latencies.clone();
+            thread::Builder::new()
+                .name("sessiond-store".into())
+                .spawn(move || store_thread(store, rx, report_tx, waker, latencies))?
+        };
         Ok(Committer {
             tx: Some(tx),
             reports,
             thread: Some(thread),
+            latencies,
         })
     }
 
     pub(super) fn send_batch(&self, batch: EventBatch) {
-        self.send(Command::Batch(batch));
+        self.send(Command::Batch(batch, now()));
+    }
+
+    /// How long batches took from `send_batch` to durable, so far.
+    pub(super) fn latencies(&self) -> Snapshot {
+        self.latencies.snapshot()
     }
 
     pub(super) fn send_snapshot(&self, events: Vec<Event>) {
@@ -142,6 +156,10 @@ struct Thread {
     asked: bool,
     /// A snapshot failed for a transient reason: not asked for again before then.
     snapshot_after: Option<Instant>,
+    /// When each batch appended and not yet durable was handed over, and the histogram
+    /// their time to durable goes into.
+    handed_over: Vec<Instant>,
+    latencies: Arc<Histogram>,
 }
 
 fn store_thread(
@@ -149,6 +167,7 @@ fn store_thread(
     rx: Receiver<Command>,
     reports: Sender<Report>,
     waker: Arc<Waker>,
+    latencies: Arc<Histogram>,
 ) {
     let tell = |r: Report| {
         let _ = reports.send(r);
@@ -162,6 +181,8 @@ fn store_thread(
         full: None,
         asked: false,
         snapshot_after: None,
+        handed_over: Vec::new(),
+        latencies,
     };
     let mut group = Vec::with_capacity(MAX_GROUP);
     loop {
@@ -206,11 +227,12 @@ impl Thread {
     fn run(&mut self, group: &mut Vec<Command>, tell: &impl Fn(Report)) -> io::Result<()> {
         for cmd in group.drain(..) {
             match cmd {
-                Command::Batch(b) => {
+                Command::Batch(b, at) => {
                     for ev in &b.events {
                         self.store.append(ev)?;
                     }
                     self.uncommitted = Some(b.seq);
+                    self.handed_over.push(at);
                 }
                 Command::Snapshot(events) => {
                     self.commit(tell)?;
@@ -257,6 +279,15 @@ impl Thread {
         match self.store.commit() {
             Ok(()) => {
                 self.uncommitted = None;
+                let durable = now();
+                for at in self.handed_over.drain(..) {
+                    self.latencies
+                        .observe(durable.saturating_duration_since(at));
+                }
+                if self.handed_over.capacity() > MAX_GROUP {
+                    // a full disk's backlog is not kept allocated
+                    self.handed_over = Vec::new();
+                }
                 if self.full.take().is_some() {
                     info!("storage writable again: the journal caught up to batch {seq}");
                     tell(Report::Storage { available: true });

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use log::{error, info, warn};
 use mio::Waker;
 
+use super::metrics::{Histogram, Snapshot};
 use crate::auth::{run_job, HashJob, HashResult, JobOutcome};
 
 /// `submit` found the queue full; the job is handed back.
@@ -53,6 +54,8 @@ struct Shared {
     share: AtomicU32,
     /// Jobs the relief worker took.
     relieved: AtomicU64,
+    /// How long each job waited in the queue before a thread took it (`/metrics`).
+    waits: Histogram,
 }
 
 impl Shared {
@@ -67,6 +70,7 @@ impl Shared {
             in_flight: AtomicUsize::new(0),
             share: AtomicU32::new(1000),
             relieved: AtomicU64::new(0),
+            waits: Histogram::new(),
         }
     }
 
@@ -148,10 +152,19 @@ impl HashPool {
         self.shared.in_flight.load(Ordering::SeqCst)
     }
 
-    /// Jobs waiting for a thread.
-    #[cfg(test)]
+    /// Jobs waiting for a thread (a moment's lock, as `submit` takes).
     pub fn queued(&self) -> usize {
         self.shared.lock().jobs.len()
+    }
+
+    /// The most jobs that may wait.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// How long jobs waited for a thread, so far.
+    pub fn waits(&self) -> Snapshot {
+        self.shared.waits.snapshot()
     }
 
     /// Worker threads started (the relief worker not counted).
@@ -179,9 +192,11 @@ impl Drop for HashPool {
     }
 }
 
-/// Takes the oldest job (the queue's room given back once a burst has drained).
-fn pop(q: &mut Queue) -> Option<HashJob> {
-    let (_, job) = q.jobs.pop_front()?;
+/// Takes the oldest job (the queue's room given back once a burst has drained), counting
+/// how long it waited in `waits`.
+fn pop(q: &mut Queue, waits: &Histogram) -> Option<HashJob> {
+    let (queued, job) = q.jobs.pop_front()?;
+    waits.observe(super::now().saturating_duration_since(queued));
     if q.jobs.is_empty() && q.jobs.capacity() > QUEUE_KEEP {
         q.jobs = VecDeque::with_capacity(QUEUE_KEEP);
     }
@@ -212,7 +227,7 @@ fn worker(shared: &Shared, tx: &Sender<HashResult>, waker: &Waker) {
         let job = {
             let mut q = shared.lock();
             loop {
-                if let Some(job) = pop(&mut q) {
+                if let Some(job) = pop(&mut q, &shared.waits) {
                     break job;
                 }
                 if q.closed {
@@ -259,7 +274,9 @@ fn relief_worker(shared: &Shared, capacity: usize, tx: &Sender<HashResult>, wake
                     .map(|(at, _)| super::now().duration_since(*at));
                 let filling = q.jobs.len() * 2 >= capacity;
                 let wait = match waited {
-                    Some(w) if starving(w, filling, share, relieving) => break pop(&mut q),
+                    Some(w) if starving(w, filling, share, relieving) => {
+                        break pop(&mut q, &shared.waits)
+                    }
                     Some(w) => Some(RELIEF_AFTER.saturating_sub(w).max(RELIEF_AFTER / 4)),
                     None => None,
                 };

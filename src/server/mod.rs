@@ -17,6 +17,10 @@
 mod committer;
 mod fd_limit;
 mod hash_pool;
+mod http;
+mod metrics;
+mod notify;
+mod reload;
 mod transport;
 
 use std::collections::VecDeque;
@@ -38,6 +42,9 @@ use crate::session::UserTable;
 use crate::store::Store;
 use committer::{Committer, Report};
 use hash_pool::{HashPool, PoolFull};
+use notify::Notify;
+use reload::Reloads;
+pub use reload::{Reload, Reloader};
 use transport::ReadStep;
 
 #[cfg(not(target_pointer_width = "64"))]
@@ -48,6 +55,8 @@ const WAKER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 /// The optional plain listener beside a TLS one (loopback only).
 const PLAIN_LISTENER: Token = Token(usize::MAX - 3);
+/// The metrics listener (`--metrics-listen`); its connections' tokens are `http`'s.
+const METRICS_LISTENER: Token = Token(usize::MAX - 4);
 /// How long accepting pauses after the process ran out of file descriptors.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Bytes read per `read` call, into one buffer shared by all connections.
@@ -94,6 +103,12 @@ pub struct ServerConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// With TLS: a second, plain listener for local tools. Must be a loopback address.
     pub plain_listen: Option<SocketAddr>,
+    /// HTTP for `/metrics` (Prometheus text), `/healthz` and `/readyz`; None: off.
+    pub metrics_listen: Option<SocketAddr>,
+    /// With `handle_signals`: what SIGHUP reloads (None: SIGHUP is logged and ignored).
+    pub reloader: Option<Reloader>,
+    /// The log's filter in force at start (a reload says how it changed).
+    pub log_filter: String,
 }
 
 impl Default for ServerConfig {
@@ -109,6 +124,9 @@ impl Default for ServerConfig {
             handle_signals: false,
             tls: None,
             plain_listen: None,
+            metrics_listen: None,
+            reloader: None,
+            log_filter: String::new(),
         }
     }
 }
@@ -139,6 +157,8 @@ struct Sock {
     lingering: bool,
     /// The TLS session of a connection to the TLS listener.
     tls: Option<Box<rustls::ServerConnection>>,
+    /// Nothing has been read yet (a TLS port checks the first bytes for a plaintext frame).
+    fresh: bool,
 }
 
 /// A bound server, ready to `run`: the engine and its shell.
@@ -155,6 +175,8 @@ struct Io {
     local_addr: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
     plain: Option<(TcpListener, SocketAddr)>,
+    /// `/metrics`, `/healthz` and `/readyz` over HTTP (`http`, `metrics`).
+    metrics: Option<http::MetricsServer>,
     socks: Vec<Option<Sock>>,
     pool: HashPool,
     /// The store thread making each turn's events durable; replies that depend on them
@@ -189,6 +211,12 @@ struct Io {
     lingering_open: usize,
     max_lingering: usize,
     signals: Option<signal_hook_mio::v1_0::Signals>,
+    /// What SIGHUP reloads, the reload in flight, and the log filter in force.
+    reloader: Option<Reloader>,
+    reloads: Reloads,
+    log_filter: String,
+    /// systemd's notify socket and watchdog (nothing without `NOTIFY_SOCKET`).
+    notify: Notify,
     shutdown_grace: Duration,
     read_buf: Box<[u8]>,
 }
@@ -199,6 +227,7 @@ struct Io {
 pub struct Listeners {
     main: std::net::TcpListener,
     plain: Option<std::net::TcpListener>,
+    metrics: Option<std::net::TcpListener>,
 }
 
 impl Listeners {
@@ -225,9 +254,12 @@ impl Listeners {
             Some(addr) => Some(bind(addr)?),
             None => None,
         };
+        let main = bind(cfg.listen)?;
+        let metrics = cfg.metrics_listen.map(bind).transpose()?;
         Ok(Listeners {
-            main: bind(cfg.listen)?,
+            main,
             plain,
+            metrics,
         })
     }
 
@@ -282,6 +314,10 @@ impl Server {
             }
             None => None,
         };
+        let metrics = listeners
+            .metrics
+            .map(|l| http::MetricsServer::start(l, poll.registry(), METRICS_LISTENER, now()))
+            .transpose()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let pool = HashPool::new(cfg.hash_workers, cfg.hash_queue, waker.clone())?;
         let dummy = PasswordRecord::dummy(cfg.iterations)?;
@@ -301,6 +337,7 @@ impl Server {
             let mut s = signal_hook_mio::v1_0::Signals::new([
                 signal_hook::consts::SIGTERM,
                 signal_hook::consts::SIGINT,
+                signal_hook::consts::SIGHUP,
             ])?;
             poll.registry()
                 .register(&mut s, SIGNALS, Interest::READABLE)?;
@@ -318,6 +355,7 @@ impl Server {
             local_addr,
             tls: cfg.tls.clone(),
             plain,
+            metrics,
             socks: Vec::with_capacity(engine.config().reserved_connections()),
             pool,
             committer,
@@ -336,6 +374,10 @@ impl Server {
             lingering_open: 0,
             max_lingering: budget.lingering,
             signals,
+            reloader: cfg.reloader.clone(),
+            reloads: Reloads::new(),
+            log_filter: cfg.log_filter.clone(),
+            notify: Notify::from_env(start),
             shutdown_grace: cfg.shutdown_grace,
             read_buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
         };
@@ -350,6 +392,11 @@ impl Server {
     /// The plain loopback listener's address, when there is one.
     pub fn plain_addr(&self) -> Option<SocketAddr> {
         self.io.plain.as_ref().map(|(_, a)| *a)
+    }
+
+    /// The metrics listener's address, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.io.metrics.as_ref().map(|m| m.local_addr())
     }
 
     /// A handle that stops the loop from another thread.
@@ -371,6 +418,8 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         info!("listening on {}", self.io.local_addr);
+        let status = format!("listening on {}", self.io.local_addr);
+        self.io.notify.ready(&status);
         while !self.io.stop.load(Ordering::SeqCst) {
             let timeout = self.poll_timeout(now());
             self.iterate(&mut events, timeout)?;
@@ -395,6 +444,7 @@ impl Server {
         // each login waits for two of its wakes (the hash, then the durable write).
         self.io.drain_threads(&mut self.engine, now)?;
         self.io.expire_lingering(&mut self.engine, now);
+        self.io.expire_metrics(now);
         let room_again = std::mem::take(&mut self.io.accept_resume);
         if room_again || self.io.accept_paused.is_some_and(|t| t <= now) {
             self.io.accept_paused = None;
@@ -402,6 +452,7 @@ impl Server {
             self.io.accept_all(&mut self.engine, now, true);
         }
         self.turn(now);
+        self.io.notify.tick(now);
         Ok(())
     }
 
@@ -423,11 +474,20 @@ impl Server {
         let engine = self.engine.poll_timeout(now);
         let linger = self.io.lingering.front().map(|(d, _)| *d);
         let resume = self.io.accept_resume.then_some(now);
-        [engine, linger, self.io.accept_paused, resume]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|d| d.saturating_duration_since(now))
+        let watchdog = self.io.notify.deadline();
+        let metrics = self.io.metrics.as_ref().and_then(|m| m.next_deadline());
+        [
+            engine,
+            linger,
+            self.io.accept_paused,
+            resume,
+            watchdog,
+            metrics,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|d| d.saturating_duration_since(now))
     }
 
     /// Graceful shutdown: stop accepting; tell every connection (SERVER_SHUTDOWN, then
@@ -435,6 +495,7 @@ impl Server {
     /// `shutdown_grace` to read it; make the journal durable; return.
     fn shut_down(&mut self) -> io::Result<()> {
         let _ = self.io.poll.registry().deregister(&mut self.io.listener);
+        self.io.notify.send("STOPPING=1");
         let start = now();
         let open = self.io.socks.iter().flatten().count();
         info!("shutting down: telling {open} connection(s)");
@@ -548,6 +609,7 @@ impl Io {
                 PLAIN_LISTENER => self.accept_all(engine, now, true),
                 WAKER => {} // what it woke for is taken every turn: drain_threads
                 SIGNALS => self.on_signals(),
+                t if t == METRICS_LISTENER || http::owns(t) => self.on_metrics(engine, ev, now),
                 token => {
                     let Some(id) = ConnId::from_u64(token.0 as u64) else {
                         continue;
@@ -568,12 +630,85 @@ impl Io {
     }
 
     fn on_signals(&mut self) {
-        if let Some(s) = self.signals.as_mut() {
-            for sig in s.pending() {
+        let Some(s) = self.signals.as_mut() else {
+            return;
+        };
+        let mut hup = false;
+        for sig in s.pending() {
+            if sig == signal_hook::consts::SIGHUP {
+                hup = true;
+            } else {
                 info!("signal {sig}: shutting down gracefully");
                 self.stop.store(true, Ordering::SeqCst);
             }
         }
+        if hup {
+            match &self.reloader {
+                Some(r) => {
+                    info!("SIGHUP: reloading the configuration");
+                    self.notify.reloading();
+                    self.reloads.start(r, &self.waker);
+                }
+                None => info!("SIGHUP: nothing to reload"),
+            }
+        }
+    }
+
+    /// A reload's settings, taken (SIGHUP): TLS for the connections accepted from now on,
+    /// the engine's limits at once (the connection limit capped by the descriptors as at
+    /// start), the log's filter; what changed is logged, and what only a restart changes.
+    fn take_reload(&mut self, engine: &mut Engine) {
+        let Some((result, again)) = self.reloads.try_recv() else {
+            return;
+        };
+        match result {
+            Err(e) => warn!("SIGHUP: reload failed, nothing changed: {e}"),
+            Ok(r) => {
+                let budget = fd_limit::Budget::new(r.engine.max_connections, fd_limit::raise());
+                let cfg = EngineConfig {
+                    iterations: r.iterations,
+                    max_connections: budget.connections,
+                    ..r.engine
+                };
+                let mut done = engine.reconfigure(cfg);
+                let mut restart = std::mem::take(&mut done.need_restart);
+                restart.extend(r.restart_only);
+                match (self.tls.is_some(), r.tls) {
+                    (true, Some(tls)) => {
+                        self.tls = Some(tls);
+                        done.changed
+                            .push("TLS certificate and key: reloaded".into());
+                    }
+                    (false, None) => {}
+                    (false, Some(_)) | (true, None) => restart.push("TLS on or off".into()),
+                }
+                if r.log_filter != self.log_filter {
+                    crate::logging::set_filter(&r.log_filter);
+                    let old = std::mem::replace(&mut self.log_filter, r.log_filter.clone());
+                    done.changed
+                        .push(format!("log filter: {old} -> {}", r.log_filter));
+                }
+                if done.changed.is_empty() {
+                    info!("SIGHUP: reloaded, nothing changed");
+                } else {
+                    info!("SIGHUP: reloaded; {}", done.changed.join("; "));
+                }
+                if !restart.is_empty() {
+                    warn!(
+                        "SIGHUP: kept until a restart: {} (the running values stay)",
+                        restart.join("; ")
+                    );
+                }
+            }
+        }
+        if again {
+            if let Some(r) = &self.reloader {
+                self.reloads.start(r, &self.waker);
+                return;
+            }
+        }
+        let status = format!("listening on {}", self.local_addr);
+        self.notify.ready(&status);
     }
 
     /// What the other threads have answered: hash results, then the store thread's news.
@@ -581,6 +716,7 @@ impl Io {
         while let Some(result) = self.pool.try_recv() {
             engine.handle_hash_result(result, now);
         }
+        self.take_reload(engine);
         self.drain_reports(engine)
     }
 
@@ -692,6 +828,7 @@ impl Io {
             writable: false,
             lingering: false,
             tls,
+            fresh: true,
         });
     }
 
@@ -719,10 +856,12 @@ impl Io {
                 return;
             };
             let is_tls = sock.tls.is_some();
+            let first = std::mem::take(&mut sock.fresh);
             match transport::read(
                 &mut sock.stream,
                 sock.tls.as_deref_mut(),
                 &mut self.read_buf,
+                first,
             ) {
                 ReadStep::Eof => {
                     engine.handle_peer_closed(id, now);
@@ -866,9 +1005,10 @@ fn sock_in(socks: &mut [Option<Sock>], id: ConnId) -> Option<&mut Sock> {
         .filter(|s| s.id == id)
 }
 
-/// Reads and discards what a lingering socket still gets; true once it is done (the
-/// peer's FIN, or an error), false while it may send more.
-fn drain(stream: &mut TcpStream) -> bool {
+/// Reads and discards what a lingering socket still gets (a protocol or a metrics
+/// connection's); true once it is done (the peer's FIN, or an error), false while it may
+/// send more.
+pub(super) fn drain(stream: &mut TcpStream) -> bool {
     let mut sink = [0u8; 4096];
     loop {
         match stream.read(&mut sink) {

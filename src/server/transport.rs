@@ -12,6 +12,8 @@ use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
 use rustls::ServerConnection;
 
+use crate::protocol::{ErrorCode, Frame, GeneralFailure, Message};
+
 /// What one read step produced.
 pub(super) enum ReadStep {
     /// `n` bytes of application data in the buffer.
@@ -29,6 +31,7 @@ pub(super) fn read(
     stream: &mut TcpStream,
     tls: Option<&mut ServerConnection>,
     buf: &mut [u8],
+    first: bool,
 ) -> ReadStep {
     let Some(tls) = tls else {
         return match stream.read(buf) {
@@ -45,6 +48,21 @@ pub(super) fn read(
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
         Err(e) => return ReadStep::Failed(e),
     }
+    if first && plaintext_frame(stream) {
+        // A client that forgot TLS: tell it in its own terms, since it cannot read an alert.
+        let hint = Frame::push(
+            Message::GeneralFailure(GeneralFailure::new(
+                ErrorCode::TlsRequired,
+                "this port speaks TLS: connect with TLS",
+            )),
+            true,
+        );
+        let _ = stream.write_all(&hint.to_vec());
+        return ReadStep::Failed(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a plaintext sessiond frame on the TLS port",
+        ));
+    }
     match tls.read_tls(stream) {
         Ok(0) => ReadStep::Eof,
         Ok(_) => match tls.process_new_packets() {
@@ -59,6 +77,13 @@ pub(super) fn read(
         Err(e) if e.kind() == io::ErrorKind::Interrupted => ReadStep::Progress,
         Err(e) => ReadStep::Failed(e),
     }
+}
+
+/// Whether the bytes waiting on a fresh TLS connection begin like a frame of this protocol
+/// (`53 44`, where a TLS record begins with a content type, 20 to 24).
+fn plaintext_frame(stream: &TcpStream) -> bool {
+    let mut head = [0u8; 2];
+    matches!(stream.peek(&mut head), Ok(2) if head == [0x53, 0x44])
 }
 
 /// Writes `out` (None: only what TLS itself has to send, e.g. while replies are held)

@@ -91,10 +91,24 @@ impl UserTable {
         Ok(self.by_id.entry(id).or_insert(user))
     }
 
-    /// Removes a user by name (an account whose creation could not be stored).
+    /// Removes a user by name (an account whose creation could not be stored, or one
+    /// deleted): the name is free again; its id is not given out again by this table.
     pub fn remove(&mut self, username: &str) -> Option<User> {
         let id = self.by_name.remove(username)?;
         self.by_id.remove(&id)
+    }
+
+    /// The id the next account created gets, when that does not follow from the accounts
+    /// held (one above the highest; 1 for none): accounts above were deleted. What a
+    /// snapshot keeps so that ids stay unique ([`UserTable::reserve_ids_below`]).
+    pub fn next_id_beyond_accounts(&self) -> Option<u64> {
+        let implied = self.by_id.keys().max().map_or(1, |&m| m + 1);
+        (self.next_id != implied).then_some(self.next_id)
+    }
+
+    /// Ids below `next` are not given out (they were, to accounts since deleted).
+    pub fn reserve_ids_below(&mut self, next: u64) {
+        self.next_id = self.next_id.max(next);
     }
 
     /// The account with id `id`.
@@ -174,5 +188,21 @@ mod tests {
         assert_eq!(t.restore(u).unwrap_err(), UsernameTaken);
         assert_eq!(t.create("y", rec(), Role::User, "", 3).unwrap().id, 42);
         assert_eq!(t.all().iter().map(|u| u.id).collect::<Vec<_>>(), [41, 42]);
+    }
+
+    #[test]
+    fn a_removed_name_is_free_and_its_id_is_not_given_again() {
+        let mut t = UserTable::new();
+        t.create("a", rec(), Role::User, "", 1).unwrap();
+        t.create("b", rec(), Role::User, "", 1).unwrap();
+        assert_eq!(t.next_id_beyond_accounts(), None);
+        assert_eq!(t.remove("b").unwrap().id, 2);
+        assert_eq!(t.next_id_beyond_accounts(), Some(3));
+        assert_eq!(t.create("b", rec(), Role::User, "", 2).unwrap().id, 3);
+        // what a snapshot without the deleted account brings back
+        let mut again = UserTable::new();
+        again.restore(t.by_name("a").unwrap().clone()).unwrap();
+        again.reserve_ids_below(4);
+        assert_eq!(again.create("c", rec(), Role::User, "", 3).unwrap().id, 4);
     }
 }

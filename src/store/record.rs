@@ -29,6 +29,10 @@ mod kind {
     pub const DAILY_LOGINS: u8 = 11;
     /// Audit records with typed fields (reason, device, actor), written since issue 18.
     pub const AUDIT: u8 = 12;
+    /// `sessiond user delete` (issue 19); journals written before never hold one.
+    pub const USER_DELETED: u8 = 13;
+    /// In snapshots written since accounts can be deleted, when there is one above.
+    pub const NEXT_USER_ID: u8 = 14;
 }
 
 /// A record whose payload does not parse.
@@ -69,6 +73,14 @@ pub fn encode(ev: &Event) -> (u8, Vec<u8>) {
         Event::UserUpdated(u) => {
             put_user(&mut b, u);
             kind::USER_UPDATED
+        }
+        Event::UserDeleted { user_id } => {
+            b.put_u64(*user_id);
+            kind::USER_DELETED
+        }
+        Event::NextUserId { id } => {
+            b.put_u64(*id);
+            kind::NEXT_USER_ID
         }
         Event::LastLogin { user_id, at_ms } => {
             b.put_u64(*user_id);
@@ -153,6 +165,10 @@ pub fn decode(k: u8, payload: &[u8]) -> Result<Event, BadEvent> {
                 kind: EndKind::from_u8(r.u8().ok()?)?,
                 keep_until_ms: r.u64().ok()?,
             },
+            kind::USER_DELETED => Event::UserDeleted {
+                user_id: r.u64().ok()?,
+            },
+            kind::NEXT_USER_ID => Event::NextUserId { id: r.u64().ok()? },
             kind::LAST_LOGIN => Event::LastLogin {
                 user_id: r.u64().ok()?,
                 at_ms: r.u64().ok()?,
@@ -334,6 +350,13 @@ mod tests {
                 day: 20_454,
                 count: 3,
             },
+            Event::UserDeleted { user_id: 4 },
+            Event::NextUserId { id: 9 },
+            Event::Audit(
+                Audit::new(AuditKind::UserDeleted, 4, 0, "")
+                    .tried("carol")
+                    .note("carol (user) deleted by operator"),
+            ),
         ];
         for ev in events {
             let (k, p) = encode(&ev);
@@ -344,6 +367,23 @@ mod tests {
             assert!(decode(k, &p[..p.len() - 1]).is_err());
         }
         assert!(decode(99, &[]).is_err());
+    }
+
+    #[test]
+    fn the_new_records_have_their_own_type_bytes_and_old_ones_keep_theirs() {
+        // a journal written before accounts could be deleted holds types 1..=12 only; each
+        // keeps its meaning, and the new events take the next two
+        assert_eq!(encode(&Event::UserCreated(user(1, "alice"))).0, 1);
+        assert_eq!(
+            encode(&Event::Audit(Audit::new(AuditKind::Revoked, 1, 7, ""))).0,
+            12
+        );
+        assert_eq!(
+            encode(&Event::UserDeleted { user_id: 4 }),
+            (kind::USER_DELETED, vec![0, 0, 0, 0, 0, 0, 0, 4])
+        );
+        assert_eq!(encode(&Event::NextUserId { id: 9 }).0, kind::NEXT_USER_ID);
+        assert_eq!((kind::USER_DELETED, kind::NEXT_USER_ID), (13, 14));
     }
 
     #[test]

@@ -64,6 +64,27 @@ impl Live {
         )
     }
 
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (bounded) until stderr holds `pattern` `n` times; stderr so far.
+    pub fn wait_for_stderr(&self, pattern: &str, n: usize, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let (out, err) = self.output();
+            if err.matches(pattern).count() >= n {
+                return err;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {pattern:?} x{n} on stderr within {limit:?}; stdout {out:?}, stderr {err:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Waits (bounded) until stdout contains `pattern`; stdout so far.
     pub fn wait_for(&self, pattern: &str, limit: Duration) -> String {
         let deadline = Instant::now() + limit;

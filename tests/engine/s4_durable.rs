@@ -42,7 +42,10 @@ fn registration_and_sessions_are_recorded_as_events() {
             Event::UserUpdated(_) => "user_updated",
             Event::FailureStreak { .. } => "failure_streak",
             Event::DailyLogins { .. } => "daily_logins",
-            Event::SnapshotBase { .. } | Event::Tombstone { .. } => "snapshot only",
+            Event::UserDeleted { .. } => "user_deleted",
+            Event::SnapshotBase { .. } | Event::Tombstone { .. } | Event::NextUserId { .. } => {
+                "snapshot only"
+            }
         })
         .collect();
     // heartbeats are not journaled one by one; a session that ends is not "detached" first
