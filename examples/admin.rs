@@ -13,6 +13,9 @@
 //! set-role USER user|admin           change an account's role
 //! set-password USER                  set USER's password (every session of USER ends;
 //!                                    the new password from stdin, see below)
+//! set-attr SESSION_ID KEY VALUE      set an attribute of any session (VALUE as text;
+//!                                    its connection is not told)
+//! unset-attr SESSION_ID KEY          remove an attribute of any session
 //! stats                              the server's counters
 //! audit [--user U] [--kind NAME] [--limit N]
 //!                                    the newest N audit records (default 100), printed
@@ -65,7 +68,10 @@ use clap::builder::{PossibleValuesParser, RangedU64ValueParser, TypedValueParser
 use clap::{Parser, Subcommand, ValueEnum};
 use sessiond::client::{utc, AuditRequest, Client, ClientError, LoginOutcome, ResumeOutcome};
 use sessiond::engine::event::AuditKind;
-use sessiond::protocol::{AuditActor, AuditRecord, Role, SessionEntry, MAX_RECORDS, MAX_USERNAME};
+use sessiond::protocol::{
+    AuditActor, AuditRecord, Role, SessionEntry, MAX_ATTR_KEY, MAX_ATTR_VALUE, MAX_RECORDS,
+    MAX_USERNAME,
+};
 
 #[path = "shared/secrets.rs"]
 mod secrets;
@@ -176,6 +182,27 @@ enum Command {
         #[arg(value_parser = username)]
         user: String,
     },
+    /// Set an attribute of any session (a connection bound to it is not told)
+    SetAttr {
+        /// 16 hex digits as `sessions` prints them, or 0x..., or decimal
+        #[arg(value_parser = session_id)]
+        session_id: u64,
+        /// The attribute's name (1 to 64 bytes)
+        #[arg(value_parser = attr_key)]
+        key: String,
+        /// Its value, as text (at most 3,968 bytes)
+        #[arg(value_parser = attr_value)]
+        value: String,
+    },
+    /// Remove an attribute of any session
+    UnsetAttr {
+        /// 16 hex digits as `sessions` prints them, or 0x..., or decimal
+        #[arg(value_parser = session_id)]
+        session_id: u64,
+        /// The attribute's name
+        #[arg(value_parser = attr_key)]
+        key: String,
+    },
     /// The server's counters
     Stats,
     /// The newest audit records, printed oldest first
@@ -266,6 +293,21 @@ fn session_id(s: &str) -> Result<u64, String> {
     parsed.ok_or(format!(
         "not a session id: {s:?} (16 hex digits, 0x..., or decimal)"
     ))
+}
+
+/// An attribute key: 1 to 64 bytes (checked here: the client would cut a longer one).
+fn attr_key(k: &str) -> Result<String, String> {
+    if k.is_empty() || k.len() > MAX_ATTR_KEY {
+        return Err(format!("a key is 1 to {MAX_ATTR_KEY} bytes"));
+    }
+    Ok(k.to_owned())
+}
+
+fn attr_value(v: &str) -> Result<String, String> {
+    if v.len() > MAX_ATTR_VALUE {
+        return Err(format!("a value is at most {MAX_ATTR_VALUE} bytes"));
+    }
+    Ok(v.to_owned())
 }
 
 /// `--kind`: one of the names of [`AuditKind::ALL`], which the help lists.
@@ -480,6 +522,25 @@ fn execute(
             let password = new_password.ok_or(ClientError::Usage("no new password"))?;
             let n = c.admin_set_password(u, password)?;
             println!("set the password of {u}: {n} session(s) ended");
+            Ok(())
+        }
+        Command::SetAttr {
+            session_id: id,
+            key,
+            value,
+        } => {
+            c.admin_set_attr(*id, key, Some(value.as_bytes()))?;
+            println!("set {key} of session {id:016x} ({} bytes)", value.len());
+            Ok(())
+        }
+        Command::UnsetAttr {
+            session_id: id,
+            key,
+        } => {
+            match c.admin_set_attr(*id, key, None)? {
+                0 => println!("{key} of session {id:016x} was not set (no change)"),
+                _ => println!("removed {key} of session {id:016x}"),
+            }
             Ok(())
         }
         Command::Stats => stats(c),

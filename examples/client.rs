@@ -10,8 +10,18 @@
 //! login USER [PASSWORD]      register USER EMAIL [PASSWORD]    whoami
 //! sessions                   revoke SESSION_ID                 heartbeat
 //! logout                     logout-all [others|all]           passwd [OLD NEW]
+//! set KEY VALUE              get [KEY]                         unset KEY
 //! help                       quit
 //! ```
+//!
+//! **Session attributes** (protocol.md 5.39 to 5.42): `set KEY VALUE` stores the rest of
+//! the line (trimmed) as the value's UTF-8 bytes, `get` shows every attribute (or `get
+//! KEY` the one) as `key=value`, `unset KEY` removes one. A value is shown bare when it is
+//! text without blanks, quotes or control characters, quoted with escapes (`"a b"`) when
+//! it is other text, and as `0x` and hex digits when it is not UTF-8. They live in the
+//! session: a resume (the next start, or after a lost connection) brings them back in the
+//! server's ATTRS push, shown as `session attributes: game=456` (script mode: a `push
+//! attrs session=... count=N key=value ...` line).
 //!
 //! A password that is not in the command (nor in `SESSIOND_PASSWORD`) is asked for, and
 //! read with echo off when stdin is a terminal (`stty -echo`); from a pipe it is one line,
@@ -61,7 +71,9 @@ use sessiond::client::{
     describe_expired, describe_revoked, table, utc, Client, ClientError, LoginOutcome,
     RegisterOutcome, ResumeOutcome,
 };
-use sessiond::protocol::{Frame, LogoutScope, Message, SessionInfo, SessionList};
+use sessiond::protocol::{
+    Frame, LogoutScope, Message, SessionInfo, SessionList, MAX_ATTR_KEY, MAX_ATTR_VALUE,
+};
 use sessiond::tls::{client_config, Trust};
 
 #[path = "shared/secrets.rs"]
@@ -97,6 +109,12 @@ const HELP: &[(&str, &str)] = &[
         "passwd [OLD NEW]",
         "change your password (asked for when not given)",
     ),
+    (
+        "set KEY VALUE",
+        "set an attribute of this session (VALUE: the rest of the line, as text)",
+    ),
+    ("get [KEY]", "this session's attributes, or the one named"),
+    ("unset KEY", "remove an attribute of this session"),
     ("resume", "resume the token file's session (script mode)"),
     (
         "wait MS",
@@ -488,6 +506,20 @@ impl App {
                     .say(format!("{n} session(s) ended")))
             }
             ["passwd", old, new] => self.passwd(old, new),
+            ["set", key, _, ..] => self.set_attr(key, after_words(line, 2)),
+            ["get", rest @ ..] if rest.len() <= 1 => self.get_attrs(rest.first().copied()),
+            ["unset", key] => {
+                let key = attr_key(key)?;
+                let removed = self.connection()?.remove_attr(key)?;
+                Ok(Done::default()
+                    .field("key", shown_key(key))
+                    .field("removed", u8::from(removed))
+                    .say(if removed {
+                        format!("removed {}", shown_key(key))
+                    } else {
+                        format!("{} was not set", shown_key(key))
+                    }))
+            }
             ["passwd"] => {
                 let c = self.client.as_ref();
                 c.and_then(|c| c.session())
@@ -524,6 +556,39 @@ impl App {
                 ))),
             },
         }
+    }
+
+    fn set_attr(&mut self, key: &str, value: &str) -> Result<Done, Failure> {
+        let key = attr_key(key)?;
+        if value.len() > MAX_ATTR_VALUE {
+            return Err(usage(format!(
+                "a value is at most {MAX_ATTR_VALUE} bytes (this one is {})",
+                value.len()
+            )));
+        }
+        self.connection()?.set_attr(key, value.as_bytes())?;
+        let (k, v) = (shown_key(key), shown(value.as_bytes()));
+        Ok(Done::default()
+            .field("key", &k)
+            .field("bytes", value.len())
+            .say(format!("set {k}={v}")))
+    }
+
+    fn get_attrs(&mut self, key: Option<&str>) -> Result<Done, Failure> {
+        let wanted = key.map(attr_key).transpose()?;
+        let attrs = self.connection()?.get_attrs(wanted.unwrap_or(""))?;
+        let mut d = Done::default().field("count", attrs.len());
+        for (k, v) in &attrs {
+            let (k, v) = (shown_key(k), shown(v));
+            d = d.say(format!("{k}={v}")).field(&k, v);
+        }
+        if attrs.is_empty() {
+            d = d.say(match wanted {
+                Some(k) => format!("{} is not set", shown_key(k)),
+                None => "no attributes".to_owned(),
+            });
+        }
+        Ok(d)
     }
 
     fn passwd(&mut self, old: &str, new: &str) -> Result<Done, Failure> {
@@ -586,6 +651,11 @@ impl App {
         match self.connection()?.resume(&token, CLIENT_NAME, os)? {
             ResumeOutcome::Valid(s) => {
                 self.had_session = true;
+                // Design: the ATTRS push (protocol.md 5.42) follows SESSION_VALID at once
+                // when the session holds attributes, and nothing says whether it will. A
+                // reply to any later request comes after it, so one heartbeat makes sure
+                // it is queued for `show_pushes` rather than guessing with a wait.
+                self.connection()?.heartbeat()?;
                 Ok(session_done(&s).say("resumed the stored session"))
             }
             ResumeOutcome::Invalid(i) => {
@@ -765,6 +835,8 @@ impl App {
             match self.resume() {
                 Ok(d) => {
                     d.text.iter().for_each(|l| println!("{l}"));
+                    // the session's attributes, if it holds any (the ATTRS push)
+                    self.show_pushes(false);
                     return Ok(());
                 }
                 // Design: the session is bound to another connection. When it was ours
@@ -943,6 +1015,25 @@ fn print_push(f: &Frame, script: bool) {
             format!("reconnect_after_ms={}", x.reconnect_after_ms),
             format!("the server is shutting down: {}", x.message),
         ),
+        Message::Attrs(a) => {
+            let pairs: Vec<String> = a
+                .attrs
+                .iter()
+                .map(|(k, v)| format!("{}={}", shown_key(k), shown(v)))
+                .collect();
+            (
+                "attrs",
+                format!(
+                    "session={:016x} count={} {}",
+                    a.session_id,
+                    a.attrs.len(),
+                    pairs.join(" ")
+                )
+                .trim_end()
+                .to_owned(),
+                format!("session attributes: {}", pairs.join(" ")),
+            )
+        }
         Message::DisconnectAck(a) => (
             "disconnected",
             format!("reason={}", a.reason.name()),
@@ -987,4 +1078,58 @@ fn parse_id(s: &str) -> Option<u64> {
         return u64::from_str_radix(s, 16).ok();
     }
     s.parse().ok()
+}
+
+/// An attribute key as given: 1 to 64 bytes (the protocol's bounds, checked here so that
+/// the server sees the key that was typed).
+fn attr_key(key: &str) -> Result<&str, Failure> {
+    if key.is_empty() || key.len() > MAX_ATTR_KEY {
+        return Err(usage(format!(
+            "a key is 1 to {MAX_ATTR_KEY} bytes (this one is {})",
+            key.len()
+        )));
+    }
+    Ok(key)
+}
+
+/// The text of `line` after its first `n` words, without the blanks around it.
+fn after_words(line: &str, n: usize) -> &str {
+    let mut rest = line.trim_start();
+    for _ in 0..n {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        rest = rest[end..].trim_start();
+    }
+    rest.trim_end()
+}
+
+/// An attribute's key or value as printed: bare when it is text without blanks, quotes or
+/// control characters (and does not start with `0x`), quoted with escapes when it is other
+/// text, `0x` and hex digits when it is not UTF-8. So `key=value` words stay one word each
+/// and no two values print alike.
+fn shown(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(t)
+            if !t.starts_with("0x")
+                && !t
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '"') =>
+        {
+            t.to_owned()
+        }
+        Ok(t) => format!("{t:?}"),
+        Err(_) => {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            format!("0x{hex}")
+        }
+    }
+}
+
+/// A key as printed: like a value, and quoted when it holds `=`, so `key=value` splits at
+/// its first `=`.
+fn shown_key(key: &str) -> String {
+    if key.contains('=') {
+        format!("{key:?}")
+    } else {
+        shown(key.as_bytes())
+    }
 }

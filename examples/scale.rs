@@ -11,6 +11,7 @@
 //!
 //! ```text
 //! cargo run --release --example scale -- sessions 10000 100000 1000000
+//! cargo run --release --example scale -- sessions 10000 --attr-bytes 1024
 //! cargo run --release --example scale -- churn --cycles 100000
 //! ```
 #![allow(clippy::disallowed_methods)] // a tool that measures real time
@@ -25,7 +26,7 @@ use sessiond::auth::PasswordRecord;
 use sessiond::conn::ConnId;
 use sessiond::engine::{Engine, EngineConfig, InlineShell};
 use sessiond::protocol::{
-    decode_slice, Frame, Heartbeat, LoginRequest, LogoutRequest, Message, Role, Token,
+    decode_slice, AttrSet, Frame, Heartbeat, LoginRequest, LogoutRequest, Message, Role, Token,
 };
 use sessiond::session::UserTable;
 
@@ -85,6 +86,9 @@ enum Run {
         /// Heartbeats to time at each count (at least one per connection)
         #[arg(long, default_value_t = 2_000_000)]
         heartbeats: usize,
+        /// Bytes of attributes (keys and values) each session is given, in 4 attributes
+        #[arg(long, default_value_t = 0)]
+        attr_bytes: usize,
     },
     /// Login/logout cycles: the bytes each leaves behind
     Churn {
@@ -145,7 +149,38 @@ fn login(e: &mut Engine, sh: &mut InlineShell, user: usize, now: Instant) -> (Co
     }
 }
 
-fn sessions(counts: &[usize], heartbeats: usize) {
+/// Gives the session of `c` attributes of `bytes` in all (4 of them, keys `a0`..`a3`).
+fn set_attrs(
+    e: &mut Engine,
+    sh: &mut InlineShell,
+    c: ConnId,
+    token: &Token,
+    bytes: usize,
+    now: Instant,
+) {
+    for k in 0..4 {
+        let key = format!("a{k}");
+        let value = vec![b'v'; (bytes / 4).saturating_sub(key.len())];
+        let req = Message::AttrSet(AttrSet {
+            token: token.clone(),
+            key,
+            value,
+        });
+        e.handle_input(c, &Frame::reply(2, req).to_vec(), now);
+        assert!(sh.settle(e, now), "the engine settles");
+        sh.journal.clear();
+        let out = sh.take_written(c);
+        assert!(
+            matches!(
+                decode_slice(&out).map(|(f, _)| f.message),
+                Ok(Message::Done(_))
+            ),
+            "the attribute is set"
+        );
+    }
+}
+
+fn sessions(counts: &[usize], heartbeats: usize, attr_bytes: usize) {
     println!("| sessions | bytes per connected session | heartbeat through the turn | RSS |");
     println!("|---:|---:|---:|---:|");
     for &n in counts {
@@ -156,7 +191,11 @@ fn sessions(counts: &[usize], heartbeats: usize) {
         let base = live(); // the accounts are not counted; the engine's arrays are
         let mut e = engine(config(n), accounts, now);
         for u in 0..n {
-            conns.push(login(&mut e, &mut sh, u, now));
+            let (c, token) = login(&mut e, &mut sh, u, now);
+            if attr_bytes > 0 {
+                set_attrs(&mut e, &mut sh, c, &token, attr_bytes, now);
+            }
+            conns.push((c, token));
         }
         let per_session = (live() - base) as f64 / n as f64;
         assert_eq!(e.attached_sessions(), n);
@@ -261,7 +300,11 @@ fn rss_mib() -> f64 {
 
 fn main() {
     match Args::parse().run {
-        Run::Sessions { counts, heartbeats } => sessions(&counts, heartbeats),
+        Run::Sessions {
+            counts,
+            heartbeats,
+            attr_bytes,
+        } => sessions(&counts, heartbeats, attr_bytes),
         Run::Churn { cycles, warmup } => churn(cycles, warmup),
     }
 }

@@ -12,7 +12,9 @@
 //!   that cannot fail (`sessiond_last_error`, `sessiond_version`, `sessiond_status_name`,
 //!   `sessiond_status_message`); on failure `sessiond_last_error` describes it (per thread).
 //! - Out-parameters are cleared first: after a failure each non-NULL one holds NULL, 0, an
-//!   empty string or an all-zero struct, never a stale or partial value.
+//!   empty string or an all-zero struct, never a stale or partial value. The one exception
+//!   beside the session list's array: `sessiond_get_attr`'s `*len` after a buffer too small
+//!   holds the size needed (that is its answer).
 //! - Memory: the handle is allocated by `sessiond_connect` or `sessiond_connect_tls` and
 //!   released by `sessiond_free` (exactly once); every other buffer is the caller's, with
 //!   its capacity passed in; the strings the library hands out are static, or per thread.
@@ -44,7 +46,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
@@ -92,6 +94,9 @@ pub const SESSIOND_ERR_CLOSED: c_int = 9;
 /// Status: TLS failed: the certificate is not trusted, the name does not match, the peer
 /// does not speak TLS, or the TLS configuration (`ca_file`) could not be loaded.
 pub const SESSIOND_ERR_TLS: c_int = 10;
+/// Status of `sessiond_get_attr`: the session holds no attribute of that key. An answer,
+/// not a failure (like `SESSIOND_NO_EVENT`): `sessiond_last_error` is left as it was.
+pub const SESSIOND_NOT_SET: c_int = 11;
 
 /// Event kind: another device logged in to this account (NEW_LOGIN); `session_id` is the
 /// new session.
@@ -109,6 +114,10 @@ pub const SESSIOND_EVENT_DISCONNECTED: c_int = 4;
 pub const SESSIOND_EVENT_OTHER: c_int = 5;
 /// Event kind: the server is stopping (SERVER_SHUTDOWN); reconnect later and resume.
 pub const SESSIOND_EVENT_SHUTDOWN: c_int = 6;
+/// Event kind: the resumed session's attributes (the ATTRS push right after a resume of a
+/// session that holds some, protocol.md 5.42); `reason` is how many, `detail` names their
+/// keys. Read the values with `sessiond_get_attr`.
+pub const SESSIOND_EVENT_ATTRS: c_int = 7;
 
 /// `sessiond_identity.role`: an ordinary account (protocol.md 5.2).
 /// (Its wire value: a unit test checks it against `Role`.)
@@ -129,6 +138,11 @@ pub const SESSIOND_TEXT: usize = 65;
 pub const SESSIOND_DETAIL: usize = 257;
 /// The buffer `sessiond_token` needs: 64 hex digits and a NUL.
 pub const SESSIOND_TOKEN_SIZE: usize = 65;
+/// The longest attribute key, bytes of UTF-8 (protocol.md 5.39).
+pub const SESSIOND_ATTR_KEY_MAX: usize = protocol::MAX_ATTR_KEY;
+/// The longest attribute value, bytes; a session holds at most 4,096 bytes of keys and
+/// values together, and 64 attributes (protocol.md 5.39).
+pub const SESSIOND_ATTR_VALUE_MAX: usize = protocol::MAX_ATTR_VALUE;
 /// The wire protocol this library speaks (protocol.md's version byte).
 pub const SESSIOND_PROTOCOL_VERSION: u32 = protocol::VERSION as u32;
 /// The library's version (the crate's), as `sessiond_version` returns it.
@@ -155,6 +169,7 @@ pub const HEADER_CONSTANTS: &[(&str, i64)] = &[
     ("SESSIOND_NO_EVENT", SESSIOND_NO_EVENT as i64),
     ("SESSIOND_ERR_CLOSED", SESSIOND_ERR_CLOSED as i64),
     ("SESSIOND_ERR_TLS", SESSIOND_ERR_TLS as i64),
+    ("SESSIOND_NOT_SET", SESSIOND_NOT_SET as i64),
     ("SESSIOND_EVENT_NEW_LOGIN", SESSIOND_EVENT_NEW_LOGIN as i64),
     ("SESSIOND_EVENT_REVOKED", SESSIOND_EVENT_REVOKED as i64),
     ("SESSIOND_EVENT_EXPIRED", SESSIOND_EVENT_EXPIRED as i64),
@@ -164,6 +179,7 @@ pub const HEADER_CONSTANTS: &[(&str, i64)] = &[
     ),
     ("SESSIOND_EVENT_OTHER", SESSIOND_EVENT_OTHER as i64),
     ("SESSIOND_EVENT_SHUTDOWN", SESSIOND_EVENT_SHUTDOWN as i64),
+    ("SESSIOND_EVENT_ATTRS", SESSIOND_EVENT_ATTRS as i64),
     ("SESSIOND_ROLE_USER", SESSIOND_ROLE_USER as i64),
     ("SESSIOND_ROLE_ADMIN", SESSIOND_ROLE_ADMIN as i64),
     (
@@ -177,6 +193,8 @@ pub const HEADER_CONSTANTS: &[(&str, i64)] = &[
     ("SESSIOND_TEXT", SESSIOND_TEXT as i64),
     ("SESSIOND_DETAIL", SESSIOND_DETAIL as i64),
     ("SESSIOND_TOKEN_SIZE", SESSIOND_TOKEN_SIZE as i64),
+    ("SESSIOND_ATTR_KEY_MAX", SESSIOND_ATTR_KEY_MAX as i64),
+    ("SESSIOND_ATTR_VALUE_MAX", SESSIOND_ATTR_VALUE_MAX as i64),
     (
         "SESSIOND_PROTOCOL_VERSION",
         SESSIOND_PROTOCOL_VERSION as i64,
@@ -184,7 +202,7 @@ pub const HEADER_CONSTANTS: &[(&str, i64)] = &[
 ];
 
 /// Every status: its value, its constant's name, and what it means.
-const STATUSES: [(c_int, &CStr, &CStr); 11] = [
+const STATUSES: [(c_int, &CStr, &CStr); 12] = [
     (SESSIOND_OK, c"SESSIOND_OK", c"success"),
     (
         SESSIOND_ERR_ARGUMENT,
@@ -232,6 +250,11 @@ const STATUSES: [(c_int, &CStr, &CStr); 11] = [
         c"the connection is over (disconnected, closed by the server, lost or given up)",
     ),
     (SESSIOND_ERR_TLS, c"SESSIOND_ERR_TLS", c"TLS failed"),
+    (
+        SESSIOND_NOT_SET,
+        c"SESSIOND_NOT_SET",
+        c"the session holds no attribute of that key",
+    ),
 ];
 
 /// The opaque handle (`sessiond_client` in C).
@@ -558,6 +581,15 @@ impl SessiondEvent {
                 0,
                 format!("server shutting down: {}", x.message),
             ),
+            Message::Attrs(a) => {
+                let keys: Vec<&str> = a.attrs.iter().map(|(k, _)| k.as_str()).collect();
+                (
+                    SESSIOND_EVENT_ATTRS,
+                    a.attrs.len() as u32,
+                    a.session_id,
+                    format!("session attributes: {}", keys.join(", ")),
+                )
+            }
             Message::DisconnectAck(d) => (
                 SESSIOND_EVENT_DISCONNECTED,
                 u32::from(d.reason.to_u16()),
@@ -654,6 +686,8 @@ unsafe impl Zeroable for u32 {}
 unsafe impl Zeroable for u64 {}
 // SAFETY: as above.
 unsafe impl Zeroable for usize {}
+// SAFETY: as above.
+unsafe impl Zeroable for c_int {}
 // SAFETY: a NULL pointer.
 unsafe impl Zeroable for *mut SessiondClient {}
 // SAFETY: `#[repr(C)]`, integers and arrays of `c_char` only.
@@ -924,7 +958,8 @@ pub unsafe extern "C" fn sessiond_login(
 /// VERIFY_SESSION: resumes the session of a token in hex (64 digits, as `sessiond_token`
 /// writes it) on this connection. `SESSIOND_ERR_SESSION_ENDED` when the token is dead (the
 /// handle stays open: log in on it); `SESSIOND_ERR_REFUSED` when the session is in use on
-/// another connection (the server then closes this one: later calls answer CLOSED).
+/// another connection (the server then closes this one: later calls answer CLOSED). A
+/// session that holds attributes is followed by its ATTRS push: `SESSIOND_EVENT_ATTRS`.
 ///
 /// # Safety
 /// `h` is NULL or a handle from `sessiond_connect` or `sessiond_connect_tls` that is
@@ -1183,6 +1218,140 @@ pub unsafe extern "C" fn sessiond_change_password(
     })
 }
 
+/// An attribute key argument: 1 to 64 bytes of UTF-8 (the client would cut a longer one).
+fn attr_key<'a>(p: *const c_char) -> Result<&'a str, Fail> {
+    let key = text(p, "key")?;
+    if key.is_empty() || key.len() > SESSIOND_ATTR_KEY_MAX {
+        return Err(arg(format!(
+            "key must be 1 to {SESSIOND_ATTR_KEY_MAX} bytes (it is {})",
+            key.len()
+        )));
+    }
+    Ok(key)
+}
+
+/// ATTR_SET: sets attribute `key` of this session to the `len` bytes at `value` (any bytes,
+/// NUL included; `value` may be NULL when `len` is 0), replacing its value; durable when
+/// it returns. `SESSIOND_ERR_ARGUMENT` for a key that is not 1 to 64 bytes of UTF-8 or a
+/// value over 3,968 bytes; `SESSIOND_ERR_REFUSED` (`LIMIT_EXCEEDED` in
+/// `sessiond_last_error`) when the session would hold more than 64 attributes or 4,096
+/// bytes of keys and values (nothing changed).
+///
+/// # Safety
+/// `h` is NULL or a handle from `sessiond_connect` or `sessiond_connect_tls` that is
+/// not yet freed and not in use by another thread; `key` is NULL or a NUL-terminated string
+/// valid for the call; `value` is NULL or valid for reading `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sessiond_set_attr(
+    h: *mut SessiondClient,
+    key: *const c_char,
+    value: *const c_void,
+    len: usize,
+) -> c_int {
+    guard(|| {
+        let h = handle(h)?;
+        let key = attr_key(key)?;
+        if len > SESSIOND_ATTR_VALUE_MAX {
+            return Err(arg(format!(
+                "value is {len} bytes, longer than {SESSIOND_ATTR_VALUE_MAX}"
+            )));
+        }
+        let value: &[u8] = match (value.is_null(), len) {
+            (_, 0) => &[],
+            (true, _) => return Err(arg("value is NULL but len is not 0")),
+            // SAFETY: non-NULL and readable for `len` bytes (the contract above); the slice
+            // does not outlive this call.
+            (false, _) => unsafe { std::slice::from_raw_parts(value.cast::<u8>(), len) },
+        };
+        h.run(|c| Ok(c.set_attr(key, value)?))?;
+        Ok(SESSIOND_OK)
+    })
+}
+
+/// ATTR_GET of one key: copies its value into `buf` (`cap` bytes) and its size into
+/// `*len`; when `cap > *len` a NUL follows it (handy for text; a value may hold NULs of its
+/// own). `SESSIOND_NOT_SET` when the session holds no such key (`*len` 0; not a failure).
+/// A `cap` below the value's size: `SESSIOND_ERR_ARGUMENT` with `*len` = the size needed
+/// and `buf` not written (`buf` may be NULL with `cap` 0, to ask for the size). `buf` is
+/// written only on `SESSIOND_OK`; after every other answer `*len` is 0.
+///
+/// # Safety
+/// `h` is NULL or a handle from `sessiond_connect` or `sessiond_connect_tls` that is
+/// not yet freed and not in use by another thread; `key` is NULL or a NUL-terminated string
+/// valid for the call; `buf` is NULL or valid for writing `cap` bytes; `len` is NULL or
+/// valid for writing a `usize`.
+#[no_mangle]
+pub unsafe extern "C" fn sessiond_get_attr(
+    h: *mut SessiondClient,
+    key: *const c_char,
+    buf: *mut c_void,
+    cap: usize,
+    len: *mut usize,
+) -> c_int {
+    guard(|| {
+        // SAFETY: the contract above.
+        let len = unsafe { Out::new(len) };
+        len.clear();
+        let h = handle(h)?;
+        if len.is_null() {
+            return Err(arg("len is NULL"));
+        }
+        let key = attr_key(key)?;
+        if buf.is_null() && cap > 0 {
+            return Err(arg("buf is NULL but cap is not 0"));
+        }
+        let attrs = h.run(|c| Ok(c.get_attrs(key)?))?;
+        let Some((_, value)) = attrs.into_iter().find(|(k, _)| k == key) else {
+            return Ok(SESSIOND_NOT_SET);
+        };
+        if value.len() > cap {
+            len.set(value.len());
+            return Err(arg(format!(
+                "buf too small: cap is {cap} bytes, the value is {}",
+                value.len()
+            )));
+        }
+        if !value.is_empty() {
+            // SAFETY: `buf` is non-NULL (cap >= value.len() > 0, checked above) and
+            // writable for `cap` bytes (the contract above); `value` is our own vector, so
+            // the two do not overlap.
+            unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), buf.cast::<u8>(), value.len()) };
+        }
+        if cap > value.len() {
+            // SAFETY: `value.len() < cap`, inside the caller's `cap` writable bytes, and
+            // `buf` is non-NULL since `cap > 0`.
+            unsafe { buf.cast::<u8>().add(value.len()).write(0) };
+        }
+        len.set(value.len());
+        Ok(SESSIOND_OK)
+    })
+}
+
+/// ATTR_REMOVE: removes attribute `key` of this session (durable when it returns).
+/// `*removed` (if not NULL) = 1 if it was set, 0 if not (and 0 on failure).
+///
+/// # Safety
+/// `h` is NULL or a handle from `sessiond_connect` or `sessiond_connect_tls` that is
+/// not yet freed and not in use by another thread; `key` is NULL or a NUL-terminated string
+/// valid for the call; `removed` is NULL or valid for writing a `c_int`.
+#[no_mangle]
+pub unsafe extern "C" fn sessiond_remove_attr(
+    h: *mut SessiondClient,
+    key: *const c_char,
+    removed: *mut c_int,
+) -> c_int {
+    guard(|| {
+        // SAFETY: the contract above.
+        let removed = unsafe { Out::new(removed) };
+        removed.clear();
+        let h = handle(h)?;
+        let key = attr_key(key)?;
+        let was = h.run(|c| Ok(c.remove_attr(key)?))?;
+        removed.set(c_int::from(was));
+        Ok(SESSIOND_OK)
+    })
+}
+
 /// LOGOUT_REQUEST: ends the session; the connection stays open for another login.
 ///
 /// # Safety
@@ -1327,7 +1496,7 @@ mod tests {
     #[test]
     fn every_status_has_a_name_and_a_meaning() {
         for (i, (status, name, meaning)) in STATUSES.iter().enumerate() {
-            assert_eq!(*status, i as c_int, "statuses are 0..=10 in order");
+            assert_eq!(*status, i as c_int, "statuses are 0..=11 in order");
             // SAFETY: static NUL-terminated strings.
             let got = unsafe { CStr::from_ptr(sessiond_status_name(*status)) };
             assert_eq!(got, *name);

@@ -483,3 +483,82 @@ fn set_password_takes_the_new_password_from_stdin_and_ends_the_users_sessions() 
     assert!(text(&o).1.contains("no password given"));
     let _ = std::fs::remove_file(&tok);
 }
+
+/// `set-attr` and `unset-attr` on a user's session: the user's own `get` (the interactive
+/// client's, in script mode, resuming the session in a new run) sees the change.
+#[test]
+fn set_attr_and_unset_attr_change_what_the_users_get_finds() {
+    example("admin");
+    let server = TestServer::start();
+    let addr = server.addr.to_string();
+    let (user_tok, admin_tok) = (token_file("attr-user"), token_file("attr-admin"));
+    let client = |cmds: &str| {
+        let o = Command::new(example("client"))
+            .args(["--addr", &addr, "--token-file"])
+            .arg(&user_tok)
+            .args(["--script", "--", cmds])
+            .env("SESSIOND_PASSWORD", ALICE_PW)
+            .output()
+            .unwrap();
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{cmds}: {out}\n{err}");
+        out
+    };
+    let out = client("login alice; set game 456");
+    let sid = out
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit("session=")
+        .next()
+        .unwrap();
+    let sid = sid.to_owned();
+
+    let o = admin(
+        &addr,
+        &admin_tok,
+        Some(BOB_PW),
+        &["set-attr", &sid, "game", "457 b"],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert_eq!(out.trim(), format!("set game of session {sid} (5 bytes)"));
+    let o = admin(&addr, &admin_tok, None, &["set-attr", &sid, "cart", ""]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let out = client("resume; get");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("push attrs session={sid} count=2 cart= game=\"457 b\"")
+    );
+    assert_eq!(lines[2], "ok get count=2 cart= game=\"457 b\"");
+
+    let o = admin(&addr, &admin_tok, None, &["unset-attr", &sid, "game"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert_eq!(out.trim(), format!("removed game of session {sid}"));
+    let o = admin(&addr, &admin_tok, None, &["unset-attr", &sid, "game"]);
+    let (out, _) = text(&o);
+    assert_eq!(
+        out.trim(),
+        format!("game of session {sid} was not set (no change)")
+    );
+    let out = client("resume; get game; get");
+    assert!(
+        out.contains("\nok get count=0\nok get count=1 cart=\n"),
+        "{out}"
+    );
+
+    // refusals: a session that does not exist; a key the protocol does not take
+    let o = admin(&addr, &admin_tok, None, &["set-attr", "12345", "game", "1"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("NOT_FOUND"), "{err}");
+    let long = "k".repeat(65);
+    let o = admin(&addr, &admin_tok, None, &["unset-attr", &sid, &long]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("a key is 1 to 64 bytes"), "{err}");
+    let _ = std::fs::remove_file(&user_tok);
+    let _ = std::fs::remove_file(&admin_tok);
+}

@@ -36,8 +36,8 @@ use sessiond::ffi::{self, SessiondEvent, SessiondIdentity, SessiondSession};
 
 /// Checks the harness makes in one run (every section: a run that skips one, or stops
 /// early, makes fewer). TLS adds its refusals.
-const CHECKS_OVER_TCP: usize = 1334;
-const CHECKS_OVER_TLS: usize = 1348;
+const CHECKS_OVER_TCP: usize = 1696;
+const CHECKS_OVER_TLS: usize = 1710;
 
 /// The sections of a run, in order (TLS adds "TLS refusals").
 const SECTIONS: &[&str] = &[
@@ -46,6 +46,7 @@ const SECTIONS: &[&str] = &[
     "connections that cannot be made",
     "life cycle",
     "resume",
+    "session attributes",
     "registration",
     "session list and its total",
     "revoked by another session",
@@ -469,7 +470,8 @@ fn the_headers_constants_are_the_librarys() {
     for (name, value) in ffi::HEADER_CONSTANTS {
         let is_status = name.starts_with("SESSIOND_ERR_")
             || *name == "SESSIOND_OK"
-            || *name == "SESSIOND_NO_EVENT";
+            || *name == "SESSIOND_NO_EVENT"
+            || *name == "SESSIOND_NOT_SET";
         if is_status {
             let got = ffi::sessiond_status_name(*value as i32);
             // SAFETY: a static NUL-terminated string from the library.

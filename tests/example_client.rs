@@ -265,6 +265,9 @@ fn interactive_mode_prompts_lists_the_commands_and_reads_the_password_from_a_pip
         "logout",
         "logout-all",
         "passwd",
+        "set",
+        "get",
+        "unset",
         "help",
         "quit",
     ] {
@@ -397,4 +400,79 @@ fn conflicting_trust_options_are_refused() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains("cannot be used with"), "{args:?}: {err}");
     }
+}
+
+/// Issue 20: `set`, `get` and `unset` in script mode; the attributes outlive the run (the
+/// process ends without a logout) and come back with the resume of the next one, as its
+/// ATTRS push, and at the interactive client's start.
+#[test]
+fn session_attributes_come_back_when_a_new_run_resumes_the_session() {
+    let server = TestServer::start();
+    let addr = server.addr.to_string();
+    let tok = token_file("attrs");
+    let o = script(
+        &addr,
+        &tok,
+        "login alice; get; set game 456; set note  hello  world ; set game 457; get; \
+         get game; get nothing; unset nothing",
+    );
+    let l = lines(&o);
+    assert_eq!(o.status.code(), Some(0), "{l:?}");
+    assert_eq!(
+        l[1..],
+        [
+            "ok get count=0",
+            "ok set key=game bytes=3",
+            "ok set key=note bytes=12",
+            "ok set key=game bytes=3",
+            "ok get count=2 game=457 note=\"hello  world\"",
+            "ok get count=1 game=457",
+            "ok get count=0",
+            "ok unset key=nothing removed=0",
+        ]
+    );
+    let sid = l[0].rsplit("session=").next().unwrap().to_owned();
+    // bytes that are not UTF-8 (only an administrator can put them there) print in hex
+    let (mut bob, _) = server.bob();
+    let id = u64::from_str_radix(&sid, 16).unwrap();
+    bob.admin_set_attr(id, "blob", Some(&[0xff, 0x00, 0x41]))
+        .unwrap();
+
+    // a new run: the resume brings them back, pushed, before its own line
+    let o = script(&addr, &tok, "resume; get; unset note; get note");
+    let l = lines(&o);
+    assert_eq!(o.status.code(), Some(0), "{l:?}");
+    let all = "blob=0xff0041 game=457 note=\"hello  world\"";
+    assert_eq!(l[0], format!("push attrs session={sid} count=3 {all}"));
+    assert!(l[1].starts_with("ok resume user=alice"), "{l:?}");
+    assert_eq!(l[2], format!("ok get count=3 {all}"));
+    assert_eq!(l[3..], ["ok unset key=note removed=1", "ok get count=0"]);
+
+    // usage errors, checked before anything is sent
+    let o = script(&addr, &tok, "resume; set game");
+    assert_eq!(o.status.code(), Some(2), "{:?}", lines(&o));
+    assert!(lines(&o)
+        .iter()
+        .any(|x| x == "error set usage USAGE usage: set KEY VALUE"));
+    let long = format!("resume; set {} 1", "k".repeat(65));
+    let o = script(&addr, &tok, &long);
+    assert_eq!(o.status.code(), Some(2), "{:?}", lines(&o));
+
+    // the interactive client resumes at its start and says what the session holds
+    let o = run_bounded(
+        Command::new(example())
+            .args(["--addr", &addr, "--token-file"])
+            .arg(&tok),
+        "get game\nunset game\nquit\n",
+        Duration::from_secs(20),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("resumed the stored session\nsession attributes: blob=0xff0041 game=457\n"),
+        "{out}"
+    );
+    assert!(out.contains("> get game\ngame=457\n"), "{out}");
+    assert!(out.contains("> unset game\nremoved game\n"), "{out}");
+    let _ = std::fs::remove_file(&tok);
 }

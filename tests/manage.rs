@@ -249,6 +249,11 @@ fn admins_list_revoke_force_logout_set_roles_and_read_stats() {
     assert_eq!(stats.get("sessions_live"), Some(2));
     assert_eq!(stats.get("logins_ok"), Some(4));
     assert_eq!(stats.get("revocations"), Some(2));
+    // by reason: the two were an administrator's (one session, then logout-user)
+    assert_eq!(stats.get("revocations_revoked_by_admin"), Some(2));
+    assert_eq!(stats.get("revocations_new_login"), Some(0));
+    assert!(stats.get("logins_failed_invalid_credentials").is_some());
+    assert!(stats.values.len() <= sessiond::protocol::MAX_PAGE);
     assert!(stats.get("uptime_ms").is_some() && stats.get("journal_bytes").is_some());
     assert!(stats.get("heartbeats").is_some() && stats.get("expiries").is_some());
 }

@@ -17,10 +17,10 @@ use sessiond::protocol::{
     Token, VerifySession,
 };
 use sessiond::protocol::{
-    AdminListSessions, AdminSetPassword, AdminSetRole, AdminStats, AuditActor, AuditEntry,
-    AuditPage, AuditQuery, AuditRecord, AuditRecords, AuditSearch, ChangePassword, Done,
-    ListSessions, LogoutAll, LogoutScope, NewLogin, ServerShutdown, SessionEntry, SessionList,
-    SessionTarget, Stats, UserTarget,
+    AdminListSessions, AdminSetAttr, AdminSetPassword, AdminSetRole, AdminStats, AttrGet,
+    AttrRemove, AttrSet, Attrs, AuditActor, AuditEntry, AuditPage, AuditQuery, AuditRecord,
+    AuditRecords, AuditSearch, ChangePassword, Done, ListSessions, LogoutAll, LogoutScope,
+    NewLogin, ServerShutdown, SessionEntry, SessionList, SessionTarget, Stats, UserTarget,
 };
 
 fn token() -> Token {
@@ -475,6 +475,70 @@ fn expected() -> BTreeMap<&'static str, Frame> {
         ),
     );
     m.insert(
+        "attr_set",
+        Frame::reply(
+            1,
+            Message::AttrSet(AttrSet {
+                token: token(),
+                key: "game".into(),
+                value: b"456".to_vec(),
+            }),
+        ),
+    );
+    m.insert(
+        "attr_remove",
+        Frame::reply(
+            1,
+            Message::AttrRemove(AttrRemove {
+                token: token(),
+                key: "game".into(),
+            }),
+        ),
+    );
+    m.insert(
+        "attr_get",
+        Frame::reply(
+            1,
+            Message::AttrGet(AttrGet {
+                token: token(),
+                key: String::new(),
+            }),
+        ),
+    );
+    m.insert(
+        "attrs_push",
+        Frame::push(
+            Message::Attrs(Attrs {
+                session_id: 7,
+                attrs: vec![("game".into(), b"456".to_vec())],
+            }),
+            false,
+        ),
+    );
+    m.insert(
+        "admin_set_attr",
+        Frame::reply(
+            1,
+            Message::AdminSetAttr(AdminSetAttr {
+                token: token(),
+                session_id: 7,
+                key: "game".into(),
+                remove: false,
+                value: b"457".to_vec(),
+            }),
+        ),
+    );
+    m.insert(
+        "general_failure_limit",
+        Frame::reply(
+            1,
+            Message::GeneralFailure(GeneralFailure::new(
+                ErrorCode::LimitExceeded,
+                "a session holds at most 64 attributes",
+            )),
+        ),
+    );
+    m.insert(
         "admin_list_sessions",
         Frame::reply(
             1,
@@ -617,7 +681,7 @@ fn every_opcode_in_the_spec_table_is_known_to_the_codec() {
         assert_eq!(op.name(), name, "opcode 0x{code:02x}");
         seen += 1;
     }
-    assert_eq!(seen, 40, "opcodes found in the table");
+    assert_eq!(seen, 45, "opcodes found in the table");
     assert_eq!(
         seen,
         Opcode::ALL.len(),
@@ -648,7 +712,7 @@ fn every_error_code_in_the_spec_table_matches_the_codec() {
         assert_eq!(ErrorCode::from_u16(code).name(), name, "code 0x{code:04x}");
         seen += 1;
     }
-    assert_eq!(seen, 22);
+    assert_eq!(seen, 23);
     assert_eq!(
         seen,
         ErrorCode::ALL.len(),

@@ -44,6 +44,18 @@ fn every_request_at_its_longest_fits_the_smallest_frame_limit() {
             old: secret(MAX_PASSWORD),
             new: secret(MAX_PASSWORD),
         }),
+        Message::AttrSet(sessiond::protocol::AttrSet {
+            token: token.clone(),
+            key: text(sessiond::protocol::MAX_ATTR_KEY),
+            value: vec![0xff; sessiond::protocol::MAX_ATTR_VALUE],
+        }),
+        Message::AdminSetAttr(sessiond::protocol::AdminSetAttr {
+            token: token.clone(),
+            session_id: u64::MAX,
+            key: text(sessiond::protocol::MAX_ATTR_KEY),
+            remove: false,
+            value: vec![0xff; sessiond::protocol::MAX_ATTR_VALUE],
+        }),
         Message::AuditSearch(AuditSearch {
             query: AuditQuery {
                 token,
@@ -65,8 +77,8 @@ fn every_request_at_its_longest_fits_the_smallest_frame_limit() {
         let decoded = sessiond::protocol::decode(&mut bytes.as_slice().into(), limits);
         assert!(matches!(decoded, Ok(Some(_))), "{decoded:?}");
     }
-    // the spec names the largest: CHANGE_PASSWORD with two 1,024-byte passwords
-    assert_eq!(largest, 2098);
+    // the spec names the largest: ADMIN_SET_ATTR with a 64-byte key, a 3,968-byte value
+    assert_eq!(largest, 4091);
 }
 
 #[test]
@@ -131,6 +143,13 @@ fn every_reply_at_its_longest_fits_in_65536_bytes() {
         }),
         Message::Stats(Stats {
             values: vec![(text(MAX_STAT_NAME), u64::MAX); MAX_PAGE],
+        }),
+        // the most a session holds: 64 attributes, 4,096 bytes of keys and values
+        Message::Attrs(sessiond::protocol::Attrs {
+            session_id: 1,
+            attrs: (0..sessiond::protocol::MAX_ATTRS)
+                .map(|i| (format!("{i:02}"), vec![0; 4096 / 64 - 2]))
+                .collect(),
         }),
     ];
     // protocol.md 2: "a client MUST accept frames up to 65,536 bytes"

@@ -194,6 +194,7 @@ static void expect_over_(int line, sessiond_client *c, int want, const char *kep
         uint64_t t = 7;
         size_t n = 7, total = 7;
         uint32_t k = 7;
+        int removed = 7;
         sessiond_session s[2];
         sessiond_identity id;
         char tok[SESSIOND_TOKEN_SIZE];
@@ -223,6 +224,15 @@ static void expect_over_(int line, sessiond_client *c, int want, const char *kep
         CHECK(k == 0);
         EXPECT(want, sessiond_disconnect(c));
         SAME(words);
+        EXPECT(want, sessiond_set_attr(c, "k", "v", 1));
+        SAME(words);
+        EXPECT(want, sessiond_get_attr(c, "k", s, sizeof s, &n));
+        SAME(words);
+        CHECK(n == 0);
+        removed = 7;
+        EXPECT(want, sessiond_remove_attr(c, "k", &removed));
+        SAME(words);
+        CHECK(removed == 0);
         memset(&id, 0xa5, sizeof id);
         memset(tok, 'x', sizeof tok);
         if (kept_token != NULL) {
@@ -268,6 +278,7 @@ static void expect_logged_out_(int line, sessiond_client *c) {
     uint64_t t = 7;
     size_t n = 7;
     uint32_t k = 7;
+    int removed = 7;
     sessiond_session s[1];
     sessiond_identity id;
     char tok[SESSIOND_TOKEN_SIZE];
@@ -287,6 +298,15 @@ static void expect_logged_out_(int line, sessiond_client *c) {
         EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_logout_all(c, 0, &k));
         EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_change_password(c, "a", "b", &k));
         SAYS("not logged in");
+        EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_set_attr(c, "k", "v", 1));
+        SAYS("not logged in");
+        n = 7;
+        EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_get_attr(c, "k", tok, sizeof tok, &n));
+        SAYS("not logged in");
+        CHECK(n == 0);
+        EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_remove_attr(c, "k", &removed));
+        SAYS("not logged in");
+        CHECK(removed == 0);
     }
     from_line = 0;
 }
@@ -344,7 +364,7 @@ static void pure_calls(void) {
         S(SESSIOND_OK),         S(SESSIOND_ERR_ARGUMENT), S(SESSIOND_ERR_NETWORK),
         S(SESSIOND_ERR_TIMEOUT), S(SESSIOND_ERR_REFUSED), S(SESSIOND_ERR_SESSION_ENDED),
         S(SESSIOND_ERR_PROTOCOL), S(SESSIOND_ERR_PANIC), S(SESSIOND_NO_EVENT),
-        S(SESSIOND_ERR_CLOSED), S(SESSIOND_ERR_TLS),
+        S(SESSIOND_ERR_CLOSED), S(SESSIOND_ERR_TLS),    S(SESSIOND_NOT_SET),
     };
 #undef S
     size_t n = sizeof statuses / sizeof statuses[0];
@@ -365,7 +385,7 @@ static void pure_calls(void) {
         }
     }
     CHECK(strcmp(sessiond_status_name(-1), "unknown") == 0);
-    CHECK(strcmp(sessiond_status_name(SESSIOND_ERR_TLS + 1), "unknown") == 0);
+    CHECK(strcmp(sessiond_status_name(SESSIOND_NOT_SET + 1), "unknown") == 0);
     CHECK(strcmp(sessiond_status_message(999), "not a sessiond status") == 0);
 }
 
@@ -380,6 +400,7 @@ static void bad_arguments(void) {
     uint64_t t = 7;
     size_t n = 7, total = 7;
     uint32_t k = 7;
+    int removed = 7;
 
     section("bad arguments");
     memset(tok, 'x', sizeof tok);
@@ -403,6 +424,14 @@ static void bad_arguments(void) {
     k = 7;
     EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_change_password(NULL, "a", "b", &k));
     CHECK(k == 0);
+    EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_set_attr(NULL, "k", "v", 1));
+    SAYS("client handle is NULL");
+    n = 7;
+    EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_get_attr(NULL, "k", tok, sizeof tok, &n));
+    CHECK(n == 0);
+    removed = 7;
+    EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_remove_attr(NULL, "k", &removed));
+    CHECK(removed == 0);
     EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_logout(NULL));
     EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_disconnect(NULL));
     EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_next_event(NULL, 0, &ev));
@@ -603,6 +632,132 @@ static void life_cycle(void) {
     EXPECT(SESSIOND_OK, sessiond_logout(c4));
     EXPECT(SESSIOND_OK, sessiond_disconnect(c4));
     sessiond_free(c4);
+}
+
+/* Session attributes: set, get, overwrite, remove, values with NUL bytes, the limits, and
+ * back after a resume on a new handle (with their event); a new login starts with none. */
+static void attributes(void) {
+    static const unsigned char odd[] = {'a', 0, 'b', 0, 0xff, 0};
+    static unsigned char buf[SESSIOND_ATTR_VALUE_MAX + 2];
+    sessiond_client *a, *b;
+    char tok[SESSIOND_TOKEN_SIZE], key[SESSIOND_ATTR_KEY_MAX + 2];
+    size_t len = 7;
+    int removed = 7, refused = 0, kept = 0;
+    uint64_t sid;
+
+    section("session attributes");
+    a = LOGIN(cfg.addr, cfg.user, cfg.password, "attrs");
+    sid = session_of(a);
+    EXPECT(SESSIOND_NOT_SET, sessiond_get_attr(a, "game", buf, sizeof buf, &len));
+    CHECK(len == 0);
+    EXPECT(SESSIOND_OK, sessiond_set_attr(a, "game", "456", 3));
+    memset(buf, 0xa5, sizeof buf);
+    EXPECT(SESSIOND_OK, sessiond_get_attr(a, "game", buf, sizeof buf, &len));
+    CHECK(len == 3 && memcmp(buf, "456", 3) == 0 && buf[3] == 0);
+    EXPECT(SESSIOND_OK, sessiond_set_attr(a, "game", "4570", 4));
+    EXPECT(SESSIOND_OK, sessiond_set_attr(a, "game", "457", 3)); /* shorter: no tail left */
+    memset(buf, 0xa5, sizeof buf);
+    EXPECT(SESSIOND_OK, sessiond_get_attr(a, "game", buf, 3, &len));
+    CHECK(len == 3 && memcmp(buf, "457", 3) == 0 && buf[3] == 0xa5); /* no room: no NUL */
+    /* a buffer too small says so, gives the size, and is not written */
+    memset(buf, 0xa5, sizeof buf);
+    len = 0;
+    EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_get_attr(a, "game", buf, 2, &len));
+    SAYS("buf too small");
+    CHECK(len == 3 && buf[0] == 0xa5);
+    len = 0;
+    EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_get_attr(a, "game", NULL, 0, &len));
+    CHECK(len == 3);
+    /* any bytes, NUL included; an empty value is a value */
+    EXPECT(SESSIOND_OK, sessiond_set_attr(a, "blob", odd, sizeof odd));
+    EXPECT(SESSIOND_OK, sessiond_get_attr(a, "blob", buf, sizeof buf, &len));
+    CHECK(len == sizeof odd && memcmp(buf, odd, sizeof odd) == 0);
+    EXPECT(SESSIOND_OK, sessiond_set_attr(a, "empty", NULL, 0));
+    len = 7;
+    EXPECT(SESSIOND_OK, sessiond_get_attr(a, "empty", NULL, 0, &len));
+    CHECK(len == 0);
+    /* bad arguments, refused before anything is sent */
+    EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_set_attr(a, "", "x", 1));
+    SAYS("key must be 1 to 64 bytes");
+    memset(key, 'k', SESSIOND_ATTR_KEY_MAX + 1);
+    key[SESSIOND_ATTR_KEY_MAX + 1] = '\0';
+    EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_set_attr(a, key, "x", 1));
+    SAYS("key must be 1 to 64 bytes");
+    EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_set_attr(a, "\xff", "x", 1));
+    SAYS("key is not UTF-8");
+    EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_set_attr(a, NULL, "x", 1));
+    SAYS("key is NULL");
+    EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_set_attr(a, "k", NULL, 1));
+    SAYS("value is NULL");
+    EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_set_attr(a, "k", buf, SESSIOND_ATTR_VALUE_MAX + 1));
+    SAYS("longer than 3968");
+    EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_get_attr(a, "game", buf, sizeof buf, NULL));
+    SAYS("len is NULL");
+    len = 7;
+    EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_get_attr(a, "game", NULL, 4, &len));
+    SAYS("buf is NULL");
+    CHECK(len == 0);
+    len = 7;
+    EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_get_attr(a, "", buf, sizeof buf, &len));
+    CHECK(len == 0);
+    removed = 7;
+    EXPECT(SESSIOND_ERR_ARGUMENT, sessiond_remove_attr(a, key, &removed));
+    CHECK(removed == 0);
+    /* the session's 4096 bytes: game=457 and blob hold 4 + 3 + 4 + 6, empty 5; big the
+     * longest value (3 + 3968), pad the rest (3 + 100) */
+    memset(buf, 'v', sizeof buf);
+    EXPECT(SESSIOND_OK, sessiond_set_attr(a, "big", buf, SESSIOND_ATTR_VALUE_MAX));
+    EXPECT(SESSIOND_OK, sessiond_set_attr(a, "pad", buf, 100));
+    EXPECT(SESSIOND_ERR_REFUSED, sessiond_set_attr(a, "x", NULL, 0));
+    SAYS("LIMIT_EXCEEDED");
+    EXPECT(SESSIOND_ERR_REFUSED, sessiond_set_attr(a, "pad", buf, 101));
+    SAYS("LIMIT_EXCEEDED");
+    EXPECT(SESSIOND_NOT_SET, sessiond_get_attr(a, "x", buf, sizeof buf, &len));
+    EXPECT(SESSIOND_OK, sessiond_get_attr(a, "pad", buf, sizeof buf, &len));
+    CHECK(len == 100);
+    EXPECT(SESSIOND_OK, sessiond_get_attr(a, "big", buf, sizeof buf, &len));
+    CHECK(len == SESSIOND_ATTR_VALUE_MAX && buf[0] == 'v' && buf[len - 1] == 'v' && buf[len] == 0);
+    EXPECT(SESSIOND_OK, sessiond_remove_attr(a, "big", &removed));
+    CHECK(removed == 1);
+    EXPECT(SESSIOND_OK, sessiond_remove_attr(a, "big", &removed));
+    CHECK(removed == 0);
+    EXPECT(SESSIOND_OK, sessiond_remove_attr(a, "pad", NULL));
+    EXPECT(SESSIOND_OK, sessiond_remove_attr(a, "empty", NULL));
+    EXPECT(SESSIOND_NOT_SET, sessiond_get_attr(a, "empty", buf, sizeof buf, &len));
+    EXPECT(SESSIOND_OK, sessiond_token(a, tok, sizeof tok));
+    EXPECT(SESSIOND_OK, sessiond_disconnect(a));
+    sessiond_free(a);
+
+    /* a new handle resumes the session: its attributes are there, announced by an event */
+    b = OPEN(cfg.addr);
+    EXPECT(SESSIOND_OK, sessiond_resume(b, tok, "attrs-again", "c99"));
+    EXPECT_EVENT(b, 3000, SESSIOND_EVENT_ATTRS, 2, sid);
+    EXPECT(SESSIOND_OK, sessiond_get_attr(b, "game", buf, sizeof buf, &len));
+    CHECK(len == 3 && memcmp(buf, "457", 4) == 0);
+    EXPECT(SESSIOND_OK, sessiond_get_attr(b, "blob", buf, sizeof buf, &len));
+    CHECK(len == sizeof odd && memcmp(buf, odd, sizeof odd) == 0);
+    /* 64 attributes at most (game and blob are two); one that is set may still change */
+    for (int i = 0; i < 63; i++) {
+        snprintf(key, sizeof key, "k%02d", i);
+        int st = sessiond_set_attr(b, key, "", 0);
+        kept += st == SESSIOND_OK;
+        refused += st == SESSIOND_ERR_REFUSED;
+    }
+    CHECK(kept == 62 && refused == 1);
+    SAYS("LIMIT_EXCEEDED");
+    EXPECT(SESSIOND_NOT_SET, sessiond_get_attr(b, "k62", buf, sizeof buf, &len));
+    EXPECT(SESSIOND_OK, sessiond_set_attr(b, "k00", "1", 1));
+    EXPECT(SESSIOND_OK, sessiond_remove_attr(b, "game", &removed));
+    CHECK(removed == 1);
+    EXPECT(SESSIOND_NOT_SET, sessiond_get_attr(b, "game", buf, sizeof buf, &len));
+    CHECK(len == 0);
+    /* they end with the session: a new login starts with none */
+    EXPECT(SESSIOND_OK, sessiond_logout(b));
+    EXPECT(SESSIOND_OK, sessiond_login(b, cfg.user, cfg.password, "attrs", "c99"));
+    EXPECT(SESSIOND_NOT_SET, sessiond_get_attr(b, "blob", buf, sizeof buf, &len));
+    EXPECT(SESSIOND_NOT_SET, sessiond_get_attr(b, "k00", buf, sizeof buf, &len));
+    EXPECT(SESSIOND_OK, sessiond_logout(b));
+    sessiond_free(b);
 }
 
 /* Registration, the session list and its total, new logins, revocations, the password. */
@@ -867,6 +1022,7 @@ int main(int argc, char **argv) {
         tls_refusals();
     }
     life_cycle();
+    attributes();
     accounts();
     if (cfg.garbage_addr != NULL) {
         garbage();

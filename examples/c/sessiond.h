@@ -10,10 +10,13 @@
  *     the four that cannot fail: sessiond_last_error, sessiond_version,
  *     sessiond_status_name and sessiond_status_message. On failure, sessiond_last_error()
  *     describes it; a call that succeeds leaves it as it was.
- *   - Strings passed in are NUL-terminated UTF-8, borrowed only for the call.
+ *   - Strings passed in are NUL-terminated UTF-8, borrowed only for the call. Attribute
+ *     values are bytes (a pointer and a length), NUL included.
  *   - Out-parameters are cleared first: after a failure, each one that is not NULL holds
  *     NULL, 0, an empty string or an all-zero struct (never a stale or partial value).
- *     The one exception is sessiond_list_sessions's array, which is not written at all.
+ *     The exceptions: sessiond_list_sessions's array and sessiond_get_attr's buffer, which
+ *     are not written at all, and sessiond_get_attr's *len after a buffer too small, which
+ *     holds the size needed.
  *   - Ownership: a handle is created by sessiond_connect or sessiond_connect_tls and
  *     released by sessiond_free, exactly once, after which it must not be used. Every
  *     other buffer (token, session array, event, identity) belongs to the caller, who
@@ -88,6 +91,7 @@ extern "C" {
 #define SESSIOND_NO_EVENT          8 /* sessiond_next_event: nothing arrived in time */
 #define SESSIOND_ERR_CLOSED        9 /* the connection is over: disconnected, closed by the server, lost, given up */
 #define SESSIOND_ERR_TLS          10 /* TLS failed: untrusted certificate, wrong name, not a TLS server, bad ca_file */
+#define SESSIOND_NOT_SET          11 /* sessiond_get_attr: no attribute of that key (an answer, not a failure) */
 
 /* Event kinds (sessiond_event.kind; 0: no event). */
 #define SESSIOND_EVENT_NEW_LOGIN    1 /* another device logged in to this account */
@@ -96,6 +100,7 @@ extern "C" {
 #define SESSIOND_EVENT_DISCONNECTED 4 /* the server closed the connection; reason = protocol.md 5.9 code */
 #define SESSIOND_EVENT_OTHER        5 /* any other frame sent unasked (a late reply, ...); detail names it */
 #define SESSIOND_EVENT_SHUTDOWN     6 /* the server is stopping; reconnect later and resume */
+#define SESSIOND_EVENT_ATTRS        7 /* after sessiond_resume: the session's attributes came back; reason = how many, detail = their keys */
 
 /* Roles (sessiond_identity.role), protocol.md 5.2. */
 #define SESSIOND_ROLE_USER  0
@@ -110,6 +115,8 @@ extern "C" {
 #define SESSIOND_TEXT       65 /* text fields: 64 bytes of UTF-8 and a NUL */
 #define SESSIOND_DETAIL    257 /* sessiond_event.detail: 256 bytes of UTF-8 and a NUL */
 #define SESSIOND_TOKEN_SIZE 65 /* sessiond_token's buffer: 64 hex digits and a NUL */
+#define SESSIOND_ATTR_KEY_MAX   64   /* an attribute key: 1 to 64 bytes of UTF-8 */
+#define SESSIOND_ATTR_VALUE_MAX 3968 /* an attribute value: 0 to 3968 bytes of anything */
 
 typedef struct sessiond_client sessiond_client; /* opaque */
 
@@ -190,7 +197,8 @@ int sessiond_login(sessiond_client *c, const char *username, const char *passwor
 /* Resumes a session from its token (64 hex digits, as sessiond_token writes it).
  * SESSIOND_ERR_SESSION_ENDED: the token is dead (this handle stays open: log in on it).
  * SESSIOND_ERR_REFUSED: the session is in use on another connection; the server closes
- * this one (later calls answer SESSIOND_ERR_CLOSED); the token stays valid. */
+ * this one (later calls answer SESSIOND_ERR_CLOSED); the token stays valid.
+ * A resumed session that holds attributes brings a SESSIOND_EVENT_ATTRS event with it. */
 int sessiond_resume(sessiond_client *c, const char *token_hex, const char *client_name,
                     const char *platform);
 
@@ -228,6 +236,30 @@ int sessiond_logout_all(sessiond_client *c, uint32_t flags, uint32_t *ended);
  * password the server does not accept (INVALID_ARGUMENT: too short). */
 int sessiond_change_password(sessiond_client *c, const char *old_password,
                              const char *new_password, uint32_t *revoked);
+
+/* Session attributes (protocol.md 5.39 to 5.42): a small map kept in the session, durable,
+ * ended with it (a new login starts with none), found again by sessiond_resume on any
+ * handle. A session holds at most 64 of them and 4096 bytes of keys and values together.
+ * Keys are 1 to SESSIOND_ATTR_KEY_MAX bytes of UTF-8; others give SESSIOND_ERR_ARGUMENT. */
+
+/* Sets attribute key to the len bytes at value (value may be NULL when len is 0),
+ * replacing its value; durable once it returns. len over SESSIOND_ATTR_VALUE_MAX gives
+ * SESSIOND_ERR_ARGUMENT. SESSIOND_ERR_REFUSED, with LIMIT_EXCEEDED in sessiond_last_error(),
+ * when the session would hold more than 64 attributes or 4096 bytes (nothing changed). */
+int sessiond_set_attr(sessiond_client *c, const char *key, const void *value, size_t len);
+
+/* Copies attribute key's value into buf (cap bytes) and its size into *len; when
+ * cap > *len a NUL follows (handy for text; a value may hold NULs of its own).
+ * SESSIOND_NOT_SET: the session holds no such key (*len = 0; not a failure, so
+ * sessiond_last_error() is left as it was). cap below the value's size:
+ * SESSIOND_ERR_ARGUMENT ("buf too small") with *len = the size needed; buf may be NULL
+ * with cap 0 to ask for it. buf is written only on SESSIOND_OK; after any other answer
+ * (but "too small") *len is 0. Each call asks the server (ATTR_GET). */
+int sessiond_get_attr(sessiond_client *c, const char *key, void *buf, size_t cap, size_t *len);
+
+/* Removes attribute key (durable once it returns). *removed (may be NULL) = 1 if it was
+ * set, 0 if not (0 on failure). */
+int sessiond_remove_attr(sessiond_client *c, const char *key, int *removed);
 
 /* Ends the session (LOGOUT_REQUEST); the connection stays open for another login. */
 int sessiond_logout(sessiond_client *c);

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Deque, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
 __all__ = [
+    "Attr",
+    "Attrs",
     "Client",
     "ClientCore",
     "ConnectionClosed",
@@ -90,6 +92,11 @@ MAX_STAT_NAME = 64
 MAX_PAGE = 100
 MAX_DETAIL = 256  # an audit entry's detail, a record's note (5.28, 5.37)
 MAX_RECORDS = 50  # records in one AUDIT_RECORDS (5.37)
+# Session attributes (5.39): a key, a value, and what one session holds.
+MAX_ATTR_KEY = 64
+MAX_ATTR_VALUE = 3968
+MAX_ATTRS = 64
+MAX_ATTR_BYTES = 4096  # keys and values together
 # protocol.md 2, "Frame size": "no frame the server sends is larger than 65,536 bytes; a
 # client MUST accept frames up to 65,536 bytes" (header included). Anything larger is
 # refused before its payload is buffered, as the server does with its own limit.
@@ -137,6 +144,10 @@ class Opcode(enum.IntEnum):
     AUDIT_PAGE = 0x47
     AUDIT_SEARCH = 0x48
     AUDIT_RECORDS = 0x49
+    ATTR_SET = 0x4A
+    ATTR_REMOVE = 0x4B
+    ATTR_GET = 0x4C
+    ATTRS = 0x4D
     ADMIN_LIST_SESSIONS = 0x50
     ADMIN_REVOKE_SESSION = 0x52
     ADMIN_LOGOUT_USER = 0x53
@@ -146,6 +157,7 @@ class Opcode(enum.IntEnum):
     ADMIN_STATS = 0x57
     STATS = 0x58
     ADMIN_SET_PASSWORD = 0x59
+    ADMIN_SET_ATTR = 0x5A
 
 
 class Flag(enum.IntFlag):
@@ -179,6 +191,8 @@ class ErrorCode(enum.IntEnum):
     THROTTLED = 0x0014
     SERVER_BUSY = 0x0015
     STORAGE_UNAVAILABLE = 0x0016
+    TLS_REQUIRED = 0x0017
+    LIMIT_EXCEEDED = 0x0018
 
 
 class LoginFailureReason(enum.IntEnum):
@@ -577,6 +591,42 @@ class _Str(_Codec):
             raise DecodeError(ErrorCode.INVALID_UTF8, "string field is not valid UTF-8") from None
 
 
+class _Bytes(_Codec):
+    """``bytes`` (protocol.md 3): u16 length, then that many bytes of anything; at most
+    ``hi``."""
+
+    def __init__(self, hi: int):
+        self.hi = hi
+
+    def put(self, out: bytearray, value: object, name: str) -> None:
+        if not isinstance(value, (bytes, bytearray)):
+            raise ValueError(f"{name}: bytes are needed")
+        if len(value) > self.hi:
+            raise ValueError(f"{name}: {len(value)} bytes, at most {self.hi}")
+        out += len(value).to_bytes(2, "big") + bytes(value)
+
+    def get(self, r: _Reader) -> object:
+        n = r.uint(2)
+        if n > self.hi:
+            raise DecodeError(ErrorCode.FIELD_TOO_LONG, f"{n} bytes, at most {self.hi}")
+        return bytes(r.take(n))
+
+
+class _Bool(_Codec):
+    """A u8 that is 0 or 1; other values are MALFORMED_FRAME (5.43's ``remove``)."""
+
+    def put(self, out: bytearray, value: object, name: str) -> None:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}: a bool is needed")
+        out.append(int(value))
+
+    def get(self, r: _Reader) -> object:
+        v = r.uint(1)
+        if v > 1:
+            raise DecodeError(ErrorCode.MALFORMED_FRAME, f"{v} is not 0 or 1")
+        return v == 1
+
+
 class _TokenCodec(_Codec):
     def put(self, out: bytearray, value: object, name: str) -> None:
         if not isinstance(value, Token):
@@ -793,6 +843,14 @@ class AuditEntry:
     session_id: int = _w(U64)
     address: str = _w(_Str(0, MAX_ADDRESS))
     detail: str = _w(_Str(0, MAX_DETAIL))
+
+
+@dataclass
+class Attr:
+    """One session attribute (protocol.md 5.42): a key and its value, any bytes."""
+
+    key: str = _w(_Str(1, MAX_ATTR_KEY))
+    value: bytes = _w(_Bytes(MAX_ATTR_VALUE))
 
 
 @dataclass
@@ -1076,6 +1134,40 @@ class AuditRecords(Message):
     records: List[AuditRecord] = _w(_List(_Struct(AuditRecord), most=MAX_RECORDS))
 
 
+@_message(Opcode.ATTR_SET, from_server=False)
+@dataclass
+class AttrSet(Message):
+    token: Token = _w(TOKEN)
+    key: str = _w(_Str(1, MAX_ATTR_KEY))
+    value: bytes = _w(_Bytes(MAX_ATTR_VALUE), default=b"")
+
+
+@_message(Opcode.ATTR_REMOVE, from_server=False)
+@dataclass
+class AttrRemove(Message):
+    token: Token = _w(TOKEN)
+    key: str = _w(_Str(1, MAX_ATTR_KEY))
+
+
+@_message(Opcode.ATTR_GET, from_server=False)
+@dataclass
+class AttrGet(Message):
+    token: Token = _w(TOKEN)
+    key: str = _w(_Str(0, MAX_ATTR_KEY), default="")  # empty: every attribute
+
+
+@_message(Opcode.ATTRS, from_server=True)
+@dataclass
+class Attrs(Message):
+    """The reply to ATTR_GET, or a push right after SESSION_VALID (5.42)."""
+
+    session_id: int = _w(U64)
+    attrs: List[Attr] = _w(_List(_Struct(Attr), most=MAX_ATTRS))
+
+    def as_dict(self) -> Dict[str, bytes]:
+        return {a.key: a.value for a in self.attrs}
+
+
 @_message(Opcode.ADMIN_LIST_SESSIONS, from_server=False)
 @dataclass
 class AdminListSessions(Message):
@@ -1127,6 +1219,19 @@ class AdminSetPassword(Message):
     token: Token = _w(TOKEN)
     username: str = _w(_Str(1, MAX_USERNAME))
     password: str = _w(_Str(0, MAX_PASSWORD), repr=False)
+
+
+@_message(Opcode.ADMIN_SET_ATTR, from_server=False)
+@dataclass
+class AdminSetAttr(Message):
+    """ADMIN_SET_ATTR (5.43): ``remove`` False sets ``key`` to ``value``; True removes it
+    (``value`` then MUST be empty)."""
+
+    token: Token = _w(TOKEN)
+    session_id: int = _w(U64)
+    key: str = _w(_Str(1, MAX_ATTR_KEY))
+    remove: bool = _w(_Bool(), default=False)
+    value: bytes = _w(_Bytes(MAX_ATTR_VALUE), default=b"")
 
 
 @_message(Opcode.ADMIN_STATS, from_server=False)
@@ -1331,6 +1436,9 @@ class ClientCore:
         self.close_frame: Optional[Frame] = None
         self.heartbeats_acked = 0
         self.last_server_time = 0
+        # The session's attributes as last heard: the ATTRS push after a resume, ATTRS
+        # replies, and the changes this connection made (an administrator's are not told).
+        self.attrs: Dict[str, bytes] = {}
         self._decoder = FrameDecoder(max_frame)
         self._out = bytearray()
         self._events: Deque[Event] = deque()
@@ -1459,6 +1567,9 @@ class ClientCore:
         self.state = State.ACTIVE
         self.token = token
         self.session = session
+        # protocol.md 5.39: a new login starts with none; a resumed session's come in the
+        # ATTRS push that follows SESSION_VALID (none if it holds none).
+        self.attrs = {}
         self._hb_interval = max(session.heartbeat_interval_ms, 1) / 1000.0
         self._hb_timeout = max(session.heartbeat_timeout_ms, 1) / 1000.0
         self._hb_next = now + self._hb_interval
@@ -1466,6 +1577,7 @@ class ClientCore:
     def _deactivate(self) -> None:
         self.token = None
         self.session = None
+        self.attrs = {}
         self._hb_next = None
 
     def _handle_frame(self, frame: Frame, now: float) -> None:
@@ -1475,6 +1587,8 @@ class ClientCore:
                 # protocol.md 8: "Clients MUST ignore pushes with opcodes they do not know".
                 log.debug("ignoring a push with unknown opcode 0x%02x", m.opcode)
             else:
+                if isinstance(m, Attrs) and self._is_ours(m.session_id):
+                    self.attrs = m.as_dict()
                 self._events.append(Push(frame))
         else:
             sent = self._pending.pop(frame.request_id, None)
@@ -1509,6 +1623,8 @@ class ClientCore:
                 self.state = State.AWAITING_AUTH
             elif not frame.is_fatal:
                 self.state = State.ACTIVE  # refused (e.g. STORAGE_UNAVAILABLE): still in
+        if isinstance(m, (Done, Attrs)):
+            self._note_attrs(req, m)
         if isinstance(req, Heartbeat) and isinstance(m, HeartbeatAck):
             self.heartbeats_acked += 1
             self.last_server_time = m.server_time
@@ -1517,6 +1633,30 @@ class ClientCore:
                 self._events.append(Push(frame))  # e.g. SESSION_EXPIRED: the user must know
             return
         self._events.append(Reply(frame.request_id, frame))
+
+    def _is_ours(self, session_id: int) -> bool:
+        return self.session is not None and self.session.session_id == session_id
+
+    def _note_attrs(self, req: Message, m: Message) -> None:
+        """Keeps ``attrs`` up to date with an answered attribute request."""
+        if isinstance(req, AttrSet) and isinstance(m, Done):
+            self.attrs[req.key] = req.value
+        elif isinstance(req, AttrRemove) and isinstance(m, Done):
+            self.attrs.pop(req.key, None)
+        elif isinstance(req, AdminSetAttr) and isinstance(m, Done) and self._is_ours(
+                req.session_id):
+            if req.remove:
+                self.attrs.pop(req.key, None)
+            else:
+                self.attrs[req.key] = req.value
+        elif isinstance(req, AttrGet) and isinstance(m, Attrs) and self._is_ours(m.session_id):
+            got = m.as_dict()
+            if req.key == "":
+                self.attrs = got
+            elif req.key in got:
+                self.attrs[req.key] = got[req.key]
+            else:
+                self.attrs.pop(req.key, None)
 
     def _close(self, reason: str, frame: Optional[Frame] = None,
                ended_token: Optional[Token] = None) -> None:
@@ -1729,6 +1869,16 @@ class Client:
             return self._core.token
 
     @property
+    def attrs(self) -> Dict[str, bytes]:
+        """The session's attributes as this connection last heard them (a copy): after a
+        resume, those of the ATTRS push that follows SESSION_VALID (it comes before the
+        reply to any later request; ``wait_push(Attrs, ...)`` waits for it), then kept up to
+        date by ``set_attr``, ``remove_attr`` and ``get_attrs``. An administrator's change
+        (ADMIN_SET_ATTR from another connection) is not told: ``get_attrs`` asks."""
+        with self._lock:
+            return dict(self._core.attrs)
+
+    @property
     def heartbeats_acked(self) -> int:
         with self._lock:
             return self._core.heartbeats_acked
@@ -1900,6 +2050,35 @@ class Client:
         if isinstance(f.message, AuditRecords):
             return f.message
         raise self._unexpected(f)
+
+    # ---- session attributes (protocol.md 5.39 to 5.43) ----
+
+    def set_attr(self, key: str, value: bytes, *, timeout: Optional[float] = None) -> None:
+        """ATTR_SET: sets ``key`` (1 to 64 bytes of UTF-8) to ``value`` (up to 3968 bytes
+        of anything), durable when it returns. ServerError LIMIT_EXCEEDED when the session
+        would hold more than 64 attributes or 4096 bytes of keys and values."""
+        self._done(AttrSet(self._token(), key, bytes(value)), timeout)
+
+    def remove_attr(self, key: str, *, timeout: Optional[float] = None) -> bool:
+        """ATTR_REMOVE; whether ``key`` was set."""
+        return self._done(AttrRemove(self._token(), key), timeout) > 0
+
+    def get_attrs(self, key: str = "", *, timeout: Optional[float] = None) -> Dict[str, bytes]:
+        """ATTR_GET: every attribute of the session (``key`` empty), or the one named
+        (an empty dict when it is not set)."""
+        f = self._request(AttrGet(self._token(), key), timeout)
+        if isinstance(f.message, Attrs):
+            return f.message.as_dict()
+        raise self._unexpected(f)
+
+    def admin_set_attr(self, session_id: int, key: str, value: Optional[bytes], *,
+                       timeout: Optional[float] = None) -> int:
+        """ADMIN_SET_ATTR: sets (``value`` bytes) or removes (None) an attribute of any
+        session; how many changed (0: removing a key that was not set). ServerError
+        NOT_FOUND, FORBIDDEN or LIMIT_EXCEEDED. A connection bound to it is not told."""
+        m = AdminSetAttr(self._token(), session_id, key, value is None,
+                         b"" if value is None else bytes(value))
+        return self._done(m, timeout)
 
     # ---- administration (protocol.md 5.29 to 5.34) ----
 
@@ -2247,6 +2426,9 @@ def _print_push(frame: Frame) -> None:
     if isinstance(m, NewLogin):
         print(f"! new login: session {m.session_id} from {m.client} {m.platform} "
               f"{m.address} at {_fmt_time(m.at)}", flush=True)
+    elif isinstance(m, Attrs):
+        shown = " ".join(f"{a.key}={a.value!r}" for a in m.attrs)
+        print(f"! session attributes: {shown}", flush=True)
     elif isinstance(m, ServerShutdown):
         print(f"! server shutting down: {m.message} (reconnect after "
               f"{m.reconnect_after_ms} ms)", flush=True)

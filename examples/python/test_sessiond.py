@@ -28,6 +28,7 @@ import signal
 import socket
 import ssl
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,13 @@ class CodecTest(unittest.TestCase):
             "admin_set_role": (1, 0, sd.AdminSetRole(TOKEN, "alice", sd.Role.ADMIN)),
             "admin_set_password": (1, 0, sd.AdminSetPassword(TOKEN, "alice", "n3w;pass wd")),
             "admin_stats": (1, 0, sd.AdminStats(TOKEN)),
+            "attr_set": (1, 0, sd.AttrSet(TOKEN, "game", b"456")),
+            "general_failure_limit": (1, 0, sd.GeneralFailure(
+                sd.ErrorCode.LIMIT_EXCEEDED, "a session holds at most 64 attributes")),
+            "attr_remove": (1, 0, sd.AttrRemove(TOKEN, "game")),
+            "attr_get": (1, 0, sd.AttrGet(TOKEN, "")),
+            "attrs_push": (0, 2, sd.Attrs(7, [sd.Attr("game", b"456")])),
+            "admin_set_attr": (1, 0, sd.AdminSetAttr(TOKEN, 7, "game", False, b"457")),
             "stats": (1, 0, sd.Stats([sd.StatCounter("connections", 12),
                                       sd.StatCounter("sessions_live", 40)])),
             "audit_query": (1, 0, sd.AuditQuery(TOKEN, "", 0, T0, 0, 0, 50)),
@@ -320,6 +328,37 @@ class CodecTest(unittest.TestCase):
         assert got is not None
         self.assertEqual(got[0].message, odd)
 
+    def test_attribute_values_are_any_bytes_within_their_limits(self) -> None:
+        odd = sd.AttrSet(TOKEN, "k;=é", b"\x00\xff\x00" + b"v" * (sd.MAX_ATTR_VALUE - 3))
+        got = sd.decode_frame(sd.encode_frame(1, odd))
+        assert got is not None
+        self.assertEqual(got[0].message, odd)
+        pushed = sd.Attrs(7, [sd.Attr("a", b""), sd.Attr("b", b"\x00")])
+        got = sd.decode_frame(sd.encode_frame(0, pushed, flags=sd.Flag.PUSH))
+        assert got is not None
+        self.assertEqual(got[0].message.as_dict(), {"a": b"", "b": b"\x00"})  # type: ignore
+        for bad in (sd.AttrSet(TOKEN, "", b"x"), sd.AttrSet(TOKEN, "k" * 65, b""),
+                    sd.AttrSet(TOKEN, "k", b"v" * (sd.MAX_ATTR_VALUE + 1)),
+                    sd.AttrSet(TOKEN, "k", "text"),  # type: ignore[arg-type]
+                    sd.AttrRemove(TOKEN, ""), sd.AttrGet(TOKEN, "k" * 65),
+                    sd.Attrs(7, [sd.Attr(f"k{i}", b"") for i in range(sd.MAX_ATTRS + 1)])):
+            with self.subTest(repr(bad)[:60]):
+                with self.assertRaises(ValueError):
+                    sd.encode_frame(1, bad)
+        # protocol.md 5.43: "other values MALFORMED_FRAME"; a bytes field over its maximum
+        # is FIELD_TOO_LONG, as a str's is (3)
+        data = bytearray(EXAMPLES["admin_set_attr"])
+        data[14 + 32 + 8 + 2 + 4] = 2
+        with self.assertRaises(sd.DecodeError) as e:
+            sd.decode_frame(bytes(data))
+        self.assertEqual(e.exception.code, sd.ErrorCode.MALFORMED_FRAME)
+        payload = (7).to_bytes(8, "big") + b"\x00\x01\x00\x01k" + (3969).to_bytes(2, "big")
+        head = struct.pack(">HBBHII", sd.MAGIC, 1, sd.Opcode.ATTRS, 0, 1,
+                           len(payload) + 3969)
+        with self.assertRaises(sd.DecodeError) as e:
+            sd.decode_frame(head + payload + b"v" * 3969)
+        self.assertEqual(e.exception.code, sd.ErrorCode.FIELD_TOO_LONG)
+
     def test_secrets_never_show_in_a_repr(self) -> None:
         shown = " ".join(repr(x) for x in (
             TOKEN, frame_of("login_success"), frame_of("login_request"),
@@ -468,6 +507,39 @@ class CoreTest(unittest.TestCase):
         [ev] = list(events(core))
         assert isinstance(ev, sd.Reply) and ev.frame is not None
         self.assertIsInstance(ev.frame.message, sd.UnknownMessage)
+
+
+    def test_the_attrs_push_after_a_resume_is_kept_and_changes_follow(self) -> None:
+        core = sd.ClientCore()
+        rid = core.start_request(sd.VerifySession(TOKEN), 0.0)
+        core.take_output()
+        valid = sd.SessionValid(login_success().session)
+        # one read: SESSION_VALID, then the ATTRS push right behind it (protocol.md 5.42)
+        core.receive(sd.encode_frame(rid, valid) + EXAMPLES["attrs_push"], 0.1)
+        reply, push = list(events(core))
+        self.assertIsInstance(reply, sd.Reply)
+        assert isinstance(push, sd.Push)
+        self.assertEqual(core.attrs, {"game": b"456"})
+        rid = core.start_request(sd.AttrSet(TOKEN, "cart", b"\x00\x01"), 1.0)
+        core.receive(sd.encode_frame(rid, sd.Done(1)), 1.1)
+        rid = core.start_request(sd.AttrRemove(TOKEN, "game"), 2.0)
+        core.receive(sd.encode_frame(rid, sd.Done(1)), 2.1)
+        self.assertEqual(core.attrs, {"cart": b"\x00\x01"})
+        # a refused change changes nothing
+        rid = core.start_request(sd.AttrSet(TOKEN, "x", b""), 3.0)
+        core.receive(EXAMPLES["general_failure_limit"][:6] + rid.to_bytes(4, "big")
+                     + EXAMPLES["general_failure_limit"][10:], 3.1)
+        self.assertEqual(core.attrs, {"cart": b"\x00\x01"})
+        # ATTR_GET of all replaces what was known (an administrator may have changed it)
+        rid = core.start_request(sd.AttrGet(TOKEN), 4.0)
+        core.receive(sd.encode_frame(rid, sd.Attrs(7, [sd.Attr("admin", b"1")])), 4.1)
+        self.assertEqual(core.attrs, {"admin": b"1"})
+        # another session's ATTRS is not this one's
+        core.receive(sd.encode_frame(0, sd.Attrs(8, [sd.Attr("z", b"")]), flags=2), 5.0)
+        self.assertEqual(core.attrs, {"admin": b"1"})
+        rid = core.start_request(sd.LogoutRequest(TOKEN), 6.0)
+        core.receive(sd.encode_frame(rid, sd.LogoutSuccess(7)), 6.1)
+        self.assertEqual(core.attrs, {}, "they end with the session")
 
 
 class FakeServer:
@@ -1054,6 +1126,54 @@ class MultiTest(LiveBase):
             a.audit_search(username="nobody-at-all")
         self.assertEqual(e.exception.code, sd.ErrorCode.NOT_FOUND)
         u.heartbeat()  # refusals are not fatal
+
+    def test_session_attributes_come_back_in_the_push_after_a_resume(self) -> None:
+        name = self.user("attr")
+        path = self.token_path()
+        c = self.connect(token_file=path)
+        c.login(name, PASSWORD)
+        self.assertEqual(c.get_attrs(), {})
+        c.set_attr("game", b"456")
+        c.set_attr("blob", b"\x00\xff\x00")
+        c.set_attr("game", b"457")
+        self.assertEqual(c.get_attrs("game"), {"game": b"457"})
+        self.assertEqual(c.get_attrs("nothing"), {})
+        self.assertFalse(c.remove_attr("nothing"))
+        self.assertEqual(c.attrs, {"game": b"457", "blob": b"\x00\xff\x00"})
+        # 4096 bytes of keys and values at most: game and blob hold 14, big 3971
+        c.set_attr("big", b"v" * sd.MAX_ATTR_VALUE)
+        with self.assertRaises(sd.ServerError) as e:
+            c.set_attr("pad", b"v" * 112)
+        self.assertEqual((e.exception.code, e.exception.fatal),
+                         (sd.ErrorCode.LIMIT_EXCEEDED, False))
+        self.assertTrue(c.remove_attr("big"))
+        sid = c.session.session_id  # type: ignore[union-attr]
+        c.disconnect()
+        # a new connection resumes the session: the push brings them, unasked
+        pushes: List[sd.Frame] = []
+        c2 = self.connect(token_file=path, on_push=pushes.append)
+        c2.resume_from_file()
+        f = self.push(c2, sd.Attrs)
+        self.assertEqual((f.is_push, f.request_id), (True, 0))
+        self.assertEqual(f.message, sd.Attrs(sid, [sd.Attr("blob", b"\x00\xff\x00"),
+                                                   sd.Attr("game", b"457")]))
+        self.assertEqual(c2.attrs, {"blob": b"\x00\xff\x00", "game": b"457"})
+        self.assertEqual([p.message for p in pushes], [f.message])
+        self.assertTrue(c2.remove_attr("game"))
+        self.assertEqual(c2.attrs, {"blob": b"\x00\xff\x00"})
+        # an administrator changes it; this connection is not told, but finds it
+        a = self.admin()
+        self.assertEqual(a.admin_set_attr(sid, "by", b"admin"), 1)
+        self.assertEqual(a.admin_set_attr(sid, "nothing", None), 0)
+        with self.assertRaises(sd.ServerError) as e:
+            c2.admin_set_attr(sid, "by", None)
+        self.assertEqual(e.exception.code, sd.ErrorCode.FORBIDDEN)
+        self.assertEqual(c2.get_attrs(), {"blob": b"\x00\xff\x00", "by": b"admin"})
+        self.assertEqual(c2.attrs, c2.get_attrs())
+        # they end with the session
+        c2.logout()
+        c2.login(name, PASSWORD)
+        self.assertEqual((c2.get_attrs(), c2.attrs), ({}, {}))
 
     def test_reconnect_and_resume_after_a_lost_connection(self) -> None:
         name = self.user()

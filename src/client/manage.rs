@@ -4,12 +4,13 @@
 //! `ClientError::Server` with their code.
 
 use super::{Client, ClientError};
-use crate::protocol::Secret;
 use crate::protocol::{
-    AdminListSessions, AdminSetPassword, AdminSetRole, AdminStats, AuditPage, AuditQuery,
-    AuditRecords, AuditSearch, ChangePassword, ListSessions, LogoutAll, LogoutScope, Message, Role,
-    SessionList, SessionTarget, Stats, Token, UserTarget,
+    AdminListSessions, AdminSetAttr, AdminSetPassword, AdminSetRole, AdminStats, AttrGet,
+    AttrRemove, AttrSet, AuditPage, AuditQuery, AuditRecords, AuditSearch, ChangePassword,
+    ListSessions, LogoutAll, LogoutScope, Message, Role, SessionList, SessionTarget, Stats, Token,
+    UserTarget,
 };
+use crate::protocol::{Secret, MAX_ATTR_KEY, MAX_ATTR_VALUE};
 
 /// What AUDIT_QUERY or AUDIT_SEARCH asks for (`Default`: your own events, or everyone's for an admin,
 /// oldest first, a full page).
@@ -203,6 +204,66 @@ impl Client {
         }))
     }
 
+    /// ATTR_SET: sets an attribute of this session (durable when it returns).
+    /// `LIMIT_EXCEEDED` past the bounds (protocol.md 5.39) comes back as
+    /// `ClientError::Server`.
+    pub fn set_attr(&mut self, key: &str, value: &[u8]) -> Result<(), ClientError> {
+        check_attr(key, value)?;
+        let token = self.current_token()?;
+        self.expect_done(Message::AttrSet(AttrSet {
+            token,
+            key: key.to_owned(),
+            value: value.to_vec(),
+        }))
+        .map(drop)
+    }
+
+    /// ATTR_REMOVE: removes an attribute of this session; whether it was set.
+    pub fn remove_attr(&mut self, key: &str) -> Result<bool, ClientError> {
+        check_attr(key, b"")?;
+        let token = self.current_token()?;
+        self.expect_done(Message::AttrRemove(AttrRemove {
+            token,
+            key: key.to_owned(),
+        }))
+        .map(|n| n > 0)
+    }
+
+    /// ATTR_GET: this session's attributes (`key` empty), or the one named.
+    pub fn get_attrs(&mut self, key: &str) -> Result<Vec<(String, Vec<u8>)>, ClientError> {
+        if key.len() > MAX_ATTR_KEY {
+            return Err(ClientError::Usage("an attribute key is at most 64 bytes"));
+        }
+        let token = self.current_token()?;
+        let reply = self.request(Message::AttrGet(AttrGet {
+            token,
+            key: key.to_owned(),
+        }))?;
+        match reply.message {
+            Message::Attrs(a) => Ok(a.attrs),
+            _ => Err(ClientError::Unexpected(Box::new(reply))),
+        }
+    }
+
+    /// ADMIN_SET_ATTR: sets (`Some`) or removes (`None`) an attribute of any session;
+    /// returns how many changed (0: a removal of a key that was not set).
+    pub fn admin_set_attr(
+        &mut self,
+        session_id: u64,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<u32, ClientError> {
+        check_attr(key, value.unwrap_or_default())?;
+        let token = self.current_token()?;
+        self.expect_done(Message::AdminSetAttr(AdminSetAttr {
+            token,
+            session_id,
+            key: key.to_owned(),
+            remove: value.is_none(),
+            value: value.map_or_else(Vec::new, <[u8]>::to_vec),
+        }))
+    }
+
     /// ADMIN_STATS.
     pub fn admin_stats(&mut self) -> Result<Stats, ClientError> {
         let token = self.current_token()?;
@@ -212,4 +273,18 @@ impl Client {
             _ => Err(ClientError::Unexpected(Box::new(reply))),
         }
     }
+}
+
+/// protocol.md 5.39: a key of 1..=64 bytes, a value of at most 3,968 (refused here, not cut
+/// by the encoder).
+fn check_attr(key: &str, value: &[u8]) -> Result<(), ClientError> {
+    if key.is_empty() || key.len() > MAX_ATTR_KEY {
+        return Err(ClientError::Usage("an attribute key is 1 to 64 bytes"));
+    }
+    if value.len() > MAX_ATTR_VALUE {
+        return Err(ClientError::Usage(
+            "an attribute value is at most 3,968 bytes",
+        ));
+    }
+    Ok(())
 }

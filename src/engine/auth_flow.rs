@@ -743,6 +743,9 @@ impl Engine {
             &Message::SessionValid(SessionValid { session }),
             now,
         );
+        // protocol.md 5.42: the attributes follow as a push (a client that does not know
+        // ATTRS ignores it, protocol.md 8).
+        self.push_attrs(id, sid, now);
     }
 
     fn session_invalid(&mut self, id: ConnId, rid: u32, reason: InvalidReason, now: Instant) {

@@ -304,6 +304,16 @@ pub enum Event {
         /// Logins that day so far.
         count: u32,
     },
+    /// A live session's attribute set (`value` Some) or removed (None); in a snapshot,
+    /// each attribute of each live session.
+    SessionAttr {
+        /// The session's public id.
+        id: u64,
+        /// The attribute's name.
+        key: String,
+        /// Its value; None: removed.
+        value: Option<Vec<u8>>,
+    },
 }
 
 /// A session that ended: enough to tell a later resume of its token why it fails.

@@ -82,6 +82,10 @@ fn token_of(m: &Message) -> Option<&Token> {
         Message::ChangePassword(r) => &r.token,
         Message::AuditQuery(r) => &r.token,
         Message::AuditSearch(r) => &r.query.token,
+        Message::AttrSet(r) => &r.token,
+        Message::AttrRemove(r) => &r.token,
+        Message::AttrGet(r) => &r.token,
+        Message::AdminSetAttr(r) => &r.token,
         Message::AdminListSessions(r) => &r.token,
         Message::AdminLogoutUser(r)
         | Message::AdminSuspendUser(r)
@@ -131,6 +135,10 @@ impl Engine {
             Message::AdminSetRole(r) => self.admin_set_role(id, rid, &caller, r, now),
             Message::AdminStats(_) => self.admin_stats(id, rid, now),
             Message::AdminSetPassword(r) => self.start_admin_set_password(id, rid, &caller, r, now),
+            Message::AttrSet(r) => self.attr_set(id, rid, &caller, r, now),
+            Message::AttrRemove(r) => self.attr_remove(id, rid, &caller, r, now),
+            Message::AttrGet(r) => self.attr_get(id, rid, &caller, r, now),
+            Message::AdminSetAttr(r) => self.admin_set_attr(id, rid, r, now),
             _ => {}
         }
     }
@@ -648,9 +656,31 @@ impl Engine {
             ("storage_backlog_events", self.undurable_events as u64),
             ("storage_refusals", s.storage_refusals),
             ("audit_records_held", self.audit_log.len() as u64),
+            ("idle_timeouts", s.idle_timeouts),
+            ("login_timeouts", s.login_timeouts),
+            ("takeovers", s.takeovers),
+            ("session_ends_logged_out", s.session_ends.logged_out),
+            ("session_ends_expired_idle", s.session_ends.expired_idle),
+            (
+                "session_ends_expired_absolute",
+                s.session_ends.expired_absolute,
+            ),
         ]
         .into_iter()
         .map(|(n, v)| (n.to_owned(), v))
+        // The same counts /metrics has by reason (protocol.md 5.34: names are lowercase).
+        .chain(
+            LoginFailureReason::ALL
+                .iter()
+                .zip(s.login_failures)
+                .map(|(r, n)| (format!("logins_failed_{}", r.name().to_lowercase()), n)),
+        )
+        .chain(
+            RevokeReason::ALL
+                .iter()
+                .zip(s.session_ends.revoked)
+                .map(|(r, n)| (format!("revocations_{}", r.name().to_lowercase()), n)),
+        )
         .collect();
         self.send(id, rid, Flags::NONE, &Message::Stats(Stats { values }), now);
     }

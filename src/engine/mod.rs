@@ -24,6 +24,7 @@
 //! `policy`, `busy` and `audit_log` the login policy, SERVER_BUSY's pacing and the audit
 //! window.
 
+mod attrs;
 mod audit_log;
 mod audit_queries;
 mod auth_flow;

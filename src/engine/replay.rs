@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use hashbrown::HashMap;
 
 use super::event::{Audit, EndKind, EndedSession, Event, StoredSession};
-use crate::session::{Digest, UserTable};
+use crate::session::{Attributes, Digest, UserTable};
 
 /// Durable state rebuilt from events: every user, the sessions that have not ended, and
 /// the ones that did (pruned by the caller to those still worth remembering).
@@ -28,6 +28,8 @@ pub struct State {
     pub streaks: HashMap<u64, (u32, u64)>,
     /// Successful logins per account on its latest UTC day: user id -> (day, count).
     pub daily: HashMap<u64, (u64, u32)>,
+    /// The attributes of the live sessions that hold some, by session id.
+    pub attrs: HashMap<u64, Attributes>,
 }
 
 /// Audit records a replay keeps in memory at most.
@@ -48,6 +50,7 @@ impl State {
             audit: VecDeque::new(),
             streaks: HashMap::new(),
             daily: HashMap::new(),
+            attrs: HashMap::new(),
         }
     }
 
@@ -69,6 +72,13 @@ impl State {
                 .map(|id| Event::NextUserId { id }),
         );
         out.extend(self.sessions.values().cloned().map(Event::SessionCreated));
+        for (&id, a) in &self.attrs {
+            out.extend(a.iter().map(|(k, v)| Event::SessionAttr {
+                id,
+                key: k.to_owned(),
+                value: Some(v.to_vec()),
+            }));
+        }
         out.extend(self.ended.values().map(|e| Event::Tombstone {
             id: 0,
             digest: e.digest,
@@ -208,7 +218,25 @@ impl State {
                     s.last_activity_ms = s.last_activity_ms.max(at_ms);
                 }
             }
+            Event::SessionAttr { id, key, value } => {
+                if self.sessions.contains_key(&id) {
+                    let a = self.attrs.entry(id).or_default();
+                    match value {
+                        // Within bounds when it was journaled: the bounds are constants.
+                        Some(v) => {
+                            let _ = a.set(&key, &v);
+                        }
+                        None => {
+                            a.remove(&key);
+                        }
+                    }
+                    if a.is_empty() {
+                        self.attrs.remove(&id);
+                    }
+                }
+            }
             Event::SessionEnded { id, kind, at_ms } => {
+                self.attrs.remove(&id);
                 if let Some(s) = self.sessions.remove(&id) {
                     self.ended.insert(
                         s.digest,

@@ -32,6 +32,13 @@ impl Engine {
         for (_, s) in state.sessions {
             self.restore_session(s, now);
         }
+        // Only those of sessions still live (one that expired while the server was down
+        // has just ended, and its attributes with it).
+        for (id, attrs) in state.attrs {
+            for (key, value) in attrs.iter() {
+                let _ = self.sessions.set_attr(id, key, value);
+            }
+        }
     }
 
     /// Audit records replayed at startup, oldest first (the newest `audit_window` stay).
@@ -126,6 +133,13 @@ impl Engine {
                 last_activity_ms: last,
                 expires_ms: s.expires_ms,
             }));
+            if let Some(attrs) = self.sessions.attrs(s.id) {
+                out.extend(attrs.iter().map(|(key, value)| Event::SessionAttr {
+                    id: s.id,
+                    key: key.to_owned(),
+                    value: Some(value.to_vec()),
+                }));
+            }
         }
         let remembered = self.sessions.ended_iter().filter(|t| t.2 > now_ms);
         for (digest, why, keep_until_ms) in remembered {

@@ -43,6 +43,9 @@ pub(super) fn needs_storage(before_login: bool, m: &Message) -> bool {
             | Message::AdminUnsuspendUser(_)
             | Message::AdminSetRole(_)
             | Message::AdminSetPassword(_)
+            | Message::AttrSet(_)
+            | Message::AttrRemove(_)
+            | Message::AdminSetAttr(_)
     )
 }
 

@@ -62,6 +62,9 @@ wire_enum! {
         /// The connection spoke the protocol in plain TCP to a port that speaks TLS: sent
         /// in plain TCP, FATAL (protocol.md 1, "TLS").
         TlsRequired = 0x0017 => "TLS_REQUIRED",
+        /// A request would take a session past a documented bound (its attributes: 64 of
+        /// them, 4,096 bytes of keys and values); nothing was changed. Never fatal.
+        LimitExceeded = 0x0018 => "LIMIT_EXCEEDED",
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod macros;
 
+mod attrs;
 mod audit;
 mod disconnect;
 mod error;
@@ -31,6 +32,10 @@ use bytes::{Buf, BufMut, BytesMut};
 use macros::messages;
 pub(crate) use macros::wire_enum;
 
+pub use attrs::{
+    AdminSetAttr, AttrGet, AttrRemove, AttrSet, Attrs, MAX_ATTRS, MAX_ATTR_BYTES, MAX_ATTR_KEY,
+    MAX_ATTR_VALUE,
+};
 pub use audit::{
     AuditActor, AuditEntry, AuditPage, AuditQuery, AuditRecord, AuditRecords, AuditSearch,
     MAX_DETAIL, MAX_RECORDS,
@@ -124,6 +129,14 @@ messages! {
     0x48 "AUDIT_SEARCH" AuditSearch(AuditSearch),
     /// 5.37, server: typed audit records.
     0x49 "AUDIT_RECORDS" AuditRecords(AuditRecords),
+    /// 5.39, client: set an attribute of this session.
+    0x4a "ATTR_SET" AttrSet(AttrSet),
+    /// 5.40, client: remove an attribute of this session.
+    0x4b "ATTR_REMOVE" AttrRemove(AttrRemove),
+    /// 5.41, client: this session's attributes, or one.
+    0x4c "ATTR_GET" AttrGet(AttrGet),
+    /// 5.42, server: a session's attributes (a reply, or a push after SESSION_VALID).
+    0x4d "ATTRS" Attrs(Attrs),
     /// 5.29, admin: every session, or one user's.
     0x50 "ADMIN_LIST_SESSIONS" AdminListSessions(AdminListSessions),
     /// 5.30, admin: end any session.
@@ -142,6 +155,8 @@ messages! {
     0x58 "STATS" Stats(Stats),
     /// 5.38, admin: set an account's password (its sessions end).
     0x59 "ADMIN_SET_PASSWORD" AdminSetPassword(AdminSetPassword),
+    /// 5.43, admin: set or remove an attribute of any session.
+    0x5a "ADMIN_SET_ATTR" AdminSetAttr(AdminSetAttr),
 }
 
 /// One frame: header fields plus the decoded message.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use slab::Slab;
 
+use super::attrs::{AttrLimit, Attributes};
 use super::clock::WallClock;
 use super::token::Digest;
 use super::tombstones::Tombstones;
@@ -185,6 +186,8 @@ pub struct SessionTable {
     by_user: HashTable<UserList>,
     tombs: Tombstones,
     devices: Labels,
+    /// The attributes of the sessions that hold some (none: no entry, no cost).
+    attrs: hashbrown::HashMap<u64, Attributes>,
 }
 
 impl SessionTable {
@@ -479,7 +482,39 @@ impl SessionTable {
         self.unlink(k);
         let s = self.slots.remove(k as usize).s;
         self.devices.release(s.device);
+        self.attrs.remove(&id);
         Some(s)
+    }
+
+    /// A live session's attributes (None: it holds none, or is not live).
+    pub fn attrs(&self, id: u64) -> Option<&Attributes> {
+        self.attrs.get(&id)
+    }
+
+    /// Sets an attribute of the live session `id` (false: no such session), or refuses
+    /// past a bound with nothing changed.
+    pub fn set_attr(&mut self, id: u64, key: &str, value: &[u8]) -> Result<bool, AttrLimit> {
+        if self.get(id).is_none() {
+            return Ok(false);
+        }
+        let mut a = self.attrs.remove(&id).unwrap_or_default();
+        let r = a.set(key, value);
+        if !a.is_empty() {
+            self.attrs.insert(id, a);
+        }
+        r.map(|()| true)
+    }
+
+    /// Removes an attribute of the live session `id`; whether it was there.
+    pub fn remove_attr(&mut self, id: u64, key: &str) -> bool {
+        let Some(a) = self.attrs.get_mut(&id) else {
+            return false;
+        };
+        let removed = a.remove(key);
+        if a.is_empty() {
+            self.attrs.remove(&id);
+        }
+        removed
     }
 
     /// Ends a live session: removes it and remembers why under its digest until

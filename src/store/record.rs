@@ -9,7 +9,8 @@ use bytes::BufMut;
 use crate::auth::PasswordRecord;
 use crate::engine::event::{Actor, Audit, AuditKind, EndKind, Event, StoredSession, MAX_DETAIL};
 use crate::protocol::{
-    put_str, Reader, Role, MAX_ADDRESS, MAX_DEVICE_FIELD, MAX_EMAIL, MAX_USERNAME,
+    put_str, Reader, Role, MAX_ADDRESS, MAX_ATTR_KEY, MAX_ATTR_VALUE, MAX_DEVICE_FIELD, MAX_EMAIL,
+    MAX_USERNAME,
 };
 use crate::session::{Digest, User};
 
@@ -33,6 +34,8 @@ mod kind {
     pub const USER_DELETED: u8 = 13;
     /// In snapshots written since accounts can be deleted, when there is one above.
     pub const NEXT_USER_ID: u8 = 14;
+    /// A session attribute set or removed (issue 20).
+    pub const SESSION_ATTR: u8 = 15;
 }
 
 /// A record whose payload does not parse.
@@ -81,6 +84,20 @@ pub fn encode(ev: &Event) -> (u8, Vec<u8>) {
         Event::NextUserId { id } => {
             b.put_u64(*id);
             kind::NEXT_USER_ID
+        }
+        Event::SessionAttr { id, key, value } => {
+            // `id u64, key str, present u8, value (u16 length, bytes)`
+            b.put_u64(*id);
+            put_str(&mut b, key, MAX_ATTR_KEY);
+            match value {
+                Some(v) => {
+                    b.put_u8(1);
+                    b.put_u16(v.len().min(MAX_ATTR_VALUE) as u16);
+                    b.put_slice(&v[..v.len().min(MAX_ATTR_VALUE)]);
+                }
+                None => b.put_u8(0),
+            }
+            kind::SESSION_ATTR
         }
         Event::LastLogin { user_id, at_ms } => {
             b.put_u64(*user_id);
@@ -169,6 +186,26 @@ pub fn decode(k: u8, payload: &[u8]) -> Result<Event, BadEvent> {
                 user_id: r.u64().ok()?,
             },
             kind::NEXT_USER_ID => Event::NextUserId { id: r.u64().ok()? },
+            kind::SESSION_ATTR => Event::SessionAttr {
+                id: r.u64().ok()?,
+                key: r.string(MAX_ATTR_KEY).ok()?.to_owned(),
+                value: match r.u8().ok()? {
+                    0 => None,
+                    1 => {
+                        let len = usize::from(r.u16().ok()?);
+                        if len > MAX_ATTR_VALUE {
+                            return None;
+                        }
+                        Some(
+                            (0..len)
+                                .map(|_| r.u8())
+                                .collect::<Result<Vec<u8>, _>>()
+                                .ok()?,
+                        )
+                    }
+                    _ => return None,
+                },
+            },
             kind::LAST_LOGIN => Event::LastLogin {
                 user_id: r.u64().ok()?,
                 at_ms: r.u64().ok()?,
@@ -352,6 +389,16 @@ mod tests {
             },
             Event::UserDeleted { user_id: 4 },
             Event::NextUserId { id: 9 },
+            Event::SessionAttr {
+                id: 7,
+                key: "game".into(),
+                value: Some(b"\x00456".to_vec()),
+            },
+            Event::SessionAttr {
+                id: 7,
+                key: "game".into(),
+                value: None,
+            },
             Event::Audit(
                 Audit::new(AuditKind::UserDeleted, 4, 0, "")
                     .tried("carol")

@@ -10,6 +10,7 @@ mod s4_durable;
 mod s4_sessions_per_account;
 mod s4_storage;
 mod s5_admin_set_password;
+mod s5_attrs;
 mod s5_audit;
 mod s5_connection_limits;
 mod s5_heartbeat;

@@ -43,6 +43,7 @@ fn registration_and_sessions_are_recorded_as_events() {
             Event::FailureStreak { .. } => "failure_streak",
             Event::DailyLogins { .. } => "daily_logins",
             Event::UserDeleted { .. } => "user_deleted",
+            Event::SessionAttr { .. } => "session_attr",
             Event::SnapshotBase { .. } | Event::Tombstone { .. } | Event::NextUserId { .. } => {
                 "snapshot only"
             }
