@@ -16,6 +16,10 @@
 //! set-attr SESSION_ID KEY VALUE      set an attribute of any session (VALUE as text;
 //!                                    its connection is not told)
 //! unset-attr SESSION_ID KEY          remove an attribute of any session
+//! set-app-role USER ROLE             give USER one of the server's application roles
+//!                                    (its `--role`s); empty or `-`: none
+//! set-profile USER KEY VALUE         set an attribute of USER's profile (VALUE as text)
+//! unset-profile USER KEY             remove an attribute of USER's profile
 //! stats                              the server's counters
 //! audit [--user U] [--kind NAME] [--limit N]
 //!                                    the newest N audit records (default 100), printed
@@ -70,7 +74,7 @@ use sessiond::client::{utc, AuditRequest, Client, ClientError, LoginOutcome, Res
 use sessiond::engine::event::AuditKind;
 use sessiond::protocol::{
     AuditActor, AuditRecord, Role, SessionEntry, MAX_ATTR_KEY, MAX_ATTR_VALUE, MAX_RECORDS,
-    MAX_USERNAME,
+    MAX_ROLE_NAME, MAX_USERNAME,
 };
 
 #[path = "shared/secrets.rs"]
@@ -190,7 +194,7 @@ enum Command {
         /// The attribute's name (1 to 64 bytes)
         #[arg(value_parser = attr_key)]
         key: String,
-        /// Its value, as text (at most 3,968 bytes)
+        /// Its value, as text (at most 3,904 bytes)
         #[arg(value_parser = attr_value)]
         value: String,
     },
@@ -199,6 +203,37 @@ enum Command {
         /// 16 hex digits as `sessions` prints them, or 0x..., or decimal
         #[arg(value_parser = session_id)]
         session_id: u64,
+        /// The attribute's name
+        #[arg(value_parser = attr_key)]
+        key: String,
+    },
+    /// Give USER one of the server's application roles (declared with its --role), or none
+    /// (its sessions learn it at their next login or resume)
+    SetAppRole {
+        /// The account
+        #[arg(value_parser = username)]
+        user: String,
+        /// The role; an empty string or `-`: none
+        #[arg(value_parser = app_role)]
+        role: String,
+    },
+    /// Set an attribute of USER's profile (sent to the user in USER_INFO)
+    SetProfile {
+        /// The account
+        #[arg(value_parser = username)]
+        user: String,
+        /// The attribute's name (1 to 64 bytes)
+        #[arg(value_parser = attr_key)]
+        key: String,
+        /// Its value, as text (at most 3,904 bytes)
+        #[arg(value_parser = attr_value)]
+        value: String,
+    },
+    /// Remove an attribute of USER's profile
+    UnsetProfile {
+        /// The account
+        #[arg(value_parser = username)]
+        user: String,
         /// The attribute's name
         #[arg(value_parser = attr_key)]
         key: String,
@@ -308,6 +343,16 @@ fn attr_value(v: &str) -> Result<String, String> {
         return Err(format!("a value is at most {MAX_ATTR_VALUE} bytes"));
     }
     Ok(v.to_owned())
+}
+
+/// `set-app-role`'s ROLE: `-` or empty for none; at most 32 bytes (whether the server
+/// declares it is the server's to say: INVALID_ARGUMENT, listing the roles it has).
+fn app_role(r: &str) -> Result<String, String> {
+    let r = if r == "-" { "" } else { r };
+    if r.len() > MAX_ROLE_NAME {
+        return Err(format!("a role is at most {MAX_ROLE_NAME} bytes"));
+    }
+    Ok(r.to_owned())
 }
 
 /// `--kind`: one of the names of [`AuditKind::ALL`], which the help lists.
@@ -540,6 +585,35 @@ fn execute(
             match c.admin_set_attr(*id, key, None)? {
                 0 => println!("{key} of session {id:016x} was not set (no change)"),
                 _ => println!("removed {key} of session {id:016x}"),
+            }
+            Ok(())
+        }
+        Command::SetAppRole { user: u, role } => {
+            let shown = if role.is_empty() {
+                "no application role"
+            } else {
+                role
+            };
+            match c.admin_set_app_role(u, role)? {
+                0 => println!("{u} already has {shown} (no change)"),
+                _ if role.is_empty() => println!("{u} now has no application role"),
+                _ => println!("{u} now has application role {role}"),
+            }
+            Ok(())
+        }
+        Command::SetProfile {
+            user: u,
+            key,
+            value,
+        } => {
+            c.admin_set_profile(u, key, Some(value.as_bytes()))?;
+            println!("set {key} of {u}'s profile ({} bytes)", value.len());
+            Ok(())
+        }
+        Command::UnsetProfile { user: u, key } => {
+            match c.admin_set_profile(u, key, None)? {
+                0 => println!("{key} of {u}'s profile was not set (no change)"),
+                _ => println!("removed {key} of {u}'s profile"),
             }
             Ok(())
         }

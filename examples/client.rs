@@ -11,6 +11,7 @@
 //! sessions                   revoke SESSION_ID                 heartbeat
 //! logout                     logout-all [others|all]           passwd [OLD NEW]
 //! set KEY VALUE              get [KEY]                         unset KEY
+//! profile [KEY]              profile-set KEY VALUE             profile-unset KEY
 //! help                       quit
 //! ```
 //!
@@ -22,6 +23,15 @@
 //! session: a resume (the next start, or after a lost connection) brings them back in the
 //! server's ATTRS push, shown as `session attributes: game=456` (script mode: a `push
 //! attrs session=... count=N key=value ...` line).
+//!
+//! **Profile and application role** (protocol.md 5.44 to 5.46): the account's own, kept by
+//! the server. `profile` shows them (PROFILE_GET; `profile KEY`: that attribute only) as
+//! `role: educator; profile: display_name=Alice A.`, `profile-set KEY VALUE` sets an
+//! attribute (the rest of the line, as text), `profile-unset KEY` removes one; the role is
+//! an administrator's to give (`examples/admin.rs set-app-role`). When the account has
+//! either, the server pushes them (USER_INFO) right after a login or a resume, shown the
+//! same way (script mode: a `push user_info user_id=N role=R count=N key=value ...` line,
+//! values written as `get` writes them, `role=` empty for none).
 //!
 //! A password that is not in the command (nor in `SESSIOND_PASSWORD`) is asked for, and
 //! read with echo off when stdin is a terminal (`stty -echo`); from a pipe it is one line,
@@ -72,7 +82,7 @@ use sessiond::client::{
     RegisterOutcome, ResumeOutcome,
 };
 use sessiond::protocol::{
-    Frame, LogoutScope, Message, SessionInfo, SessionList, MAX_ATTR_KEY, MAX_ATTR_VALUE,
+    Frame, LogoutScope, Message, SessionInfo, SessionList, UserInfo, MAX_ATTR_KEY, MAX_ATTR_VALUE,
 };
 use sessiond::tls::{client_config, Trust};
 
@@ -115,6 +125,15 @@ const HELP: &[(&str, &str)] = &[
     ),
     ("get [KEY]", "this session's attributes, or the one named"),
     ("unset KEY", "remove an attribute of this session"),
+    (
+        "profile [KEY]",
+        "your account's application role and profile, or one attribute of it",
+    ),
+    (
+        "profile-set KEY VALUE",
+        "set an attribute of your profile (VALUE: the rest of the line, as text)",
+    ),
+    ("profile-unset KEY", "remove an attribute of your profile"),
     ("resume", "resume the token file's session (script mode)"),
     (
         "wait MS",
@@ -520,6 +539,20 @@ impl App {
                         format!("{} was not set", shown_key(key))
                     }))
             }
+            ["profile", rest @ ..] if rest.len() <= 1 => self.profile(rest.first().copied()),
+            ["profile-set", key, _, ..] => self.profile_set(key, after_words(line, 2)),
+            ["profile-unset", key] => {
+                let key = attr_key(key)?;
+                let removed = self.connection()?.set_profile(key, None)?;
+                Ok(Done::default()
+                    .field("key", shown_key(key))
+                    .field("removed", u8::from(removed))
+                    .say(if removed {
+                        format!("removed {} from your profile", shown_key(key))
+                    } else {
+                        format!("{} was not in your profile", shown_key(key))
+                    }))
+            }
             ["passwd"] => {
                 let c = self.client.as_ref();
                 c.and_then(|c| c.session())
@@ -574,6 +607,37 @@ impl App {
             .say(format!("set {k}={v}")))
     }
 
+    fn profile(&mut self, key: Option<&str>) -> Result<Done, Failure> {
+        let wanted = key.map(attr_key).transpose()?;
+        let info = self.connection()?.get_profile(wanted.unwrap_or(""))?;
+        let mut d = Done::default()
+            .field("role", shown(info.app_role.as_bytes()))
+            .field("count", info.profile.len());
+        for (k, v) in &info.profile {
+            d = d.field(&shown_key(k), shown(v));
+        }
+        Ok(d.say(describe_user_info(&info)))
+    }
+
+    fn profile_set(&mut self, key: &str, value: &str) -> Result<Done, Failure> {
+        let key = attr_key(key)?;
+        if value.len() > MAX_ATTR_VALUE {
+            return Err(usage(format!(
+                "a value is at most {MAX_ATTR_VALUE} bytes (this one is {})",
+                value.len()
+            )));
+        }
+        let changed = self
+            .connection()?
+            .set_profile(key, Some(value.as_bytes()))?;
+        let (k, v) = (shown_key(key), shown(value.as_bytes()));
+        Ok(Done::default()
+            .field("key", &k)
+            .field("bytes", value.len())
+            .field("changed", u8::from(changed))
+            .say(format!("profile: set {k}={v}")))
+    }
+
     fn get_attrs(&mut self, key: Option<&str>) -> Result<Done, Failure> {
         let wanted = key.map(attr_key).transpose()?;
         let attrs = self.connection()?.get_attrs(wanted.unwrap_or(""))?;
@@ -608,6 +672,10 @@ impl App {
         match self.connection()?.login(user, &pw, CLIENT_NAME, os)? {
             LoginOutcome::Success(s) => {
                 self.had_session = true;
+                // Design: as after a resume (below), the USER_INFO push (protocol.md 5.46)
+                // follows LOGIN_SUCCESS at once when the account has a role or a profile;
+                // one heartbeat makes sure it is queued for `show_pushes`.
+                self.connection()?.heartbeat()?;
                 let saved = save_token(&self.args.token_file, &s.token);
                 let mut d = session_done(&s.session);
                 d = match saved {
@@ -651,8 +719,9 @@ impl App {
         match self.connection()?.resume(&token, CLIENT_NAME, os)? {
             ResumeOutcome::Valid(s) => {
                 self.had_session = true;
-                // Design: the ATTRS push (protocol.md 5.42) follows SESSION_VALID at once
-                // when the session holds attributes, and nothing says whether it will. A
+                // Design: the USER_INFO and ATTRS pushes (protocol.md 5.46, 5.42) follow
+                // SESSION_VALID at once when the account has a role or a profile and the
+                // session holds attributes, and nothing says whether they will. A
                 // reply to any later request comes after it, so one heartbeat makes sure
                 // it is queued for `show_pushes` rather than guessing with a wait.
                 self.connection()?.heartbeat()?;
@@ -835,7 +904,8 @@ impl App {
             match self.resume() {
                 Ok(d) => {
                     d.text.iter().for_each(|l| println!("{l}"));
-                    // the session's attributes, if it holds any (the ATTRS push)
+                    // the account's role and profile, the session's attributes, if any
+                    // (the USER_INFO and ATTRS pushes)
                     self.show_pushes(false);
                     return Ok(());
                 }
@@ -873,6 +943,8 @@ impl App {
             Some(user) => {
                 let d = self.login(&user, None)?;
                 d.text.iter().for_each(|l| println!("{l}"));
+                // the account's role and profile, if it has either (the USER_INFO push)
+                self.show_pushes(false);
             }
             None => println!("not logged in: use `login USER`"),
         }
@@ -1034,6 +1106,26 @@ fn print_push(f: &Frame, script: bool) {
                 format!("session attributes: {}", pairs.join(" ")),
             )
         }
+        Message::UserInfo(u) => {
+            let pairs: Vec<String> = u
+                .profile
+                .iter()
+                .map(|(k, v)| format!("{}={}", shown_key(k), shown(v)))
+                .collect();
+            (
+                "user_info",
+                format!(
+                    "user_id={} role={} count={} {}",
+                    u.user_id,
+                    shown(u.app_role.as_bytes()),
+                    u.profile.len(),
+                    pairs.join(" ")
+                )
+                .trim_end()
+                .to_owned(),
+                describe_user_info(u),
+            )
+        }
         Message::DisconnectAck(a) => (
             "disconnected",
             format!("reason={}", a.reason.name()),
@@ -1067,6 +1159,30 @@ fn session_done(s: &SessionInfo) -> Done {
             s.heartbeat_interval_ms,
             s.heartbeat_timeout_ms
         ))
+}
+
+/// `role: educator; profile: display_name=Alice A.`: for people, so text is shown as it
+/// is (only a value that is not plain text is written as `get` writes it).
+fn describe_user_info(u: &UserInfo) -> String {
+    let role = if u.app_role.is_empty() {
+        "none"
+    } else {
+        &u.app_role
+    };
+    let pairs: Vec<String> = u
+        .profile
+        .iter()
+        .map(|(k, v)| match std::str::from_utf8(v) {
+            Ok(t) if !t.chars().any(char::is_control) => format!("{k}={t}"),
+            _ => format!("{k}={}", shown(v)),
+        })
+        .collect();
+    let profile = if pairs.is_empty() {
+        "(empty)".to_owned()
+    } else {
+        pairs.join(", ")
+    };
+    format!("role: {role}; profile: {profile}")
 }
 
 /// 16 hex digits (as printed), `0x...`, or decimal.

@@ -341,6 +341,10 @@ struct ServerArgs {
         default_value_t = Registration(EngineConfig::default().registration_open)
     )]
     registration: Registration,
+    /// an application role an administrator may give accounts (repeatable; 1 to 32 of
+    /// a-z 0-9 _ -, not user or admin); carried to clients in USER_INFO
+    #[arg(long = "role", value_name = "NAME", value_parser = app_role)]
+    app_roles: Vec<String>,
     /// shortest password a new account may have (at most 1024)
     #[arg(
         long,
@@ -487,6 +491,7 @@ impl ServerArgs {
             max_connections: self.max_connections,
             max_connections_per_address: self.max_connections_per_address,
             shutdown_reconnect_after: self.shutdown_reconnect_after.0,
+            app_roles: self.app_roles,
             ..EngineConfig::default()
         };
         let server = ServerConfig {
@@ -639,6 +644,20 @@ impl ValueEnum for DuplicatePolicy {
                 PossibleValue::new("takeover").help("the old connection is closed (TAKEN_OVER)")
             }
         })
+    }
+}
+
+/// `--role NAME`: protocol.md 5.48's rule for an application role's name.
+fn app_role(name: &str) -> Result<String, String> {
+    let ok = (1..=crate::protocol::MAX_ROLE_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && !matches!(name, "user" | "admin");
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err("1 to 32 of a-z 0-9 _ -, other than user and admin".into())
     }
 }
 

@@ -1233,7 +1233,7 @@ fn attr_key<'a>(p: *const c_char) -> Result<&'a str, Fail> {
 /// ATTR_SET: sets attribute `key` of this session to the `len` bytes at `value` (any bytes,
 /// NUL included; `value` may be NULL when `len` is 0), replacing its value; durable when
 /// it returns. `SESSIOND_ERR_ARGUMENT` for a key that is not 1 to 64 bytes of UTF-8 or a
-/// value over 3,968 bytes; `SESSIOND_ERR_REFUSED` (`LIMIT_EXCEEDED` in
+/// value over 3,904 bytes; `SESSIOND_ERR_REFUSED` (`LIMIT_EXCEEDED` in
 /// `sessiond_last_error`) when the session would hold more than 64 attributes or 4,096
 /// bytes of keys and values (nothing changed).
 ///

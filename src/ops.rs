@@ -506,7 +506,11 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
                     vec![
                         u.id.to_string(),
                         u.username.clone(),
-                        u.role.name().to_owned(),
+                        // the application role beside the protocol's (protocol.md 5.48)
+                        match state.users.app_role(u.id) {
+                            Some(app) => format!("{}/{app}", u.role.name()),
+                            None => u.role.name().to_owned(),
+                        },
                         if u.suspended { "yes" } else { "no" }.to_owned(),
                         live.to_string(),
                         utc(u.created_ms),

@@ -2,7 +2,8 @@
 //! file and resumed by every run (one login for a series of commands, and no other
 //! session ended by them), the interactive client's session can be borrowed while that
 //! client is away but is refused (DUPLICATE_SESSION) while it is connected, and
-//! `audit --limit N` prints exactly the newest N records, oldest first, in typed columns.
+//! `audit --limit N` prints exactly the newest N records, oldest first, in typed columns;
+//! application roles and profiles set here reach the user's next login.
 #![allow(clippy::disallowed_methods)] // these tests run the examples in real time
 
 mod common;
@@ -561,4 +562,74 @@ fn set_attr_and_unset_attr_change_what_the_users_get_finds() {
     assert!(err.contains("a key is 1 to 64 bytes"), "{err}");
     let _ = std::fs::remove_file(&user_tok);
     let _ = std::fs::remove_file(&admin_tok);
+}
+
+/// `set-app-role`, `set-profile` and `unset-profile` against a server declaring one
+/// application role (`--role educator`): alice's next login brings both in the USER_INFO
+/// push; a role the server does not declare is refused (status 1, INVALID_ARGUMENT, the
+/// message listing the roles it has); `-` takes the role away.
+#[test]
+fn set_app_role_and_set_profile_reach_the_users_next_login() {
+    use sessiond::protocol::UserInfo;
+    example("admin");
+    let server = TestServer::start_with(|c| c.engine.app_roles = vec!["educator".into()]);
+    let addr = server.addr.to_string();
+    let tok = token_file("profile");
+    let run = |args: &[&str]| {
+        let o = admin(&addr, &tok, Some(BOB_PW), args);
+        let (out, err) = text(&o);
+        (o.status.code(), out.trim().to_owned(), err)
+    };
+    let (st, out, err) = run(&["set-app-role", "alice", "educator"]);
+    assert_eq!(st, Some(0), "{out}\n{err}");
+    assert_eq!(out, "alice now has application role educator");
+    let (_, out, _) = run(&["set-app-role", "alice", "educator"]);
+    assert_eq!(out, "alice already has educator (no change)");
+    let (st, out, err) = run(&["set-profile", "alice", "display_name", "Alice A."]);
+    assert_eq!(st, Some(0), "{out}\n{err}");
+    assert_eq!(out, "set display_name of alice's profile (8 bytes)");
+    let (_, out, _) = run(&["set-profile", "alice", "theme", "dark"]);
+    assert_eq!(out, "set theme of alice's profile (4 bytes)");
+    let (_, out, _) = run(&["unset-profile", "alice", "theme"]);
+    assert_eq!(out, "removed theme of alice's profile");
+    let (_, out, _) = run(&["unset-profile", "alice", "theme"]);
+    assert_eq!(out, "theme of alice's profile was not set (no change)");
+
+    // alice logs in: USER_INFO follows LOGIN_SUCCESS with the role and the profile
+    let (mut alice, ok) = server.alice();
+    let want = UserInfo {
+        user_id: ok.session.user_id,
+        app_role: "educator".into(),
+        profile: vec![("display_name".into(), b"Alice A.".to_vec())],
+    };
+    let push = alice.poll_push(Duration::from_secs(5)).unwrap();
+    match push.map(|f| f.message) {
+        Some(Message::UserInfo(u)) => assert_eq!(u, want),
+        other => panic!("expected USER_INFO, got {other:?}"),
+    }
+
+    // refusals: an undeclared role, an unknown account, a key the protocol does not take
+    let (st, _, err) = run(&["set-app-role", "alice", "finance"]);
+    assert_eq!(st, Some(1), "{err}");
+    assert!(
+        err.contains("INVALID_ARGUMENT") && err.contains("educator"),
+        "{err}"
+    );
+    let (st, _, err) = run(&["set-profile", "nobody", "k", "v"]);
+    assert_eq!(st, Some(1), "{err}");
+    assert!(err.contains("NOT_FOUND"), "{err}");
+    let long = "k".repeat(65);
+    let (st, _, err) = run(&["unset-profile", "alice", &long]);
+    assert_eq!(st, Some(2), "{err}");
+    assert!(err.contains("a key is 1 to 64 bytes"), "{err}");
+
+    // `-` is none: alice's PROFILE_GET no longer names a role
+    let (st, out, err) = run(&["set-app-role", "alice", "-"]);
+    assert_eq!(st, Some(0), "{out}\n{err}");
+    assert_eq!(out, "alice now has no application role");
+    let (_, out, _) = run(&["set-app-role", "alice", ""]);
+    assert_eq!(out, "alice already has no application role (no change)");
+    let info = alice.get_profile("").unwrap();
+    assert_eq!((info.app_role.as_str(), info.profile), ("", want.profile));
+    let _ = std::fs::remove_file(&tok);
 }

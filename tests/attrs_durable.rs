@@ -48,7 +48,7 @@ fn attributes_survive_kill_9_and_a_graceful_restart() {
     for bad in [
         c.set_attr(&"k".repeat(65), b""),
         c.set_attr("", b"x"),
-        c.set_attr("k", &[0; 3969]),
+        c.set_attr("k", &[0; 3905]),
     ] {
         assert!(
             matches!(bad, Err(sessiond::client::ClientError::Usage(_))),

@@ -268,6 +268,9 @@ fn interactive_mode_prompts_lists_the_commands_and_reads_the_password_from_a_pip
         "set",
         "get",
         "unset",
+        "profile",
+        "profile-set",
+        "profile-unset",
         "help",
         "quit",
     ] {
@@ -474,5 +477,91 @@ fn session_attributes_come_back_when_a_new_run_resumes_the_session() {
     );
     assert!(out.contains("> get game\ngame=457\n"), "{out}");
     assert!(out.contains("> unset game\nremoved game\n"), "{out}");
+    let _ = std::fs::remove_file(&tok);
+}
+
+/// The account's application role and profile: `profile-set`, `profile-unset` and
+/// `profile` in script mode; the USER_INFO push after a login and after a resume (`push
+/// user_info ...`, before the command's own line), and at the interactive client's start
+/// in plain words. The server declares the role (`--role educator`); an administrator
+/// gives it.
+#[test]
+fn the_profile_and_the_application_role_come_with_the_login() {
+    let server = TestServer::start_with(|c| c.engine.app_roles = vec!["educator".into()]);
+    let addr = server.addr.to_string();
+    let tok = token_file("profile");
+    // neither yet: no push, and an empty profile
+    let o = script(
+        &addr,
+        &tok,
+        "login alice; profile; profile-set display_name  Alice A. ; profile-set theme dark; \
+         profile-unset theme; profile-unset theme; profile; profile nothing",
+    );
+    let l = lines(&o);
+    assert_eq!(o.status.code(), Some(0), "{l:?}");
+    assert!(l[0].starts_with("ok login user=alice"), "{l:?}");
+    assert_eq!(
+        l[1..],
+        [
+            "ok profile role= count=0",
+            "ok profile-set key=display_name bytes=8 changed=1",
+            "ok profile-set key=theme bytes=4 changed=1",
+            "ok profile-unset key=theme removed=1",
+            "ok profile-unset key=theme removed=0",
+            "ok profile role= count=1 display_name=\"Alice A.\"",
+            "ok profile role= count=0",
+        ]
+    );
+    let (mut bob, _) = server.bob();
+    assert_eq!(bob.admin_set_app_role("alice", "educator").unwrap(), 1);
+
+    // a new run: the resume brings both, pushed, before its own line
+    let push = "push user_info user_id=1 role=educator count=1 display_name=\"Alice A.\"";
+    let o = script(&addr, &tok, "resume; profile");
+    let l = lines(&o);
+    assert_eq!(o.status.code(), Some(0), "{l:?}");
+    assert_eq!(l[0], push);
+    assert!(l[1].starts_with("ok resume user=alice"), "{l:?}");
+    assert_eq!(
+        l[2],
+        "ok profile role=educator count=1 display_name=\"Alice A.\""
+    );
+    // and so does a login
+    let o = script(&addr, &tok, "login alice");
+    let l = lines(&o);
+    assert_eq!(o.status.code(), Some(0), "{l:?}");
+    assert_eq!(l[0], push);
+    assert!(l[1].starts_with("ok login user=alice"), "{l:?}");
+    // usage errors, checked before anything is sent
+    let o = script(&addr, &tok, "resume; profile-set theme");
+    assert_eq!(o.status.code(), Some(2), "{:?}", lines(&o));
+    assert!(lines(&o)
+        .iter()
+        .any(|x| x == "error profile-set usage USAGE usage: profile-set KEY VALUE"));
+
+    // the interactive client, in plain words: at its start, and for `profile`
+    let o = run_bounded(
+        Command::new(example())
+            .args(["--addr", &addr, "--token-file"])
+            .arg(&tok),
+        "profile\nprofile-unset display_name\nprofile\nquit\n",
+        Duration::from_secs(20),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let shown = "role: educator; profile: display_name=Alice A.\n";
+    assert!(
+        out.contains(&format!("resumed the stored session\n{shown}")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("> profile\n{shown}")), "{out}");
+    assert!(
+        out.contains("> profile-unset display_name\nremoved display_name from your profile\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("> profile\nrole: educator; profile: (empty)\n"),
+        "{out}"
+    );
     let _ = std::fs::remove_file(&tok);
 }

@@ -22,6 +22,7 @@ use sessiond::protocol::{
     AuditRecords, AuditSearch, ChangePassword, Done, ListSessions, LogoutAll, LogoutScope,
     NewLogin, ServerShutdown, SessionEntry, SessionList, SessionTarget, Stats, UserTarget,
 };
+use sessiond::protocol::{AdminSetAppRole, AdminSetProfile, ProfileGet, ProfileSet, UserInfo};
 
 fn token() -> Token {
     Token(core::array::from_fn(|i| i as u8))
@@ -539,6 +540,63 @@ fn expected() -> BTreeMap<&'static str, Frame> {
         ),
     );
     m.insert(
+        "profile_set",
+        Frame::reply(
+            1,
+            Message::ProfileSet(ProfileSet {
+                token: token(),
+                key: "display_name".into(),
+                remove: false,
+                value: "Alice A.".into(),
+            }),
+        ),
+    );
+    m.insert(
+        "profile_get",
+        Frame::reply(
+            1,
+            Message::ProfileGet(ProfileGet {
+                token: token(),
+                key: String::new(),
+            }),
+        ),
+    );
+    m.insert(
+        "user_info_push",
+        Frame::push(
+            Message::UserInfo(UserInfo {
+                user_id: 2,
+                app_role: "educator".into(),
+                profile: vec![("display_name".into(), "Alice A.".into())],
+            }),
+            false,
+        ),
+    );
+    m.insert(
+        "admin_set_profile",
+        Frame::reply(
+            1,
+            Message::AdminSetProfile(AdminSetProfile {
+                token: token(),
+                username: "alice".into(),
+                key: "display_name".into(),
+                remove: false,
+                value: "Alice A.".into(),
+            }),
+        ),
+    );
+    m.insert(
+        "admin_set_app_role",
+        Frame::reply(
+            1,
+            Message::AdminSetAppRole(AdminSetAppRole {
+                token: token(),
+                username: "alice".into(),
+                role: "educator".into(),
+            }),
+        ),
+    );
+    m.insert(
         "admin_list_sessions",
         Frame::reply(
             1,
@@ -681,7 +739,7 @@ fn every_opcode_in_the_spec_table_is_known_to_the_codec() {
         assert_eq!(op.name(), name, "opcode 0x{code:02x}");
         seen += 1;
     }
-    assert_eq!(seen, 45, "opcodes found in the table");
+    assert_eq!(seen, 50, "opcodes found in the table");
     assert_eq!(
         seen,
         Opcode::ALL.len(),

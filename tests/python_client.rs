@@ -4,7 +4,7 @@
 //! addresses in the environment, and fails, printing the Python output, when it fails.
 //!
 //! The servers: default policies with quick heartbeats (`SESSIOND_*`); no session limit
-//! (`SESSIOND_MULTI_*`); TLS with registration closed (`SESSIOND_TLS_*`, with the CA that
+//! and one application role, `educator` (`SESSIOND_MULTI_*`); TLS with registration closed (`SESSIOND_TLS_*`, with the CA that
 //! signed its certificate and another one); sessions that last 1 s, which the Python test
 //! stops with SIGTERM to see SERVER_SHUTDOWN (`SESSIOND_SHORT_*`).
 //!
@@ -149,7 +149,10 @@ fn the_python_client_passes_its_tests_against_live_servers() {
             "1500ms",
         ],
     );
-    let multi = Server::start("py-multi", &["--max-sessions-per-user", "0"]);
+    let multi = Server::start(
+        "py-multi",
+        &["--max-sessions-per-user", "0", "--role", "educator"],
+    );
     let pki = TestPki::new("a");
     let other_ca = TestPki::new("b");
     let (cert, key) = (pki.path("cert.pem"), pki.path("key.pem"));

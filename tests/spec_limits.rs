@@ -56,6 +56,19 @@ fn every_request_at_its_longest_fits_the_smallest_frame_limit() {
             remove: false,
             value: vec![0xff; sessiond::protocol::MAX_ATTR_VALUE],
         }),
+        Message::AdminSetProfile(sessiond::protocol::AdminSetProfile {
+            token: token.clone(),
+            username: text(MAX_USERNAME),
+            key: text(sessiond::protocol::MAX_ATTR_KEY),
+            remove: false,
+            value: vec![0xff; sessiond::protocol::MAX_ATTR_VALUE],
+        }),
+        Message::ProfileSet(sessiond::protocol::ProfileSet {
+            token: token.clone(),
+            key: text(sessiond::protocol::MAX_ATTR_KEY),
+            remove: false,
+            value: vec![0xff; sessiond::protocol::MAX_ATTR_VALUE],
+        }),
         Message::AuditSearch(AuditSearch {
             query: AuditQuery {
                 token,
@@ -77,8 +90,9 @@ fn every_request_at_its_longest_fits_the_smallest_frame_limit() {
         let decoded = sessiond::protocol::decode(&mut bytes.as_slice().into(), limits);
         assert!(matches!(decoded, Ok(Some(_))), "{decoded:?}");
     }
-    // the spec names the largest: ADMIN_SET_ATTR with a 64-byte key, a 3,968-byte value
-    assert_eq!(largest, 4091);
+    // the spec names the largest: ADMIN_SET_PROFILE with a 64-byte name and key and a
+    // 3,904-byte value
+    assert_eq!(largest, 4085);
 }
 
 #[test]

@@ -116,7 +116,7 @@ extern "C" {
 #define SESSIOND_DETAIL    257 /* sessiond_event.detail: 256 bytes of UTF-8 and a NUL */
 #define SESSIOND_TOKEN_SIZE 65 /* sessiond_token's buffer: 64 hex digits and a NUL */
 #define SESSIOND_ATTR_KEY_MAX   64   /* an attribute key: 1 to 64 bytes of UTF-8 */
-#define SESSIOND_ATTR_VALUE_MAX 3968 /* an attribute value: 0 to 3968 bytes of anything */
+#define SESSIOND_ATTR_VALUE_MAX 3904 /* an attribute value: 0 to 3904 bytes of anything */
 
 typedef struct sessiond_client sessiond_client; /* opaque */
 

@@ -66,6 +66,7 @@ __all__ = [
     "StateError",
     "Token",
     "TokenFile",
+    "UserInfo",
     "decode_frame",
     "encode_frame",
 ]
@@ -94,9 +95,12 @@ MAX_DETAIL = 256  # an audit entry's detail, a record's note (5.28, 5.37)
 MAX_RECORDS = 50  # records in one AUDIT_RECORDS (5.37)
 # Session attributes (5.39): a key, a value, and what one session holds.
 MAX_ATTR_KEY = 64
-MAX_ATTR_VALUE = 3968
+MAX_ATTR_VALUE = 3904
 MAX_ATTRS = 64
 MAX_ATTR_BYTES = 4096  # keys and values together
+# Profiles and application roles (5.44 to 5.48): a profile has the bounds of a session's
+# attributes; an application role's name is 0..=32 bytes (empty: none).
+MAX_ROLE_NAME = 32
 # protocol.md 2, "Frame size": "no frame the server sends is larger than 65,536 bytes; a
 # client MUST accept frames up to 65,536 bytes" (header included). Anything larger is
 # refused before its payload is buffered, as the server does with its own limit.
@@ -134,6 +138,7 @@ class Opcode(enum.IntEnum):
     SESSION_EXPIRED = 0x31
     NEW_LOGIN = 0x32
     SERVER_SHUTDOWN = 0x33
+    USER_INFO = 0x34
     LIST_SESSIONS = 0x40
     SESSION_LIST = 0x41
     REVOKE_SESSION = 0x42
@@ -148,6 +153,8 @@ class Opcode(enum.IntEnum):
     ATTR_REMOVE = 0x4B
     ATTR_GET = 0x4C
     ATTRS = 0x4D
+    PROFILE_SET = 0x4E
+    PROFILE_GET = 0x4F
     ADMIN_LIST_SESSIONS = 0x50
     ADMIN_REVOKE_SESSION = 0x52
     ADMIN_LOGOUT_USER = 0x53
@@ -158,6 +165,8 @@ class Opcode(enum.IntEnum):
     STATS = 0x58
     ADMIN_SET_PASSWORD = 0x59
     ADMIN_SET_ATTR = 0x5A
+    ADMIN_SET_PROFILE = 0x5B
+    ADMIN_SET_APP_ROLE = 0x5C
 
 
 class Flag(enum.IntFlag):
@@ -613,7 +622,8 @@ class _Bytes(_Codec):
 
 
 class _Bool(_Codec):
-    """A u8 that is 0 or 1; other values are MALFORMED_FRAME (5.43's ``remove``)."""
+    """A u8 that is 0 or 1; other values are MALFORMED_FRAME (5.43's and 5.44's
+    ``remove``)."""
 
     def put(self, out: bytearray, value: object, name: str) -> None:
         if not isinstance(value, bool):
@@ -1234,6 +1244,83 @@ class AdminSetAttr(Message):
     value: bytes = _w(_Bytes(MAX_ATTR_VALUE), default=b"")
 
 
+class _RemoveOrSet(Message):
+    """A ``remove`` flag and a ``value`` (PROFILE_SET, ADMIN_SET_PROFILE): protocol.md 5.44,
+    "`1`: remove it (`value` MUST then be empty)", checked both ways like the server."""
+
+    remove: bool
+    value: bytes
+
+    def encode_payload(self) -> bytes:
+        if self.remove and self.value:
+            raise ValueError("value: must be empty when removing")
+        return super().encode_payload()
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> Message:
+        m = super().decode_payload(payload)
+        assert isinstance(m, _RemoveOrSet)
+        if m.remove and m.value:
+            raise DecodeError(ErrorCode.MALFORMED_FRAME, "a removal that carries a value")
+        return m
+
+
+@_message(Opcode.PROFILE_SET, from_server=False)
+@dataclass
+class ProfileSet(_RemoveOrSet):
+    """PROFILE_SET (5.44): an attribute of the caller's own account's profile; ``remove``
+    False sets ``key`` to ``value``, True removes it."""
+
+    token: Token = _w(TOKEN)
+    key: str = _w(_Str(1, MAX_ATTR_KEY))
+    remove: bool = _w(_Bool(), default=False)
+    value: bytes = _w(_Bytes(MAX_ATTR_VALUE), default=b"")
+
+
+@_message(Opcode.PROFILE_GET, from_server=False)
+@dataclass
+class ProfileGet(Message):
+    token: Token = _w(TOKEN)
+    key: str = _w(_Str(0, MAX_ATTR_KEY), default="")  # empty: the whole profile
+
+
+@_message(Opcode.USER_INFO, from_server=True)
+@dataclass
+class UserInfo(Message):
+    """USER_INFO (5.46): an account's application role ("" for none) and profile, sorted
+    by key; the reply to PROFILE_GET, or a push right after LOGIN_SUCCESS and
+    SESSION_VALID when the account has either."""
+
+    user_id: int = _w(U64)
+    app_role: str = _w(_Str(0, MAX_ROLE_NAME))
+    profile: List[Attr] = _w(_List(_Struct(Attr), most=MAX_ATTRS))
+
+    def as_dict(self) -> Dict[str, bytes]:
+        return {a.key: a.value for a in self.profile}
+
+
+@_message(Opcode.ADMIN_SET_PROFILE, from_server=False)
+@dataclass
+class AdminSetProfile(_RemoveOrSet):
+    """ADMIN_SET_PROFILE (5.47): PROFILE_SET for any account, by name."""
+
+    token: Token = _w(TOKEN)
+    username: str = _w(_Str(1, MAX_USERNAME))
+    key: str = _w(_Str(1, MAX_ATTR_KEY))
+    remove: bool = _w(_Bool(), default=False)
+    value: bytes = _w(_Bytes(MAX_ATTR_VALUE), default=b"")
+
+
+@_message(Opcode.ADMIN_SET_APP_ROLE, from_server=False)
+@dataclass
+class AdminSetAppRole(Message):
+    """ADMIN_SET_APP_ROLE (5.48): one of the server's application roles, or "" for none."""
+
+    token: Token = _w(TOKEN)
+    username: str = _w(_Str(1, MAX_USERNAME))
+    role: str = _w(_Str(0, MAX_ROLE_NAME), default="")
+
+
 @_message(Opcode.ADMIN_STATS, from_server=False)
 @dataclass
 class AdminStats(Message):
@@ -1439,6 +1526,10 @@ class ClientCore:
         # The session's attributes as last heard: the ATTRS push after a resume, ATTRS
         # replies, and the changes this connection made (an administrator's are not told).
         self.attrs: Dict[str, bytes] = {}
+        # The account's application role and profile as last heard (protocol.md 5.46): the
+        # USER_INFO push after LOGIN_SUCCESS or SESSION_VALID (none: the account has neither
+        # a role nor a profile), USER_INFO replies, and this connection's own changes.
+        self.user_info: Optional[UserInfo] = None
         self._decoder = FrameDecoder(max_frame)
         self._out = bytearray()
         self._events: Deque[Event] = deque()
@@ -1570,6 +1661,9 @@ class ClientCore:
         # protocol.md 5.39: a new login starts with none; a resumed session's come in the
         # ATTRS push that follows SESSION_VALID (none if it holds none).
         self.attrs = {}
+        # 5.46: the USER_INFO push follows LOGIN_SUCCESS and SESSION_VALID, so it is read
+        # after this; an account with neither a role nor a profile gets none.
+        self.user_info = None
         self._hb_interval = max(session.heartbeat_interval_ms, 1) / 1000.0
         self._hb_timeout = max(session.heartbeat_timeout_ms, 1) / 1000.0
         self._hb_next = now + self._hb_interval
@@ -1578,6 +1672,7 @@ class ClientCore:
         self.token = None
         self.session = None
         self.attrs = {}
+        self.user_info = None
         self._hb_next = None
 
     def _handle_frame(self, frame: Frame, now: float) -> None:
@@ -1589,6 +1684,8 @@ class ClientCore:
             else:
                 if isinstance(m, Attrs) and self._is_ours(m.session_id):
                     self.attrs = m.as_dict()
+                if isinstance(m, UserInfo) and self._is_our_account(m.user_id):
+                    self.user_info = m
                 self._events.append(Push(frame))
         else:
             sent = self._pending.pop(frame.request_id, None)
@@ -1625,6 +1722,8 @@ class ClientCore:
                 self.state = State.ACTIVE  # refused (e.g. STORAGE_UNAVAILABLE): still in
         if isinstance(m, (Done, Attrs)):
             self._note_attrs(req, m)
+        if isinstance(m, (Done, UserInfo)):
+            self._note_user_info(req, m)
         if isinstance(req, Heartbeat) and isinstance(m, HeartbeatAck):
             self.heartbeats_acked += 1
             self.last_server_time = m.server_time
@@ -1636,6 +1735,49 @@ class ClientCore:
 
     def _is_ours(self, session_id: int) -> bool:
         return self.session is not None and self.session.session_id == session_id
+
+    def _is_our_account(self, user_id: int) -> bool:
+        return self.session is not None and self.session.user_id == user_id
+
+    def _note_user_info(self, req: Message, m: Message) -> None:
+        """Keeps ``user_info`` up to date with an answered profile or role request."""
+        if self.session is None:
+            return
+        me = self.session
+        if isinstance(req, ProfileGet) and isinstance(m, UserInfo):
+            if not self._is_our_account(m.user_id):
+                return
+            if req.key == "" or self.user_info is None:
+                self.user_info = m
+                return
+            profile = self.user_info.as_dict()
+            got = m.as_dict()
+            if req.key in got:
+                profile[req.key] = got[req.key]
+            else:
+                profile.pop(req.key, None)
+            self._set_user_info(m.app_role, profile)
+            return
+        if not isinstance(m, Done):
+            return
+        old = self.user_info or UserInfo(me.user_id, "", [])
+        if isinstance(req, ProfileSet) or (isinstance(req, AdminSetProfile)
+                                           and req.username == me.username):
+            profile = old.as_dict()
+            if req.remove:
+                profile.pop(req.key, None)
+            else:
+                profile[req.key] = req.value
+            self._set_user_info(old.app_role, profile)
+        elif isinstance(req, AdminSetAppRole) and req.username == me.username:
+            self._set_user_info(req.role, old.as_dict())
+
+    def _set_user_info(self, app_role: str, profile: Dict[str, bytes]) -> None:
+        assert self.session is not None
+        # Sorted by key, bytewise, as the server sends it (5.46).
+        keys = sorted(profile, key=lambda k: k.encode("utf-8"))
+        self.user_info = UserInfo(self.session.user_id, app_role,
+                                  [Attr(k, profile[k]) for k in keys])
 
     def _note_attrs(self, req: Message, m: Message) -> None:
         """Keeps ``attrs`` up to date with an answered attribute request."""
@@ -1685,6 +1827,21 @@ def describe(frame: Frame) -> str:
     if isinstance(m, UnknownMessage):
         return f"opcode 0x{m.opcode:02x}"
     return str(m.OPCODE.name)
+
+
+def describe_user_info(m: UserInfo) -> str:
+    """``role: educator; profile: display_name=Alice A.`` (values shown as text when they
+    are UTF-8, as a bytes repr otherwise)."""
+
+    def shown(v: bytes) -> str:
+        try:
+            return v.decode("utf-8")
+        except UnicodeDecodeError:
+            return repr(v)
+
+    role = m.app_role or "(none)"
+    profile = ", ".join(f"{a.key}={shown(a.value)}" for a in m.profile) or "(empty)"
+    return f"role: {role}; profile: {profile}"
 
 
 def describe_record(r: AuditRecord) -> str:
@@ -1879,6 +2036,18 @@ class Client:
             return dict(self._core.attrs)
 
     @property
+    def user_info(self) -> Optional[UserInfo]:
+        """The account's application role and profile as this connection last heard them:
+        the USER_INFO push that follows LOGIN_SUCCESS and SESSION_VALID (it comes before
+        the reply to any later request; ``wait_push(UserInfo, ...)`` waits for it), then
+        kept up to date by ``set_profile``, ``remove_profile``, ``get_profile`` and this
+        connection's own administrative changes to its account. None while logged out, and
+        when the account has neither a role nor a profile (the server sends no push then).
+        Another connection's change is not told: ``get_profile`` asks."""
+        with self._lock:
+            return self._core.user_info
+
+    @property
     def heartbeats_acked(self) -> int:
         with self._lock:
             return self._core.heartbeats_acked
@@ -2054,7 +2223,7 @@ class Client:
     # ---- session attributes (protocol.md 5.39 to 5.43) ----
 
     def set_attr(self, key: str, value: bytes, *, timeout: Optional[float] = None) -> None:
-        """ATTR_SET: sets ``key`` (1 to 64 bytes of UTF-8) to ``value`` (up to 3968 bytes
+        """ATTR_SET: sets ``key`` (1 to 64 bytes of UTF-8) to ``value`` (up to 3904 bytes
         of anything), durable when it returns. ServerError LIMIT_EXCEEDED when the session
         would hold more than 64 attributes or 4096 bytes of keys and values."""
         self._done(AttrSet(self._token(), key, bytes(value)), timeout)
@@ -2079,6 +2248,43 @@ class Client:
         m = AdminSetAttr(self._token(), session_id, key, value is None,
                          b"" if value is None else bytes(value))
         return self._done(m, timeout)
+
+    # ---- profiles and application roles (protocol.md 5.44 to 5.48) ----
+
+    def set_profile(self, key: str, value: bytes, *, timeout: Optional[float] = None) -> bool:
+        """PROFILE_SET: sets ``key`` (1 to 64 bytes of UTF-8) of the caller's own profile to
+        ``value`` (up to 3904 bytes of anything), durable when it returns; whether anything
+        changed. ServerError LIMIT_EXCEEDED past 64 attributes or 4096 bytes."""
+        return self._done(ProfileSet(self._token(), key, False, bytes(value)), timeout) > 0
+
+    def remove_profile(self, key: str, *, timeout: Optional[float] = None) -> bool:
+        """PROFILE_SET with ``remove``; whether ``key`` was set."""
+        return self._done(ProfileSet(self._token(), key, True, b""), timeout) > 0
+
+    def get_profile(self, key: str = "", *, timeout: Optional[float] = None) -> UserInfo:
+        """PROFILE_GET: the caller's application role and whole profile (``key`` empty), or
+        only the attribute named (none when it is not set)."""
+        f = self._request(ProfileGet(self._token(), key), timeout)
+        if isinstance(f.message, UserInfo):
+            return f.message
+        raise self._unexpected(f)
+
+    def admin_set_profile(self, username: str, key: str, value: Optional[bytes], *,
+                          timeout: Optional[float] = None) -> int:
+        """ADMIN_SET_PROFILE: sets (``value`` bytes) or removes (None) an attribute of any
+        account's profile; how many changed. ServerError NOT_FOUND, FORBIDDEN or
+        LIMIT_EXCEEDED. Sessions of that account are not told."""
+        m = AdminSetProfile(self._token(), username, key, value is None,
+                            b"" if value is None else bytes(value))
+        return self._done(m, timeout)
+
+    def admin_set_app_role(self, username: str, role: str, *,
+                           timeout: Optional[float] = None) -> int:
+        """ADMIN_SET_APP_ROLE: gives the account one of the server's application roles
+        (``--role``), or none (""); 1 if it changed, 0 if it already had it. ServerError
+        INVALID_ARGUMENT for a role the server does not declare, NOT_FOUND, FORBIDDEN.
+        Open sessions are not told; their next login or resume gets it in USER_INFO."""
+        return self._done(AdminSetAppRole(self._token(), username, role), timeout)
 
     # ---- administration (protocol.md 5.29 to 5.34) ----
 
@@ -2429,6 +2635,8 @@ def _print_push(frame: Frame) -> None:
     elif isinstance(m, Attrs):
         shown = " ".join(f"{a.key}={a.value!r}" for a in m.attrs)
         print(f"! session attributes: {shown}", flush=True)
+    elif isinstance(m, UserInfo):
+        print(f"! {describe_user_info(m)}", flush=True)
     elif isinstance(m, ServerShutdown):
         print(f"! server shutting down: {m.message} (reconnect after "
               f"{m.reconnect_after_ms} ms)", flush=True)

@@ -11,7 +11,7 @@ Three depths, like the server's own tests:
 
   SESSIOND_ADDR, SESSIOND_ADMIN_PASSWORD      default policies (one session per account),
                                               heartbeat 250 ms / timeout 1500 ms
-  SESSIOND_MULTI_ADDR, ..._MULTI_ADMIN_PASSWORD  --max-sessions-per-user 0
+  SESSIOND_MULTI_ADDR, ..._MULTI_ADMIN_PASSWORD  --max-sessions-per-user 0, --role educator
   SESSIOND_TLS_ADDR, ..._TLS_ADMIN_PASSWORD,  TLS (--tls-cert/--tls-key), registration
   SESSIOND_TLS_CA, SESSIOND_TLS_OTHER_CA      closed; the CA that signed it, and another
   SESSIOND_SHORT_ADDR, ..._SHORT_ADMIN_PASSWORD, --session-lifetime 1s; the test stops it
@@ -145,6 +145,13 @@ class CodecTest(unittest.TestCase):
             "attr_get": (1, 0, sd.AttrGet(TOKEN, "")),
             "attrs_push": (0, 2, sd.Attrs(7, [sd.Attr("game", b"456")])),
             "admin_set_attr": (1, 0, sd.AdminSetAttr(TOKEN, 7, "game", False, b"457")),
+            "profile_set": (1, 0, sd.ProfileSet(TOKEN, "display_name", False, b"Alice A.")),
+            "profile_get": (1, 0, sd.ProfileGet(TOKEN, "")),
+            "user_info_push": (0, 2, sd.UserInfo(2, "educator",
+                                                 [sd.Attr("display_name", b"Alice A.")])),
+            "admin_set_profile": (1, 0, sd.AdminSetProfile(TOKEN, "alice", "display_name",
+                                                           False, b"Alice A.")),
+            "admin_set_app_role": (1, 0, sd.AdminSetAppRole(TOKEN, "alice", "educator")),
             "stats": (1, 0, sd.Stats([sd.StatCounter("connections", 12),
                                       sd.StatCounter("sessions_live", 40)])),
             "audit_query": (1, 0, sd.AuditQuery(TOKEN, "", 0, T0, 0, 0, 50)),
@@ -352,12 +359,55 @@ class CodecTest(unittest.TestCase):
         with self.assertRaises(sd.DecodeError) as e:
             sd.decode_frame(bytes(data))
         self.assertEqual(e.exception.code, sd.ErrorCode.MALFORMED_FRAME)
-        payload = (7).to_bytes(8, "big") + b"\x00\x01\x00\x01k" + (3969).to_bytes(2, "big")
-        head = struct.pack(">HBBHII", sd.MAGIC, 1, sd.Opcode.ATTRS, 0, 1,
-                           len(payload) + 3969)
+        over = sd.MAX_ATTR_VALUE + 1
+        payload = (7).to_bytes(8, "big") + b"\x00\x01\x00\x01k" + over.to_bytes(2, "big")
+        head = struct.pack(">HBBHII", sd.MAGIC, 1, sd.Opcode.ATTRS, 0, 1, len(payload) + over)
         with self.assertRaises(sd.DecodeError) as e:
-            sd.decode_frame(head + payload + b"v" * 3969)
+            sd.decode_frame(head + payload + b"v" * over)
         self.assertEqual(e.exception.code, sd.ErrorCode.FIELD_TOO_LONG)
+
+    def test_profile_messages_check_their_limits_and_the_removal_rule(self) -> None:
+        info = sd.UserInfo(9, "r" * sd.MAX_ROLE_NAME, [sd.Attr("a", b"\x00"), sd.Attr("b", b"")])
+        got = sd.decode_frame(sd.encode_frame(0, info, flags=sd.Flag.PUSH))
+        assert got is not None
+        self.assertEqual(got[0].message, info)
+        self.assertEqual(info.as_dict(), {"a": b"\x00", "b": b""})
+        removal = sd.ProfileSet(TOKEN, "display_name", True)
+        got = sd.decode_frame(sd.encode_frame(1, removal))
+        assert got is not None
+        self.assertEqual(got[0].message, removal)
+        for bad in (sd.ProfileSet(TOKEN, "", False, b"x"),
+                    sd.ProfileSet(TOKEN, "k", True, b"x"),  # a removal carries no value
+                    sd.ProfileSet(TOKEN, "k", False, b"v" * (sd.MAX_ATTR_VALUE + 1)),
+                    sd.ProfileGet(TOKEN, "k" * 65),
+                    sd.AdminSetProfile(TOKEN, "", "k", False, b""),
+                    sd.AdminSetProfile(TOKEN, "alice", "k", True, b"x"),
+                    sd.AdminSetAppRole(TOKEN, "alice", "r" * (sd.MAX_ROLE_NAME + 1)),
+                    sd.AdminSetAppRole(TOKEN, "", "educator"),
+                    sd.UserInfo(9, "", [sd.Attr(f"k{i}", b"") for i in range(sd.MAX_ATTRS + 1)])):
+            with self.subTest(repr(bad)[:60]):
+                with self.assertRaises(ValueError):
+                    sd.encode_frame(1, bad)
+        # protocol.md 5.44: `remove` 1 means "`value` MUST then be empty"; 2 is no bool
+        base = EXAMPLES["profile_set"]
+        at = 14 + 32 + 2 + len("display_name")
+        for flag, code in ((1, sd.ErrorCode.MALFORMED_FRAME), (2, sd.ErrorCode.MALFORMED_FRAME)):
+            data = bytearray(base)
+            data[at] = flag
+            with self.subTest(remove=flag):
+                with self.assertRaises(sd.DecodeError) as e:
+                    sd.decode_frame(bytes(data))
+                self.assertEqual(e.exception.code, code)
+        # an application role over 32 bytes is FIELD_TOO_LONG (protocol.md 3)
+        payload = (2).to_bytes(8, "big") + (33).to_bytes(2, "big") + b"r" * 33 + b"\x00\x00"
+        head = struct.pack(">HBBHII", sd.MAGIC, 1, sd.Opcode.USER_INFO, 2, 0, len(payload))
+        with self.assertRaises(sd.DecodeError) as e:
+            sd.decode_frame(head + payload)
+        self.assertEqual(e.exception.code, sd.ErrorCode.FIELD_TOO_LONG)
+        self.assertEqual(sd.describe_user_info(frame_of("user_info_push").message),  # type: ignore
+                         "role: educator; profile: display_name=Alice A.")
+        self.assertEqual(sd.describe_user_info(sd.UserInfo(2, "", [])),
+                         "role: (none); profile: (empty)")
 
     def test_secrets_never_show_in_a_repr(self) -> None:
         shown = " ".join(repr(x) for x in (
@@ -540,6 +590,42 @@ class CoreTest(unittest.TestCase):
         rid = core.start_request(sd.LogoutRequest(TOKEN), 6.0)
         core.receive(sd.encode_frame(rid, sd.LogoutSuccess(7)), 6.1)
         self.assertEqual(core.attrs, {}, "they end with the session")
+
+    def test_the_user_info_push_after_a_login_is_kept_and_changes_follow(self) -> None:
+        core = sd.ClientCore()
+        rid = core.start_request(sd.LoginRequest("alice", "pw"), 0.0)
+        core.take_output()
+        # one read: LOGIN_SUCCESS, then the USER_INFO push right behind it (protocol.md 5.46)
+        core.receive(sd.encode_frame(rid, login_success()) + EXAMPLES["user_info_push"], 0.1)
+        reply, push = list(events(core))
+        self.assertIsInstance(reply, sd.Reply)
+        assert isinstance(push, sd.Push)
+        self.assertEqual(core.user_info, push.frame.message)
+        rid = core.start_request(sd.ProfileSet(TOKEN, "a", False, b"1"), 1.0)
+        core.receive(sd.encode_frame(rid, sd.Done(1)), 1.1)
+        rid = core.start_request(sd.ProfileSet(TOKEN, "display_name", True), 2.0)
+        core.receive(sd.encode_frame(rid, sd.Done(1)), 2.1)
+        self.assertEqual(core.user_info, sd.UserInfo(2, "educator", [sd.Attr("a", b"1")]))
+        # an administrator changing their own account: the role follows
+        rid = core.start_request(sd.AdminSetAppRole(TOKEN, "alice", ""), 3.0)
+        core.receive(sd.encode_frame(rid, sd.Done(1)), 3.1)
+        rid = core.start_request(sd.AdminSetAppRole(TOKEN, "bob", "finance"), 3.2)
+        core.receive(sd.encode_frame(rid, sd.Done(1)), 3.3)
+        self.assertEqual(core.user_info, sd.UserInfo(2, "", [sd.Attr("a", b"1")]))
+        # PROFILE_GET of one key updates that key and the role; of all replaces everything
+        rid = core.start_request(sd.ProfileGet(TOKEN, "b"), 4.0)
+        core.receive(sd.encode_frame(rid, sd.UserInfo(2, "finance", [sd.Attr("b", b"2")])), 4.1)
+        self.assertEqual(core.user_info, sd.UserInfo(2, "finance", [sd.Attr("a", b"1"),
+                                                                    sd.Attr("b", b"2")]))
+        rid = core.start_request(sd.ProfileGet(TOKEN), 5.0)
+        core.receive(sd.encode_frame(rid, sd.UserInfo(2, "", [])), 5.1)
+        self.assertEqual(core.user_info, sd.UserInfo(2, "", []))
+        # another account's USER_INFO is not this one's
+        core.receive(sd.encode_frame(0, sd.UserInfo(3, "x", []), flags=2), 6.0)
+        self.assertEqual(core.user_info, sd.UserInfo(2, "", []))
+        rid = core.start_request(sd.LogoutRequest(TOKEN), 7.0)
+        core.receive(sd.encode_frame(rid, sd.LogoutSuccess(7)), 7.1)
+        self.assertIsNone(core.user_info, "cleared with the logout")
 
 
 class FakeServer:
@@ -1140,10 +1226,10 @@ class MultiTest(LiveBase):
         self.assertEqual(c.get_attrs("nothing"), {})
         self.assertFalse(c.remove_attr("nothing"))
         self.assertEqual(c.attrs, {"game": b"457", "blob": b"\x00\xff\x00"})
-        # 4096 bytes of keys and values at most: game and blob hold 14, big 3971
+        # 4096 bytes of keys and values at most: game and blob hold 14, big 3907
         c.set_attr("big", b"v" * sd.MAX_ATTR_VALUE)
         with self.assertRaises(sd.ServerError) as e:
-            c.set_attr("pad", b"v" * 112)
+            c.set_attr("pad", b"v" * 173)
         self.assertEqual((e.exception.code, e.exception.fatal),
                          (sd.ErrorCode.LIMIT_EXCEEDED, False))
         self.assertTrue(c.remove_attr("big"))
@@ -1174,6 +1260,68 @@ class MultiTest(LiveBase):
         c2.logout()
         c2.login(name, PASSWORD)
         self.assertEqual((c2.get_attrs(), c2.attrs), ({}, {}))
+
+    def test_an_application_role_and_a_profile_come_in_the_push_after_a_login(self) -> None:
+        # This server declares one application role: --role educator.
+        name = self.user("prof")
+        c = self.login(name)
+        self.assertIsNone(c.wait_push(sd.UserInfo, timeout=0.3), "neither: no push")
+        self.assertIsNone(c.user_info)
+        uid = c.session.user_id  # type: ignore[union-attr]
+        self.assertEqual(c.get_profile(), sd.UserInfo(uid, "", []))
+        c.disconnect()
+        a = self.admin()
+        self.assertEqual(a.admin_set_app_role(name, "educator"), 1)
+        self.assertEqual(a.admin_set_app_role(name, "educator"), 0)
+        self.assertEqual(a.admin_set_profile(name, "display_name", b"Alice A."), 1)
+        # a role the server does not declare: INVALID_ARGUMENT, "its message lists them"
+        with self.assertRaises(sd.ServerError) as e:
+            a.admin_set_app_role(name, "finance")
+        self.assertEqual((e.exception.code, e.exception.fatal),
+                         (sd.ErrorCode.INVALID_ARGUMENT, False))
+        self.assertIn("educator", e.exception.message)
+        for call in (lambda: a.admin_set_app_role("nobody", "educator"),
+                     lambda: a.admin_set_profile("nobody", "k", b"")):
+            with self.assertRaises(sd.ServerError) as e:
+                call()
+            self.assertEqual(e.exception.code, sd.ErrorCode.NOT_FOUND)
+        # the user logs in: USER_INFO follows LOGIN_SUCCESS, unasked
+        path = self.token_path()
+        pushes: List[sd.Frame] = []
+        u = self.connect(token_file=path, on_push=pushes.append)
+        u.login(name, PASSWORD)
+        f = self.push(u, sd.UserInfo)
+        want = sd.UserInfo(uid, "educator", [sd.Attr("display_name", b"Alice A.")])
+        self.assertEqual((f.is_push, f.request_id, f.message), (True, 0, want))
+        self.assertEqual(u.user_info, want)
+        self.assertEqual([p.message for p in pushes], [want])
+        self.assertEqual(u.get_profile(), want)
+        # the user's own changes, durable and kept on the client
+        self.assertTrue(u.set_profile("theme", b"\x00dark"))
+        self.assertFalse(u.remove_profile("nothing"))
+        self.assertEqual(u.get_profile("theme").as_dict(), {"theme": b"\x00dark"})
+        self.assertEqual(u.get_profile("nothing").as_dict(), {})
+        both = {"display_name": b"Alice A.", "theme": b"\x00dark"}
+        self.assertEqual(u.user_info.as_dict(), both)  # type: ignore[union-attr]
+        self.assertEqual(u.get_profile().as_dict(), both)
+        # a user may not do an administrator's part
+        for call in (lambda: u.admin_set_app_role(name, ""),
+                     lambda: u.admin_set_profile(name, "k", b"v")):
+            with self.assertRaises(sd.ServerError) as e:
+                call()
+            self.assertEqual(e.exception.code, sd.ErrorCode.FORBIDDEN)
+        u.disconnect()
+        # a resume on a new connection: USER_INFO follows SESSION_VALID
+        u2 = self.connect(token_file=path)
+        u2.resume_from_file()
+        f = self.push(u2, sd.UserInfo)
+        self.assertEqual(f.message, sd.UserInfo(uid, "educator", [
+            sd.Attr("display_name", b"Alice A."), sd.Attr("theme", b"\x00dark")]))
+        # the role taken away shows at the next PROFILE_GET; the logout clears it here
+        self.assertEqual(a.admin_set_app_role(name, ""), 1)
+        self.assertEqual(u2.get_profile().app_role, "")
+        u2.logout()
+        self.assertIsNone(u2.user_info)
 
     def test_reconnect_and_resume_after_a_lost_connection(self) -> None:
         name = self.user()

@@ -10,7 +10,10 @@ use crate::protocol::{
     ListSessions, LogoutAll, LogoutScope, Message, Role, SessionList, SessionTarget, Stats, Token,
     UserTarget,
 };
-use crate::protocol::{Secret, MAX_ATTR_KEY, MAX_ATTR_VALUE};
+use crate::protocol::{
+    AdminSetAppRole, AdminSetProfile, ProfileGet, ProfileSet, Secret, UserInfo, MAX_ATTR_KEY,
+    MAX_ATTR_VALUE, MAX_ROLE_NAME,
+};
 
 /// What AUDIT_QUERY or AUDIT_SEARCH asks for (`Default`: your own events, or everyone's for an admin,
 /// oldest first, a full page).
@@ -264,6 +267,70 @@ impl Client {
         }))
     }
 
+    /// PROFILE_SET: sets (`Some`) or removes (`None`) an attribute of your account's
+    /// profile; whether something changed.
+    pub fn set_profile(&mut self, key: &str, value: Option<&[u8]>) -> Result<bool, ClientError> {
+        check_attr(key, value.unwrap_or_default())?;
+        let token = self.current_token()?;
+        self.expect_done(Message::ProfileSet(ProfileSet {
+            token,
+            key: key.to_owned(),
+            remove: value.is_none(),
+            value: value.map_or_else(Vec::new, <[u8]>::to_vec),
+        }))
+        .map(|n| n > 0)
+    }
+
+    /// PROFILE_GET: your account's application role and profile (`key` empty: all of it).
+    pub fn get_profile(&mut self, key: &str) -> Result<UserInfo, ClientError> {
+        if key.len() > MAX_ATTR_KEY {
+            return Err(ClientError::Usage("an attribute key is at most 64 bytes"));
+        }
+        let token = self.current_token()?;
+        let reply = self.request(Message::ProfileGet(ProfileGet {
+            token,
+            key: key.to_owned(),
+        }))?;
+        match reply.message {
+            Message::UserInfo(u) => Ok(u),
+            _ => Err(ClientError::Unexpected(Box::new(reply))),
+        }
+    }
+
+    /// ADMIN_SET_PROFILE: sets or removes an attribute of any account's profile.
+    pub fn admin_set_profile(
+        &mut self,
+        username: &str,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<u32, ClientError> {
+        check_attr(key, value.unwrap_or_default())?;
+        let token = self.current_token()?;
+        self.expect_done(Message::AdminSetProfile(AdminSetProfile {
+            token,
+            username: username.to_owned(),
+            key: key.to_owned(),
+            remove: value.is_none(),
+            value: value.map_or_else(Vec::new, <[u8]>::to_vec),
+        }))
+    }
+
+    /// ADMIN_SET_APP_ROLE: gives an account one of the server's application roles (empty:
+    /// none); 1 if it changed.
+    pub fn admin_set_app_role(&mut self, username: &str, role: &str) -> Result<u32, ClientError> {
+        if role.len() > MAX_ROLE_NAME {
+            return Err(ClientError::Usage(
+                "an application role is at most 32 bytes",
+            ));
+        }
+        let token = self.current_token()?;
+        self.expect_done(Message::AdminSetAppRole(AdminSetAppRole {
+            token,
+            username: username.to_owned(),
+            role: role.to_owned(),
+        }))
+    }
+
     /// ADMIN_STATS.
     pub fn admin_stats(&mut self) -> Result<Stats, ClientError> {
         let token = self.current_token()?;
@@ -275,7 +342,7 @@ impl Client {
     }
 }
 
-/// protocol.md 5.39: a key of 1..=64 bytes, a value of at most 3,968 (refused here, not cut
+/// protocol.md 5.39: a key of 1..=64 bytes, a value of at most 3,904 (refused here, not cut
 /// by the encoder).
 fn check_attr(key: &str, value: &[u8]) -> Result<(), ClientError> {
     if key.is_empty() || key.len() > MAX_ATTR_KEY {
@@ -283,7 +350,7 @@ fn check_attr(key: &str, value: &[u8]) -> Result<(), ClientError> {
     }
     if value.len() > MAX_ATTR_VALUE {
         return Err(ClientError::Usage(
-            "an attribute value is at most 3,968 bytes",
+            "an attribute value is at most 3,904 bytes",
         ));
     }
     Ok(())

@@ -440,6 +440,8 @@ impl Engine {
             &Message::LoginSuccess(LoginSuccess { token, session }),
             now,
         );
+        // protocol.md 5.46: the account's application role and profile follow, if any.
+        self.push_user_info(id, uid, now);
     }
 
     /// Binds `id` to `session_id`, whose token (just checked) is `token`: ACTIVE, the
@@ -745,6 +747,9 @@ impl Engine {
         );
         // protocol.md 5.42: the attributes follow as a push (a client that does not know
         // ATTRS ignores it, protocol.md 8).
+        if let Some(uid) = self.sessions.get(sid).map(|s| s.user_id) {
+            self.push_user_info(id, uid, now);
+        }
         self.push_attrs(id, sid, now);
     }
 

@@ -314,6 +314,23 @@ pub enum Event {
         /// Its value; None: removed.
         value: Option<Vec<u8>>,
     },
+    /// An account's profile attribute set (`value` Some) or removed; in a snapshot, each
+    /// attribute of each profile.
+    UserProfile {
+        /// The account.
+        user_id: u64,
+        /// The attribute's name.
+        key: String,
+        /// Its value; None: removed.
+        value: Option<Vec<u8>>,
+    },
+    /// An account's application role (empty: none); in a snapshot, each account's.
+    UserAppRole {
+        /// The account.
+        user_id: u64,
+        /// The role.
+        role: String,
+    },
 }
 
 /// A session that ended: enough to tell a later resume of its token why it fails.

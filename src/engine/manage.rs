@@ -57,7 +57,7 @@ impl Caller {
     }
 
     /// The caller as the actor of what it does.
-    fn actor(&self) -> Actor {
+    pub(super) fn actor(&self) -> Actor {
         Actor {
             user_id: self.user_id,
             session_id: self.session_id,
@@ -86,6 +86,10 @@ fn token_of(m: &Message) -> Option<&Token> {
         Message::AttrRemove(r) => &r.token,
         Message::AttrGet(r) => &r.token,
         Message::AdminSetAttr(r) => &r.token,
+        Message::ProfileSet(r) => &r.token,
+        Message::ProfileGet(r) => &r.token,
+        Message::AdminSetProfile(r) => &r.token,
+        Message::AdminSetAppRole(r) => &r.token,
         Message::AdminListSessions(r) => &r.token,
         Message::AdminLogoutUser(r)
         | Message::AdminSuspendUser(r)
@@ -139,6 +143,10 @@ impl Engine {
             Message::AttrRemove(r) => self.attr_remove(id, rid, &caller, r, now),
             Message::AttrGet(r) => self.attr_get(id, rid, &caller, r, now),
             Message::AdminSetAttr(r) => self.admin_set_attr(id, rid, r, now),
+            Message::ProfileSet(r) => self.profile_set(id, rid, &caller, r, now),
+            Message::ProfileGet(r) => self.profile_get(id, rid, &caller, r, now),
+            Message::AdminSetProfile(r) => self.admin_set_profile(id, rid, r, now),
+            Message::AdminSetAppRole(r) => self.admin_set_app_role(id, rid, &caller, r, now),
             _ => {}
         }
     }

@@ -38,6 +38,7 @@ mod machine;
 mod manage;
 mod output;
 mod policy;
+mod profile;
 mod reconfigure;
 pub mod replay;
 mod restore;
@@ -175,6 +176,10 @@ pub struct EngineConfig {
     pub max_undurable_events: usize,
     /// The `retry_after` of a STORAGE_UNAVAILABLE refusal.
     pub storage_retry_after: Duration,
+    /// The application roles an administrator may give (`--role`; protocol.md 5.48):
+    /// beyond `user` and `admin`, which only `admin` of grants the administrative
+    /// requests.
+    pub app_roles: Vec<String>,
 }
 
 impl EngineConfig {
@@ -216,6 +221,7 @@ impl Default for EngineConfig {
             shutdown_reconnect_after: Duration::from_secs(1),
             max_undurable_events: 50_000,
             storage_retry_after: Duration::from_secs(1),
+            app_roles: Vec::new(),
         }
     }
 }

@@ -67,6 +67,7 @@ impl Engine {
         differences!(old, new, out, shutdown_reconnect_after);
         differences!(old, new, out, max_undurable_events);
         differences!(old, new, out, storage_retry_after);
+        differences!(old, new, out, app_roles);
         let mut later = Vec::new();
         differences!(old, new, later, tick);
         differences!(old, new, later, audit_window);

@@ -32,6 +32,23 @@ pub struct State {
     pub attrs: HashMap<u64, Attributes>,
 }
 
+/// The events that hold every account's profile and application role, for a snapshot.
+pub(crate) fn profile_and_role_events(users: &UserTable) -> Vec<Event> {
+    let mut out = Vec::new();
+    for (user_id, p) in users.profiles() {
+        out.extend(p.iter().map(|(k, v)| Event::UserProfile {
+            user_id,
+            key: k.to_owned(),
+            value: Some(v.to_vec()),
+        }));
+    }
+    out.extend(users.app_roles().map(|(user_id, role)| Event::UserAppRole {
+        user_id,
+        role: role.to_owned(),
+    }));
+    out
+}
+
 /// Audit records a replay keeps in memory at most.
 pub const AUDIT_REPLAY_WINDOW: usize = 100_000;
 
@@ -71,6 +88,7 @@ impl State {
                 .next_id_beyond_accounts()
                 .map(|id| Event::NextUserId { id }),
         );
+        out.extend(profile_and_role_events(&self.users));
         out.extend(self.sessions.values().cloned().map(Event::SessionCreated));
         for (&id, a) in &self.attrs {
             out.extend(a.iter().map(|(k, v)| Event::SessionAttr {
@@ -234,6 +252,17 @@ impl State {
                         self.attrs.remove(&id);
                     }
                 }
+            }
+            Event::UserProfile {
+                user_id,
+                key,
+                value,
+            } => {
+                // Within bounds when it was journaled: the bounds are constants.
+                let _ = self.users.set_profile(user_id, &key, value.as_deref());
+            }
+            Event::UserAppRole { user_id, role } => {
+                self.users.set_app_role(user_id, &role);
             }
             Event::SessionEnded { id, kind, at_ms } => {
                 self.attrs.remove(&id);

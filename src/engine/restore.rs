@@ -119,6 +119,7 @@ impl Engine {
         if let Some(id) = self.users.next_id_beyond_accounts() {
             out.push(Event::NextUserId { id });
         }
+        out.extend(super::replay::profile_and_role_events(&self.users));
         for s in self.sessions.iter() {
             let last = s.last_activity_ms;
             let (client, platform) = self.sessions.device(s);

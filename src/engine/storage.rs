@@ -46,6 +46,9 @@ pub(super) fn needs_storage(before_login: bool, m: &Message) -> bool {
             | Message::AttrSet(_)
             | Message::AttrRemove(_)
             | Message::AdminSetAttr(_)
+            | Message::ProfileSet(_)
+            | Message::AdminSetProfile(_)
+            | Message::AdminSetAppRole(_)
     )
 }
 

@@ -11,14 +11,14 @@ use super::wire::{put_str, str_len, Reader, Token, TOKEN_LEN};
 pub const MAX_ATTR_KEY: usize = 64;
 /// Longest attribute value, bytes: ATTR_SET and ADMIN_SET_ATTR at their longest still fit
 /// the smallest maximum frame size (4,096, protocol.md 2).
-pub const MAX_ATTR_VALUE: usize = 3968;
+pub const MAX_ATTR_VALUE: usize = 3904;
 /// Most attributes one session holds.
 pub const MAX_ATTRS: usize = 64;
 /// Most bytes of keys and values together one session holds.
 pub const MAX_ATTR_BYTES: usize = 4096;
 
 /// A key: 1..=64 bytes of UTF-8.
-fn key(r: &mut Reader<'_>) -> Result<String, DecodeErrorKind> {
+pub(super) fn key(r: &mut Reader<'_>) -> Result<String, DecodeErrorKind> {
     match r.string(MAX_ATTR_KEY)? {
         "" => Err(DecodeErrorKind::InvalidValue),
         k => Ok(k.to_owned()),
@@ -26,7 +26,7 @@ fn key(r: &mut Reader<'_>) -> Result<String, DecodeErrorKind> {
 }
 
 /// A `bytes` field: `u16` length, then the bytes (protocol.md 3).
-fn bytes(r: &mut Reader<'_>, max: usize) -> Result<Vec<u8>, DecodeErrorKind> {
+pub(super) fn bytes(r: &mut Reader<'_>, max: usize) -> Result<Vec<u8>, DecodeErrorKind> {
     let len = r.u16()? as usize;
     if len > max {
         return Err(DecodeErrorKind::FieldTooLong);
@@ -38,17 +38,43 @@ fn bytes(r: &mut Reader<'_>, max: usize) -> Result<Vec<u8>, DecodeErrorKind> {
     Ok(out)
 }
 
-fn put_bytes<B: BufMut>(dst: &mut B, b: &[u8], max: usize) {
+pub(super) fn put_bytes<B: BufMut>(dst: &mut B, b: &[u8], max: usize) {
     let b = &b[..b.len().min(max)];
     dst.put_u16(b.len() as u16);
     dst.put_slice(b);
 }
 
-fn bytes_len(b: &[u8], max: usize) -> usize {
+pub(super) fn bytes_len(b: &[u8], max: usize) -> usize {
     2 + b.len().min(max)
 }
 
-/// ATTR_SET (0x4a): `token, key str(1..=64), value bytes(0..=3968)`.
+/// `remove u8, value bytes`, with the rule that a removal carries no value.
+pub(super) fn remove_and_value(r: &mut Reader<'_>) -> Result<(bool, Vec<u8>), DecodeErrorKind> {
+    let remove = match r.u8()? {
+        0 => false,
+        1 => true,
+        _ => return Err(DecodeErrorKind::InvalidValue),
+    };
+    let value = bytes(r, MAX_ATTR_VALUE)?;
+    if remove && !value.is_empty() {
+        return Err(DecodeErrorKind::InvalidValue);
+    }
+    Ok((remove, value))
+}
+
+/// Bytes of `key str, remove u8, value bytes`.
+pub(super) fn change_len(key: &str, value: &[u8]) -> usize {
+    str_len(key, MAX_ATTR_KEY) + 1 + bytes_len(value, MAX_ATTR_VALUE)
+}
+
+/// Appends `key str, remove u8, value bytes`.
+pub(super) fn put_change<B: BufMut>(dst: &mut B, key: &str, remove: bool, value: &[u8]) {
+    put_str(dst, key, MAX_ATTR_KEY);
+    dst.put_u8(u8::from(remove));
+    put_bytes(dst, value, MAX_ATTR_VALUE);
+}
+
+/// ATTR_SET (0x4a): `token, key str(1..=64), value bytes(0..=3904)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttrSet {
     /// This connection's session token.
@@ -115,6 +141,8 @@ macro_rules! token_and_key {
     };
 }
 
+pub(super) use token_and_key;
+
 token_and_key!(
     /// ATTR_REMOVE (0x4b): `token, key str(1..=64)`.
     AttrRemove,
@@ -177,7 +205,7 @@ impl Attrs {
 }
 
 /// ADMIN_SET_ATTR (0x5a): `token, session_id u64, key str(1..=64), remove u8, value
-/// bytes(0..=3968)`: an administrator sets (remove 0) or removes (remove 1, value empty) an
+/// bytes(0..=3904)`: an administrator sets (remove 0) or removes (remove 1, value empty) an
 /// attribute of any session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminSetAttr {
@@ -200,15 +228,7 @@ impl AdminSetAttr {
         let token = r.token()?;
         let session_id = r.u64()?;
         let key = key(r)?;
-        let remove = match r.u8()? {
-            0 => false,
-            1 => true,
-            _ => return Err(DecodeErrorKind::InvalidValue),
-        };
-        let value = bytes(r, MAX_ATTR_VALUE)?;
-        if remove && !value.is_empty() {
-            return Err(DecodeErrorKind::InvalidValue);
-        }
+        let (remove, value) = remove_and_value(r)?;
         Ok(AdminSetAttr {
             token,
             session_id,
@@ -219,18 +239,12 @@ impl AdminSetAttr {
     }
     /// Payload bytes.
     pub fn encoded_len(&self) -> usize {
-        TOKEN_LEN
-            + 8
-            + str_len(&self.key, MAX_ATTR_KEY)
-            + 1
-            + bytes_len(&self.value, MAX_ATTR_VALUE)
+        TOKEN_LEN + 8 + change_len(&self.key, &self.value)
     }
     /// Appends the payload.
     pub fn encode<B: BufMut>(&self, dst: &mut B) {
         dst.put_slice(self.token.as_bytes());
         dst.put_u64(self.session_id);
-        put_str(dst, &self.key, MAX_ATTR_KEY);
-        dst.put_u8(u8::from(self.remove));
-        put_bytes(dst, &self.value, MAX_ATTR_VALUE);
+        put_change(dst, &self.key, self.remove, &self.value);
     }
 }

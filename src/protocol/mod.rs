@@ -21,6 +21,7 @@ mod heartbeat;
 mod login;
 mod logout;
 mod manage;
+mod profile;
 mod push;
 mod register;
 mod resume;
@@ -53,6 +54,9 @@ pub use manage::{
     AdminListSessions, AdminSetPassword, AdminSetRole, AdminStats, ChangePassword, Done,
     ListSessions, LogoutAll, LogoutScope, SessionEntry, SessionList, SessionTarget, Stats,
     UserTarget, MAX_PAGE, MAX_STAT_NAME,
+};
+pub use profile::{
+    AdminSetAppRole, AdminSetProfile, ProfileGet, ProfileSet, UserInfo, MAX_ROLE_NAME,
 };
 pub use push::{
     ExpiredReason, NewLogin, RevokeReason, ServerShutdown, SessionExpired, SessionRevoked,
@@ -109,6 +113,9 @@ messages! {
     0x32 "NEW_LOGIN" NewLogin(NewLogin),
     /// 5.35, server push: the server is shutting down; reconnect and resume.
     0x33 "SERVER_SHUTDOWN" ServerShutdown(ServerShutdown),
+    /// 5.46, server: an account's application role and profile (a reply, or a push after
+    /// LOGIN_SUCCESS and SESSION_VALID).
+    0x34 "USER_INFO" UserInfo(UserInfo),
     /// 5.21, client: the caller's own sessions, one page.
     0x40 "LIST_SESSIONS" ListSessions(ListSessions),
     /// 5.23, server: a page of sessions.
@@ -137,6 +144,10 @@ messages! {
     0x4c "ATTR_GET" AttrGet(AttrGet),
     /// 5.42, server: a session's attributes (a reply, or a push after SESSION_VALID).
     0x4d "ATTRS" Attrs(Attrs),
+    /// 5.44, client: set or remove an attribute of the caller's profile.
+    0x4e "PROFILE_SET" ProfileSet(ProfileSet),
+    /// 5.45, client: the caller's application role and profile.
+    0x4f "PROFILE_GET" ProfileGet(ProfileGet),
     /// 5.29, admin: every session, or one user's.
     0x50 "ADMIN_LIST_SESSIONS" AdminListSessions(AdminListSessions),
     /// 5.30, admin: end any session.
@@ -157,6 +168,10 @@ messages! {
     0x59 "ADMIN_SET_PASSWORD" AdminSetPassword(AdminSetPassword),
     /// 5.43, admin: set or remove an attribute of any session.
     0x5a "ADMIN_SET_ATTR" AdminSetAttr(AdminSetAttr),
+    /// 5.47, admin: set or remove an attribute of any account's profile.
+    0x5b "ADMIN_SET_PROFILE" AdminSetProfile(AdminSetProfile),
+    /// 5.48, admin: an account's application role.
+    0x5c "ADMIN_SET_APP_ROLE" AdminSetAppRole(AdminSetAppRole),
 }
 
 /// One frame: header fields plus the decoded message.

@@ -5,6 +5,7 @@
 
 use hashbrown::HashMap;
 
+use super::attrs::{AttrLimit, Attributes};
 use crate::auth::PasswordRecord;
 use crate::protocol::Role;
 
@@ -40,6 +41,10 @@ pub struct UserTable {
     by_id: HashMap<u64, User>,
     by_name: HashMap<String, u64>,
     next_id: u64,
+    /// The profiles of the accounts that have one (protocol.md 5.44).
+    profiles: HashMap<u64, Attributes>,
+    /// The application roles of the accounts that have one (5.48).
+    app_roles: HashMap<u64, String>,
 }
 
 impl UserTable {
@@ -49,6 +54,8 @@ impl UserTable {
             by_id: HashMap::new(),
             by_name: HashMap::new(),
             next_id: 1,
+            profiles: HashMap::new(),
+            app_roles: HashMap::new(),
         }
     }
 
@@ -95,7 +102,65 @@ impl UserTable {
     /// deleted): the name is free again; its id is not given out again by this table.
     pub fn remove(&mut self, username: &str) -> Option<User> {
         let id = self.by_name.remove(username)?;
+        self.profiles.remove(&id);
+        self.app_roles.remove(&id);
         self.by_id.remove(&id)
+    }
+
+    /// An account's profile (None: it has none).
+    pub fn profile(&self, id: u64) -> Option<&Attributes> {
+        self.profiles.get(&id)
+    }
+
+    /// Sets (`Some`) or removes (`None`) an attribute of account `id`'s profile: whether
+    /// it changed, or the bound it would pass (nothing changed). False for no such
+    /// account.
+    pub fn set_profile(
+        &mut self,
+        id: u64,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<bool, AttrLimit> {
+        if !self.by_id.contains_key(&id) {
+            return Ok(false);
+        }
+        let mut p = self.profiles.remove(&id).unwrap_or_default();
+        let r = match value {
+            Some(v) => p.set(key, v).map(|()| true),
+            None => Ok(p.remove(key)),
+        };
+        if !p.is_empty() {
+            self.profiles.insert(id, p);
+        }
+        r
+    }
+
+    /// Every profile, by account.
+    pub fn profiles(&self) -> impl Iterator<Item = (u64, &Attributes)> {
+        self.profiles.iter().map(|(&id, p)| (id, p))
+    }
+
+    /// Every application role given, by account.
+    pub fn app_roles(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.app_roles.iter().map(|(&id, r)| (id, r.as_str()))
+    }
+
+    /// An account's application role (None: it has none).
+    pub fn app_role(&self, id: u64) -> Option<&str> {
+        self.app_roles.get(&id).map(String::as_str)
+    }
+
+    /// Gives account `id` the application role `role` (empty: none); whether it changed.
+    pub fn set_app_role(&mut self, id: u64, role: &str) -> bool {
+        if !self.by_id.contains_key(&id) {
+            return false;
+        }
+        let old = if role.is_empty() {
+            self.app_roles.remove(&id)
+        } else {
+            self.app_roles.insert(id, role.to_owned())
+        };
+        old.as_deref() != Some(role).filter(|r| !r.is_empty())
     }
 
     /// The id the next account created gets, when that does not follow from the accounts

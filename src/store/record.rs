@@ -10,7 +10,7 @@ use crate::auth::PasswordRecord;
 use crate::engine::event::{Actor, Audit, AuditKind, EndKind, Event, StoredSession, MAX_DETAIL};
 use crate::protocol::{
     put_str, Reader, Role, MAX_ADDRESS, MAX_ATTR_KEY, MAX_ATTR_VALUE, MAX_DEVICE_FIELD, MAX_EMAIL,
-    MAX_USERNAME,
+    MAX_ROLE_NAME, MAX_USERNAME,
 };
 use crate::session::{Digest, User};
 
@@ -36,6 +36,10 @@ mod kind {
     pub const NEXT_USER_ID: u8 = 14;
     /// A session attribute set or removed (issue 20).
     pub const SESSION_ATTR: u8 = 15;
+    /// A profile attribute set or removed (issue 20).
+    pub const USER_PROFILE: u8 = 16;
+    /// An account's application role (issue 20).
+    pub const USER_APP_ROLE: u8 = 17;
 }
 
 /// A record whose payload does not parse.
@@ -86,18 +90,23 @@ pub fn encode(ev: &Event) -> (u8, Vec<u8>) {
             kind::NEXT_USER_ID
         }
         Event::SessionAttr { id, key, value } => {
-            // `id u64, key str, present u8, value (u16 length, bytes)`
             b.put_u64(*id);
-            put_str(&mut b, key, MAX_ATTR_KEY);
-            match value {
-                Some(v) => {
-                    b.put_u8(1);
-                    b.put_u16(v.len().min(MAX_ATTR_VALUE) as u16);
-                    b.put_slice(&v[..v.len().min(MAX_ATTR_VALUE)]);
-                }
-                None => b.put_u8(0),
-            }
+            put_attr(&mut b, key, value.as_deref());
             kind::SESSION_ATTR
+        }
+        Event::UserProfile {
+            user_id,
+            key,
+            value,
+        } => {
+            b.put_u64(*user_id);
+            put_attr(&mut b, key, value.as_deref());
+            kind::USER_PROFILE
+        }
+        Event::UserAppRole { user_id, role } => {
+            b.put_u64(*user_id);
+            put_str(&mut b, role, MAX_ROLE_NAME);
+            kind::USER_APP_ROLE
         }
         Event::LastLogin { user_id, at_ms } => {
             b.put_u64(*user_id);
@@ -186,25 +195,23 @@ pub fn decode(k: u8, payload: &[u8]) -> Result<Event, BadEvent> {
                 user_id: r.u64().ok()?,
             },
             kind::NEXT_USER_ID => Event::NextUserId { id: r.u64().ok()? },
-            kind::SESSION_ATTR => Event::SessionAttr {
-                id: r.u64().ok()?,
-                key: r.string(MAX_ATTR_KEY).ok()?.to_owned(),
-                value: match r.u8().ok()? {
-                    0 => None,
-                    1 => {
-                        let len = usize::from(r.u16().ok()?);
-                        if len > MAX_ATTR_VALUE {
-                            return None;
-                        }
-                        Some(
-                            (0..len)
-                                .map(|_| r.u8())
-                                .collect::<Result<Vec<u8>, _>>()
-                                .ok()?,
-                        )
-                    }
-                    _ => return None,
-                },
+            kind::SESSION_ATTR => {
+                let id = r.u64().ok()?;
+                let (key, value) = read_attr(&mut r)?;
+                Event::SessionAttr { id, key, value }
+            }
+            kind::USER_PROFILE => {
+                let user_id = r.u64().ok()?;
+                let (key, value) = read_attr(&mut r)?;
+                Event::UserProfile {
+                    user_id,
+                    key,
+                    value,
+                }
+            }
+            kind::USER_APP_ROLE => Event::UserAppRole {
+                user_id: r.u64().ok()?,
+                role: r.string(MAX_ROLE_NAME).ok()?.to_owned(),
             },
             kind::LAST_LOGIN => Event::LastLogin {
                 user_id: r.u64().ok()?,
@@ -307,6 +314,42 @@ fn read_audit(r: &mut Reader<'_>) -> Option<Audit> {
     Some(a.note(r.string(MAX_DETAIL).ok()?))
 }
 
+/// An attribute's layout: `key str, present u8`, then `value (u16 length, bytes)` when
+/// present.
+fn put_attr(b: &mut Vec<u8>, key: &str, value: Option<&[u8]>) {
+    put_str(b, key, MAX_ATTR_KEY);
+    match value {
+        Some(v) => {
+            let v = &v[..v.len().min(MAX_ATTR_VALUE)];
+            b.put_u8(1);
+            b.put_u16(v.len() as u16);
+            b.put_slice(v);
+        }
+        None => b.put_u8(0),
+    }
+}
+
+fn read_attr(r: &mut Reader<'_>) -> Option<(String, Option<Vec<u8>>)> {
+    let key = r.string(MAX_ATTR_KEY).ok()?.to_owned();
+    let value = match r.u8().ok()? {
+        0 => None,
+        1 => {
+            let len = usize::from(r.u16().ok()?);
+            if len > MAX_ATTR_VALUE {
+                return None;
+            }
+            Some(
+                (0..len)
+                    .map(|_| r.u8())
+                    .collect::<Result<Vec<u8>, _>>()
+                    .ok()?,
+            )
+        }
+        _ => return None,
+    };
+    Some((key, value))
+}
+
 /// The user record's layout (USER_CREATED and USER_UPDATED).
 fn put_user(b: &mut Vec<u8>, u: &User) {
     b.put_u64(u.id);
@@ -398,6 +441,20 @@ mod tests {
                 id: 7,
                 key: "game".into(),
                 value: None,
+            },
+            Event::UserProfile {
+                user_id: 1,
+                key: "display_name".into(),
+                value: Some("Alice A.".into()),
+            },
+            Event::UserProfile {
+                user_id: 1,
+                key: "display_name".into(),
+                value: None,
+            },
+            Event::UserAppRole {
+                user_id: 1,
+                role: "finance".into(),
             },
             Event::Audit(
                 Audit::new(AuditKind::UserDeleted, 4, 0, "")

@@ -181,7 +181,14 @@ impl Harness {
     /// Logs `user` in on `id` with `pw`; returns the answer.
     pub fn login(&mut self, id: ConnId, user: &str, pw: &str) -> Frame {
         let rid = self.send(id, login_msg(user, pw));
-        let f = self.one(id);
+        let mut frames = self.frames(id);
+        // Only the USER_INFO push (protocol.md 5.46) may follow the answer.
+        assert!(
+            frames.len() == 1
+                || (frames.len() == 2 && matches!(frames[1].message, Message::UserInfo(_))),
+            "{frames:?}"
+        );
+        let f = frames.swap_remove(0);
         assert_eq!(f.request_id, rid);
         f
     }

@@ -16,5 +16,6 @@ mod s5_connection_limits;
 mod s5_heartbeat;
 mod s5_login;
 mod s5_logout_disconnect;
+mod s5_profiles;
 mod s5_register;
 mod s5_resume;

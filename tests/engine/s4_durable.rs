@@ -44,6 +44,8 @@ fn registration_and_sessions_are_recorded_as_events() {
             Event::DailyLogins { .. } => "daily_logins",
             Event::UserDeleted { .. } => "user_deleted",
             Event::SessionAttr { .. } => "session_attr",
+            Event::UserProfile { .. } => "user_profile",
+            Event::UserAppRole { .. } => "user_app_role",
             Event::SnapshotBase { .. } | Event::Tombstone { .. } | Event::NextUserId { .. } => {
                 "snapshot only"
             }

@@ -89,19 +89,22 @@ fn bounds_are_refused_with_the_documented_errors_and_change_nothing() {
     let f = h.one(c);
     assert_eq!(error_code(&f), ErrorCode::LimitExceeded);
     assert!(!f.flags.is_fatal());
-    // 4,096 bytes of keys and values in all: 64 keys of 3 bytes hold 192
-    h.send(c, set(&tok, "k00", &[7; 4096 - 192 + 1]));
-    assert_eq!(error_code(&h.one(c)), ErrorCode::LimitExceeded);
-    h.send(c, set(&tok, "k00", &[7; 4096 - 192]));
+    // 4,096 bytes of keys and values in all: 64 keys of 3 bytes hold 192, a longest value
+    // 3,904 more; the last byte left goes, one more does not
+    h.send(c, set(&tok, "k00", &[7; MAX_ATTR_VALUE]));
     assert_eq!(done(&h.one(c)), 1);
-    // the wire's own limits: an empty key, a value over 3,968 bytes
+    h.send(c, set(&tok, "k01", &[7; 4096 - 192 - MAX_ATTR_VALUE + 1]));
+    assert_eq!(error_code(&h.one(c)), ErrorCode::LimitExceeded);
+    h.send(c, set(&tok, "k01", &[7; 4096 - 192 - MAX_ATTR_VALUE]));
+    assert_eq!(done(&h.one(c)), 1);
+    // the wire's own limits: an empty key, a value over 3,904 bytes
     h.send(c, set(&tok, "", b"x"));
     assert_eq!(error_code(&h.one(c)), ErrorCode::MalformedFrame);
     let mut long = Frame::reply(9, set(&tok, "k", b"")).to_vec();
     // the value's length prefix at the payload's end, made 4,097
     let n = long.len();
-    long[n - 2..].copy_from_slice(&3969u16.to_be_bytes());
-    long.extend(vec![0; 3969]);
+    long[n - 2..].copy_from_slice(&3905u16.to_be_bytes());
+    long.extend(vec![0; 3905]);
     let len = (long.len() - HEADER_LEN) as u32;
     long[10..14].copy_from_slice(&len.to_be_bytes());
     h.feed(c, &long);
