@@ -21,6 +21,7 @@
 //! set-profile USER KEY VALUE         set an attribute of USER's profile (VALUE as text)
 //! unset-profile USER KEY             remove an attribute of USER's profile
 //! stats                              the server's counters
+//! users                              every account with its roles (ADMIN_LIST_USERS)
 //! audit [--user U] [--kind NAME] [--limit N]
 //!                                    the newest N audit records (default 100), printed
 //!                                    oldest first
@@ -240,6 +241,8 @@ enum Command {
     },
     /// The server's counters
     Stats,
+    /// Every account, with its protocol and application roles
+    Users,
     /// The newest audit records, printed oldest first
     Audit {
         /// Only this user's records
@@ -618,6 +621,7 @@ fn execute(
             Ok(())
         }
         Command::Stats => stats(c),
+        Command::Users => users(c),
         Command::Logout => {
             let id = c.logout()?;
             println!("logged out session {id:016x}");
@@ -683,6 +687,48 @@ fn session_row(s: &SessionEntry) -> Vec<String> {
         utc(s.expires),
         if s.connected { "yes" } else { "no" }.to_owned(),
     ]
+}
+
+fn users(c: &mut Client) -> Result<(), ClientError> {
+    let mut rows = Vec::new();
+    let mut total = 0;
+    for _ in 0..MAX_PAGES {
+        let page = c.admin_list_users(rows.len() as u32, 0)?;
+        total = page.total;
+        let got = page.users.len();
+        rows.extend(page.users.iter().map(|u| {
+            vec![
+                u.user_id.to_string(),
+                u.username.clone(),
+                u.role.name().to_owned(),
+                dash(&u.app_role),
+                if u.suspended { "yes" } else { "no" }.to_owned(),
+                utc(u.created),
+                if u.last_login == 0 {
+                    "-".to_owned()
+                } else {
+                    utc(u.last_login)
+                },
+            ]
+        }));
+        if got == 0 || rows.len() >= total as usize {
+            break;
+        }
+    }
+    table(
+        &[
+            "ID",
+            "USER",
+            "ROLE",
+            "APP ROLE",
+            "SUSPENDED",
+            "CREATED",
+            "LAST LOGIN",
+        ],
+        &rows,
+    );
+    println!("{} of {total} account(s)", rows.len());
+    Ok(())
 }
 
 fn stats(c: &mut Client) -> Result<(), ClientError> {

@@ -585,6 +585,17 @@ fn set_app_role_and_set_profile_reach_the_users_next_login() {
     assert_eq!(out, "alice now has application role educator");
     let (_, out, _) = run(&["set-app-role", "alice", "educator"]);
     assert_eq!(out, "alice already has educator (no change)");
+    // `users`: every account with both roles
+    let (st, out, err) = run(&["users"]);
+    assert_eq!(st, Some(0), "{out}\n{err}");
+    let alice_row: Vec<&str> = out
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("alice"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(alice_row[2..5], ["user", "educator", "no"], "{out}");
+    assert!(out.ends_with("2 of 2 account(s)"), "{out}");
     let (st, out, err) = run(&["set-profile", "alice", "display_name", "Alice A."]);
     assert_eq!(st, Some(0), "{out}\n{err}");
     assert_eq!(out, "set display_name of alice's profile (8 bytes)");

@@ -22,7 +22,10 @@ use sessiond::protocol::{
     AuditRecords, AuditSearch, ChangePassword, Done, ListSessions, LogoutAll, LogoutScope,
     NewLogin, ServerShutdown, SessionEntry, SessionList, SessionTarget, Stats, UserTarget,
 };
-use sessiond::protocol::{AdminSetAppRole, AdminSetProfile, ProfileGet, ProfileSet, UserInfo};
+use sessiond::protocol::{
+    AdminListUsers, AdminSetAppRole, AdminSetProfile, ProfileGet, ProfileSet, UserEntry, UserInfo,
+    UserList,
+};
 
 fn token() -> Token {
     Token(core::array::from_fn(|i| i as u8))
@@ -597,6 +600,35 @@ fn expected() -> BTreeMap<&'static str, Frame> {
         ),
     );
     m.insert(
+        "admin_list_users",
+        Frame::reply(
+            1,
+            Message::AdminListUsers(AdminListUsers {
+                token: token(),
+                offset: 0,
+                limit: 0,
+            }),
+        ),
+    );
+    m.insert(
+        "user_list",
+        Frame::reply(
+            1,
+            Message::UserList(UserList {
+                total: 1,
+                users: vec![UserEntry {
+                    user_id: 2,
+                    username: "alice".into(),
+                    role: Role::User,
+                    app_role: "educator".into(),
+                    suspended: false,
+                    created: T0,
+                    last_login: T0 + 3_600_000,
+                }],
+            }),
+        ),
+    );
+    m.insert(
         "admin_list_sessions",
         Frame::reply(
             1,
@@ -739,7 +771,7 @@ fn every_opcode_in_the_spec_table_is_known_to_the_codec() {
         assert_eq!(op.name(), name, "opcode 0x{code:02x}");
         seen += 1;
     }
-    assert_eq!(seen, 50, "opcodes found in the table");
+    assert_eq!(seen, 52, "opcodes found in the table");
     assert_eq!(
         seen,
         Opcode::ALL.len(),

@@ -167,6 +167,8 @@ class Opcode(enum.IntEnum):
     ADMIN_SET_ATTR = 0x5A
     ADMIN_SET_PROFILE = 0x5B
     ADMIN_SET_APP_ROLE = 0x5C
+    ADMIN_LIST_USERS = 0x5D
+    USER_LIST = 0x5E
 
 
 class Flag(enum.IntFlag):
@@ -1321,6 +1323,38 @@ class AdminSetAppRole(Message):
     role: str = _w(_Str(0, MAX_ROLE_NAME), default="")
 
 
+@_message(Opcode.ADMIN_LIST_USERS, from_server=False)
+@dataclass
+class AdminListUsers(Message):
+    """ADMIN_LIST_USERS (5.49): the accounts, by id, a page."""
+
+    token: Token = _w(TOKEN)
+    offset: int = _w(U32, default=0)
+    limit: int = _w(U16, default=0)
+
+
+@dataclass
+class UserEntry:
+    """One USER_LIST entry (protocol.md 5.50)."""
+
+    user_id: int = _w(U64)
+    username: str = _w(_Str(1, MAX_USERNAME))
+    role: Role = _w(_Enum(Role, 1, closed=True))
+    app_role: str = _w(_Str(0, MAX_ROLE_NAME))
+    suspended: bool = _w(_Bool())
+    created: int = _w(TIME)
+    last_login: int = _w(TIME)
+
+
+@_message(Opcode.USER_LIST, from_server=True)
+@dataclass
+class UserList(Message):
+    """USER_LIST (5.50): a page of accounts with both roles."""
+
+    total: int = _w(U32)
+    users: List[UserEntry] = _w(_List(_Struct(UserEntry)))
+
+
 @_message(Opcode.ADMIN_STATS, from_server=False)
 @dataclass
 class AdminStats(Message):
@@ -2287,6 +2321,14 @@ class Client:
         return self._done(AdminSetAppRole(self._token(), username, role), timeout)
 
     # ---- administration (protocol.md 5.29 to 5.34) ----
+
+    def admin_list_users(self, offset: int = 0, limit: int = 0, *,
+                         timeout: Optional[float] = None) -> UserList:
+        """ADMIN_LIST_USERS: a page of the accounts, by id, with both roles."""
+        f = self._request(AdminListUsers(self._token(), offset, limit), timeout)
+        if isinstance(f.message, UserList):
+            return f.message
+        raise self._unexpected(f)
 
     def admin_list_sessions(self, username: str = "", offset: int = 0, limit: int = 0, *,
                             timeout: Optional[float] = None) -> SessionList:

@@ -1280,6 +1280,12 @@ class MultiTest(LiveBase):
         self.assertEqual((e.exception.code, e.exception.fatal),
                          (sd.ErrorCode.INVALID_ARGUMENT, False))
         self.assertIn("educator", e.exception.message)
+        # ADMIN_LIST_USERS shows both roles
+        listed = a.admin_list_users(limit=100)
+        mine = [u for u in listed.users if u.username == name]
+        self.assertEqual(len(mine), 1)
+        self.assertEqual((mine[0].role, mine[0].app_role), (sd.Role.USER, "educator"))
+        self.assertEqual(listed.total, len(listed.users))
         for call in (lambda: a.admin_set_app_role("nobody", "educator"),
                      lambda: a.admin_set_profile("nobody", "k", b"")):
             with self.assertRaises(sd.ServerError) as e:

@@ -11,8 +11,8 @@ use crate::protocol::{
     UserTarget,
 };
 use crate::protocol::{
-    AdminSetAppRole, AdminSetProfile, ProfileGet, ProfileSet, Secret, UserInfo, MAX_ATTR_KEY,
-    MAX_ATTR_VALUE, MAX_ROLE_NAME,
+    AdminListUsers, AdminSetAppRole, AdminSetProfile, ProfileGet, ProfileSet, Secret, UserInfo,
+    UserList, MAX_ATTR_KEY, MAX_ATTR_VALUE, MAX_ROLE_NAME,
 };
 
 /// What AUDIT_QUERY or AUDIT_SEARCH asks for (`Default`: your own events, or everyone's for an admin,
@@ -329,6 +329,20 @@ impl Client {
             username: username.to_owned(),
             role: role.to_owned(),
         }))
+    }
+
+    /// ADMIN_LIST_USERS: a page of the accounts, with their roles.
+    pub fn admin_list_users(&mut self, offset: u32, limit: u16) -> Result<UserList, ClientError> {
+        let token = self.current_token()?;
+        let reply = self.request(Message::AdminListUsers(AdminListUsers {
+            token,
+            offset,
+            limit,
+        }))?;
+        match reply.message {
+            Message::UserList(l) => Ok(l),
+            _ => Err(ClientError::Unexpected(Box::new(reply))),
+        }
     }
 
     /// ADMIN_STATS.

@@ -90,6 +90,7 @@ fn token_of(m: &Message) -> Option<&Token> {
         Message::ProfileGet(r) => &r.token,
         Message::AdminSetProfile(r) => &r.token,
         Message::AdminSetAppRole(r) => &r.token,
+        Message::AdminListUsers(r) => &r.token,
         Message::AdminListSessions(r) => &r.token,
         Message::AdminLogoutUser(r)
         | Message::AdminSuspendUser(r)
@@ -147,6 +148,7 @@ impl Engine {
             Message::ProfileGet(r) => self.profile_get(id, rid, &caller, r, now),
             Message::AdminSetProfile(r) => self.admin_set_profile(id, rid, r, now),
             Message::AdminSetAppRole(r) => self.admin_set_app_role(id, rid, &caller, r, now),
+            Message::AdminListUsers(r) => self.admin_list_users(id, rid, r, now),
             _ => {}
         }
     }

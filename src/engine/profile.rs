@@ -11,8 +11,8 @@ use super::manage::Caller;
 use super::Engine;
 use crate::conn::ConnId;
 use crate::protocol::{
-    AdminSetAppRole, AdminSetProfile, Done, ErrorCode, Flags, Message, ProfileGet, ProfileSet,
-    UserInfo,
+    AdminListUsers, AdminSetAppRole, AdminSetProfile, Done, ErrorCode, Flags, Message, ProfileGet,
+    ProfileSet, UserEntry, UserInfo, UserList,
 };
 
 impl Engine {
@@ -152,5 +152,37 @@ impl Engine {
             app_role: self.users.app_role(uid).unwrap_or("").to_owned(),
             profile,
         }
+    }
+
+    /// ADMIN_LIST_USERS: a page of the accounts by id, with their roles.
+    pub(super) fn admin_list_users(
+        &mut self,
+        id: ConnId,
+        rid: u32,
+        r: AdminListUsers,
+        now: Instant,
+    ) {
+        let mut all = self.users.all();
+        all.sort_unstable_by_key(|u| u.id);
+        let limit = super::manage::page_limit(r.limit);
+        let users = all
+            .iter()
+            .skip(r.offset as usize)
+            .take(limit)
+            .map(|u| UserEntry {
+                user_id: u.id,
+                username: u.username.clone(),
+                role: u.role,
+                app_role: self.users.app_role(u.id).unwrap_or("").to_owned(),
+                suspended: u.suspended,
+                created: u.created_ms,
+                last_login: u.last_login_ms,
+            })
+            .collect();
+        let list = UserList {
+            total: all.len().min(u32::MAX as usize) as u32,
+            users,
+        };
+        self.send(id, rid, Flags::NONE, &Message::UserList(list), now);
     }
 }

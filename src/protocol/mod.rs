@@ -56,7 +56,8 @@ pub use manage::{
     UserTarget, MAX_PAGE, MAX_STAT_NAME,
 };
 pub use profile::{
-    AdminSetAppRole, AdminSetProfile, ProfileGet, ProfileSet, UserInfo, MAX_ROLE_NAME,
+    AdminListUsers, AdminSetAppRole, AdminSetProfile, ProfileGet, ProfileSet, UserEntry, UserInfo,
+    UserList, MAX_ROLE_NAME,
 };
 pub use push::{
     ExpiredReason, NewLogin, RevokeReason, ServerShutdown, SessionExpired, SessionRevoked,
@@ -172,6 +173,10 @@ messages! {
     0x5b "ADMIN_SET_PROFILE" AdminSetProfile(AdminSetProfile),
     /// 5.48, admin: an account's application role.
     0x5c "ADMIN_SET_APP_ROLE" AdminSetAppRole(AdminSetAppRole),
+    /// 5.49, admin: the accounts, with their roles, a page.
+    0x5d "ADMIN_LIST_USERS" AdminListUsers(AdminListUsers),
+    /// 5.50, server: a page of accounts.
+    0x5e "USER_LIST" UserList(UserList),
 }
 
 /// One frame: header fields plus the decoded message.

@@ -1,7 +1,8 @@
 //! Account profiles and application roles (protocol.md 5.44 to 5.48): PROFILE_SET and
 //! PROFILE_GET on the caller's account, ADMIN_SET_PROFILE and ADMIN_SET_APP_ROLE on any,
-//! and USER_INFO, the reply and the push after LOGIN_SUCCESS and SESSION_VALID. A profile
-//! attribute follows a session attribute's rules (`attrs`).
+//! and USER_INFO, the reply and the push after LOGIN_SUCCESS and SESSION_VALID; the
+//! administrators' list of accounts with their roles (ADMIN_LIST_USERS, USER_LIST, 5.49
+//! and 5.50). A profile attribute follows a session attribute's rules (`attrs`).
 
 use bytes::BufMut;
 
@@ -10,7 +11,8 @@ use super::attrs::{
     MAX_ATTRS, MAX_ATTR_KEY, MAX_ATTR_VALUE,
 };
 use super::error::DecodeErrorKind;
-use super::login::MAX_USERNAME;
+use super::login::{Role, MAX_USERNAME};
+use super::manage::{count, MAX_PAGE};
 use super::wire::{put_str, str_len, Reader, Token, TOKEN_LEN};
 
 /// Longest application role name (`--role`).
@@ -207,5 +209,99 @@ impl UserInfo {
     }
     fn page(&self) -> &[(String, Vec<u8>)] {
         &self.profile[..self.profile.len().min(MAX_ATTRS)]
+    }
+}
+
+/// ADMIN_LIST_USERS (0x5d): `token, offset u32, limit u16`: the accounts, by id, a page
+/// (LIST_SESSIONS's layout).
+pub type AdminListUsers = super::manage::ListSessions;
+
+/// One account in USER_LIST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    /// The account's id.
+    pub user_id: u64,
+    /// Its name (1..=64 bytes).
+    pub username: String,
+    /// Its protocol role.
+    pub role: Role,
+    /// Its application role; empty: none.
+    pub app_role: String,
+    /// Suspended by an administrator.
+    pub suspended: bool,
+    /// When it was created (Unix ms).
+    pub created: u64,
+    /// Its last successful login (Unix ms; 0: never).
+    pub last_login: u64,
+}
+
+impl UserEntry {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(UserEntry {
+            user_id: r.u64()?,
+            username: r.string(MAX_USERNAME)?.to_owned(),
+            role: Role::from_u8(r.u8()?).ok_or(DecodeErrorKind::InvalidValue)?,
+            app_role: r.string(MAX_ROLE_NAME)?.to_owned(),
+            suspended: match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(DecodeErrorKind::InvalidValue),
+            },
+            created: r.u64()?,
+            last_login: r.u64()?,
+        })
+    }
+    fn encoded_len(&self) -> usize {
+        8 + str_len(&self.username, MAX_USERNAME)
+            + 1
+            + str_len(&self.app_role, MAX_ROLE_NAME)
+            + 1
+            + 16
+    }
+    fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_u64(self.user_id);
+        put_str(dst, &self.username, MAX_USERNAME);
+        dst.put_u8(self.role.to_u8());
+        put_str(dst, &self.app_role, MAX_ROLE_NAME);
+        dst.put_u8(u8::from(self.suspended));
+        dst.put_u64(self.created);
+        dst.put_u64(self.last_login);
+    }
+}
+
+/// USER_LIST (0x5e): `total u32, count u16, count x entry`: a page of accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserList {
+    /// Accounts in all.
+    pub total: u32,
+    /// This page (`encode` sends the first [`MAX_PAGE`]).
+    pub users: Vec<UserEntry>,
+}
+
+impl UserList {
+    /// Decodes the payload (header excluded); `Err` on a short or malformed payload.
+    /// Leftover bytes are for [`Reader::finish`].
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeErrorKind> {
+        Ok(UserList {
+            total: r.u32()?,
+            users: count(r, UserEntry::decode)?,
+        })
+    }
+    /// Payload bytes.
+    pub fn encoded_len(&self) -> usize {
+        6 + self
+            .page()
+            .iter()
+            .map(UserEntry::encoded_len)
+            .sum::<usize>()
+    }
+    /// Appends the payload.
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_u32(self.total);
+        dst.put_u16(self.page().len() as u16);
+        self.page().iter().for_each(|e| e.encode(dst));
+    }
+    fn page(&self) -> &[UserEntry] {
+        &self.users[..self.users.len().min(MAX_PAGE)]
     }
 }

@@ -237,3 +237,48 @@ fn profiles_and_roles_survive_a_restart_through_a_snapshot() {
         })
     );
 }
+
+#[test]
+fn administrators_list_the_accounts_with_both_roles() {
+    let mut h = Harness::new(roles());
+    let b = h.connect();
+    let tok_b = h.login_as(b, "bob");
+    h.send(b, set_role(&tok_b, "alice", "educator"));
+    h.one(b);
+    let list = |tok: &Token, offset: u32, limit: u16| {
+        Message::AdminListUsers(AdminListUsers {
+            token: tok.clone(),
+            offset,
+            limit,
+        })
+    };
+    h.send(b, list(&tok_b, 0, 0));
+    match h.one(b).message {
+        Message::UserList(l) => {
+            assert_eq!(l.total, 2);
+            let got: Vec<_> = l
+                .users
+                .iter()
+                .map(|u| (u.user_id, u.username.as_str(), u.role, u.app_role.as_str()))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    (1, "alice", Role::User, "educator"),
+                    (2, "bob", Role::Admin, "")
+                ]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // a page
+    h.send(b, list(&tok_b, 1, 1));
+    match h.one(b).message {
+        Message::UserList(l) => assert_eq!((l.total, l.users[0].username.as_str()), (2, "bob")),
+        other => panic!("{other:?}"),
+    }
+    let a = h.connect();
+    let tok_a = h.login_ok(a);
+    h.send(a, list(&tok_a, 0, 0));
+    assert_eq!(error_code(&h.one(a)), ErrorCode::Forbidden);
+}
