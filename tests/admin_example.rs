@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::live::Live;
@@ -386,15 +386,7 @@ fn audit_limit_follows_pages_of_fifty() {
 #[test]
 fn the_password_is_not_echoed_at_a_terminal() {
     example("admin");
-    let has_script = Command::new("script")
-        .args(["-qe", "-E", "always", "-c", "true", "/dev/null"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_script {
-        eprintln!("skipped: no util-linux `script` (>= 2.35) to make a terminal");
+    if !common::live::has_script() {
         return;
     }
     let server = TestServer::start();

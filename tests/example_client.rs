@@ -309,15 +309,7 @@ fn interactive_mode_prompts_lists_the_commands_and_reads_the_password_from_a_pip
 /// the next command.
 #[test]
 fn interactive_mode_reads_a_password_at_a_terminal_without_echo() {
-    let has_script = Command::new("script")
-        .args(["-qe", "-E", "always", "-c", "true", "/dev/null"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_script {
-        eprintln!("skipped: no util-linux `script` (>= 2.35) to make a terminal");
+    if !common::live::has_script() {
         return;
     }
     let server = TestServer::start();

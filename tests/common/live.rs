@@ -142,3 +142,24 @@ impl Drop for Live {
         let _ = self.child.wait();
     }
 }
+
+/// Whether util-linux `script` (2.35 or later) is here to give a child a terminal. Without
+/// it a test skips, saying so, unless `SESSIOND_REQUIRE_SCRIPT` is set (as `.ci/run`
+/// does, which installs it): then its absence fails the test.
+pub fn has_script() -> bool {
+    let here = Command::new("script")
+        .args(["-qe", "-E", "always", "-c", "true", "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !here {
+        assert!(
+            std::env::var_os("SESSIOND_REQUIRE_SCRIPT").is_none(),
+            "util-linux `script` (>= 2.35) is required here"
+        );
+        eprintln!("skipped: no util-linux `script` (>= 2.35) to make a terminal");
+    }
+    here
+}
