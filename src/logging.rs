@@ -78,6 +78,9 @@ fn budget(target: &str) -> (u32, Duration) {
 #[derive(Debug, Default)]
 struct Limiter {
     targets: HashMap<String, (Option<Instant>, u32, u64)>,
+    /// The earliest end of a window with lines dropped: other targets are looked at only
+    /// then, not with every line.
+    next_due: Option<Instant>,
 }
 
 impl Limiter {
@@ -89,6 +92,7 @@ impl Limiter {
                 out.push((t.clone(), std::mem::take(dropped), budget(t).1));
             }
         }
+        self.next_due = None;
         out
     }
 
@@ -96,25 +100,41 @@ impl Limiter {
     /// that ended with lines dropped, to write first.
     fn admit(&mut self, target: &str, now: Instant) -> (bool, Vec<(String, u64, Duration)>) {
         let mut summaries = Vec::new();
-        for (t, (start, count, dropped)) in self.targets.iter_mut() {
-            let window = budget(t).1;
-            if start.is_some_and(|s| now.duration_since(s) >= window) {
-                if *dropped > 0 {
-                    summaries.push((t.clone(), *dropped, window));
+        if self.next_due.is_some_and(|d| now >= d) {
+            self.next_due = None;
+            for (t, (start, count, dropped)) in self.targets.iter_mut() {
+                let window = budget(t).1;
+                let Some(s) = *start else { continue };
+                if now.duration_since(s) >= window {
+                    if *dropped > 0 {
+                        summaries.push((t.clone(), *dropped, window));
+                    }
+                    (*start, *count, *dropped) = (None, 0, 0);
+                } else if *dropped > 0 {
+                    let end = s + window;
+                    self.next_due = Some(self.next_due.map_or(end, |d| d.min(end)));
                 }
-                *start = None;
-                *count = 0;
-                *dropped = 0;
             }
         }
-        let (limit, _) = budget(target);
-        let entry = self.targets.entry(target.to_owned()).or_default();
-        entry.0.get_or_insert(now);
+        let (limit, window) = budget(target);
+        if !self.targets.contains_key(target) {
+            self.targets.insert(target.to_owned(), (None, 0, 0));
+        }
+        let Some(entry) = self.targets.get_mut(target) else {
+            return (true, summaries);
+        };
+        // this target's own window, when it ended without lines dropped
+        if entry.0.is_some_and(|s| now.duration_since(s) >= window) && entry.2 == 0 {
+            *entry = (None, 0, 0);
+        }
+        let start = *entry.0.get_or_insert(now);
         if entry.1 < limit {
             entry.1 += 1;
             (true, summaries)
         } else {
             entry.2 += 1;
+            let end = start + window;
+            self.next_due = Some(self.next_due.map_or(end, |d| d.min(end)));
             (false, summaries)
         }
     }

@@ -242,58 +242,60 @@ fn reloader(argv: Vec<std::ffi::OsString>, running: cli::Options) -> Reloader {
         for w in warnings(&o) {
             warn!("{w}");
         }
-        let mut restart_only = Vec::new();
-        let mut differs = |name: &str, old: String, new: String| {
-            if old != new {
-                restart_only.push(format!("{name}: {old} -> {new}"));
-            }
-        };
+        // What a running server keeps until a restart: named with its old and new value.
         let (r, n) = (&running, &o);
-        differs(
-            "listen",
-            r.server.listen.to_string(),
-            n.server.listen.to_string(),
-        );
-        differs(
-            "plain-listen",
-            format!("{:?}", r.server.plain_listen),
-            format!("{:?}", n.server.plain_listen),
-        );
-        differs(
-            "metrics-listen",
-            format!("{:?}", r.server.metrics_listen),
-            format!("{:?}", n.server.metrics_listen),
-        );
-        differs(
-            "data-dir",
-            r.data_dir.display().to_string(),
-            n.data_dir.display().to_string(),
-        );
-        differs(
-            "hash-workers",
-            r.server.hash_workers.to_string(),
-            n.server.hash_workers.to_string(),
-        );
-        differs(
-            "hash-queue",
-            r.server.hash_queue.to_string(),
-            n.server.hash_queue.to_string(),
-        );
-        differs(
-            "shutdown-grace",
-            format!("{:?}", r.server.shutdown_grace),
-            format!("{:?}", n.server.shutdown_grace),
-        );
-        differs(
-            "journal",
-            format!("{:?}", r.journal),
-            format!("{:?}", n.journal),
-        );
-        differs(
-            "log-format",
-            r.log_format.to_string(),
-            n.log_format.to_string(),
-        );
+        let fixed: [(&str, String, String); 9] = [
+            (
+                "listen",
+                r.server.listen.to_string(),
+                n.server.listen.to_string(),
+            ),
+            (
+                "plain-listen",
+                format!("{:?}", r.server.plain_listen),
+                format!("{:?}", n.server.plain_listen),
+            ),
+            (
+                "metrics-listen",
+                format!("{:?}", r.server.metrics_listen),
+                format!("{:?}", n.server.metrics_listen),
+            ),
+            (
+                "data-dir",
+                r.data_dir.display().to_string(),
+                n.data_dir.display().to_string(),
+            ),
+            (
+                "hash-workers",
+                r.server.hash_workers.to_string(),
+                n.server.hash_workers.to_string(),
+            ),
+            (
+                "hash-queue",
+                r.server.hash_queue.to_string(),
+                n.server.hash_queue.to_string(),
+            ),
+            (
+                "shutdown-grace",
+                format!("{:?}", r.server.shutdown_grace),
+                format!("{:?}", n.server.shutdown_grace),
+            ),
+            (
+                "journal",
+                format!("{:?}", r.journal),
+                format!("{:?}", n.journal),
+            ),
+            (
+                "log-format",
+                r.log_format.to_string(),
+                n.log_format.to_string(),
+            ),
+        ];
+        let restart_only = fixed
+            .into_iter()
+            .filter(|(_, old, new)| old != new)
+            .map(|(name, old, new)| format!("{name}: {old} -> {new}"))
+            .collect();
         Ok(Reload {
             tls,
             engine: o.server.engine,

@@ -14,7 +14,7 @@ const HASH_LEN: usize = 32;
 const MAX_ITERATIONS: u32 = 10_000_000;
 
 /// A stored password: PBKDF2-HMAC-SHA256 with a random per-record salt.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PasswordRecord {
     iterations: NonZeroU32,
     salt: [u8; SALT_LEN],

@@ -822,10 +822,11 @@ impl PendingAuth {
 }
 
 /// A stamp of a password record, to tell whether the account's record is still the one a
-/// hash checked (not a secret: the record holds only a salted hash).
+/// hash checked (its salt differs from any record made since): hashed where it lies, no
+/// text form made on the loop.
 fn stamp(record: &crate::auth::PasswordRecord) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    record.encode().hash(&mut h);
+    record.hash(&mut h);
     h.finish()
 }

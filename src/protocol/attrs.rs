@@ -27,15 +27,7 @@ pub(super) fn key(r: &mut Reader<'_>) -> Result<String, DecodeErrorKind> {
 
 /// A `bytes` field: `u16` length, then the bytes (protocol.md 3).
 pub(super) fn bytes(r: &mut Reader<'_>, max: usize) -> Result<Vec<u8>, DecodeErrorKind> {
-    let len = r.u16()? as usize;
-    if len > max {
-        return Err(DecodeErrorKind::FieldTooLong);
-    }
-    let mut out = Vec::with_capacity(len);
-    for _ in 0..len {
-        out.push(r.u8()?);
-    }
-    Ok(out)
+    Ok(r.bytes(max)?.to_vec())
 }
 
 pub(super) fn put_bytes<B: BufMut>(dst: &mut B, b: &[u8], max: usize) {

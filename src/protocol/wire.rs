@@ -127,6 +127,16 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(bytes).map_err(|_| DecodeErrorKind::InvalidUtf8)
     }
 
+    /// A `bytes` field of at most `max` bytes (protocol.md 3): the length check first, as
+    /// for a `str`.
+    pub fn bytes(&mut self, max: usize) -> Result<&'a [u8], DecodeErrorKind> {
+        let len = self.u16()? as usize;
+        if len > max {
+            return Err(DecodeErrorKind::FieldTooLong);
+        }
+        self.take(len)
+    }
+
     /// protocol.md: "a payload MUST be consumed exactly".
     pub fn finish(&self) -> Result<(), DecodeErrorKind> {
         if self.pos == self.buf.len() {

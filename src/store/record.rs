@@ -333,18 +333,7 @@ fn read_attr(r: &mut Reader<'_>) -> Option<(String, Option<Vec<u8>>)> {
     let key = r.string(MAX_ATTR_KEY).ok()?.to_owned();
     let value = match r.u8().ok()? {
         0 => None,
-        1 => {
-            let len = usize::from(r.u16().ok()?);
-            if len > MAX_ATTR_VALUE {
-                return None;
-            }
-            Some(
-                (0..len)
-                    .map(|_| r.u8())
-                    .collect::<Result<Vec<u8>, _>>()
-                    .ok()?,
-            )
-        }
+        1 => Some(r.bytes(MAX_ATTR_VALUE).ok()?.to_vec()),
         _ => return None,
     };
     Some((key, value))
