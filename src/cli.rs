@@ -30,7 +30,7 @@ use crate::engine::{DuplicatePolicy, EngineConfig, OnLimit, PolicyConfig};
 use crate::logging::{self, LogFormat};
 use crate::ops::{DataDir, OpsCommand, ITERATION_RANGE};
 use crate::protocol::{MAX_PASSWORD, MIN_MAX_FRAME};
-use crate::server::ServerConfig;
+use crate::server::{OriginPolicy, ServerConfig};
 use crate::store::JournalOptions;
 
 /// What the command line asked for.
@@ -223,6 +223,20 @@ struct ServerArgs {
     /// one, unless you mean to expose them); off by default
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// the same protocol over WebSocket on this address (wss:// with --tls-cert); off by
+    /// default
+    #[arg(long, value_name = "ADDR")]
+    ws_listen: Option<SocketAddr>,
+    /// a browser origin that may open a WebSocket, e.g. https://app.example (repeatable;
+    /// `*`: any; reloaded on SIGHUP); with none, pages are refused; clients that send no
+    /// Origin (not browsers) always may connect
+    #[arg(
+        long = "ws-allowed-origin",
+        value_name = "ORIGIN",
+        value_parser = ws_origin,
+        requires = "ws_listen"
+    )]
+    ws_allowed_origins: Vec<String>,
     /// log lines as text, or as one JSON object per line
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -503,6 +517,8 @@ impl ServerArgs {
             shutdown_grace: self.shutdown_grace.0,
             plain_listen: self.plain_listen,
             metrics_listen: self.metrics_listen,
+            ws_listen: self.ws_listen,
+            ws_origins: OriginPolicy::new(&self.ws_allowed_origins),
             ..ServerConfig::default()
         };
         let journal = JournalOptions {
@@ -658,6 +674,27 @@ fn app_role(name: &str) -> Result<String, String> {
         Ok(name.to_owned())
     } else {
         Err("1 to 32 of a-z 0-9 _ -, other than user and admin".into())
+    }
+}
+
+/// `--ws-allowed-origin`: `*`, `null`, or an origin as browsers send it,
+/// `http(s)://host[:port]` with no path.
+fn ws_origin(origin: &str) -> Result<String, String> {
+    let o = origin.trim_end_matches('/');
+    let host = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"));
+    let ok = o == "*"
+        || o == "null"
+        || host.is_some_and(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+        });
+    if ok {
+        Ok(o.to_owned())
+    } else {
+        Err("an origin such as https://app.example or http://127.0.0.1:8080 (no path), or *".into())
     }
 }
 

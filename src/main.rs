@@ -244,7 +244,7 @@ fn reloader(argv: Vec<std::ffi::OsString>, running: cli::Options) -> Reloader {
         }
         // What a running server keeps until a restart: named with its old and new value.
         let (r, n) = (&running, &o);
-        let fixed: [(&str, String, String); 9] = [
+        let fixed: [(&str, String, String); 10] = [
             (
                 "listen",
                 r.server.listen.to_string(),
@@ -254,6 +254,11 @@ fn reloader(argv: Vec<std::ffi::OsString>, running: cli::Options) -> Reloader {
                 "plain-listen",
                 format!("{:?}", r.server.plain_listen),
                 format!("{:?}", n.server.plain_listen),
+            ),
+            (
+                "ws-listen",
+                format!("{:?}", r.server.ws_listen),
+                format!("{:?}", n.server.ws_listen),
             ),
             (
                 "metrics-listen",
@@ -301,6 +306,7 @@ fn reloader(argv: Vec<std::ffi::OsString>, running: cli::Options) -> Reloader {
             engine: o.server.engine,
             iterations: o.server.iterations,
             log_filter: o.log_level,
+            ws_origins: o.server.ws_origins,
             restart_only,
         })
     })
@@ -400,6 +406,11 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut server = Server::start(cfg, listeners, state, Some(Box::new(journal)))?;
     let scheme = if opts.tls.is_some() { " (TLS)" } else { "" };
+    if let Some(a) = server.ws_addr() {
+        // Before "listening on", which tells a supervisor (and the tests) the start is over.
+        let ws = if opts.tls.is_some() { "wss" } else { "ws" };
+        println!("sessiond: websocket listening on {ws}://{a}/");
+    }
     println!("sessiond: listening on {}{scheme}", server.local_addr());
     if let Some(a) = server.plain_addr() {
         println!("sessiond: plain listener for local tools on {a}");

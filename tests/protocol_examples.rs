@@ -729,7 +729,11 @@ const T0: u64 = 1_767_225_600_000;
 
 #[test]
 fn every_example_in_protocol_md_decodes_and_encodes_exactly() {
-    let ex = examples();
+    // The WebSocket examples wrap frame examples: `websocket_examples_wrap_the_frames`.
+    let ex: BTreeMap<_, _> = examples()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("ws_"))
+        .collect();
     let want = expected();
     assert_eq!(
         ex.keys().map(String::as_str).collect::<Vec<_>>(),
@@ -743,6 +747,41 @@ fn every_example_in_protocol_md_decodes_and_encodes_exactly() {
         assert_eq!(&got, frame, "{name}: decoded");
         assert_eq!(&frame.to_vec(), bytes, "{name}: encoded");
     }
+}
+
+/// protocol.md "WebSocket transport": each `ws_NAME` example is one final binary
+/// WebSocket frame (masked from the client, unmasked from the server) whose payload is the
+/// frame example `NAME`, byte for byte.
+#[test]
+fn websocket_examples_wrap_the_frames() {
+    let ex = examples();
+    let mut seen = 0;
+    for (name, bytes) in ex.iter().filter(|(n, _)| n.starts_with("ws_")) {
+        let inner = &ex[name.trim_start_matches("ws_")];
+        assert_eq!(bytes[0], 0x82, "{name}: final binary frame");
+        let masked = bytes[1] & 0x80 != 0;
+        let len = usize::from(bytes[1] & 0x7f);
+        assert!(len < 126 && len == inner.len(), "{name}: length {len}");
+        let payload: Vec<u8> = if masked {
+            let mask = &bytes[2..6];
+            assert_eq!(bytes.len(), 6 + len, "{name}");
+            bytes[6..]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i % 4])
+                .collect()
+        } else {
+            assert_eq!(bytes.len(), 2 + len, "{name}");
+            bytes[2..].to_vec()
+        };
+        assert_eq!(&payload, inner, "{name}");
+        let (frame, _) = decode_slice(&payload).unwrap();
+        // The client masks (its HEARTBEAT), the server does not (the answer).
+        let from_client = matches!(frame.message, Message::Heartbeat(_));
+        assert_eq!(masked, from_client, "{name}: masking");
+        seen += 1;
+    }
+    assert_eq!(seen, 2, "the heartbeat and its answer");
 }
 
 #[test]

@@ -66,7 +66,11 @@ def spec_examples() -> Dict[str, bytes]:
     return out
 
 
-EXAMPLES = spec_examples()
+ALL_EXAMPLES = spec_examples()
+# protocol.md "WebSocket transport": `ws_NAME` is the frame example NAME in a WebSocket
+# frame (this client speaks TCP; the framing is checked on its own below).
+WS_EXAMPLES = {n: b for n, b in ALL_EXAMPLES.items() if n.startswith("ws_")}
+EXAMPLES = {n: b for n, b in ALL_EXAMPLES.items() if not n.startswith("ws_")}
 # The spec's example values (protocol.md 5, before 5.1).
 T0 = 1767225600000  # 2026-01-01T00:00:00Z
 T1 = T0 + 3600_000  # 01:00
@@ -93,6 +97,22 @@ class CodecTest(unittest.TestCase):
                                          f"{name}: opcode unknown")
                 again = sd.encode_frame(frame.request_id, frame.message, frame.flags)
                 self.assertEqual(again.hex(" "), data.hex(" "))
+
+    def test_websocket_examples_carry_the_frame_examples(self) -> None:
+        self.assertEqual(sorted(WS_EXAMPLES), ["ws_heartbeat", "ws_heartbeat_ack"])
+        for name, data in WS_EXAMPLES.items():
+            with self.subTest(example=name):
+                self.assertEqual(data[0], 0x82)  # final, binary
+                masked, length = data[1] & 0x80, data[1] & 0x7F
+                if masked:
+                    mask, body = data[2:6], data[6:]
+                    body = bytes(b ^ mask[i % 4] for i, b in enumerate(body))
+                else:
+                    body = data[2:]
+                self.assertEqual(length, len(body))
+                self.assertEqual(body, EXAMPLES[name[len("ws_"):]])
+                # The client's HEARTBEAT is masked, the server's answer is not.
+                self.assertEqual(bool(masked), name == "ws_heartbeat")
 
     def test_every_message_of_the_client_has_a_spec_example(self) -> None:
         seen = {frame_of(n).opcode for n in EXAMPLES}

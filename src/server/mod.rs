@@ -22,6 +22,7 @@ mod metrics;
 mod notify;
 mod reload;
 mod transport;
+mod ws;
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -46,6 +47,9 @@ use notify::Notify;
 use reload::Reloads;
 pub use reload::{Reload, Reloader};
 use transport::ReadStep;
+pub use ws::upgrade::accept_key as websocket_accept_key;
+pub use ws::OriginPolicy;
+use ws::{Fed, WsConn};
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("sessiond packs (generation, index) into a mio Token and needs 64-bit usize");
@@ -57,6 +61,8 @@ const SIGNALS: Token = Token(usize::MAX - 2);
 const PLAIN_LISTENER: Token = Token(usize::MAX - 3);
 /// The metrics listener (`--metrics-listen`); its connections' tokens are `http`'s.
 const METRICS_LISTENER: Token = Token(usize::MAX - 4);
+/// The WebSocket listener (`--ws-listen`).
+const WS_LISTENER: Token = Token(usize::MAX - 5);
 /// How long accepting pauses after the process ran out of file descriptors.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Bytes read per `read` call, into one buffer shared by all connections.
@@ -105,6 +111,10 @@ pub struct ServerConfig {
     pub plain_listen: Option<SocketAddr>,
     /// HTTP for `/metrics` (Prometheus text), `/healthz` and `/readyz`; None: off.
     pub metrics_listen: Option<SocketAddr>,
+    /// The same protocol over WebSocket (protocol.md 1), TLS if `tls` is set; None: off.
+    pub ws_listen: Option<SocketAddr>,
+    /// Which browser origins may open a WebSocket (requests without Origin always may).
+    pub ws_origins: OriginPolicy,
     /// With `handle_signals`: what SIGHUP reloads (None: SIGHUP is logged and ignored).
     pub reloader: Option<Reloader>,
     /// The log's filter in force at start (a reload says how it changed).
@@ -125,6 +135,8 @@ impl Default for ServerConfig {
             tls: None,
             plain_listen: None,
             metrics_listen: None,
+            ws_listen: None,
+            ws_origins: OriginPolicy::default(),
             reloader: None,
             log_filter: String::new(),
         }
@@ -159,6 +171,19 @@ struct Sock {
     tls: Option<Box<rustls::ServerConnection>>,
     /// Nothing has been read yet (a TLS port checks the first bytes for a plaintext frame).
     fresh: bool,
+    /// A connection to the WebSocket listener: the handshake, then the framing.
+    ws: Option<Box<WsConn>>,
+}
+
+/// Which listener a connection came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// The main listener (TLS if configured).
+    Main,
+    /// The plain loopback listener beside TLS.
+    Plain,
+    /// The WebSocket listener (TLS if configured).
+    Ws,
 }
 
 /// A bound server, ready to `run`: the engine and its shell.
@@ -175,6 +200,8 @@ struct Io {
     local_addr: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
     plain: Option<(TcpListener, SocketAddr)>,
+    ws: Option<(TcpListener, SocketAddr)>,
+    ws_origins: OriginPolicy,
     /// `/metrics`, `/healthz` and `/readyz` over HTTP (`http`, `metrics`).
     metrics: Option<http::MetricsServer>,
     socks: Vec<Option<Sock>>,
@@ -228,10 +255,12 @@ pub struct Listeners {
     main: std::net::TcpListener,
     plain: Option<std::net::TcpListener>,
     metrics: Option<std::net::TcpListener>,
+    ws: Option<std::net::TcpListener>,
 }
 
 impl Listeners {
-    /// Binds `cfg.listen` and `cfg.plain_listen`; an error names the address.
+    /// Binds `cfg.listen`, `cfg.plain_listen`, `cfg.metrics_listen` and `cfg.ws_listen`;
+    /// an error names the address.
     pub fn bind(cfg: &ServerConfig) -> io::Result<Listeners> {
         let bind = |addr: SocketAddr| {
             std::net::TcpListener::bind(addr)
@@ -256,10 +285,12 @@ impl Listeners {
         };
         let main = bind(cfg.listen)?;
         let metrics = cfg.metrics_listen.map(bind).transpose()?;
+        let ws = cfg.ws_listen.map(bind).transpose()?;
         Ok(Listeners {
             main,
             plain,
             metrics,
+            ws,
         })
     }
 
@@ -314,6 +345,16 @@ impl Server {
             }
             None => None,
         };
+        let ws = match listeners.ws {
+            Some(l) => {
+                let mut l = TcpListener::from_std(l);
+                let a = l.local_addr()?;
+                poll.registry()
+                    .register(&mut l, WS_LISTENER, Interest::READABLE)?;
+                Some((l, a))
+            }
+            None => None,
+        };
         let metrics = listeners
             .metrics
             .map(|l| http::MetricsServer::start(l, poll.registry(), METRICS_LISTENER, now()))
@@ -355,6 +396,8 @@ impl Server {
             local_addr,
             tls: cfg.tls.clone(),
             plain,
+            ws,
+            ws_origins: cfg.ws_origins.clone(),
             metrics,
             socks: Vec::with_capacity(engine.config().reserved_connections()),
             pool,
@@ -392,6 +435,11 @@ impl Server {
     /// The plain loopback listener's address, when there is one.
     pub fn plain_addr(&self) -> Option<SocketAddr> {
         self.io.plain.as_ref().map(|(_, a)| *a)
+    }
+
+    /// The WebSocket listener's address, when there is one.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.io.ws.as_ref().map(|(_, a)| *a)
     }
 
     /// The metrics listener's address, when there is one.
@@ -448,8 +496,9 @@ impl Server {
         let room_again = std::mem::take(&mut self.io.accept_resume);
         if room_again || self.io.accept_paused.is_some_and(|t| t <= now) {
             self.io.accept_paused = None;
-            self.io.accept_all(&mut self.engine, now, false);
-            self.io.accept_all(&mut self.engine, now, true);
+            for via in [Via::Main, Via::Plain, Via::Ws] {
+                self.io.accept_all(&mut self.engine, now, via);
+            }
         }
         self.turn(now);
         self.io.notify.tick(now);
@@ -562,7 +611,17 @@ impl Shell for Io {
         if sock.lingering {
             return;
         }
-        let pending = match transport::write(&mut sock.stream, sock.tls.as_deref_mut(), t.bytes) {
+        let written = match sock.ws.as_deref_mut() {
+            Some(ws) => ws_write(
+                &mut sock.stream,
+                sock.tls.as_deref_mut(),
+                ws,
+                t.bytes,
+                t.close,
+            ),
+            None => transport::write(&mut sock.stream, sock.tls.as_deref_mut(), t.bytes),
+        };
+        let pending = match written {
             Ok(p) => p,
             Err(e) => {
                 debug!("write error conn={}: {e}", id.index);
@@ -605,8 +664,9 @@ impl Io {
     fn dispatch(&mut self, engine: &mut Engine, events: &Events, now: Instant) -> io::Result<()> {
         for ev in events.iter() {
             match ev.token() {
-                LISTENER => self.accept_all(engine, now, false),
-                PLAIN_LISTENER => self.accept_all(engine, now, true),
+                LISTENER => self.accept_all(engine, now, Via::Main),
+                PLAIN_LISTENER => self.accept_all(engine, now, Via::Plain),
+                WS_LISTENER => self.accept_all(engine, now, Via::Ws),
                 WAKER => {} // what it woke for is taken every turn: drain_threads
                 SIGNALS => self.on_signals(),
                 t if t == METRICS_LISTENER || http::owns(t) => self.on_metrics(engine, ev, now),
@@ -682,6 +742,11 @@ impl Io {
                     (false, None) => {}
                     (false, Some(_)) | (true, None) => restart.push("TLS on or off".into()),
                 }
+                if r.ws_origins != self.ws_origins {
+                    let old = std::mem::replace(&mut self.ws_origins, r.ws_origins);
+                    done.changed
+                        .push(format!("WebSocket origins: {old} -> {}", self.ws_origins));
+                }
                 if r.log_filter != self.log_filter {
                     crate::logging::set_filter(&r.log_filter);
                     let old = std::mem::replace(&mut self.log_filter, r.log_filter.clone());
@@ -743,14 +808,13 @@ impl Io {
         Ok(())
     }
 
-    /// Accepts until `WouldBlock` on the main listener (TLS if configured) or, with
-    /// `plain`, on the plain loopback one.
-    fn accept_all(&mut self, engine: &mut Engine, now: Instant, plain: bool) {
+    /// Accepts until `WouldBlock` on the listener `via`.
+    fn accept_all(&mut self, engine: &mut Engine, now: Instant, via: Via) {
         // Paused (out of descriptors), or shutting down: the listeners are left alone.
         if self.accept_paused.is_some() || self.stop.load(Ordering::SeqCst) {
             return;
         }
-        let tls = self.tls.is_some() && !plain;
+        let tls = self.tls.is_some() && via != Via::Plain;
         loop {
             if self.sockets_open >= self.socket_budget {
                 // The rest of the descriptors are the server's own: the connections wait
@@ -758,13 +822,19 @@ impl Io {
                 self.accept_full = true;
                 return;
             }
-            let listener = match (&self.plain, plain) {
-                (Some((l, _)), true) => l,
-                (None, true) => return,
-                (_, false) => &self.listener,
+            let listener = match via {
+                Via::Main => &self.listener,
+                Via::Plain => match &self.plain {
+                    Some((l, _)) => l,
+                    None => return,
+                },
+                Via::Ws => match &self.ws {
+                    Some((l, _)) => l,
+                    None => return,
+                },
             };
             match listener.accept() {
-                Ok((stream, peer)) => self.add_conn(engine, stream, peer, now, tls),
+                Ok((stream, peer)) => self.add_conn(engine, stream, peer, now, tls, via),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -791,6 +861,7 @@ impl Io {
         peer: SocketAddr,
         now: Instant,
         tls: bool,
+        via: Via,
     ) {
         let tls = match (tls, self.tls.as_ref()) {
             (true, Some(cfg)) => match rustls::ServerConnection::new(cfg.clone()) {
@@ -828,7 +899,8 @@ impl Io {
             writable: false,
             lingering: false,
             tls,
-            fresh: true,
+            fresh: via != Via::Ws,
+            ws: (via == Via::Ws).then(|| Box::new(WsConn::new())),
         });
     }
 
@@ -868,7 +940,32 @@ impl Io {
                     return;
                 }
                 ReadStep::Data(n) => {
-                    engine.handle_input(id, &self.read_buf[..n], now);
+                    if let Some(ws) = sock.ws.as_deref_mut() {
+                        let max = engine.config().max_frame;
+                        let fed = ws.feed(&self.read_buf[..n], &self.ws_origins, max, |p| {
+                            engine.handle_input(id, p, now)
+                        });
+                        // The handshake's response and pongs go now, before any answer.
+                        match transport::write(
+                            &mut sock.stream,
+                            sock.tls.as_deref_mut(),
+                            Some(&mut ws.wire),
+                        ) {
+                            Ok(true) if !sock.writable => engine.handle_writable(id),
+                            Ok(_) => {}
+                            Err(e) => {
+                                debug!("write error conn={}: {e}", id.index);
+                                self.drop_conn(engine, id, now);
+                                return;
+                            }
+                        }
+                        if fed == Fed::Ended {
+                            engine.handle_peer_closed(id, now);
+                            return;
+                        }
+                    } else {
+                        engine.handle_input(id, &self.read_buf[..n], now);
+                    }
                     if !is_tls && !to_eof && n < self.read_buf.len() {
                         // A short read drained the socket's receive queue: the read that
                         // would only answer WouldBlock is skipped (one syscall less per
@@ -994,6 +1091,28 @@ impl Io {
             }
         }
         engine.handle_closed(id, now);
+    }
+}
+
+/// A WebSocket connection's transmit: the engine's frames (`out`) framed into its wire as
+/// they fit, written until all is out or the socket is full. Returns whether bytes are
+/// still pending (in the wire or in `out`).
+fn ws_write(
+    stream: &mut TcpStream,
+    mut tls: Option<&mut rustls::ServerConnection>,
+    ws: &mut WsConn,
+    mut out: Option<&mut bytes::BytesMut>,
+    close: bool,
+) -> io::Result<bool> {
+    loop {
+        ws.fill(out.as_deref_mut(), close);
+        if transport::write(stream, tls.as_deref_mut(), Some(&mut ws.wire))? {
+            return Ok(true);
+        }
+        if out.as_ref().is_none_or(|o| o.is_empty()) {
+            ws.shrink();
+            return Ok(false);
+        }
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Reload {
     pub iterations: u32,
     /// The log's filter (`RUST_LOG` syntax).
     pub log_filter: String,
+    /// Which browser origins may open a WebSocket from now on.
+    pub ws_origins: crate::server::OriginPolicy,
     /// Settings that differ from the running ones and that only a restart changes.
     pub restart_only: Vec<String>,
 }

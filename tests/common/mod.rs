@@ -31,6 +31,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The plain loopback listener beside TLS, if configured.
     pub plain_addr: Option<SocketAddr>,
+    /// The WebSocket listener, if configured.
+    pub ws_addr: Option<SocketAddr>,
     handle: ServerHandle,
     thread: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -95,6 +97,7 @@ impl TestServer {
         };
         let addr = server.local_addr();
         let plain_addr = server.plain_addr();
+        let ws_addr = server.ws_addr();
         let handle = server.handle();
         let thread = std::thread::Builder::new()
             .name("sessiond-test-server".into())
@@ -103,6 +106,7 @@ impl TestServer {
         TestServer {
             addr,
             plain_addr,
+            ws_addr,
             handle,
             thread: Some(thread),
         }

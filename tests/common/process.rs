@@ -122,6 +122,14 @@ impl Running {
         }
     }
 
+    /// The WebSocket URL the server printed (`--ws-listen`), e.g. `ws://127.0.0.1:PORT/`.
+    pub fn ws_url(&self) -> Option<String> {
+        self.printed.iter().find_map(|l| {
+            l.strip_prefix("sessiond: websocket listening on ")
+                .map(str::to_owned)
+        })
+    }
+
     pub fn client(&self) -> Client {
         Client::connect(self.addr.as_str(), Duration::from_secs(5)).expect("connect")
     }
