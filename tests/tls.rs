@@ -1,10 +1,14 @@
 //! TLS on the listener and in the client (issue 8), with certificates made inside the
 //! test by rcgen: the full life cycle over TLS, a wrong CA or name refused, a plaintext
 //! client failing cleanly, a stalled handshake dropped at the login deadline while other
-//! clients carry on, and the plain loopback listener beside TLS.
+//! clients carry on, the plain loopback listener beside TLS, and WebSocket inside TLS (`wss://`).
 #![allow(clippy::disallowed_methods)] // this test runs a real server in real time
 
 mod common;
+
+#[path = "../examples/shared/ws_client.rs"]
+#[allow(dead_code)]
+mod ws_client;
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -180,4 +184,52 @@ fn a_plain_loopback_listener_serves_local_tools_beside_tls() {
         ..Default::default()
     };
     assert!(sessiond::server::Server::bind(bad, sessiond::session::UserTable::new()).is_err());
+}
+
+/// `--ws-listen` with TLS is `wss://`: the upgrade and the frames travel inside TLS.
+#[test]
+fn websocket_over_tls_is_wss() {
+    use std::io::Read;
+    let pki = Pki::new("wss");
+    let server = tls_server(&pki, |c| c.ws_listen = Some("127.0.0.1:0".parse().unwrap()));
+    let addr = server.ws_addr.expect("ws listener");
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let name = sessiond::tls::server_name("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(trusting(&pki.path("ca.pem")), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut input = bytes::BytesMut::new();
+    let read_more = |tls: &mut rustls::StreamOwned<_, TcpStream>, input: &mut bytes::BytesMut| {
+        assert!(Instant::now() < deadline, "timed out");
+        let mut chunk = [0u8; 4096];
+        let n = tls.read(&mut chunk).expect("read");
+        assert!(n > 0, "closed");
+        input.extend_from_slice(&chunk[..n]);
+    };
+    tls.write_all(&ws_client::upgrade_request("localhost", None))
+        .unwrap();
+    while ws_client::read_upgrade(&mut input).unwrap().is_none() {
+        read_more(&mut tls, &mut input);
+    }
+    let mut login = Vec::new();
+    ws_client::encode(
+        ws_client::BINARY,
+        &common::wire::login_bytes(1, "alice", ALICE_PW),
+        [1, 2, 3, 4],
+        &mut login,
+    );
+    tls.write_all(&login).unwrap();
+    let payload = loop {
+        if let Some((op, _, p)) = ws_client::decode(&mut input).unwrap() {
+            assert_eq!(op, ws_client::BINARY);
+            break p;
+        }
+        read_more(&mut tls, &mut input);
+    };
+    let (frame, _) = sessiond::protocol::decode_slice(&payload).unwrap();
+    assert!(
+        matches!(frame.message, sessiond::protocol::Message::LoginSuccess(_)),
+        "{frame:?}"
+    );
 }

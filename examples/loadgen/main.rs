@@ -23,6 +23,10 @@
 //! in as `--user` (one account; each login then sends NEW_LOGIN to up to 32 of the
 //! others) unless `--accounts N` spreads the logins over N accounts, registered first.
 //!
+//! `--ws` speaks WebSocket to sessiond's `--ws-listen` port instead (protocol.md
+//! "WebSocket transport"; with `--tls-ca`, `wss://`): each frame in a masked binary
+//! message, for the WebSocket-vs-TCP rate and the bytes per idle WebSocket session.
+//!
 //! `--mode rush` logs every connection in at once, each heartbeating from its own login
 //! on, and reports how long until all are in (`join_secs`, and the heartbeat p99 of
 //! those already in); `--mode join` is the same with no heartbeat until all are in.
@@ -92,6 +96,9 @@ struct Args {
     /// TLS, trusting this CA file (the server's certificate must be for `localhost`)
     #[arg(long = "tls-ca", value_name = "CA.pem")]
     ca_file: Option<std::path::PathBuf>,
+    /// WebSocket: --addr is sessiond's --ws-listen port
+    #[arg(long)]
+    ws: bool,
     /// What to measure
     #[arg(long, value_enum, default_value_t = Mode::PingPong)]
     mode: Mode,
@@ -162,8 +169,12 @@ impl Args {
             Some("--mode idle needs --server-pid")
         } else if a.accounts > 0 && (a.ca_file.is_some() || a.target == Target::Echo) {
             Some("--accounts registers over plain TCP to sessiond only")
-        } else if a.mode == Mode::Restart && (a.ca_file.is_some() || a.target == Target::Echo) {
+        } else if a.mode == Mode::Restart
+            && (a.ca_file.is_some() || a.target == Target::Echo || a.ws)
+        {
             Some("--mode restart drives sessiond over plain TCP only")
+        } else if a.ws && (a.target == Target::Echo || a.accounts > 0) {
+            Some("--ws drives sessiond's WebSocket port, logging in as --user")
         } else {
             None
         };
@@ -203,14 +214,74 @@ struct Conn {
     /// When each heartbeat in flight was sent, oldest first (answers come in order).
     pings: std::collections::VecDeque<Instant>,
     next_id: u32,
+    /// `--ws`: the WebSocket layer between the socket's bytes and `input`/`output`.
+    ws: Option<Box<WsLayer>>,
+}
+
+/// A load connection's WebSocket state: the upgrade, then frames in masked messages.
+struct WsLayer {
+    upgraded: bool,
+    /// Bytes from the socket (the upgrade's response, then WebSocket frames).
+    raw: BytesMut,
+    /// Messages queued before the upgrade's answer (a client must wait for it).
+    held: Vec<u8>,
+    mask: [u8; 4],
+    frame: Vec<u8>,
 }
 
 impl Conn {
     fn queue(&mut self, msg: Message) {
         self.next_id = self.next_id.wrapping_add(1);
-        Frame::reply(self.next_id, msg).encode(&mut self.output);
+        let Some(ws) = self.ws.as_deref_mut() else {
+            Frame::reply(self.next_id, msg).encode(&mut self.output);
+            return;
+        };
+        ws.frame.clear();
+        Frame::reply(self.next_id, msg).encode(&mut ws.frame);
+        let out = if ws.upgraded {
+            &mut self.output
+        } else {
+            &mut ws.held
+        };
+        ws_client::encode(ws_client::BINARY, &ws.frame, ws.mask, out);
+    }
+
+    /// Where the socket's (decrypted) bytes go.
+    fn sink(&mut self) -> &mut BytesMut {
+        sink_of(&mut self.ws, &mut self.input)
+    }
+
+    /// `--ws`: the upgrade's answer, then the binary messages' payloads into `input`.
+    fn unwrap_ws(&mut self) -> io::Result<()> {
+        let Some(ws) = self.ws.as_deref_mut() else {
+            return Ok(());
+        };
+        if !ws.upgraded {
+            match ws_client::read_upgrade(&mut ws.raw) {
+                Ok(Some(_)) => {
+                    ws.upgraded = true;
+                    self.output.append(&mut ws.held);
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(io::Error::other(e)),
+            }
+        }
+        while let Some((op, _, payload)) =
+            ws_client::decode(&mut ws.raw).map_err(io::Error::other)?
+        {
+            match op {
+                ws_client::BINARY => self.input.extend_from_slice(&payload),
+                ws_client::CLOSE => return Err(io::Error::other("the server closed a WebSocket")),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }
+
+#[path = "../shared/ws_client.rs"]
+#[allow(dead_code)]
+mod ws_client;
 
 mod restart;
 
@@ -345,7 +416,19 @@ fn run(a: Args) -> io::Result<()> {
             sent_at: Instant::now(),
             pings: std::collections::VecDeque::new(),
             next_id: 0,
+            ws: None,
         };
+        if a.ws {
+            let host = a.addr.to_string();
+            c.output = ws_client::upgrade_request(&host, None);
+            c.ws = Some(Box::new(WsLayer {
+                upgraded: false,
+                raw: BytesMut::with_capacity(4096),
+                held: Vec::new(),
+                mask: (i as u32 ^ 0x5eed_1e55).to_be_bytes(),
+                frame: Vec::with_capacity(64),
+            }));
+        }
         if a.target == Target::Echo {
             c.state = State::Ready;
             c.token = Some(SessionToken([0x42; 32]));
@@ -436,6 +519,7 @@ fn run(a: Args) -> io::Result<()> {
                 continue;
             }
             read_in(c, &mut buf)?;
+            c.unwrap_ws()?;
             let now = Instant::now();
             loop {
                 if a.target == Target::Echo {
@@ -576,10 +660,12 @@ fn run(a: Args) -> io::Result<()> {
         _ if a.storm > 0 => "storm",
         _ => "pingpong",
     };
-    let target = match (a.target, a.ca_file.is_some()) {
-        (Target::Echo, _) => "echo",
-        (Target::Sessiond, true) => "sessiond+tls",
-        (Target::Sessiond, false) => "sessiond",
+    let target = match (a.target, a.ca_file.is_some(), a.ws) {
+        (Target::Echo, _, _) => "echo",
+        (Target::Sessiond, true, true) => "sessiond+wss",
+        (Target::Sessiond, false, true) => "sessiond+ws",
+        (Target::Sessiond, true, false) => "sessiond+tls",
+        (Target::Sessiond, false, false) => "sessiond",
     };
     println!(
         "{target}: {} conns all in after {join_secs:.2} s ({join_round_trips} heartbeats meanwhile, p99 {join_p99} us); {:.1} s: {round_trips} round trips, {rps:.0}/s, p50 {} us, p99 {} us, p999 {} us, storm logins {logins}, errors {errors}, storage refusals {refused}",
@@ -695,7 +781,7 @@ fn read_in(c: &mut Conn, buf: &mut [u8]) -> io::Result<()> {
         loop {
             match c.stream.read(buf) {
                 Ok(0) => return Err(closed()),
-                Ok(n) => c.input.extend_from_slice(&buf[..n]),
+                Ok(n) => c.sink().extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -710,7 +796,7 @@ fn read_in(c: &mut Conn, buf: &mut [u8]) -> io::Result<()> {
                 loop {
                     match tls.reader().read(buf) {
                         Ok(0) => return Err(closed()),
-                        Ok(n) => c.input.extend_from_slice(&buf[..n]),
+                        Ok(n) => sink_of(&mut c.ws, &mut c.input).extend_from_slice(&buf[..n]),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) => return Err(e),
                     }
@@ -720,6 +806,14 @@ fn read_in(c: &mut Conn, buf: &mut [u8]) -> io::Result<()> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// [`Conn::sink`] for when the TLS session is borrowed.
+fn sink_of<'a>(ws: &'a mut Option<Box<WsLayer>>, input: &'a mut BytesMut) -> &'a mut BytesMut {
+    match ws.as_deref_mut() {
+        Some(ws) => &mut ws.raw,
+        None => input,
     }
 }
 

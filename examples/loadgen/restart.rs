@@ -259,5 +259,6 @@ fn connect(poll: &Poll, addr: SocketAddr, i: usize) -> io::Result<Conn> {
         sent_at: Instant::now(),
         pings: Default::default(),
         next_id: 0,
+        ws: None,
     })
 }

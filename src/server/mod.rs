@@ -202,6 +202,9 @@ struct Io {
     plain: Option<(TcpListener, SocketAddr)>,
     ws: Option<(TcpListener, SocketAddr)>,
     ws_origins: OriginPolicy,
+    /// WebSocket bytes are framed here and written at once; only what the socket does not
+    /// take stays with the connection (`WsConn::borrow_scratch`).
+    ws_scratch: bytes::BytesMut,
     /// `/metrics`, `/healthz` and `/readyz` over HTTP (`http`, `metrics`).
     metrics: Option<http::MetricsServer>,
     socks: Vec<Option<Sock>>,
@@ -398,6 +401,7 @@ impl Server {
             plain,
             ws,
             ws_origins: cfg.ws_origins.clone(),
+            ws_scratch: bytes::BytesMut::new(),
             metrics,
             socks: Vec::with_capacity(engine.config().reserved_connections()),
             pool,
@@ -616,6 +620,7 @@ impl Shell for Io {
                 &mut sock.stream,
                 sock.tls.as_deref_mut(),
                 ws,
+                &mut self.ws_scratch,
                 t.bytes,
                 t.close,
             ),
@@ -942,15 +947,18 @@ impl Io {
                 ReadStep::Data(n) => {
                     if let Some(ws) = sock.ws.as_deref_mut() {
                         let max = engine.config().max_frame;
+                        ws.borrow_scratch(&mut self.ws_scratch);
                         let fed = ws.feed(&self.read_buf[..n], &self.ws_origins, max, |p| {
                             engine.handle_input(id, p, now)
                         });
                         // The handshake's response and pongs go now, before any answer.
-                        match transport::write(
+                        let written = transport::write(
                             &mut sock.stream,
                             sock.tls.as_deref_mut(),
                             Some(&mut ws.wire),
-                        ) {
+                        );
+                        ws.return_scratch(&mut self.ws_scratch);
+                        match written {
                             Ok(true) if !sock.writable => engine.handle_writable(id),
                             Ok(_) => {}
                             Err(e) => {
@@ -1101,19 +1109,22 @@ fn ws_write(
     stream: &mut TcpStream,
     mut tls: Option<&mut rustls::ServerConnection>,
     ws: &mut WsConn,
+    scratch: &mut bytes::BytesMut,
     mut out: Option<&mut bytes::BytesMut>,
     close: bool,
 ) -> io::Result<bool> {
-    loop {
+    ws.borrow_scratch(scratch);
+    let pending = loop {
         ws.fill(out.as_deref_mut(), close);
-        if transport::write(stream, tls.as_deref_mut(), Some(&mut ws.wire))? {
-            return Ok(true);
+        match transport::write(stream, tls.as_deref_mut(), Some(&mut ws.wire)) {
+            Ok(true) => break Ok(true),
+            Ok(false) if out.as_ref().is_none_or(|o| o.is_empty()) => break Ok(false),
+            Ok(false) => {}
+            Err(e) => break Err(e),
         }
-        if out.as_ref().is_none_or(|o| o.is_empty()) {
-            ws.shrink();
-            return Ok(false);
-        }
-    }
+    };
+    ws.return_scratch(scratch);
+    pending
 }
 
 /// The socket of `id`, if it is still open (a borrow of the table alone).

@@ -50,13 +50,14 @@ pub(crate) const WIRE_LOW: usize = 16 * 1024;
 const WIRE_CAP: usize = 64 * 1024;
 
 /// What tungstenite reads at a time from the bytes handed to it. Small: it is allocated
-/// per connection, and the bytes are in memory already.
-const READ_CHUNK: usize = 512;
+/// per connection, and the bytes are in memory already (a heartbeat is 52 bytes).
+const READ_CHUNK: usize = 256;
 
 /// One WebSocket connection's state above the transport.
 pub(crate) struct WsConn {
     state: State,
     /// WebSocket bytes for the transport: the handshake's response, frames, control frames.
+    /// Empty and unallocated between writes ([`WsConn::borrow_scratch`]).
     pub(crate) wire: BytesMut,
 }
 
@@ -233,9 +234,21 @@ impl WsConn {
         self.wire.len() > before
     }
 
-    /// Gives back `wire`'s memory once it is empty and was large (a burst is over).
-    pub(crate) fn shrink(&mut self) {
-        if self.wire.is_empty() && self.wire.capacity() > WIRE_LOW {
+    /// Before bytes are framed: an empty `wire` is swapped for the shell's `scratch`, so
+    /// that a connection holds buffer memory only while the socket is full.
+    pub(crate) fn borrow_scratch(&mut self, scratch: &mut BytesMut) {
+        if self.wire.is_empty() {
+            std::mem::swap(&mut self.wire, scratch);
+        }
+    }
+
+    /// After the transport's write: an empty `wire` goes back (the larger of the two
+    /// buffers stays the scratch); a non-empty one stays until the socket takes it.
+    pub(crate) fn return_scratch(&mut self, scratch: &mut BytesMut) {
+        if self.wire.is_empty() {
+            if self.wire.capacity() > scratch.capacity() {
+                std::mem::swap(&mut self.wire, scratch);
+            }
             self.wire = BytesMut::new();
         }
     }
