@@ -113,6 +113,22 @@ fn warnings(opts: &cli::Options) -> Vec<String> {
             opts.server.listen
         ));
     }
+    if let Some(ws) = opts.server.ws_listen {
+        if opts.tls.is_none() && !ws.ip().is_loopback() {
+            out.push(format!(
+                "WebSocket on {ws} without TLS: passwords and tokens cross the network in \
+                 the clear, and browsers refuse ws:// from https:// pages (--tls-cert and \
+                 --tls-key make it wss://)"
+            ));
+        }
+        if opts.server.ws_origins.allows_any() {
+            out.push(
+                "--ws-allowed-origin '*': a page of any site may open connections from its \
+                 visitors' browsers; name the origins of your pages instead"
+                    .into(),
+            );
+        }
+    }
     if let Some((cert, _)) = &opts.tls {
         #[allow(clippy::disallowed_methods)] // the binary reads the wall clock for this check
         let now = SystemTime::now()
@@ -175,7 +191,11 @@ fn check_config(opts: &cli::Options) -> ExitCode {
                 .plain_listen
                 .map_or(String::new(), |p| format!(", plain listener {p}"));
             let kind = if tls_ok { "TLS" } else { "plain" };
-            format!("{addr} ({kind}){plain}")
+            let ws = cfg.ws_listen.map_or(String::new(), |w| {
+                let scheme = if tls_ok { "wss" } else { "ws" };
+                format!(", WebSocket {scheme}://{w}/ (origins: {})", cfg.ws_origins)
+            });
+            format!("{addr} ({kind}){plain}{ws}")
         }),
     );
     report(

@@ -427,3 +427,35 @@ fn a_websocket_peer_that_never_reads_is_cut_off_at_the_output_cap() {
     bystander.send(BINARY, &hb_bytes(9, &token));
     assert!(matches!(bystander.one().message, Message::HeartbeatAck(_)));
 }
+
+#[test]
+fn metrics_count_websocket_connections_and_upgrades() {
+    let server = server_with(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap()));
+    let _open = Ws::open(&server);
+    let refused = Ws::connect(server.ws_addr.unwrap(), Some("https://evil.example"));
+    assert!(refused.is_err());
+    let metrics = server.metrics_addr.expect("metrics listener");
+    let mut s = TcpStream::connect(metrics).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let value = |line: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(line))
+            .unwrap_or_else(|| panic!("no {line} in {text}"))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(value("sessiond_connections_open{transport=\"ws\"}"), "1");
+    assert_eq!(value("sessiond_connections_open{transport=\"plain\"}"), "0");
+    assert_eq!(
+        value("sessiond_websocket_upgrades_total{outcome=\"accepted\"}"),
+        "1"
+    );
+    assert_eq!(
+        value("sessiond_websocket_upgrades_total{outcome=\"refused\"}"),
+        "1"
+    );
+}

@@ -82,9 +82,11 @@ pub(super) struct Snapshot {
 #[derive(Debug, Clone, Default)]
 pub(super) struct Scrape {
     pub stats: Stats,
-    /// Protocol connections open (their sockets not lingering), plain and TLS.
-    pub connections_plain: u64,
-    pub connections_tls: u64,
+    /// Protocol connections open (their sockets not lingering): plain, TLS, WebSocket,
+    /// WebSocket over TLS.
+    pub connections_open: [u64; 4],
+    /// WebSocket upgrades accepted, refused.
+    pub ws_upgrades: [u64; 2],
     pub sessions_live: u64,
     pub sessions_connected: u64,
     pub users: u64,
@@ -163,18 +165,15 @@ impl Io {
 
     /// The numbers, now. O(connection slots) for the transports' counts, once per scrape.
     fn scrape(&self, engine: &Engine, now: Instant) -> Scrape {
-        let (mut plain, mut tls) = (0, 0);
+        let mut open = [0; 4];
         for s in self.socks.iter().flatten().filter(|s| !s.lingering) {
-            match s.tls {
-                Some(_) => tls += 1,
-                None => plain += 1,
-            }
+            open[usize::from(s.tls.is_some()) + 2 * usize::from(s.ws.is_some())] += 1;
         }
         let started = self.metrics.as_ref().map_or(now, |m| m.started());
         Scrape {
             stats: engine.stats(),
-            connections_plain: plain,
-            connections_tls: tls,
+            connections_open: open,
+            ws_upgrades: self.ws_upgrades,
             sessions_live: engine.sessions().len() as u64,
             sessions_connected: engine.attached_sessions() as u64,
             users: engine.users().len() as u64,
@@ -202,8 +201,16 @@ pub(super) fn render(s: &Scrape) -> String {
         "sessiond_connections_open",
         "Protocol connections open, by transport (sockets lingering after their last frame not counted).",
     );
-    w.sample(&[("transport", "plain")], s.connections_plain);
-    w.sample(&[("transport", "tls")], s.connections_tls);
+    for (i, transport) in ["plain", "tls", "ws", "wss"].into_iter().enumerate() {
+        w.sample(&[("transport", transport)], s.connections_open[i]);
+    }
+    w.family(
+        "sessiond_websocket_upgrades_total",
+        "counter",
+        "WebSocket opening handshakes, by outcome (refused: an HTTP error status, protocol.md 1).",
+    );
+    w.sample(&[("outcome", "accepted")], s.ws_upgrades[0]);
+    w.sample(&[("outcome", "refused")], s.ws_upgrades[1]);
     w.counter(
         "sessiond_connections_accepted_total",
         "Protocol connections accepted (those then refused included).",

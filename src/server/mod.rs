@@ -205,6 +205,8 @@ struct Io {
     /// WebSocket bytes are framed here and written at once; only what the socket does not
     /// take stays with the connection (`WsConn::borrow_scratch`).
     ws_scratch: bytes::BytesMut,
+    /// WebSocket upgrades accepted and refused (`/metrics`).
+    ws_upgrades: [u64; 2],
     /// `/metrics`, `/healthz` and `/readyz` over HTTP (`http`, `metrics`).
     metrics: Option<http::MetricsServer>,
     socks: Vec<Option<Sock>>,
@@ -402,6 +404,7 @@ impl Server {
             ws,
             ws_origins: cfg.ws_origins.clone(),
             ws_scratch: bytes::BytesMut::new(),
+            ws_upgrades: [0; 2],
             metrics,
             socks: Vec::with_capacity(engine.config().reserved_connections()),
             pool,
@@ -948,9 +951,13 @@ impl Io {
                     if let Some(ws) = sock.ws.as_deref_mut() {
                         let max = engine.config().max_frame;
                         ws.borrow_scratch(&mut self.ws_scratch);
+                        let upgrading = ws.upgrading();
                         let fed = ws.feed(&self.read_buf[..n], &self.ws_origins, max, |p| {
                             engine.handle_input(id, p, now)
                         });
+                        if upgrading && !ws.upgrading() {
+                            self.ws_upgrades[usize::from(!ws.open())] += 1;
+                        }
                         // The handshake's response and pongs go now, before any answer.
                         let written = transport::write(
                             &mut sock.stream,

@@ -33,6 +33,8 @@ pub struct TestServer {
     pub plain_addr: Option<SocketAddr>,
     /// The WebSocket listener, if configured.
     pub ws_addr: Option<SocketAddr>,
+    /// The metrics listener, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     handle: ServerHandle,
     thread: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -98,6 +100,7 @@ impl TestServer {
         let addr = server.local_addr();
         let plain_addr = server.plain_addr();
         let ws_addr = server.ws_addr();
+        let metrics_addr = server.metrics_addr();
         let handle = server.handle();
         let thread = std::thread::Builder::new()
             .name("sessiond-test-server".into())
@@ -107,6 +110,7 @@ impl TestServer {
             addr,
             plain_addr,
             ws_addr,
+            metrics_addr,
             handle,
             thread: Some(thread),
         }

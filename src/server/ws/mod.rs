@@ -95,6 +95,16 @@ impl WsConn {
         }
     }
 
+    /// Whether the opening handshake is still being read.
+    pub(crate) fn upgrading(&self) -> bool {
+        matches!(self.state, State::Upgrading(_))
+    }
+
+    /// Whether the connection was upgraded (and not refused).
+    pub(crate) fn open(&self) -> bool {
+        matches!(self.state, State::Open(_))
+    }
+
     /// Takes bytes from the transport: the handshake first, then WebSocket frames, whose
     /// binary payloads go to `deliver` (the engine's input).
     pub(crate) fn feed(

@@ -37,6 +37,11 @@ impl OriginPolicy {
         }
     }
 
+    /// Whether every origin is allowed (`*`).
+    pub fn allows_any(&self) -> bool {
+        self.allowed.iter().any(|a| a == "*")
+    }
+
     /// Whether a request with this Origin header (None: no header, not a browser) may
     /// upgrade.
     pub(crate) fn allows(&self, origin: Option<&str>) -> bool {

@@ -1,0 +1,151 @@
+//! The JavaScript client, `examples/web/sessiond.js`, under Node against the real
+//! `sessiond` binary: this test starts one server (a fresh data directory, 127.0.0.1:0, a
+//! WebSocket listener on `--ws-listen 127.0.0.1:0`, the one-time admin password captured),
+//! runs `node --test examples/web/test/codec.test.js examples/web/test/client.test.js`
+//! with its WebSocket URL and admin password in the environment (`SESSIOND_WS_URL`,
+//! `SESSIOND_ADMIN_PASSWORD`), and fails, printing node's output, when node fails.
+//!
+//! The server: default policies (one session per account, a new login revokes the old
+//! one, a second connection resuming a session in use is refused) with quick heartbeats,
+//! and login limits generous enough that the run's many logins from 127.0.0.1 are never
+//! throttled. No `--ws-allowed-origin`: Node's `ws` sends no Origin, so it is let in.
+//!
+//! Needs `node` (20 or later) on the PATH and `npm ci` run in `examples/web` (for the `ws`
+//! package). Without them the test says why and passes, unless `SESSIOND_REQUIRE_BROWSER=1`
+//! (as `.ci/run` sets), which makes it fail instead. `SESSIOND_NODE` names another node.
+#![allow(clippy::disallowed_methods)] // this test runs a real server and node in real time
+
+mod common;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::process::{fresh_dir, Running};
+
+/// Generous limits so that the logins of one run from 127.0.0.1 are never throttled, a
+/// quick graceful stop, heartbeats every 250 ms (so the tests see several at once), and
+/// the WebSocket listener.
+const ARGS: &[&str] = &[
+    "--login-burst",
+    "100000",
+    "--login-rate",
+    "600000",
+    "--shutdown-grace",
+    "500ms",
+    "--heartbeat-interval",
+    "250ms",
+    "--heartbeat-timeout",
+    "1500ms",
+    "--ws-listen",
+    "127.0.0.1:0",
+];
+
+/// The whole node run, bounded: it takes some seconds.
+const NODE_TIMEOUT: Duration = Duration::from_secs(120);
+
+struct Server {
+    running: Running,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.running.child.kill();
+        let _ = self.running.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Why this test cannot run here: fails under `SESSIOND_REQUIRE_BROWSER=1`, else says so.
+fn unavailable(why: &str) {
+    let required = std::env::var("SESSIOND_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "SESSIOND_REQUIRE_BROWSER=1, but the JavaScript client tests cannot run: {why}"
+    );
+    println!("skipping the JavaScript client tests: {why}");
+}
+
+#[test]
+fn the_javascript_client_passes_its_tests_against_a_live_server() {
+    let node = std::env::var("SESSIOND_NODE").unwrap_or_else(|_| "node".to_owned());
+    let version = match Command::new(&node).arg("--version").output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        other => {
+            return unavailable(&format!("`{node} --version` did not run: {other:?}"));
+        }
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let web = root.join("examples/web");
+    if !web.join("node_modules/ws/package.json").is_file() {
+        return unavailable(&format!(
+            "{} is missing: run `npm ci` in {}",
+            web.join("node_modules/ws").display(),
+            web.display()
+        ));
+    }
+
+    let dir = fresh_dir("web-client");
+    let running = Running::start_with(&dir, ARGS);
+    let server = Server { running, dir };
+    let password = server
+        .running
+        .password
+        .clone()
+        .unwrap_or_else(|| panic!("no admin password printed: {:?}", server.running.printed));
+    let url = server
+        .running
+        .ws_url()
+        .unwrap_or_else(|| panic!("no WebSocket URL printed: {:?}", server.running.printed));
+
+    let log_path = std::env::temp_dir().join(format!("sessiond-js-{}.log", std::process::id()));
+    let log = File::create(&log_path).expect("log file");
+    let mut cmd = Command::new(&node);
+    cmd.args(["--test", "test/codec.test.js", "test/client.test.js"])
+        .current_dir(&web)
+        .env("SESSIOND_WS_URL", &url)
+        .env("SESSIOND_ADMIN_PASSWORD", &password)
+        .env("SESSIOND_REQUIRE_SERVER", "1")
+        .env("NODE_OPTIONS", "")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log);
+
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("spawn node");
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break Some(st);
+        }
+        if started.elapsed() > NODE_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    println!(
+        "node {version}: the JavaScript tests ran for {:.1} s against {url}:\n{output}",
+        started.elapsed().as_secs_f64()
+    );
+    let Some(status) = status else {
+        panic!("the JavaScript tests took over {NODE_TIMEOUT:?} and were killed:\n{output}");
+    };
+    assert!(
+        status.success(),
+        "the JavaScript tests failed ({status}):\n{output}"
+    );
+    // node --test prints TAP; a run that skipped or found nothing is not a pass here.
+    assert!(
+        output.contains("\n# fail 0") && !output.contains("\n# pass 0\n"),
+        "no passing node --test summary in the output:\n{output}"
+    );
+    assert!(
+        output.contains("\n# skipped 0") && !output.contains("# SKIP"),
+        "some JavaScript tests were skipped:\n{output}"
+    );
+}
