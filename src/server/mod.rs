@@ -205,6 +205,8 @@ struct Io {
     /// WebSocket bytes are framed here and written at once; only what the socket does not
     /// take stays with the connection (`WsConn::borrow_scratch`).
     ws_scratch: bytes::BytesMut,
+    /// The binary payloads of one read, handed to the engine together.
+    ws_inbox: Vec<u8>,
     /// WebSocket upgrades accepted and refused (`/metrics`).
     ws_upgrades: [u64; 2],
     /// `/metrics`, `/healthz` and `/readyz` over HTTP (`http`, `metrics`).
@@ -405,6 +407,7 @@ impl Server {
             ws_origins: cfg.ws_origins.clone(),
             ws_scratch: bytes::BytesMut::new(),
             ws_upgrades: [0; 2],
+            ws_inbox: Vec::new(),
             metrics,
             socks: Vec::with_capacity(engine.config().reserved_connections()),
             pool,
@@ -952,9 +955,16 @@ impl Io {
                         let max = engine.config().max_frame;
                         ws.borrow_scratch(&mut self.ws_scratch);
                         let upgrading = ws.upgrading();
+                        // The chunk's payloads go to the engine at once, as a TCP read's
+                        // bytes do, not one call per message.
+                        let inbox = &mut self.ws_inbox;
                         let fed = ws.feed(&self.read_buf[..n], &self.ws_origins, max, |p| {
-                            engine.handle_input(id, p, now)
+                            inbox.extend_from_slice(p)
                         });
+                        if !inbox.is_empty() {
+                            engine.handle_input(id, inbox, now);
+                            inbox.clear();
+                        }
                         if upgrading && !ws.upgrading() {
                             self.ws_upgrades[usize::from(!ws.open())] += 1;
                         }
