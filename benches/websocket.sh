@@ -45,7 +45,8 @@ for t in tcp ws; do
     start_server "idle-$t" 7630 1000 --ws-listen 127.0.0.1:7631
     extra=(--addr 127.0.0.1:7630)
     [ "$t" = ws ] && extra=(--addr 127.0.0.1:7631 --ws)
-    "$lg" "${extra[@]}" --password "$SPW" --conns "$IDLE" --mode idle --server-pid "$SPID" \
-        --in-flight 256 --secs 2 | head -1 | sed "s/^/$t: /"
+    out=$("$lg" "${extra[@]}" --password "$SPW" --conns "$IDLE" --mode idle --server-pid "$SPID" \
+        --in-flight 256 --secs 2)
+    echo "$t: ${out%%$'\n'*}"
     stop_server "$SPID"
 done
