@@ -19,13 +19,11 @@
 
 mod common;
 
-use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::process::{fresh_dir, Running};
+use common::process::{run_suite, unavailable, Served};
 
 /// Generous limits so that the logins of one run from 127.0.0.1 are never throttled; a
 /// WebSocket listener open to any Origin; heartbeats every second so the page shows them
@@ -49,39 +47,6 @@ const COMMON: &[&str] = &[
 
 /// The whole browser run, bounded: it takes some seconds.
 const NODE_TIMEOUT: Duration = Duration::from_secs(180);
-
-struct Server {
-    running: Running,
-    dir: PathBuf,
-}
-
-impl Server {
-    fn start(tag: &str, extra: &[&str]) -> Server {
-        let dir = fresh_dir(tag);
-        let args: Vec<&str> = COMMON.iter().chain(extra).copied().collect();
-        let running = Running::start_with(&dir, &args);
-        assert!(
-            running.password.is_some(),
-            "{tag}: no admin password printed: {:?}",
-            running.printed
-        );
-        Server { running, dir }
-    }
-
-    fn ws_url(&self) -> String {
-        self.running
-            .ws_url()
-            .unwrap_or_else(|| panic!("no WebSocket URL printed: {:?}", self.running.printed))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.running.child.kill();
-        let _ = self.running.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// Why the browser test cannot run here, if it cannot.
 fn missing_prerequisite(root: &Path, node: &str, chromium: &str) -> Option<String> {
@@ -111,63 +76,31 @@ fn the_session_page_works_in_a_browser() {
     let chromium =
         std::env::var("SESSIOND_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     if let Some(why) = missing_prerequisite(root, &node, &chromium) {
-        assert!(
-            std::env::var("SESSIOND_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "SESSIOND_REQUIRE_BROWSER=1 and the browser test cannot run: {why}"
-        );
-        println!("browser test skipped: {why}");
-        return;
+        return unavailable("the browser tests", &why);
     }
 
-    let main = Server::start("web-main", &[]);
-    let multi = Server::start("web-multi", &["--max-sessions-per-user", "0"]);
+    let main = Served::start("web-main", COMMON);
+    let multi_args: Vec<&str> = COMMON
+        .iter()
+        .copied()
+        .chain(["--max-sessions-per-user", "0"])
+        .collect();
+    let multi = Served::start("web-multi", &multi_args);
 
     let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-artifacts");
     let _ = std::fs::remove_dir_all(&artifacts);
     std::fs::create_dir_all(&artifacts).expect("artifacts directory");
 
-    let log_path = std::env::temp_dir().join(format!("sessiond-web-{}.log", std::process::id()));
-    let log = File::create(&log_path).expect("log file");
     let mut cmd = Command::new(&node);
     cmd.arg(root.join("examples/web/browser/session_page.mjs"))
         .current_dir(root)
         .env("SESSIOND_WS_URL", main.ws_url())
-        .env(
-            "SESSIOND_ADMIN_PASSWORD",
-            main.running.password.as_deref().unwrap_or_default(),
-        )
+        .env("SESSIOND_ADMIN_PASSWORD", main.password())
         .env("SESSIOND_MULTI_WS_URL", multi.ws_url())
         .env("SESSIOND_ARTIFACTS", &artifacts)
-        .env("SESSIOND_CHROMIUM", &chromium)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log)
-        // Its own process group, so that a timeout kills the browser with it.
-        .process_group(0);
-
-    let started = Instant::now();
-    let mut child = cmd.spawn().expect("spawn node");
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break Some(st);
-        }
-        if started.elapsed() > NODE_TIMEOUT {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let _ = std::fs::remove_file(&log_path);
-    println!(
-        "browser tests ran for {:.1} s; screenshots in {}:\n{output}",
-        started.elapsed().as_secs_f64(),
-        artifacts.display()
-    );
+        .env("SESSIOND_CHROMIUM", &chromium);
+    let (status, output) = run_suite(&mut cmd, "browser", NODE_TIMEOUT);
+    println!("screenshots in {}:\n{output}", artifacts.display());
     let Some(status) = status else {
         panic!("the browser tests took over {NODE_TIMEOUT:?} and were killed:\n{output}");
     };

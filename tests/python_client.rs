@@ -14,12 +14,11 @@
 
 mod common;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::process::{fresh_dir, Running};
+use common::process::{fresh_dir, run_suite, Served};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
@@ -39,39 +38,16 @@ const COMMON: &[&str] = &[
 /// The whole Python run, bounded: it takes a few seconds.
 const PYTHON_TIMEOUT: Duration = Duration::from_secs(120);
 
-struct Server {
-    running: Running,
-    dir: PathBuf,
+/// A server with [`COMMON`] and `extra`.
+fn start(tag: &str, extra: &[&str]) -> Served {
+    let args: Vec<&str> = COMMON.iter().chain(extra).copied().collect();
+    Served::start(tag, &args)
 }
 
-impl Server {
-    fn start(tag: &str, extra: &[&str]) -> Server {
-        let dir = fresh_dir(tag);
-        let args: Vec<&str> = COMMON.iter().chain(extra).copied().collect();
-        let running = Running::start_with(&dir, &args);
-        assert!(
-            running.password.is_some(),
-            "{tag}: no admin password printed: {:?}",
-            running.printed
-        );
-        Server { running, dir }
-    }
-
-    /// `PREFIX_ADDR` and `PREFIX_ADMIN_PASSWORD` for the Python test.
-    fn env(&self, cmd: &mut Command, prefix: &str, addr: &str) {
-        cmd.env(format!("{prefix}_ADDR"), addr).env(
-            format!("{prefix}_ADMIN_PASSWORD"),
-            self.running.password.as_deref().unwrap_or_default(),
-        );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.running.child.kill();
-        let _ = self.running.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// `PREFIX_ADDR` and `PREFIX_ADMIN_PASSWORD` for the Python test.
+fn pass_env(server: &Served, cmd: &mut Command, prefix: &str, addr: &str) {
+    cmd.env(format!("{prefix}_ADDR"), addr)
+        .env(format!("{prefix}_ADMIN_PASSWORD"), server.password());
 }
 
 /// A CA and a server certificate for `localhost` and 127.0.0.1 signed by it, as PEM files.
@@ -140,7 +116,7 @@ fn the_python_client_passes_its_tests_against_live_servers() {
         other => panic!("{python} is needed for this test (`.ci/run` uses python3 too): {other:?}"),
     };
 
-    let main = Server::start(
+    let main = start(
         "py-main",
         &[
             "--heartbeat-interval",
@@ -149,14 +125,14 @@ fn the_python_client_passes_its_tests_against_live_servers() {
             "1500ms",
         ],
     );
-    let multi = Server::start(
+    let multi = start(
         "py-multi",
         &["--max-sessions-per-user", "0", "--role", "educator"],
     );
     let pki = TestPki::new("a");
     let other_ca = TestPki::new("b");
     let (cert, key) = (pki.path("cert.pem"), pki.path("key.pem"));
-    let tls = Server::start(
+    let tls = start(
         "py-tls",
         &[
             "--tls-cert",
@@ -167,49 +143,26 @@ fn the_python_client_passes_its_tests_against_live_servers() {
             "closed",
         ],
     );
-    let mut short = Server::start("py-short", &["--session-lifetime", "1s"]);
+    let mut short = start("py-short", &["--session-lifetime", "1s"]);
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let log_path = std::env::temp_dir().join(format!("sessiond-py-{}.log", std::process::id()));
-    let log = File::create(&log_path).expect("log file");
     let mut cmd = Command::new(&python);
     cmd.arg(root.join("examples/python/test_sessiond.py"))
         .current_dir(root)
         .env("SESSIOND_REQUIRE_SERVERS", "1")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log);
-    main.env(&mut cmd, "SESSIOND", &main.running.addr);
-    multi.env(&mut cmd, "SESSIOND_MULTI", &multi.running.addr);
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    pass_env(&main, &mut cmd, "SESSIOND", &main.running.addr);
+    pass_env(&multi, &mut cmd, "SESSIOND_MULTI", &multi.running.addr);
     // The certificate names localhost (and 127.0.0.1); the client checks the name.
     let port = tls.running.addr.rsplit(':').next().unwrap_or_default();
-    tls.env(&mut cmd, "SESSIOND_TLS", &format!("localhost:{port}"));
+    pass_env(&tls, &mut cmd, "SESSIOND_TLS", &format!("localhost:{port}"));
     cmd.env("SESSIOND_TLS_CA", pki.path("ca.pem"))
         .env("SESSIOND_TLS_OTHER_CA", other_ca.path("ca.pem"));
-    short.env(&mut cmd, "SESSIOND_SHORT", &short.running.addr);
+    pass_env(&short, &mut cmd, "SESSIOND_SHORT", &short.running.addr);
     cmd.env("SESSIOND_SHORT_PID", short.running.child.id().to_string());
 
-    let started = Instant::now();
-    let mut child = cmd.spawn().expect("spawn python");
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break Some(st);
-        }
-        if started.elapsed() > PYTHON_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let _ = std::fs::remove_file(&log_path);
-    println!(
-        "{}python tests ran for {:.1} s:\n{output}",
-        version,
-        started.elapsed().as_secs_f64()
-    );
+    let (status, output) = run_suite(&mut cmd, "python", PYTHON_TIMEOUT);
+    println!("{version}python tests:\n{output}");
     let Some(status) = status else {
         panic!("the Python tests took over {PYTHON_TIMEOUT:?} and were killed:\n{output}");
     };

@@ -17,12 +17,11 @@
 
 mod common;
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use common::process::{fresh_dir, Running};
+use common::process::{run_suite, unavailable, Served};
 
 /// Generous limits so that the logins of one run from 127.0.0.1 are never throttled, a
 /// quick graceful stop, heartbeats every 250 ms (so the tests see several at once), and
@@ -45,93 +44,40 @@ const ARGS: &[&str] = &[
 /// The whole node run, bounded: it takes some seconds.
 const NODE_TIMEOUT: Duration = Duration::from_secs(120);
 
-struct Server {
-    running: Running,
-    dir: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.running.child.kill();
-        let _ = self.running.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Why this test cannot run here: fails under `SESSIOND_REQUIRE_BROWSER=1`, else says so.
-fn unavailable(why: &str) {
-    let required = std::env::var("SESSIOND_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "SESSIOND_REQUIRE_BROWSER=1, but the JavaScript client tests cannot run: {why}"
-    );
-    println!("skipping the JavaScript client tests: {why}");
-}
-
 #[test]
 fn the_javascript_client_passes_its_tests_against_a_live_server() {
+    const WHAT: &str = "the JavaScript client tests";
     let node = std::env::var("SESSIOND_NODE").unwrap_or_else(|_| "node".to_owned());
     let version = match Command::new(&node).arg("--version").output() {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
         other => {
-            return unavailable(&format!("`{node} --version` did not run: {other:?}"));
+            return unavailable(WHAT, &format!("`{node} --version` did not run: {other:?}"));
         }
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let web = root.join("examples/web");
     if !web.join("node_modules/ws/package.json").is_file() {
-        return unavailable(&format!(
-            "{} is missing: run `npm ci` in {}",
-            web.join("node_modules/ws").display(),
-            web.display()
-        ));
+        return unavailable(
+            WHAT,
+            &format!(
+                "{} is missing: run `npm ci` in {}",
+                web.join("node_modules/ws").display(),
+                web.display()
+            ),
+        );
     }
 
-    let dir = fresh_dir("web-client");
-    let running = Running::start_with(&dir, ARGS);
-    let server = Server { running, dir };
-    let password = server
-        .running
-        .password
-        .clone()
-        .unwrap_or_else(|| panic!("no admin password printed: {:?}", server.running.printed));
-    let url = server
-        .running
-        .ws_url()
-        .unwrap_or_else(|| panic!("no WebSocket URL printed: {:?}", server.running.printed));
-
-    let log_path = std::env::temp_dir().join(format!("sessiond-js-{}.log", std::process::id()));
-    let log = File::create(&log_path).expect("log file");
+    let server = Served::start("web-client", ARGS);
+    let url = server.ws_url();
     let mut cmd = Command::new(&node);
     cmd.args(["--test", "test/codec.test.js", "test/client.test.js"])
         .current_dir(&web)
         .env("SESSIOND_WS_URL", &url)
-        .env("SESSIOND_ADMIN_PASSWORD", &password)
+        .env("SESSIOND_ADMIN_PASSWORD", server.password())
         .env("SESSIOND_REQUIRE_SERVER", "1")
-        .env("NODE_OPTIONS", "")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log);
-
-    let started = Instant::now();
-    let mut child = cmd.spawn().expect("spawn node");
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break Some(st);
-        }
-        if started.elapsed() > NODE_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let _ = std::fs::remove_file(&log_path);
-    println!(
-        "node {version}: the JavaScript tests ran for {:.1} s against {url}:\n{output}",
-        started.elapsed().as_secs_f64()
-    );
+        .env("NODE_OPTIONS", "");
+    let (status, output) = run_suite(&mut cmd, "js", NODE_TIMEOUT);
+    println!("node {version}, against {url}:\n{output}");
     let Some(status) = status else {
         panic!("the JavaScript tests took over {NODE_TIMEOUT:?} and were killed:\n{output}");
     };

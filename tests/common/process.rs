@@ -157,3 +157,93 @@ pub fn fresh_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     d
 }
+
+/// A `sessiond` binary for a client's test suite (Python, JavaScript, the browser): a fresh
+/// data directory, the one-time admin password captured; killed and the directory removed
+/// on drop.
+pub struct Served {
+    pub running: Running,
+    dir: PathBuf,
+}
+
+impl Served {
+    pub fn start(tag: &str, args: &[&str]) -> Served {
+        let dir = fresh_dir(tag);
+        let running = Running::start_with(&dir, args);
+        assert!(
+            running.password.is_some(),
+            "{tag}: no admin password printed: {:?}",
+            running.printed
+        );
+        Served { running, dir }
+    }
+
+    /// The first admin's password.
+    pub fn password(&self) -> &str {
+        self.running.password.as_deref().unwrap_or_default()
+    }
+
+    /// The WebSocket URL (the server was started with `--ws-listen`).
+    pub fn ws_url(&self) -> String {
+        self.running
+            .ws_url()
+            .unwrap_or_else(|| panic!("no WebSocket URL printed: {:?}", self.running.printed))
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.running.child.kill();
+        let _ = self.running.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs a client's test suite: `cmd` in its own process group, its output (stdout and
+/// stderr) into a log file, the whole group killed after `limit`. The exit status (None:
+/// killed at the limit) and the output.
+pub fn run_suite(
+    cmd: &mut Command,
+    tag: &str,
+    limit: Duration,
+) -> (Option<std::process::ExitStatus>, String) {
+    use std::os::unix::process::CommandExt;
+    let log_path = std::env::temp_dir().join(format!("sessiond-{tag}-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).expect("log file");
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        // A timeout kills what the suite started with it (a browser).
+        .process_group(0);
+    let started = std::time::Instant::now();
+    let mut child = cmd.spawn().expect("spawn the test suite");
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break Some(st);
+        }
+        if started.elapsed() > limit {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    println!("{tag}: ran for {:.1} s", started.elapsed().as_secs_f64());
+    (status, output)
+}
+
+/// A client suite that cannot run on this machine: passes, saying why, unless
+/// `SESSIOND_REQUIRE_BROWSER=1` (`.ci/run`), which makes it fail.
+pub fn unavailable(what: &str, why: &str) {
+    let required = std::env::var("SESSIOND_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "SESSIOND_REQUIRE_BROWSER=1, but {what} cannot run: {why}"
+    );
+    println!("skipping {what}: {why}");
+}
