@@ -947,6 +947,9 @@ impl Io {
                 first,
             ) {
                 ReadStep::Eof => {
+                    if let Some(ws) = sock.ws.as_deref_mut() {
+                        ws.peer_closed();
+                    }
                     engine.handle_peer_closed(id, now);
                     return;
                 }

@@ -105,6 +105,13 @@ impl WsConn {
         matches!(self.state, State::Open(_))
     }
 
+    /// The peer closed its side: a handshake it never finished gets no answer.
+    pub(crate) fn peer_closed(&mut self) {
+        if self.upgrading() {
+            self.state = State::Refused;
+        }
+    }
+
     /// Takes bytes from the transport: the handshake first, then WebSocket frames, whose
     /// binary payloads go to `deliver` (the engine's input).
     pub(crate) fn feed(
@@ -533,6 +540,16 @@ mod tests {
         assert!(out.is_empty());
         let n = ws.wire.len();
         assert_eq!(&ws.wire[n - 4..], &[0x88, 0x02, 0x03, 0xe8]);
+    }
+
+    #[test]
+    fn a_handshake_abandoned_by_the_peer_gets_no_answer() {
+        let mut ws = WsConn::new();
+        ws.feed(b"GET / HTTP/1.1\r\n", &OriginPolicy::default(), 4096, |_| {});
+        ws.peer_closed();
+        let mut out = BytesMut::from(&b"SD frame"[..]);
+        ws.fill(Some(&mut out), true);
+        assert!(out.is_empty() && ws.wire.is_empty());
     }
 
     #[test]
