@@ -31,6 +31,7 @@ use crate::logging::{self, LogFormat};
 use crate::ops::{DataDir, OpsCommand, ITERATION_RANGE};
 use crate::protocol::{MAX_PASSWORD, MIN_MAX_FRAME};
 use crate::server::{OriginPolicy, ServerConfig};
+use crate::store::cluster::ClusterOptions;
 use crate::store::JournalOptions;
 
 /// What the command line asked for.
@@ -62,6 +63,8 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// `--snapshot-kb` and `--audit-retention-days`.
     pub journal: JournalOptions,
+    /// `--cluster` and `--node-id`: the store on PostgreSQL instead of the data directory.
+    pub cluster: Option<ClusterOptions>,
     /// `--tls-cert` and `--tls-key` (PEM), loaded by the binary at startup.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `--log-format`: how log lines are written.
@@ -255,6 +258,18 @@ struct ServerArgs {
     admin_password_file: Option<PathBuf>,
     #[command(flatten)]
     data_dir: DataDir,
+    /// keep accounts, sessions and the audit trail in this PostgreSQL database (a
+    /// connection string) instead of --data-dir; the schema is created or migrated at start
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+    /// with --cluster, this node's name in the cluster's records [default: the host name]
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_parser = node_id,
+        hide_default_value = true
+    )]
+    node_id: Option<String>,
     /// advertised in LOGIN_SUCCESS
     #[arg(
         long,
@@ -531,6 +546,10 @@ impl ServerArgs {
             server,
             data_dir: self.data_dir.path,
             journal,
+            cluster: self.cluster.map(|url| ClusterOptions {
+                url,
+                node: self.node_id.unwrap_or_else(host_name),
+            }),
             // `requires` makes them come together.
             tls: self.tls_cert.zip(self.tls_key),
             log_format: self.log_format,
@@ -675,6 +694,27 @@ fn app_role(name: &str) -> Result<String, String> {
     } else {
         Err("1 to 32 of a-z 0-9 _ -, other than user and admin".into())
     }
+}
+
+/// `--node-id`: 1 to 64 of a-z A-Z 0-9 . _ -.
+fn node_id(name: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err("1 to 64 of a-z A-Z 0-9 . _ -".into())
+    }
+}
+
+/// `--node-id`'s default: the host's name, if it is a valid node id.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .and_then(|h| node_id(h.trim()).ok())
+        .unwrap_or_else(|| "sessiond".to_owned())
 }
 
 /// `--ws-allowed-origin`: `*`, `null`, or an origin as browsers send it,

@@ -316,11 +316,15 @@ fn reloader(argv: Vec<std::ffi::OsString>, running: cli::Options) -> Reloader {
                 n.log_format.to_string(),
             ),
         ];
-        let restart_only = fixed
+        let mut restart_only: Vec<String> = fixed
             .into_iter()
             .filter(|(_, old, new)| old != new)
             .map(|(name, old, new)| format!("{name}: {old} -> {new}"))
             .collect();
+        if r.cluster != n.cluster {
+            // Named, not shown: a connection string may hold a password.
+            restart_only.push("cluster, node-id: changed".into());
+        }
         Ok(Reload {
             tls,
             engine: o.server.engine,
@@ -359,11 +363,29 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
     let dir = &opts.data_dir;
-    store::ensure_data_dir(dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
-    // One server per data directory; held until the process exits.
-    let _lock = store::lock_data_dir(dir)?;
-    let (mut journal, mut state) = store::open_journal_with(dir, UserTable::new(), opts.journal)?;
+    // One server per data directory (or cluster log); held until the process exits.
+    let mut _lock = None;
+    let (mut journal, mut state, place): (Box<dyn store::Store>, _, String) = match &opts.cluster {
+        Some(c) => {
+            let (s, state) = store::cluster::open_cluster(c, UserTable::new())?;
+            (
+                Box::new(s),
+                state,
+                format!("the cluster database (node {})", c.node),
+            )
+        }
+        None => {
+            store::ensure_data_dir(dir)
+                .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+            _lock = Some(store::lock_data_dir(dir)?);
+            let (j, state) = store::open_journal_with(dir, UserTable::new(), opts.journal)?;
+            (
+                Box::new(j),
+                state,
+                format!("data directory {}", dir.display()),
+            )
+        }
+    };
     if state.users.is_empty() {
         let password = match admin_password {
             Some(p) => p,
@@ -411,20 +433,20 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         out.flush()?;
-        info!("created account admin in {}", dir.display());
+        info!("created account admin in {place}");
     } else if admin_password.is_some() {
-        info!("--admin-password-file not used: the data directory has accounts");
+        info!("--admin-password-file not used: {place} has accounts");
     }
     info!(
-        "data directory {}: {} user(s), {} live session(s); {} hash worker(s) at {} PBKDF2 \
+        "{}: {} user(s), {} live session(s); {} hash worker(s) at {} PBKDF2 \
          iterations",
-        dir.display(),
+        place,
         state.users.len(),
         state.sessions.len(),
         opts.server.hash_workers,
         opts.server.iterations
     );
-    let mut server = Server::start(cfg, listeners, state, Some(Box::new(journal)))?;
+    let mut server = Server::start(cfg, listeners, state, Some(journal))?;
     let scheme = if opts.tls.is_some() { " (TLS)" } else { "" };
     if let Some(a) = server.ws_addr() {
         // Before "listening on", which tells a supervisor (and the tests) the start is over.

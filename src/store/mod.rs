@@ -17,8 +17,10 @@
 //! - `repair`: `sessiond repair` and `sessiond repair --check`.
 //! - `lock`: one server per data directory.
 //! - `audit_trail`: the whole audit trail (archive and journal), read-only.
+//! - `cluster`: the same events in a log table on PostgreSQL (`--cluster URL`).
 
 mod audit_trail;
+pub mod cluster;
 mod crc32c;
 pub mod journal;
 mod journal_file;

@@ -5,6 +5,7 @@
 
 pub mod harness;
 pub mod live;
+pub mod pg;
 pub mod pki;
 pub mod process;
 pub mod spec;

@@ -545,7 +545,12 @@ mod tests {
     #[test]
     fn a_handshake_abandoned_by_the_peer_gets_no_answer() {
         let mut ws = WsConn::new();
-        ws.feed(b"GET / HTTP/1.1\r\n", &OriginPolicy::default(), 4096, |_| {});
+        ws.feed(
+            b"GET / HTTP/1.1\r\n",
+            &OriginPolicy::default(),
+            4096,
+            |_| {},
+        );
         ws.peer_closed();
         let mut out = BytesMut::from(&b"SD frame"[..]);
         ws.fill(Some(&mut out), true);
