@@ -198,10 +198,16 @@ fn check_config(opts: &cli::Options) -> ExitCode {
             format!("{addr} ({kind}){plain}{ws}")
         }),
     );
-    report(
-        "data directory",
-        check_data_dir(&opts.data_dir).map(|()| opts.data_dir.display().to_string()),
-    );
+    match &opts.cluster {
+        Some(c) => report(
+            "cluster database",
+            store::cluster::check_cluster(c).map_err(|e| e.to_string()),
+        ),
+        None => report(
+            "data directory",
+            check_data_dir(&opts.data_dir).map(|()| opts.data_dir.display().to_string()),
+        ),
+    }
     // `-` (stdin) is not read here: a check must not take a line meant for the start.
     if let Some(path) = opts
         .admin_password_file

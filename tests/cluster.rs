@@ -87,7 +87,38 @@ fn a_node_keeps_accounts_and_sessions_in_postgresql_across_a_kill() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(nodes, ["a"]);
+    // check-config looks, changing nothing.
+    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args(["check-config", "--cluster", &pg.url(), "--node-id", "c"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("reachable, schema version 1; node c"), "{text}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_unreachable_database_is_a_clear_error_at_check_and_start() {
+    // Port 1 on loopback: nothing listens (no PostgreSQL needed for this one).
+    let url = "postgresql://postgres@127.0.0.1:1/postgres";
+    for args in [
+        vec!["check-config", "--cluster", url],
+        vec!["--listen", "127.0.0.1:0", "--cluster", url],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("cannot connect to the cluster database"), "{args:?}: {text}");
+        assert!(!text.contains("password"), "{text}");
+    }
 }
 
 #[test]

@@ -172,6 +172,38 @@ pub fn open_cluster(
     Ok((store, state))
 }
 
+/// `sessiond check-config`: whether the database answers and what its schema is, changing
+/// nothing.
+pub fn check_cluster(opts: &ClusterOptions) -> Result<String, ClusterError> {
+    let mut client = connect(&opts.url)?;
+    let exists: bool = client
+        .query_one("SELECT to_regclass('sessiond_schema') IS NOT NULL", &[])
+        .map_err(err("schema"))?
+        .get(0);
+    let version: Option<i32> = if exists {
+        client
+            .query_opt("SELECT version FROM sessiond_schema", &[])
+            .map_err(err("schema version"))?
+            .map(|r| r.get(0))
+    } else {
+        None
+    };
+    match version {
+        Some(v) if v > SCHEMA_VERSION => Err(ClusterError(format!(
+            "schema version {v}, newer than this sessiond's {SCHEMA_VERSION}: upgrade sessiond"
+        ))),
+        Some(v) if v == SCHEMA_VERSION => Ok(format!("reachable, schema version {v}; node {}", opts.node)),
+        Some(v) => Ok(format!(
+            "reachable, schema version {v} (migrated to {SCHEMA_VERSION} at start); node {}",
+            opts.node
+        )),
+        None => Ok(format!(
+            "reachable, no sessiond schema yet (created at start); node {}",
+            opts.node
+        )),
+    }
+}
+
 fn connect(url: &str) -> Result<Client, ClusterError> {
     let mut cfg: postgres::Config = url.parse().map_err(|e| {
         ClusterError(format!(
