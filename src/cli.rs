@@ -94,6 +94,11 @@ where
         Some(Sub::CheckConfig { server }) => server
             .into_options()
             .map(|o| Command::CheckConfig(Box::new(o))),
+        Some(Sub::Repair { data_dir, .. }) if data_dir.cluster.is_some() => Err(Cli::command()
+            .error(
+                ErrorKind::ArgumentConflict,
+                "repair mends a data directory; a cluster's log is PostgreSQL's to keep",
+            )),
         Some(Sub::Repair { data_dir, check }) => Ok(Command::Repair {
             dir: data_dir.path,
             check,
@@ -258,10 +263,6 @@ struct ServerArgs {
     admin_password_file: Option<PathBuf>,
     #[command(flatten)]
     data_dir: DataDir,
-    /// keep accounts, sessions and the audit trail in this PostgreSQL database (a
-    /// connection string) instead of --data-dir; the schema is created or migrated at start
-    #[arg(long, value_name = "URL")]
-    cluster: Option<String>,
     /// with --cluster, this node's name in the cluster's records [default: the host name]
     #[arg(
         long,
@@ -546,7 +547,7 @@ impl ServerArgs {
             server,
             data_dir: self.data_dir.path,
             journal,
-            cluster: self.cluster.map(|url| ClusterOptions {
+            cluster: self.data_dir.cluster.map(|url| ClusterOptions {
                 url,
                 node: self.node_id.unwrap_or_else(host_name),
             }),

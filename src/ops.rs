@@ -30,7 +30,8 @@ use crate::engine::replay::State;
 use crate::protocol::{valid_new_username, RevokeReason, Role, Secret, MAX_PASSWORD};
 use crate::session::token::random_password;
 use crate::session::UserTable;
-use crate::store::{self, JournalOptions};
+use crate::store::cluster::ClusterOptions;
+use crate::store::{self, JournalOptions, Store};
 
 /// Where the data directory is unless `--data-dir` says otherwise (relative to the
 /// working directory).
@@ -50,6 +51,21 @@ pub struct DataDir {
     /// where users are kept (the server and `user add` create it, mode 0700)
     #[arg(long = "data-dir", value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
     pub path: PathBuf,
+    /// keep accounts, sessions and the audit trail in this PostgreSQL database (a
+    /// connection string) instead of --data-dir; the schema is created or migrated at start
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
+}
+
+impl DataDir {
+    /// Where the state is, for messages (never the connection string: it may hold a
+    /// password).
+    fn describe(&self) -> String {
+        match &self.cluster {
+            Some(_) => "the cluster database".to_owned(),
+            None => self.path.display().to_string(),
+        }
+    }
 }
 
 /// `sessiond user ...` and `sessiond audit ...`.
@@ -284,7 +300,7 @@ fn show_generated(out: &mut dyn Write, password: &Secret) -> std::io::Result<()>
 /// actor; `note` for people). After the next start their tokens resume as
 /// SESSION_INVALID `REVOKED`.
 fn end_sessions(
-    journal: &mut store::Journal,
+    journal: &mut dyn Store,
     state: &State,
     user_id: u64,
     reason: RevokeReason,
@@ -313,13 +329,22 @@ fn end_sessions(
     Ok(live.len())
 }
 
-/// The data directory's lock and its journal and state, for a command that may change
-/// accounts (a live server holds the lock: the command is refused then).
-fn open_locked(dir: &Path) -> RunResult<(store::DataDirLock, store::Journal, State)> {
-    let lock = store::lock_data_dir(dir)?;
+/// The store and its state, for a command that may change accounts, with what keeps
+/// other writers out while it runs: the data directory's lock, or the cluster's writer
+/// lock inside its store (a live server holds either: the command is refused then).
+fn open_locked(place: &DataDir) -> RunResult<(Option<store::DataDirLock>, Box<dyn Store>, State)> {
+    if let Some(url) = &place.cluster {
+        let opts = ClusterOptions {
+            url: url.clone(),
+            node: "operator".into(),
+        };
+        let (s, state) = store::cluster::open_cluster(&opts, UserTable::new())?;
+        return Ok((None, Box::new(s), state));
+    }
+    let lock = store::lock_data_dir(&place.path)?;
     let (journal, state) =
-        store::open_journal_with(dir, UserTable::new(), JournalOptions::default())?;
-    Ok((lock, journal, state))
+        store::open_journal_with(&place.path, UserTable::new(), JournalOptions::default())?;
+    Ok((Some(lock), Box::new(journal), state))
 }
 
 /// Runs `cmd`, writing its output to `out`.
@@ -334,10 +359,12 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
                     password_stdin,
                     iterations,
                 },
-            data_dir: DataDir { path: data_dir },
+            data_dir,
         })) => {
             let email = email.unwrap_or_default();
-            store::ensure_data_dir(&data_dir)?;
+            if data_dir.cluster.is_none() {
+                store::ensure_data_dir(&data_dir.path)?;
+            }
             let (_lock, mut journal, mut state) = open_locked(&data_dir)?;
             if state.users.by_name(&name).is_some() {
                 return Err(format!("user {name} exists").into());
@@ -375,7 +402,7 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
                     password_stdin,
                     iterations,
                 },
-            data_dir: DataDir { path: data_dir },
+            data_dir,
         })) => {
             let (_lock, mut journal, state) = open_locked(&data_dir)?;
             let Some(mut user) = state.users.by_name(&name).cloned() else {
@@ -399,7 +426,7 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             journal.append(&Event::Audit(a))?;
             let reason = RevokeReason::PasswordReset;
             let note = "PASSWORD_RESET by operator";
-            let n = end_sessions(&mut journal, &state, id, reason, note, at)?;
+            let n = end_sessions(journal.as_mut(), &state, id, reason, note, at)?;
             journal.commit()?;
             writeln!(out, "{name}: password set; {n} live session(s) ended")?;
             if generated {
@@ -410,7 +437,7 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
         OpsCommand::User(UserCommand::Delete {
             name,
             yes,
-            data_dir: DataDir { path: data_dir },
+            data_dir,
         }) => {
             let (_lock, mut journal, state) = open_locked(&data_dir)?;
             let Some(user) = state.users.by_name(&name) else {
@@ -443,7 +470,14 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             }
             let at = now_ms();
             let note = "REVOKED_BY_ADMIN by operator: account deleted";
-            let n = end_sessions(&mut journal, &state, id, RevokeReason::ByAdmin, note, at)?;
+            let n = end_sessions(
+                journal.as_mut(),
+                &state,
+                id,
+                RevokeReason::ByAdmin,
+                note,
+                at,
+            )?;
             let mut a = Audit::new(AuditKind::UserDeleted, id, 0, "")
                 .tried(&name)
                 .note(format!("{name} ({}) deleted by operator", role.name()));
@@ -461,7 +495,7 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
         OpsCommand::User(UserCommand::SetRole {
             name,
             role,
-            data_dir: DataDir { path: data_dir },
+            data_dir,
         }) => {
             let (_lock, mut journal, mut state) = open_locked(&data_dir)?;
             let id = state
@@ -489,9 +523,7 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             writeln!(out, "{name}: role {} -> {}", old.name(), role.name())?;
             Ok(())
         }
-        OpsCommand::User(UserCommand::List {
-            data_dir: DataDir { path: data_dir },
-        }) => {
+        OpsCommand::User(UserCommand::List { data_dir }) => {
             let (_lock, _journal, state) = open_locked(&data_dir)?;
             let mut users = state.users.all();
             users.sort_by_key(|u| u.id);
@@ -543,9 +575,12 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             since,
             until,
             limit,
-            data_dir: DataDir { path: data_dir },
+            data_dir,
         }) => {
-            let trail = store::read_audit_trail(&data_dir)?;
+            let trail = match &data_dir.cluster {
+                Some(url) => store::cluster::read_cluster_audit(url)?,
+                None => store::read_audit_trail(&data_dir.path)?,
+            };
             // Every account that had the name: a name freed by `user delete` may have been
             // taken again.
             let uids: Option<Vec<u64>> = match &user {
@@ -557,7 +592,7 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
                         .map(|(id, _)| *id)
                         .collect();
                     if ids.is_empty() {
-                        return Err(format!("no user {name} in {}", data_dir.display()).into());
+                        return Err(format!("no user {name} in {}", data_dir.describe()).into());
                     }
                     Some(ids)
                 }
@@ -657,7 +692,10 @@ mod tests {
     }
 
     fn dir(d: &str) -> DataDir {
-        DataDir { path: d.into() }
+        DataDir {
+            path: d.into(),
+            cluster: None,
+        }
     }
 
     #[test]

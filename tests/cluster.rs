@@ -94,7 +94,10 @@ fn a_node_keeps_accounts_and_sessions_in_postgresql_across_a_kill() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("reachable, schema version 1; node c"), "{text}");
+    assert!(
+        text.contains("reachable, schema version 1; node c"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -116,7 +119,10 @@ fn an_unreachable_database_is_a_clear_error_at_check_and_start() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(text.contains("cannot connect to the cluster database"), "{args:?}: {text}");
+        assert!(
+            text.contains("cannot connect to the cluster database"),
+            "{args:?}: {text}"
+        );
         assert!(!text.contains("password"), "{text}");
     }
 }
@@ -249,5 +255,82 @@ fn the_database_away_and_back_heartbeats_go_on_and_nothing_acknowledged_is_lost(
             other => panic!("{name} was acknowledged but is gone: {other:?}"),
         }
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `sessiond user ...` and `sessiond audit` with `--cluster`: changes while no node writes
+/// (refused beside one, as beside a server on a data directory), the audit read any time.
+#[test]
+fn operator_commands_work_against_the_cluster() {
+    use std::io::Write;
+    let Some(pg) = Pg::start_or_skip("ops") else {
+        return;
+    };
+    let url = pg.url();
+    let ops = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+            .args(args)
+            .args(["--cluster", &url])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = ops(
+        &[
+            "user",
+            "add",
+            "bob",
+            "--password-stdin",
+            "--iterations",
+            "1000",
+        ],
+        "bob-password-1\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (a, dir) = node(&pg, "a");
+    assert!(
+        a.password.is_none(),
+        "the cluster has an account: no admin made"
+    );
+    let (_bob, _) = a.login("bob", "bob-password-1");
+    // Beside a running node: refused, nothing changed.
+    let out = ops(
+        &["user", "add", "carol", "--password-stdin"],
+        "carol-password-1\n",
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another sessiond"));
+    // The audit trail reads beside it.
+    let out = ops(&["audit", "--user", "bob"], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("user_created") && text.contains("session_created"),
+        "{text}"
+    );
+    drop(a);
+    let out = ops(&["user", "list"], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // (bob came first: the node made no admin of its own)
+    assert!(text.contains("bob") && !text.contains("admin"), "{text}");
+    let out = ops(&["repair"], "");
+    assert!(!out.status.success());
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -143,12 +143,7 @@ pub fn open_cluster(
                 expect - 1
             )));
         }
-        let ev = u8::try_from(kind)
-            .ok()
-            .and_then(|k| record::decode(k, &body).ok())
-            .ok_or_else(|| {
-                ClusterError(format!("log record {seq} (type {kind}) is not an event"))
-            })?;
+        let ev = decode(seq, kind, &body)?;
         state
             .apply(ev)
             .map_err(|e| ClusterError(format!("log record {seq}: {}", e.0)))?;
@@ -172,6 +167,41 @@ pub fn open_cluster(
     Ok((store, state))
 }
 
+/// `sessiond audit --cluster`: every audit record in the log, oldest first, with the
+/// accounts' names; reads only, so it may run beside a live node.
+pub fn read_cluster_audit(url: &str) -> Result<super::AuditTrail, ClusterError> {
+    let mut client = connect(url)?;
+    let rows = client
+        .query(
+            "SELECT seq, kind, body FROM sessiond_events ORDER BY seq",
+            &[],
+        )
+        .map_err(err("reading the log"))?;
+    let mut trail = super::AuditTrail {
+        records: Vec::new(),
+        usernames: Default::default(),
+    };
+    for row in &rows {
+        let (seq, kind, body): (i64, i16, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
+        match decode(seq, kind, &body)? {
+            Event::Audit(a) => trail.records.push(a),
+            Event::UserCreated(u) | Event::UserUpdated(u) => {
+                trail.usernames.insert(u.id, u.username);
+            }
+            _ => {}
+        }
+    }
+    Ok(trail)
+}
+
+/// Log record `seq` as an event.
+fn decode(seq: i64, kind: i16, body: &[u8]) -> Result<Event, ClusterError> {
+    u8::try_from(kind)
+        .ok()
+        .and_then(|k| record::decode(k, body).ok())
+        .ok_or_else(|| ClusterError(format!("log record {seq} (type {kind}) is not an event")))
+}
+
 /// `sessiond check-config`: whether the database answers and what its schema is, changing
 /// nothing.
 pub fn check_cluster(opts: &ClusterOptions) -> Result<String, ClusterError> {
@@ -192,7 +222,9 @@ pub fn check_cluster(opts: &ClusterOptions) -> Result<String, ClusterError> {
         Some(v) if v > SCHEMA_VERSION => Err(ClusterError(format!(
             "schema version {v}, newer than this sessiond's {SCHEMA_VERSION}: upgrade sessiond"
         ))),
-        Some(v) if v == SCHEMA_VERSION => Ok(format!("reachable, schema version {v}; node {}", opts.node)),
+        Some(v) if v == SCHEMA_VERSION => {
+            Ok(format!("reachable, schema version {v}; node {}", opts.node))
+        }
         Some(v) => Ok(format!(
             "reachable, schema version {v} (migrated to {SCHEMA_VERSION} at start); node {}",
             opts.node
