@@ -127,7 +127,16 @@ impl WsConn {
             State::Upgrading(head) => {
                 let room = upgrade::MAX_HEAD + 1 - head.len().min(upgrade::MAX_HEAD);
                 let take = data.len().min(room);
+                let first = head.is_empty();
                 head.extend_from_slice(&data[..take]);
+                // Parsed on the first bytes (garbage is refused at once), when a line ends,
+                // and past the bound: a peer sending a byte at a time costs one parse per
+                // header line, not one per byte.
+                let parse =
+                    first || data[..take].contains(&b'\n') || head.len() > upgrade::MAX_HEAD;
+                if !parse {
+                    return Fed::More;
+                }
                 match upgrade::decide(head, origins) {
                     Decision::Partial => return Fed::More,
                     Decision::Refuse { response, why } => {
@@ -540,6 +549,71 @@ mod tests {
         assert!(out.is_empty());
         let n = ws.wire.len();
         assert_eq!(&ws.wire[n - 4..], &[0x88, 0x02, 0x03, 0xe8]);
+    }
+
+    /// A small deterministic generator (xorshift), for hostile input without a crate.
+    fn rng(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    #[test]
+    fn hostile_bytes_never_panic_and_always_end_or_wait() {
+        let mut next = rng(0x5eed);
+        let mut valid = client_frame(0x2, b"hello");
+        valid.extend(client_frame(0x9, b"p"));
+        valid.extend(client_frame(0x8, &[0x03, 0xe8]));
+        for round in 0..2_000 {
+            let mut ws = if round % 3 == 0 {
+                WsConn::new()
+            } else {
+                open()
+            };
+            // Valid frames with bytes flipped, cut and repeated, in random chunks.
+            let mut bytes = if round % 3 == 0 {
+                REQUEST.to_vec()
+            } else {
+                Vec::new()
+            };
+            bytes.extend_from_slice(&valid);
+            for _ in 0..(next() % 6) {
+                let at = (next() as usize) % bytes.len();
+                bytes[at] = next() as u8;
+            }
+            bytes.truncate(bytes.len() - (next() as usize) % 8);
+            let mut at = 0;
+            while at < bytes.len() {
+                let n = 1 + (next() as usize) % 16;
+                let end = (at + n).min(bytes.len());
+                let mut got = 0;
+                let fed = ws.feed(&bytes[at..end], &OriginPolicy::default(), 64, |p| {
+                    got += p.len()
+                });
+                assert!(got <= 64, "a message over the limit was delivered");
+                at = end;
+                if fed == Fed::Ended {
+                    break;
+                }
+            }
+            let mut out = BytesMut::new();
+            ws.fill(Some(&mut out), true);
+            assert!(ws.wire.len() < 4096);
+        }
+    }
+
+    #[test]
+    fn a_byte_at_a_time_handshake_still_upgrades() {
+        let mut ws = WsConn::new();
+        for &b in REQUEST {
+            ws.feed(&[b], &OriginPolicy::default(), 4096, |_| panic!("no data"));
+        }
+        assert!(ws.open());
+        assert!(ws.wire.starts_with(b"HTTP/1.1 101 "));
     }
 
     #[test]
