@@ -271,6 +271,16 @@ struct ServerArgs {
         hide_default_value = true
     )]
     node_id: Option<String>,
+    /// with --cluster, how long the write lease lasts without a renewal: a standby takes
+    /// over this long after the writer stopped renewing, and a writer that cannot renew for
+    /// this long stops by itself
+    #[arg(
+        long,
+        value_name = "DUR",
+        value_parser = positive_duration,
+        default_value_t = DurationArg(crate::store::cluster::DEFAULT_LEASE)
+    )]
+    cluster_lease: DurationArg,
     /// advertised in LOGIN_SUCCESS
     #[arg(
         long,
@@ -550,6 +560,7 @@ impl ServerArgs {
             cluster: self.data_dir.cluster.map(|url| ClusterOptions {
                 url,
                 node: self.node_id.unwrap_or_else(host_name),
+                lease: self.cluster_lease.0,
             }),
             // `requires` makes them come together.
             tls: self.tls_cert.zip(self.tls_key),

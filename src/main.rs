@@ -361,7 +361,13 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         log_filter: opts.log_level.clone(),
         ..opts.server.clone()
     };
-    let listeners = Listeners::bind(&cfg)?;
+    // A data directory's server binds first, so that a start that cannot listen changes
+    // nothing; a cluster node first takes the write lease (waiting as a standby while
+    // another node holds it), since a standby must not take connections it cannot serve.
+    let mut listeners = match opts.cluster {
+        Some(_) => None,
+        None => Some(Listeners::bind(&cfg)?),
+    };
     // Read and checked (8 to 1024 bytes) before the data directory is touched, like
     // everything that can refuse a start; used only if this is the first start.
     let admin_password = match &opts.admin_password_file {
@@ -373,7 +379,8 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
     let mut _lock = None;
     let (mut journal, mut state, place): (Box<dyn store::Store>, _, String) = match &opts.cluster {
         Some(c) => {
-            let (s, state) = store::cluster::open_cluster(c, UserTable::new())?;
+            let (s, state) = store::cluster::open_cluster(c, UserTable::new(), true)?;
+            listeners = Some(Listeners::bind(&cfg)?);
             (
                 Box::new(s),
                 state,
@@ -452,6 +459,7 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         opts.server.hash_workers,
         opts.server.iterations
     );
+    let listeners = listeners.ok_or("no listeners")?;
     let mut server = Server::start(cfg, listeners, state, Some(journal))?;
     let scheme = if opts.tls.is_some() { " (TLS)" } else { "" };
     if let Some(a) = server.ws_addr() {

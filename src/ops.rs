@@ -337,8 +337,9 @@ fn open_locked(place: &DataDir) -> RunResult<(Option<store::DataDirLock>, Box<dy
         let opts = ClusterOptions {
             url: url.clone(),
             node: "operator".into(),
+            lease: store::cluster::DEFAULT_LEASE,
         };
-        let (s, state) = store::cluster::open_cluster(&opts, UserTable::new())?;
+        let (s, state) = store::cluster::open_cluster(&opts, UserTable::new(), false)?;
         return Ok((None, Box::new(s), state));
     }
     let lock = store::lock_data_dir(&place.path)?;

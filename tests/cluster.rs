@@ -1,9 +1,11 @@
 //! `sessiond --cluster URL` against a real PostgreSQL that the test starts itself
 //! (`common::pg`: initdb and pg_ctl in a temporary directory, on a free port): the schema
-//! created at first start, accounts and sessions kept across a kill -9, one writer at a
-//! time, and the database stopped and started again under a running node: heartbeats
-//! answered throughout, writes refused with STORAGE_UNAVAILABLE, then served again, and
-//! nothing that was acknowledged lost.
+//! created at first start, accounts and sessions kept across a kill -9; one writer at a
+//! time: a standby that takes over when the writer dies, a writer fenced when another
+//! took its lease, a writer cut off for a whole lease stopping by itself; the database
+//! stopped and started again under a running node (a lease longer than the outage):
+//! heartbeats answered throughout, writes refused with STORAGE_UNAVAILABLE, then served
+//! again, and nothing that was acknowledged lost; the operator commands and check-config.
 //!
 //! Without PostgreSQL installed the tests say so and pass, unless
 //! `SESSIOND_REQUIRE_POSTGRES=1` (as `.ci/run` sets), which makes them fail.
@@ -21,7 +23,12 @@ use sessiond::protocol::{LoginFailureReason, RegisterFailureReason};
 
 const PW: &str = "cluster-password-1";
 
+/// A node with a one-second write lease (quick takeovers in these tests).
 fn node(pg: &Pg, name: &str) -> (Running, std::path::PathBuf) {
+    node_with(pg, name, "1s")
+}
+
+fn node_with(pg: &Pg, name: &str, lease: &str) -> (Running, std::path::PathBuf) {
     let dir = fresh_dir(&format!("cluster-{name}"));
     let url = pg.url();
     let running = Running::start_with(
@@ -31,6 +38,8 @@ fn node(pg: &Pg, name: &str) -> (Running, std::path::PathBuf) {
             &url,
             "--node-id",
             name,
+            "--cluster-lease",
+            lease,
             "--login-burst",
             "100000",
             "--login-rate",
@@ -128,30 +137,59 @@ fn an_unreachable_database_is_a_clear_error_at_check_and_start() {
 }
 
 #[test]
-fn a_second_writer_is_refused() {
-    let Some(pg) = Pg::start_or_skip("writer") else {
+fn a_standby_waits_then_takes_over_when_the_writer_dies() {
+    let Some(pg) = Pg::start_or_skip("standby") else {
         return;
     };
-    let (_a, _dir) = node(&pg, "a");
+    let (mut a, _dir) = node(&pg, "a");
+    let mut c = a.client();
+    assert!(matches!(
+        register(&mut c, "alice"),
+        RegisterOutcome::Success(_)
+    ));
+    let (_alice, s) = a.login("alice", PW);
+    // b waits: it neither listens nor writes while a holds the lease.
+    let standby = {
+        let url = pg.url();
+        std::thread::spawn(move || {
+            let dir = fresh_dir("cluster-b");
+            let r = Running::start_with(
+                &dir,
+                &["--cluster", &url, "--node-id", "b", "--cluster-lease", "1s"],
+            );
+            (r, Instant::now())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert!(
+        !standby.is_finished(),
+        "the standby started while the writer held the lease"
+    );
+    let killed = Instant::now();
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let (b, up) = standby.join().unwrap();
+    let took = up.duration_since(killed);
+    assert!(took < Duration::from_secs(5), "the takeover took {took:?}");
+    let mut c = b.client();
+    match c.resume(&s.token, "t", "p").unwrap() {
+        ResumeOutcome::Valid(info) => assert_eq!(info.username, "alice"),
+        other => panic!("the session did not move to the standby: {other:?}"),
+    }
+    // An operator command is refused while b holds the lease.
     let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--cluster",
-            &pg.url(),
-            "--node-id",
-            "b",
-        ])
+        .args(["user", "list", "--cluster", &pg.url()])
         .output()
         .unwrap();
-    assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("another sessiond"), "{err}");
-    // Nor a migration of a newer schema: a database from the future is refused.
+    assert!(
+        !out.status.success() && err.contains("node b holds"),
+        "{err}"
+    );
+    // Nor does a database from the future start.
     let mut db = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
     db.execute("UPDATE sessiond_schema SET version = 99", &[])
         .unwrap();
-    drop(_a);
     let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
         .args(["--listen", "127.0.0.1:0", "--cluster", &pg.url()])
         .output()
@@ -164,11 +202,77 @@ fn a_second_writer_is_refused() {
 }
 
 #[test]
+fn a_writer_that_lost_its_lease_commits_nothing_more_and_stops() {
+    let Some(pg) = Pg::start_or_skip("fenced") else {
+        return;
+    };
+    let (mut a, _dir) = node_with(&pg, "a", "30s");
+    // Another writer takes the lease (as a standby would after a partition).
+    let mut db = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
+    db.execute(
+        "UPDATE sessiond_writer SET writer = 42, node = 'z', epoch = epoch + 1,
+                lease_until = now() + interval '1 hour' WHERE id = 1",
+        &[],
+    )
+    .unwrap();
+    let before: i64 = db
+        .query_one("SELECT head FROM sessiond_log", &[])
+        .unwrap()
+        .get(0);
+    let mut c = a.client();
+    c.set_timeout(Duration::from_secs(5));
+    // The registration's commit is fenced: it is never acknowledged, and the node stops.
+    assert!(
+        !matches!(
+            c.register("mallory", PW, "m@example.org"),
+            Ok(RegisterOutcome::Success(_))
+        ),
+        "a fenced writer acknowledged a change"
+    );
+    let code = a.wait_exit(Duration::from_secs(10));
+    assert!(matches!(code, Some(c) if c != 0), "exit {code:?}");
+    let after: i64 = db
+        .query_one("SELECT head FROM sessiond_log", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(before, after, "a fenced writer wrote to the log");
+}
+
+#[test]
+fn a_writer_cut_off_for_a_whole_lease_fences_itself_and_a_new_one_takes_over() {
+    let Some(pg) = Pg::start_or_skip("cutoff") else {
+        return;
+    };
+    let (mut a, _dir) = node(&pg, "a");
+    let (_alice, _) = {
+        let mut c = a.client();
+        assert!(matches!(
+            register(&mut c, "alice"),
+            RegisterOutcome::Success(_)
+        ));
+        a.login("alice", PW)
+    };
+    pg.stop_server();
+    let t = Instant::now();
+    let code = a.wait_exit(Duration::from_secs(15));
+    assert!(matches!(code, Some(c) if c != 0), "exit {code:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    pg.start_server().unwrap();
+    let (b, _dir_b) = node(&pg, "b");
+    let (_alice, _) = b.login("alice", PW);
+}
+
+#[test]
 fn the_database_away_and_back_heartbeats_go_on_and_nothing_acknowledged_is_lost() {
     let Some(pg) = Pg::start_or_skip("away") else {
         return;
     };
-    let (a, dir) = node(&pg, "a");
+    // A lease longer than the outage: the node keeps serving through it.
+    let (a, dir) = node_with(&pg, "a", "60s");
     let (mut alice, _) = {
         let mut c = a.client();
         assert!(matches!(
@@ -244,7 +348,12 @@ fn the_database_away_and_back_heartbeats_go_on_and_nothing_acknowledged_is_lost(
         std::thread::sleep(Duration::from_millis(200));
     }
     drop(alice);
-    drop(a);
+    // A graceful stop gives the lease up: the next node need not wait it out.
+    let mut a = a;
+    let _ = Command::new("kill")
+        .args(["-TERM", &a.child.id().to_string()])
+        .status();
+    assert_eq!(a.wait_exit(Duration::from_secs(10)), Some(0));
 
     // A new node reads everything acknowledged back from the database.
     let (b, _dir_b) = node(&pg, "a");
@@ -312,7 +421,7 @@ fn operator_commands_work_against_the_cluster() {
         "carol-password-1\n",
     );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("another sessiond"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("node a holds the cluster's write lease"));
     // The audit trail reads beside it.
     let out = ops(&["audit", "--user", "bob"], "");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -325,7 +434,9 @@ fn operator_commands_work_against_the_cluster() {
         text.contains("user_created") && text.contains("session_created"),
         "{text}"
     );
+    // Killed: its lease runs out (1 s) before the next command may write.
     drop(a);
+    std::thread::sleep(Duration::from_millis(1_500));
     let out = ops(&["user", "list"], "");
     let text = String::from_utf8_lossy(&out.stdout);
     // (bob came first: the node made no admin of its own)

@@ -185,10 +185,17 @@ fn store_thread(
         latencies,
     };
     let mut group = Vec::with_capacity(MAX_GROUP);
+    let tick = t.store.tick_interval();
+    let mut next_tick = tick.map(|d| now() + d);
     loop {
-        // Wait for work; while the store is full, only until the next retry.
-        let first = match t.full {
-            Some((at, _)) => match rx.recv_timeout(at.saturating_duration_since(now())) {
+        // Wait for work; while the store is full, only until the next retry; and until the
+        // store's next upkeep.
+        let until = match (t.full.map(|(at, _)| at), next_tick) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let first = match until {
+            Some(at) => match rx.recv_timeout(at.saturating_duration_since(now())) {
                 Ok(cmd) => Some(cmd),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -198,6 +205,19 @@ fn store_thread(
                 Err(_) => break,
             },
         };
+        if let (Some(at), Some(every)) = (next_tick, tick) {
+            if now() >= at {
+                next_tick = Some(now() + every);
+                match t.store.tick() {
+                    Ok(()) => {}
+                    Err(e) if e.retryable => warn!("store upkeep: {e}; trying again"),
+                    Err(e) => {
+                        tell(Report::Failed(e.error));
+                        return;
+                    }
+                }
+            }
+        }
         group.extend(first);
         group.extend(rx.try_iter().take(MAX_GROUP - group.len()));
         if let Err(e) = t.run(&mut group, &tell) {

@@ -13,20 +13,24 @@
 //!   `sessiond_commits`. When a connection breaks during COMMIT nobody knows whether it
 //!   landed; the retry's insert then fails with a unique violation if it did, and the
 //!   retry counts as done, so a commit is never applied twice nor lost.
-//! - **One writer**: until nodes share the log (issue 22's takeover across nodes), one
-//!   server at a time writes it: the writer holds a session advisory lock. A second
-//!   server, or an operator command beside a running one, is refused, as a second server
-//!   on one data directory is. After a reconnect the lock is taken again, or the store
-//!   stops (another writer got in).
+//! - **One writer, a lease, standbys**: until nodes share the log (issue 22's takeover
+//!   across nodes), one server at a time writes it, holding the write lease in
+//!   `sessiond_writer` (renewed on the database's clock every third of `--cluster-lease`,
+//!   and by every commit). Another server waits as a standby until the lease ends (its
+//!   holder stopped, or died and did not renew), then takes it, reads the log and serves;
+//!   an operator command is refused while the lease is held. Every commit checks, in its
+//!   transaction, that this process still holds the lease (the fencing): one that lost it
+//!   commits nothing more and stops. A holder that cannot renew for a whole lease stops by
+//!   itself (fences itself: its connections close), since a standby may take over then.
 //! - **The database away**: a commit that cannot reach the database is a retryable
 //!   failure; the committer retries with backoff and the engine refuses what needs a
 //!   durable write (STORAGE_UNAVAILABLE) until a commit goes through, while heartbeats go
 //!   on. Nothing acknowledged depends on a commit that did not land.
 //!
-//! Not yet: snapshots (a start reads the whole log), several writers.
+//! Not yet: snapshots (a start reads the whole log), several nodes serving at once.
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{info, warn};
 use postgres::error::SqlState;
@@ -41,8 +45,11 @@ use crate::session::UserTable;
 /// The schema this build writes. A database at a newer version is refused.
 pub const SCHEMA_VERSION: i32 = 1;
 
-/// The advisory lock key of the one writer (`sessiond` in ASCII).
-const WRITER_LOCK: i64 = 0x7365_7373_696f_6e64;
+/// The advisory lock key that serializes migrations (`sessiond` in ASCII).
+const MIGRATION_LOCK: i64 = 0x7365_7373_696f_6e64;
+
+/// The write lease's length by default (`--cluster-lease`).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,7 +73,15 @@ const MIGRATIONS: &[&str] = &[
         writer bigint NOT NULL,
         commit_no bigint NOT NULL,
         PRIMARY KEY (writer, commit_no)
-    );",
+    );
+    CREATE TABLE sessiond_writer (
+        id smallint PRIMARY KEY CHECK (id = 1),
+        node text,
+        writer bigint,
+        epoch bigint NOT NULL,
+        lease_until timestamptz
+    );
+    INSERT INTO sessiond_writer (id, epoch) VALUES (1, 0);",
 ];
 
 /// Where and as whom: the database and this node's name.
@@ -77,6 +92,8 @@ pub struct ClusterOptions {
     pub url: String,
     /// This node's name, recorded with every event it writes.
     pub node: String,
+    /// How long the write lease lasts without a renewal.
+    pub lease: Duration,
 }
 
 /// Why the cluster store did not open.
@@ -114,17 +131,54 @@ pub struct ClusterStore {
     pending: Vec<(i16, Vec<u8>)>,
     /// The events of the commit under way, kept until it is known to have landed.
     committing: Vec<(i16, Vec<u8>)>,
+    /// When the last renewal that succeeded was sent (this process's clock, so the lease
+    /// is over here no later than in the database).
+    renewed_at: Instant,
 }
 
-/// Connects, creates or migrates the schema, takes the writer's lock and reads the whole
-/// log into the state (`users` first, as `open_journal` takes them).
+/// Connects, creates or migrates the schema, takes the write lease (with `wait`, as a
+/// standby until it is free; else refusing when it is held) and reads the whole log into
+/// the state (`users` first, as `open_journal` takes them).
 pub fn open_cluster(
     opts: &ClusterOptions,
     users: UserTable,
+    wait: bool,
 ) -> Result<(ClusterStore, State), ClusterError> {
     let mut client = connect(&opts.url)?;
     migrate(&mut client)?;
-    take_writer_lock(&mut client)?;
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id).map_err(|e| ClusterError(format!("random writer id: {e}")))?;
+    let writer = i64::from_le_bytes(id);
+    let mut told = false;
+    let renewed_at = loop {
+        let asked = now();
+        match acquire(&mut client, &opts.node, writer, opts.lease)? {
+            Ok(epoch) => {
+                info!(
+                    "cluster: node {} holds the write lease (epoch {epoch})",
+                    opts.node
+                );
+                break asked;
+            }
+            Err((holder, left)) if wait => {
+                if !told {
+                    info!(
+                        "cluster: standby: node {holder} holds the write lease ({left:.1} s left); \
+                         waiting for it"
+                    );
+                    told = true;
+                }
+                std::thread::sleep(
+                    (opts.lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
+                );
+            }
+            Err((holder, left)) => {
+                return Err(ClusterError(format!(
+                "node {holder} holds the cluster's write lease ({left:.1} s left): stop it first"
+            )))
+            }
+        }
+    };
     let mut state = State {
         users,
         ..State::new()
@@ -154,15 +208,14 @@ pub fn open_cluster(
         state.users.len(),
         state.sessions.len()
     );
-    let mut id = [0u8; 8];
-    getrandom::fill(&mut id).map_err(|e| ClusterError(format!("random writer id: {e}")))?;
     let store = ClusterStore {
         opts: opts.clone(),
         client: Some(client),
-        writer: i64::from_le_bytes(id),
+        writer,
         commits: 0,
         pending: Vec::new(),
         committing: Vec::new(),
+        renewed_at,
     };
     Ok((store, state))
 }
@@ -258,7 +311,7 @@ fn connect(url: &str) -> Result<Client, ClusterError> {
 /// wait for each other (an advisory lock for the transaction).
 fn migrate(client: &mut Client) -> Result<(), ClusterError> {
     let mut tx = client.transaction().map_err(err("migration"))?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&(WRITER_LOCK + 1)])
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .map_err(err("migration lock"))?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS sessiond_schema (version integer NOT NULL)")
         .map_err(err("schema table"))?;
@@ -291,41 +344,89 @@ fn migrate(client: &mut Client) -> Result<(), ClusterError> {
     tx.commit().map_err(err("migration"))
 }
 
-fn take_writer_lock(client: &mut Client) -> Result<(), ClusterError> {
-    let got: bool = client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
-        .map_err(err("writer lock"))?
-        .get(0);
-    if got {
-        Ok(())
-    } else {
-        Err(ClusterError(
-            "another sessiond (or an operator command) is writing this cluster's log: one \
-             writer at a time for now"
-                .into(),
-        ))
+#[allow(clippy::disallowed_methods)] // the store thread's clock, for the lease
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// Takes the write lease if it is free (never held, or run out on the database's clock):
+/// the new epoch; else who holds it and for how many seconds more.
+fn acquire(
+    client: &mut Client,
+    node: &str,
+    writer: i64,
+    lease: Duration,
+) -> Result<Result<i64, (String, f64)>, ClusterError> {
+    let secs = lease.as_secs_f64();
+    let row = client
+        .query_opt(
+            "UPDATE sessiond_writer
+                SET node = $1, writer = $2, epoch = epoch + 1,
+                    lease_until = now() + $3 * interval '1 second'
+              WHERE id = 1 AND (writer IS NULL OR lease_until < now())
+          RETURNING epoch",
+            &[&node, &writer, &secs],
+        )
+        .map_err(err("write lease"))?;
+    if let Some(row) = row {
+        return Ok(Ok(row.get(0)));
     }
+    let row = client
+        .query_one(
+            "SELECT coalesce(node, '?'),
+                    extract(epoch FROM lease_until - now())::float8
+               FROM sessiond_writer WHERE id = 1",
+            &[],
+        )
+        .map_err(err("write lease"))?;
+    Ok(Err((
+        row.get(0),
+        row.get::<_, Option<f64>>(1).unwrap_or(0.0),
+    )))
+}
+
+/// Renews this writer's lease (in a commit's transaction, or alone): false if another
+/// writer has it now.
+fn renew(
+    client: &mut impl postgres::GenericClient,
+    writer: i64,
+    lease: Duration,
+) -> Result<bool, postgres::Error> {
+    let n = client.execute(
+        "UPDATE sessiond_writer SET lease_until = now() + $2 * interval '1 second'
+          WHERE id = 1 AND writer = $1",
+        &[&writer, &lease.as_secs_f64()],
+    )?;
+    Ok(n == 1)
+}
+
+/// The fatal error of a writer that lost its lease to another.
+fn lost_lease() -> StoreError {
+    StoreError::fatal(io::Error::other(
+        "cluster: another node holds the write lease now: this node stops writing (fenced)",
+    ))
 }
 
 impl ClusterStore {
-    /// The connection, reconnecting (and taking the writer's lock again) if it broke.
+    /// The connection, reconnecting if it broke (the lease is checked by the next
+    /// transaction, not here).
     fn client(&mut self) -> Result<&mut Client, StoreError> {
         if self.client.as_ref().is_some_and(Client::is_closed) {
             self.client = None;
         }
         if self.client.is_none() {
-            let mut c =
+            let c =
                 connect(&self.opts.url).map_err(|e| StoreError::retry(io::Error::other(e.0)))?;
-            take_writer_lock(&mut c).map_err(|e| StoreError::fatal(io::Error::other(e.0)))?;
             info!("cluster database: reconnected");
             self.client = Some(c);
         }
         Ok(self.client.as_mut().expect("connected above"))
     }
 
-    /// One commit's transaction: its id, the log's head moved, its events.
-    fn write(&mut self, commit_no: i64) -> Result<(), postgres::Error> {
-        let (writer, node) = (self.writer, self.opts.node.clone());
+    /// One commit's transaction: the lease renewed (else nothing is written: false), its
+    /// id, the log's head moved, its events.
+    fn write(&mut self, commit_no: i64) -> Result<bool, postgres::Error> {
+        let (writer, node, lease) = (self.writer, self.opts.node.clone(), self.opts.lease);
         let events = std::mem::take(&mut self.committing);
         let n = events.len() as i64;
         let kinds: Vec<i16> = events.iter().map(|(k, _)| *k).collect();
@@ -333,6 +434,9 @@ impl ClusterStore {
         let client = self.client.as_mut().expect("connected by commit");
         let result = (|| {
             let mut tx = client.transaction()?;
+            if !renew(&mut tx, writer, lease)? {
+                return Ok(false);
+            }
             tx.execute(
                 "INSERT INTO sessiond_commits (writer, commit_no) VALUES ($1, $2)",
                 &[&writer, &commit_no],
@@ -349,10 +453,28 @@ impl ClusterStore {
                      WITH ORDINALITY AS e(k, b, o)",
                 &[&(head - n), &kinds, &bodies, &node],
             )?;
-            tx.commit()
+            tx.commit()?;
+            Ok(true)
         })();
         self.committing = events;
         result
+    }
+
+    /// A failure to reach the database: retryable while the lease may still be this
+    /// node's, fatal once a whole lease has passed without a renewal (a standby may hold it
+    /// now: this node must not go on as if it did).
+    fn unreachable(&mut self, e: &postgres::Error) -> StoreError {
+        self.client = None;
+        let text = format!("cluster database: {}", describe(e));
+        if self.renewed_at.elapsed() >= self.opts.lease {
+            return StoreError::fatal(io::Error::other(format!(
+                "{text}; the write lease was not renewed for {:?}: this node stops (fenced) so \
+                 that another may take over",
+                self.opts.lease
+            )));
+        }
+        warn!("{text}");
+        StoreError::retry(io::Error::other(text))
     }
 }
 
@@ -372,12 +494,23 @@ impl Store for ClusterStore {
             self.committing = std::mem::take(&mut self.pending);
             self.commits += 1;
         }
-        self.client()?;
+        if let Err(e) = self.client() {
+            if self.renewed_at.elapsed() >= self.opts.lease {
+                return Err(StoreError::fatal(io::Error::other(format!(
+                    "{e}; the write lease was not renewed for {:?}: this node stops (fenced)",
+                    self.opts.lease
+                ))));
+            }
+            return Err(e);
+        }
+        let started = now();
         match self.write(self.commits) {
-            Ok(()) => {
+            Ok(true) => {
                 self.committing.clear();
+                self.renewed_at = started;
                 Ok(())
             }
+            Ok(false) => Err(lost_lease()),
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                 // The commit number is taken: an earlier attempt of this very commit did
                 // land (its COMMIT's answer was lost).
@@ -385,22 +518,59 @@ impl Store for ClusterStore {
                 self.committing.clear();
                 Ok(())
             }
-            Err(e) if e.is_closed() || e.as_db_error().is_none() => {
-                warn!("cluster database unreachable: {}", describe(&e));
-                self.client = None;
-                Err(StoreError::retry(io::Error::other(format!(
-                    "cluster database: {}",
-                    describe(&e)
-                ))))
+            Err(e) if e.is_closed() || e.as_db_error().is_none() || is_transient(&e) => {
+                Err(self.unreachable(&e))
             }
-            Err(e) if is_transient(&e) => Err(StoreError::retry(io::Error::other(format!(
-                "cluster database: {}",
-                describe(&e)
-            )))),
             Err(e) => Err(StoreError::fatal(io::Error::other(format!(
                 "cluster database: {}",
                 describe(&e)
             )))),
+        }
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some((self.opts.lease / 3).max(Duration::from_millis(50)))
+    }
+
+    /// Renews the write lease when a third of it has passed since the last renewal.
+    fn tick(&mut self) -> Result<(), StoreError> {
+        if self.renewed_at.elapsed() < self.opts.lease / 3 {
+            return Ok(());
+        }
+        let (writer, lease) = (self.writer, self.opts.lease);
+        let started = now();
+        let result = match self.client() {
+            Ok(c) => renew(c, writer, lease),
+            Err(e) => {
+                if self.renewed_at.elapsed() >= lease {
+                    return Err(StoreError::fatal(io::Error::other(format!(
+                        "{e}; the write lease was not renewed for {lease:?}: this node stops \
+                         (fenced) so that another may take over"
+                    ))));
+                }
+                return Err(e);
+            }
+        };
+        match result {
+            Ok(true) => {
+                self.renewed_at = started;
+                Ok(())
+            }
+            Ok(false) => Err(lost_lease()),
+            Err(e) => Err(self.unreachable(&e)),
+        }
+    }
+}
+
+impl Drop for ClusterStore {
+    /// Gives the lease up, so that a standby or an operator command need not wait it out.
+    fn drop(&mut self) {
+        if let Some(c) = self.client.as_mut().filter(|c| !c.is_closed()) {
+            let _ = c.execute(
+                "UPDATE sessiond_writer SET writer = NULL, node = NULL, lease_until = NULL
+                  WHERE id = 1 AND writer = $1",
+                &[&self.writer],
+            );
         }
     }
 }

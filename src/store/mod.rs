@@ -37,6 +37,8 @@ pub use layout::{
 pub use lock::{lock_data_dir, DataDirLock, LOCK_FILE};
 pub use repair::{repair, RepairReport};
 
+use std::time::Duration;
+
 use crate::engine::event::Event;
 
 /// A store operation that failed.
@@ -98,6 +100,16 @@ pub trait Store: Send {
     /// error leaves the store as it was (the snapshot is asked for again later).
     fn write_snapshot(&mut self, events: &[Event]) -> Result<(), StoreError> {
         let _ = events;
+        Ok(())
+    }
+    /// How often the store thread calls [`tick`](Store::tick) while it has nothing else to
+    /// do; None: never (the journal needs no upkeep).
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+    /// Upkeep between commits (the cluster store renews its write lease). A fatal error
+    /// stops the server, as a failed commit does.
+    fn tick(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
 }
