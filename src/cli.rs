@@ -561,6 +561,7 @@ impl ServerArgs {
                 url,
                 node: self.node_id.unwrap_or_else(host_name),
                 lease: self.cluster_lease.0,
+                snapshot_bytes: self.snapshot_kb.saturating_mul(1024),
             }),
             // `requires` makes them come together.
             tls: self.tls_cert.zip(self.tls_key),

@@ -338,6 +338,7 @@ fn open_locked(place: &DataDir) -> RunResult<(Option<store::DataDirLock>, Box<dy
             url: url.clone(),
             node: "operator".into(),
             lease: store::cluster::DEFAULT_LEASE,
+            snapshot_bytes: JournalOptions::default().snapshot_bytes,
         };
         let (s, state) = store::cluster::open_cluster(&opts, UserTable::new(), false)?;
         return Ok((None, Box::new(s), state));

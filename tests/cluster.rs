@@ -29,23 +29,28 @@ fn node(pg: &Pg, name: &str) -> (Running, std::path::PathBuf) {
 }
 
 fn node_with(pg: &Pg, name: &str, lease: &str) -> (Running, std::path::PathBuf) {
+    node_args(pg, name, lease, &[])
+}
+
+fn node_args(pg: &Pg, name: &str, lease: &str, extra: &[&str]) -> (Running, std::path::PathBuf) {
     let dir = fresh_dir(&format!("cluster-{name}"));
     let url = pg.url();
-    let running = Running::start_with(
-        &dir,
-        &[
-            "--cluster",
-            &url,
-            "--node-id",
-            name,
-            "--cluster-lease",
-            lease,
-            "--login-burst",
-            "100000",
-            "--login-rate",
-            "600000",
-        ],
-    );
+    let mut args = vec![
+        "--cluster",
+        &url,
+        "--node-id",
+        name,
+        "--cluster-lease",
+        lease,
+        "--login-burst",
+        "100000",
+        "--login-rate",
+        "600000",
+        "--max-sessions-per-user",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let running = Running::start_with(&dir, &args);
     (running, dir)
 }
 
@@ -444,4 +449,63 @@ fn operator_commands_work_against_the_cluster() {
     let out = ops(&["repair"], "");
     assert!(!out.status.success());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_snapshot_bounds_what_a_start_reads_and_the_state_survives_it() {
+    let Some(pg) = Pg::start_or_skip("snapshot") else {
+        return;
+    };
+    let (mut a, _dir) = node_args(&pg, "a", "1s", &["--snapshot-kb", "1"]);
+    let mut c = a.client();
+    assert!(matches!(
+        register(&mut c, "alice"),
+        RegisterOutcome::Success(_)
+    ));
+    let mut tokens = Vec::new();
+    for _ in 0..20 {
+        let (_c, s) = a.login("alice", PW);
+        tokens.push(s.token.clone());
+    }
+    let mut db = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
+    let t = Instant::now();
+    let base = loop {
+        let base: i64 = db
+            .query_one(
+                "SELECT coalesce(max(base_seq), 0) FROM sessiond_snapshot",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if base > 0 {
+            break base;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no snapshot was written"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // More after the snapshot: the start must read both.
+    let (_c, s) = a.login("alice", PW);
+    tokens.push(s.token.clone());
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let head: i64 = db
+        .query_one("SELECT head FROM sessiond_log", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        head > base,
+        "records after the snapshot: head {head}, base {base}"
+    );
+    std::thread::sleep(Duration::from_millis(1_200)); // the killed node's lease
+    let (b, _dir_b) = node(&pg, "b");
+    for token in &tokens {
+        let mut c = b.client();
+        match c.resume(token, "t", "p").unwrap() {
+            ResumeOutcome::Valid(info) => assert_eq!(info.username, "alice"),
+            other => panic!("a session did not survive the snapshot: {other:?}"),
+        }
+    }
 }

@@ -27,7 +27,11 @@
 //!   durable write (STORAGE_UNAVAILABLE) until a commit goes through, while heartbeats go
 //!   on. Nothing acknowledged depends on a commit that did not land.
 //!
-//! Not yet: snapshots (a start reads the whole log), several nodes serving at once.
+//! - **Snapshots**: past `--snapshot-kb` of log since the last one, the whole state is
+//!   written to `sessiond_snapshot` (replacing the previous one) as of the log's head; a
+//!   start reads it and the log after it. The log is kept: it is the audit trail.
+//!
+//! Not yet: several nodes serving at once; removing old log records.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -81,7 +85,14 @@ const MIGRATIONS: &[&str] = &[
         epoch bigint NOT NULL,
         lease_until timestamptz
     );
-    INSERT INTO sessiond_writer (id, epoch) VALUES (1, 0);",
+    INSERT INTO sessiond_writer (id, epoch) VALUES (1, 0);
+    CREATE TABLE sessiond_snapshot (
+        base_seq bigint NOT NULL,
+        ord integer NOT NULL,
+        kind smallint NOT NULL,
+        body bytea NOT NULL,
+        PRIMARY KEY (base_seq, ord)
+    );",
 ];
 
 /// Where and as whom: the database and this node's name.
@@ -94,6 +105,8 @@ pub struct ClusterOptions {
     pub node: String,
     /// How long the write lease lasts without a renewal.
     pub lease: Duration,
+    /// Log bytes after the snapshot beyond which a new snapshot is written (`--snapshot-kb`).
+    pub snapshot_bytes: u64,
 }
 
 /// Why the cluster store did not open.
@@ -134,6 +147,8 @@ pub struct ClusterStore {
     /// When the last renewal that succeeded was sent (this process's clock, so the lease
     /// is over here no later than in the database).
     renewed_at: Instant,
+    /// Log bytes committed since the snapshot (a start reads them after it).
+    since_snapshot: u64,
 }
 
 /// Connects, creates or migrates the schema, takes the write lease (with `wait`, as a
@@ -183,27 +198,51 @@ pub fn open_cluster(
         users,
         ..State::new()
     };
-    let rows = client
-        .query(
-            "SELECT seq, kind, body FROM sessiond_events ORDER BY seq",
+    // The snapshot (the whole state as of log record `base`), then the log after it.
+    let base: i64 = client
+        .query_one(
+            "SELECT coalesce(max(base_seq), 0) FROM sessiond_snapshot",
             &[],
         )
+        .map_err(err("reading the snapshot"))?
+        .get(0);
+    let snapshot = client
+        .query(
+            "SELECT kind, body FROM sessiond_snapshot WHERE base_seq = $1 ORDER BY ord",
+            &[&base],
+        )
+        .map_err(err("reading the snapshot"))?;
+    for row in &snapshot {
+        let ev = decode(base, row.get(0), row.get::<_, &[u8]>(1))?;
+        state
+            .apply(ev)
+            .map_err(|e| ClusterError(format!("snapshot at {base}: {}", e.0)))?;
+    }
+    let rows = client
+        .query(
+            "SELECT seq, kind, body FROM sessiond_events WHERE seq > $1 ORDER BY seq",
+            &[&base],
+        )
         .map_err(err("reading the log"))?;
-    for (expect, row) in (1i64..).zip(rows.iter()) {
-        let (seq, kind, body): (i64, i16, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
+    let mut since_snapshot = 0u64;
+    for (expect, row) in (base + 1..).zip(rows.iter()) {
+        let (seq, kind, body): (i64, i16, &[u8]) = (row.get(0), row.get(1), row.get(2));
         if seq != expect {
             return Err(ClusterError(format!(
                 "the log skips from {} to {seq}: records are missing",
                 expect - 1
             )));
         }
-        let ev = decode(seq, kind, &body)?;
+        since_snapshot += body.len() as u64;
+        let ev = decode(seq, kind, body)?;
         state
             .apply(ev)
             .map_err(|e| ClusterError(format!("log record {seq}: {}", e.0)))?;
     }
     info!(
-        "cluster log: {} record(s), {} user(s), {} live session(s)",
+        "cluster log: a snapshot at record {base} ({} events) and {} record(s) after it; \
+         {} user(s), {} live session(s)",
+        snapshot.len(),
         rows.len(),
         state.users.len(),
         state.sessions.len()
@@ -216,6 +255,7 @@ pub fn open_cluster(
         pending: Vec::new(),
         committing: Vec::new(),
         renewed_at,
+        since_snapshot,
     };
     Ok((store, state))
 }
@@ -516,6 +556,11 @@ impl Store for ClusterStore {
         let started = now();
         match self.write(self.commits) {
             Ok(true) => {
+                self.since_snapshot += self
+                    .committing
+                    .iter()
+                    .map(|(_, b)| b.len() as u64)
+                    .sum::<u64>();
                 self.committing.clear();
                 self.renewed_at = started;
                 Ok(())
@@ -535,6 +580,59 @@ impl Store for ClusterStore {
                 "cluster database: {}",
                 describe(&e)
             )))),
+        }
+    }
+
+    fn needs_snapshot(&self) -> bool {
+        self.since_snapshot > self.opts.snapshot_bytes
+    }
+
+    /// The whole state (`events`, as of the last commit) as the new snapshot, in one
+    /// transaction that also checks the lease; the previous snapshot goes with it. The log
+    /// itself is kept (it is the audit trail).
+    fn write_snapshot(&mut self, events: &[Event]) -> Result<(), StoreError> {
+        self.commit()?;
+        if !self.committing.is_empty() || !self.pending.is_empty() {
+            return Err(StoreError::retry(io::Error::other("commits pending")));
+        }
+        let (writer, lease) = (self.writer, self.opts.lease);
+        let (kinds, bodies): (Vec<i16>, Vec<Vec<u8>>) = events
+            .iter()
+            .map(|ev| {
+                let (k, b) = record::encode(ev);
+                (i16::from(k), b)
+            })
+            .unzip();
+        let client = self.client()?;
+        let result = (|| -> Result<Option<i64>, postgres::Error> {
+            let mut tx = client.transaction()?;
+            if !renew(&mut tx, writer, lease)? {
+                return Ok(None);
+            }
+            let base: i64 = tx
+                .query_one("SELECT head FROM sessiond_log WHERE id = 1 FOR UPDATE", &[])?
+                .get(0);
+            tx.execute("DELETE FROM sessiond_snapshot", &[])?;
+            tx.execute(
+                "INSERT INTO sessiond_snapshot (base_seq, ord, kind, body)
+                 SELECT $1, o, k, b FROM unnest($2::smallint[], $3::bytea[])
+                     WITH ORDINALITY AS e(k, b, o)",
+                &[&base, &kinds, &bodies],
+            )?;
+            tx.commit()?;
+            Ok(Some(base))
+        })();
+        match result {
+            Ok(Some(base)) => {
+                info!(
+                    "cluster: snapshot of {} events at log record {base}",
+                    events.len()
+                );
+                self.since_snapshot = 0;
+                Ok(())
+            }
+            Ok(None) => Err(lost_lease()),
+            Err(e) => Err(self.unreachable(&e)),
         }
     }
 
