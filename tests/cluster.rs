@@ -153,14 +153,25 @@ fn a_standby_waits_then_takes_over_when_the_writer_dies() {
         RegisterOutcome::Success(_)
     ));
     let (_alice, s) = a.login("alice", PW);
-    // b waits: it neither listens nor writes while a holds the lease.
+    // b waits: it neither listens nor writes while a holds the lease. It is given a's
+    // own address: on one machine, the clients come back to the same one.
     let standby = {
         let url = pg.url();
+        let addr = a.addr.clone();
         std::thread::spawn(move || {
             let dir = fresh_dir("cluster-b");
             let r = Running::start_with(
                 &dir,
-                &["--cluster", &url, "--node-id", "b", "--cluster-lease", "1s"],
+                &[
+                    "--cluster",
+                    &url,
+                    "--node-id",
+                    "b",
+                    "--cluster-lease",
+                    "1s",
+                    "--listen",
+                    &addr,
+                ],
             );
             (r, Instant::now())
         })
@@ -176,6 +187,7 @@ fn a_standby_waits_then_takes_over_when_the_writer_dies() {
     let (b, up) = standby.join().unwrap();
     let took = up.duration_since(killed);
     assert!(took < Duration::from_secs(5), "the takeover took {took:?}");
+    assert_eq!(b.addr, a.addr, "the standby serves the writer's address");
     let mut c = b.client();
     match c.resume(&s.token, "t", "p").unwrap() {
         ResumeOutcome::Valid(info) => assert_eq!(info.username, "alice"),
