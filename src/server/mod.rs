@@ -49,7 +49,7 @@ pub use reload::{Reload, Reloader};
 use transport::ReadStep;
 pub use ws::upgrade::accept_key as websocket_accept_key;
 pub use ws::OriginPolicy;
-use ws::{Fed, WsConn};
+use ws::WsConn;
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("sessiond packs (generation, index) into a mio Token and needs 64-bit usize");
@@ -622,7 +622,7 @@ impl Shell for Io {
             return;
         }
         let written = match sock.ws.as_deref_mut() {
-            Some(ws) => ws_write(
+            Some(ws) => ws::ws_write(
                 &mut sock.stream,
                 sock.tls.as_deref_mut(),
                 ws,
@@ -954,41 +954,8 @@ impl Io {
                     return;
                 }
                 ReadStep::Data(n) => {
-                    if let Some(ws) = sock.ws.as_deref_mut() {
-                        let max = engine.config().max_frame;
-                        ws.borrow_scratch(&mut self.ws_scratch);
-                        let upgrading = ws.upgrading();
-                        // The chunk's payloads go to the engine at once, as a TCP read's
-                        // bytes do, not one call per message.
-                        let inbox = &mut self.ws_inbox;
-                        let fed = ws.feed(&self.read_buf[..n], &self.ws_origins, max, |p| {
-                            inbox.extend_from_slice(p)
-                        });
-                        if !inbox.is_empty() {
-                            engine.handle_input(id, inbox, now);
-                            inbox.clear();
-                        }
-                        if upgrading && !ws.upgrading() {
-                            self.ws_upgrades[usize::from(!ws.open())] += 1;
-                        }
-                        // The handshake's response and pongs go now, before any answer.
-                        let written = transport::write(
-                            &mut sock.stream,
-                            sock.tls.as_deref_mut(),
-                            Some(&mut ws.wire),
-                        );
-                        ws.return_scratch(&mut self.ws_scratch);
-                        match written {
-                            Ok(true) if !sock.writable => engine.handle_writable(id),
-                            Ok(_) => {}
-                            Err(e) => {
-                                debug!("write error conn={}: {e}", id.index);
-                                self.drop_conn(engine, id, now);
-                                return;
-                            }
-                        }
-                        if fed == Fed::Ended {
-                            engine.handle_peer_closed(id, now);
+                    if sock.ws.is_some() {
+                        if !self.ws_data(engine, id, n, now) {
                             return;
                         }
                     } else {
@@ -1120,31 +1087,6 @@ impl Io {
         }
         engine.handle_closed(id, now);
     }
-}
-
-/// A WebSocket connection's transmit: the engine's frames (`out`) framed into its wire as
-/// they fit, written until all is out or the socket is full. Returns whether bytes are
-/// still pending (in the wire or in `out`).
-fn ws_write(
-    stream: &mut TcpStream,
-    mut tls: Option<&mut rustls::ServerConnection>,
-    ws: &mut WsConn,
-    scratch: &mut bytes::BytesMut,
-    mut out: Option<&mut bytes::BytesMut>,
-    close: bool,
-) -> io::Result<bool> {
-    ws.borrow_scratch(scratch);
-    let pending = loop {
-        ws.fill(out.as_deref_mut(), close);
-        match transport::write(stream, tls.as_deref_mut(), Some(&mut ws.wire)) {
-            Ok(true) => break Ok(true),
-            Ok(false) if out.as_ref().is_none_or(|o| o.is_empty()) => break Ok(false),
-            Ok(false) => {}
-            Err(e) => break Err(e),
-        }
-    };
-    ws.return_scratch(scratch);
-    pending
 }
 
 /// The socket of `id`, if it is still open (a borrow of the table alone).

@@ -25,6 +25,7 @@
 //! frame here and saves every client a reassembly across messages; accepting any split
 //! from clients costs nothing (the engine reassembles anyway).
 
+mod shell;
 pub(crate) mod upgrade;
 
 use std::io::{self, Read, Write};
@@ -37,6 +38,7 @@ use tungstenite::protocol::{Message as WsMessage, Role, WebSocketConfig, WebSock
 use tungstenite::Error;
 
 use crate::protocol::{decode_slice, DisconnectAck, DisconnectReason, Frame, Message, HEADER_LEN};
+pub(super) use shell::ws_write;
 pub use upgrade::OriginPolicy;
 use upgrade::{Decision, Refusal};
 
