@@ -486,6 +486,7 @@ struct ServerArgs {
     )]
     snapshot_kb: u64,
     /// archived journal segments (audit history) older than this many days are removed
+    /// (with --cluster: log records older than this that a snapshot holds)
     #[arg(
         long,
         value_name = "N",
@@ -562,6 +563,9 @@ impl ServerArgs {
                 node: self.node_id.unwrap_or_else(host_name),
                 lease: self.cluster_lease.0,
                 snapshot_bytes: self.snapshot_kb.saturating_mul(1024),
+                audit_retention: Duration::from_secs(
+                    self.audit_retention_days.saturating_mul(SECS_PER_DAY),
+                ),
             }),
             // `requires` makes them come together.
             tls: self.tls_cert.zip(self.tls_key),

@@ -339,6 +339,7 @@ fn open_locked(place: &DataDir) -> RunResult<(Option<store::DataDirLock>, Box<dy
             node: "operator".into(),
             lease: store::cluster::DEFAULT_LEASE,
             snapshot_bytes: JournalOptions::default().snapshot_bytes,
+            audit_retention: JournalOptions::default().audit_retention,
         };
         let (s, state) = store::cluster::open_cluster(&opts, UserTable::new(), false)?;
         return Ok((None, Box::new(s), state));

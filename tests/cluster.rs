@@ -468,7 +468,13 @@ fn a_snapshot_bounds_what_a_start_reads_and_the_state_survives_it() {
     let Some(pg) = Pg::start_or_skip("snapshot") else {
         return;
     };
-    let (mut a, _dir) = node_args(&pg, "a", "1s", &["--snapshot-kb", "1"]);
+    // No retention: the records a snapshot holds go with it.
+    let (mut a, _dir) = node_args(
+        &pg,
+        "a",
+        "1s",
+        &["--snapshot-kb", "1", "--audit-retention-days", "0"],
+    );
     let mut c = a.client();
     assert!(matches!(
         register(&mut c, "alice"),
@@ -511,6 +517,24 @@ fn a_snapshot_bounds_what_a_start_reads_and_the_state_survives_it() {
         head > base,
         "records after the snapshot: head {head}, base {base}"
     );
+    let covered: i64 = db
+        .query_one(
+            "SELECT count(*) FROM sessiond_events WHERE seq <= $1",
+            &[&base],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        covered, 0,
+        "records past the retention held by the snapshot remain"
+    );
+    // The audit still names the account (from the snapshot).
+    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args(["audit", "--user", "alice", "--cluster", &pg.url()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("alice"), "{text}");
     std::thread::sleep(Duration::from_millis(1_200)); // the killed node's lease
     let (b, _dir_b) = node(&pg, "b");
     for token in &tokens {

@@ -29,9 +29,10 @@
 //!
 //! - **Snapshots**: past `--snapshot-kb` of log since the last one, the whole state is
 //!   written to `sessiond_snapshot` (replacing the previous one) as of the log's head; a
-//!   start reads it and the log after it. The log is kept: it is the audit trail.
+//!   start reads it and the log after it. The log is the audit trail: the records a
+//!   snapshot holds go once they are older than the audit retention.
 //!
-//! Not yet: several nodes serving at once; removing old log records.
+//! Not yet: several nodes serving at once.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -107,6 +108,9 @@ pub struct ClusterOptions {
     pub lease: Duration,
     /// Log bytes after the snapshot beyond which a new snapshot is written (`--snapshot-kb`).
     pub snapshot_bytes: u64,
+    /// Log records older than this and held by the snapshot are removed when one is
+    /// written (`--audit-retention-days`: the log is the audit trail).
+    pub audit_retention: Duration,
 }
 
 /// Why the cluster store did not open.
@@ -260,10 +264,24 @@ pub fn open_cluster(
     Ok((store, state))
 }
 
-/// `sessiond audit --cluster`: every audit record in the log, oldest first, with the
-/// accounts' names; reads only, so it may run beside a live node.
+/// `sessiond audit --cluster`: every audit record in the log (those past the retention are
+/// gone), oldest first, with the accounts' names (from the snapshot and the log); reads
+/// only, so it may run beside a live node.
 pub fn read_cluster_audit(url: &str) -> Result<super::AuditTrail, ClusterError> {
     let mut client = connect(url)?;
+    let mut names = hashbrown::HashMap::new();
+    for row in client
+        .query(
+            "SELECT base_seq, kind, body FROM sessiond_snapshot
+              WHERE base_seq = (SELECT max(base_seq) FROM sessiond_snapshot) ORDER BY ord",
+            &[],
+        )
+        .map_err(err("reading the snapshot"))?
+    {
+        if let Event::UserCreated(u) = decode(row.get(0), row.get(1), row.get::<_, &[u8]>(2))? {
+            names.insert(u.id, u.username);
+        }
+    }
     let rows = client
         .query(
             "SELECT seq, kind, body FROM sessiond_events ORDER BY seq",
@@ -272,7 +290,7 @@ pub fn read_cluster_audit(url: &str) -> Result<super::AuditTrail, ClusterError> 
         .map_err(err("reading the log"))?;
     let mut trail = super::AuditTrail {
         records: Vec::new(),
-        usernames: Default::default(),
+        usernames: names,
     };
     for row in &rows {
         let (seq, kind, body): (i64, i16, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
@@ -596,6 +614,7 @@ impl Store for ClusterStore {
             return Err(StoreError::retry(io::Error::other("commits pending")));
         }
         let (writer, lease) = (self.writer, self.opts.lease);
+        let retention = self.opts.audit_retention.as_secs_f64();
         let (kinds, bodies): (Vec<i16>, Vec<Vec<u8>>) = events
             .iter()
             .map(|ev| {
@@ -619,7 +638,16 @@ impl Store for ClusterStore {
                      WITH ORDINALITY AS e(k, b, o)",
                 &[&base, &kinds, &bodies],
             )?;
+            // The history past the retention, now that the snapshot holds the state.
+            let removed = tx.execute(
+                "DELETE FROM sessiond_events
+                  WHERE seq <= $1 AND committed_at < now() - $2 * interval '1 second'",
+                &[&base, &retention],
+            )?;
             tx.commit()?;
+            if removed > 0 {
+                info!("cluster: {removed} log record(s) past the audit retention removed");
+            }
             Ok(Some(base))
         })();
         match result {
