@@ -9,7 +9,8 @@
 //! The servers: default policies (one session per account, a new login revokes the old
 //! one, a second connection resuming a session in use is refused) with quick heartbeats
 //! (`SESSIOND_WS_URL`, `SESSIOND_ADMIN_PASSWORD`); and no session limit, for the device
-//! list (`SESSIOND_MULTI_WS_URL`).
+//! list (`SESSIOND_MULTI_WS_URL`); and TLS, so that the page speaks `wss://`
+//! (`SESSIOND_WSS_URL`).
 //!
 //! Needs `node` (20 or later), `/usr/bin/chromium` and `npm ci` run in `examples/web`.
 //! Without them the test says why and passes, unless `SESSIOND_REQUIRE_BROWSER=1` (as
@@ -86,6 +87,22 @@ fn the_session_page_works_in_a_browser() {
         .chain(["--max-sessions-per-user", "0"])
         .collect();
     let multi = Served::start("web-multi", &multi_args);
+    // wss://: the same listener inside TLS, with a certificate made here (the browser
+    // context of that scenario ignores that no CA it knows signed it).
+    let pki = common::pki::Pki::new("web-wss");
+    let (cert, key) = (pki.path("cert.pem"), pki.path("key.pem"));
+    let tls_args: Vec<&str> = COMMON
+        .iter()
+        .copied()
+        .chain([
+            "--tls-cert",
+            cert.to_str().expect("UTF-8 path"),
+            "--tls-key",
+            key.to_str().expect("UTF-8 path"),
+        ])
+        .collect();
+    let tls = Served::start("web-wss", &tls_args);
+    assert!(tls.ws_url().starts_with("wss://"), "{}", tls.ws_url());
 
     let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-artifacts");
     let _ = std::fs::remove_dir_all(&artifacts);
@@ -97,6 +114,7 @@ fn the_session_page_works_in_a_browser() {
         .env("SESSIOND_WS_URL", main.ws_url())
         .env("SESSIOND_ADMIN_PASSWORD", main.password())
         .env("SESSIOND_MULTI_WS_URL", multi.ws_url())
+        .env("SESSIOND_WSS_URL", tls.ws_url())
         .env("SESSIOND_ARTIFACTS", &artifacts)
         .env("SESSIOND_CHROMIUM", &chromium);
     let (status, output) = run_suite(&mut cmd, "browser", NODE_TIMEOUT);

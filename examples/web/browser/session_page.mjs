@@ -12,6 +12,8 @@
 //   SESSIOND_ADMIN_PASSWORD  the password of its `admin` account
 //   SESSIOND_MULTI_WS_URL    a server without a session limit (--max-sessions-per-user 0),
 //                            for scenario 4; without it scenario 4 is skipped (said so)
+//   SESSIOND_WSS_URL         the same server over TLS (wss://, a certificate the test made),
+//                            for scenario 5; without it scenario 5 is skipped (said so)
 //   SESSIOND_ARTIFACTS       where the screenshots go (each scenario's key moment, and one per page
 //                            of a scenario that failed); default: a temporary directory
 //   SESSIOND_CHROMIUM        the browser (default /usr/bin/chromium)
@@ -30,6 +32,7 @@ import { chromium } from 'playwright-core';
 const WEB_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const WS_URL = process.env.SESSIOND_WS_URL;
 const MULTI_WS_URL = process.env.SESSIOND_MULTI_WS_URL;
+const WSS_URL = process.env.SESSIOND_WSS_URL;
 const ADMIN_PASSWORD = process.env.SESSIOND_ADMIN_PASSWORD;
 const ARTIFACTS = process.env.SESSIOND_ARTIFACTS ||
   fs.mkdtempSync(path.join(os.tmpdir(), 'sessiond-browser-'));
@@ -474,6 +477,24 @@ function bounded(promise, ms, what) {
     }),
   ]).finally(() => clearTimeout(timer));
 }
+
+scenario(5, 'wss', async (run) => {
+  // The server's certificate is the test's own: this context ignores that no CA it knows
+  // signed it (a real deployment has a real one).
+  const user = newUsername('five');
+  const ctxA = await run.context({ ignoreHTTPSErrors: true });
+  const ctxB = await run.context({ ignoreHTTPSErrors: true, userAgent: OTHER_UA });
+  const a = await run.open(ctxA, WSS_URL, 'first browser, wss');
+  check(await tid(a, 'login-form').isVisible(), 'wss: no login form on a fresh start');
+  await register(a, user);
+  await expectHeartbeats(a, 2);
+  const b = await run.open(ctxB, WSS_URL, 'second browser, wss');
+  await login(b, user);
+  await expectNotice(a, 'revoked', 'NEW_LOGIN', PUSH_MS);
+  const shot = await run.shot(a, 'revoked-notice');
+  await expectHeartbeats(b);
+  return `over ${WSS_URL}; screenshot ${shot}`;
+}, () => (WSS_URL ? true : 'SESSIOND_WSS_URL is not set'));
 
 async function main() {
   const server = await serve(WEB_ROOT);
