@@ -151,12 +151,11 @@ pub(crate) fn decide(input: &[u8], origins: &OriginPolicy) -> Decision {
     let mut upgrade = false;
     let mut connection = false;
     let mut version = None;
-    let mut key: Option<&[u8]> = None;
-    let mut origin = None;
+    let mut keys: Vec<&[u8]> = Vec::new();
+    let mut origins_seen: Vec<&[u8]> = Vec::new();
     let mut offered = false;
     for h in req.headers.iter() {
-        let name = h.name;
-        let value = h.value;
+        let (name, value) = (h.name, h.value);
         if name.eq_ignore_ascii_case("host") {
             host = true;
         } else if name.eq_ignore_ascii_case("upgrade") {
@@ -166,22 +165,14 @@ pub(crate) fn decide(input: &[u8], origins: &OriginPolicy) -> Decision {
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
             version = Some(value);
         } else if name.eq_ignore_ascii_case("sec-websocket-key") {
-            if key.is_some() {
-                return refuse(Refusal::BadRequest, "more than one Sec-WebSocket-Key");
-            }
-            key = Some(value);
+            keys.push(value);
         } else if name.eq_ignore_ascii_case("origin") {
-            if origin.is_some() {
-                return refuse(Refusal::BadRequest, "more than one Origin");
-            }
-            match std::str::from_utf8(value) {
-                Ok(o) => origin = Some(o.trim()),
-                Err(_) => return refuse(Refusal::BadRequest, "Origin is not text"),
-            }
+            origins_seen.push(value);
         } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
             offered |= has_token(value, SUBPROTOCOL);
         }
     }
+    // In protocol.md's order: an upgrade at all, its version, its form, then the origin.
     if !upgrade || !connection {
         return refuse(
             Refusal::UpgradeRequired,
@@ -194,11 +185,23 @@ pub(crate) fn decide(input: &[u8], origins: &OriginPolicy) -> Decision {
     if !host {
         return refuse(Refusal::BadRequest, "no Host header");
     }
-    let Some(key) = key.map(trim).filter(|k| valid_key(k)) else {
-        return refuse(
-            Refusal::BadRequest,
-            "missing or malformed Sec-WebSocket-Key",
-        );
+    let key = match keys.as_slice() {
+        [k] if valid_key(trim(k)) => trim(k),
+        [] | [_] => {
+            return refuse(
+                Refusal::BadRequest,
+                "missing or malformed Sec-WebSocket-Key",
+            )
+        }
+        _ => return refuse(Refusal::BadRequest, "more than one Sec-WebSocket-Key"),
+    };
+    let origin = match origins_seen.as_slice() {
+        [] => None,
+        [o] => match std::str::from_utf8(o) {
+            Ok(o) => Some(o.trim()),
+            Err(_) => return refuse(Refusal::BadRequest, "Origin is not text"),
+        },
+        _ => return refuse(Refusal::BadRequest, "more than one Origin"),
     };
     if !origins.allows(origin) {
         return refuse(
