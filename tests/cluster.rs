@@ -181,6 +181,13 @@ fn a_standby_waits_then_takes_over_when_the_writer_dies() {
         !standby.is_finished(),
         "the standby started while the writer held the lease"
     );
+    // Written while b waits: b keeps up with the log, and serves it after the takeover.
+    let mut c = a.client();
+    assert!(matches!(
+        register(&mut c, "carol"),
+        RegisterOutcome::Success(_)
+    ));
+    std::thread::sleep(Duration::from_millis(500));
     let killed = Instant::now();
     a.child.kill().unwrap();
     a.child.wait().unwrap();
@@ -188,6 +195,7 @@ fn a_standby_waits_then_takes_over_when_the_writer_dies() {
     let took = up.duration_since(killed);
     assert!(took < Duration::from_secs(5), "the takeover took {took:?}");
     assert_eq!(b.addr, a.addr, "the standby serves the writer's address");
+    let (_carol, _) = b.login("carol", PW);
     let mut c = b.client();
     match c.resume(&s.token, "t", "p").unwrap() {
         ResumeOutcome::Valid(info) => assert_eq!(info.username, "alice"),

@@ -155,9 +155,89 @@ pub struct ClusterStore {
     since_snapshot: u64,
 }
 
-/// Connects, creates or migrates the schema, takes the write lease (with `wait`, as a
-/// standby until it is free; else refusing when it is held) and reads the whole log into
-/// the state (`users` first, as `open_journal` takes them).
+/// What has been read from the database: the state folded so far, the last log record
+/// in it, and the log bytes after the snapshot.
+struct Loaded {
+    state: State,
+    last: i64,
+    since_snapshot: u64,
+}
+
+/// Reads the snapshot (the whole state as of log record `base`), then the log after it.
+fn load(client: &mut Client, users: UserTable) -> Result<Loaded, ClusterError> {
+    let mut state = State {
+        users,
+        ..State::new()
+    };
+    let base: i64 = client
+        .query_one(
+            "SELECT coalesce(max(base_seq), 0) FROM sessiond_snapshot",
+            &[],
+        )
+        .map_err(err("reading the snapshot"))?
+        .get(0);
+    let snapshot = client
+        .query(
+            "SELECT kind, body FROM sessiond_snapshot WHERE base_seq = $1 ORDER BY ord",
+            &[&base],
+        )
+        .map_err(err("reading the snapshot"))?;
+    for row in &snapshot {
+        let ev = decode(base, row.get(0), row.get::<_, &[u8]>(1))?;
+        state
+            .apply(ev)
+            .map_err(|e| ClusterError(format!("snapshot at {base}: {}", e.0)))?;
+    }
+    let mut loaded = Loaded {
+        state,
+        last: base,
+        since_snapshot: 0,
+    };
+    if !catch_up(client, &mut loaded)? {
+        return Err(ClusterError(format!(
+            "the log does not continue the snapshot at record {base}: records are missing"
+        )));
+    }
+    info!(
+        "cluster log: a snapshot at record {base} ({} events) and the log to record {}; \
+         {} user(s), {} live session(s)",
+        snapshot.len(),
+        loaded.last,
+        loaded.state.users.len(),
+        loaded.state.sessions.len()
+    );
+    Ok(loaded)
+}
+
+/// Applies the log records after `loaded.last`. False if the next one is gone (removed
+/// past the retention before this reader got to it): read everything again then.
+fn catch_up(client: &mut Client, loaded: &mut Loaded) -> Result<bool, ClusterError> {
+    let rows = client
+        .query(
+            "SELECT seq, kind, body FROM sessiond_events WHERE seq > $1 ORDER BY seq",
+            &[&loaded.last],
+        )
+        .map_err(err("reading the log"))?;
+    for row in &rows {
+        let (seq, kind, body): (i64, i16, &[u8]) = (row.get(0), row.get(1), row.get(2));
+        if seq != loaded.last + 1 {
+            return Ok(false);
+        }
+        let ev = decode(seq, kind, body)?;
+        loaded
+            .state
+            .apply(ev)
+            .map_err(|e| ClusterError(format!("log record {seq}: {}", e.0)))?;
+        loaded.last = seq;
+        loaded.since_snapshot += body.len() as u64;
+    }
+    Ok(true)
+}
+
+/// Connects, creates or migrates the schema, reads the state (`users` first, as
+/// `open_journal` takes them) and takes the write lease: with `wait`, as a standby until
+/// it is free, keeping up with the log meanwhile so that the takeover reads only the last
+/// records; else refusing when it is held.
 pub fn open_cluster(
     opts: &ClusterOptions,
     users: UserTable,
@@ -168,6 +248,7 @@ pub fn open_cluster(
     let mut id = [0u8; 8];
     getrandom::fill(&mut id).map_err(|e| ClusterError(format!("random writer id: {e}")))?;
     let writer = i64::from_le_bytes(id);
+    let mut loaded = load(&mut client, users)?;
     let mut told = false;
     let renewed_at = loop {
         let asked = now();
@@ -190,6 +271,9 @@ pub fn open_cluster(
                 std::thread::sleep(
                     (opts.lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
                 );
+                if !catch_up(&mut client, &mut loaded)? {
+                    loaded = load(&mut client, UserTable::new())?;
+                }
             }
             Err((holder, left)) => {
                 return Err(ClusterError(format!(
@@ -198,59 +282,15 @@ pub fn open_cluster(
             }
         }
     };
-    let mut state = State {
-        users,
-        ..State::new()
-    };
-    // The snapshot (the whole state as of log record `base`), then the log after it.
-    let base: i64 = client
-        .query_one(
-            "SELECT coalesce(max(base_seq), 0) FROM sessiond_snapshot",
-            &[],
-        )
-        .map_err(err("reading the snapshot"))?
-        .get(0);
-    let snapshot = client
-        .query(
-            "SELECT kind, body FROM sessiond_snapshot WHERE base_seq = $1 ORDER BY ord",
-            &[&base],
-        )
-        .map_err(err("reading the snapshot"))?;
-    for row in &snapshot {
-        let ev = decode(base, row.get(0), row.get::<_, &[u8]>(1))?;
-        state
-            .apply(ev)
-            .map_err(|e| ClusterError(format!("snapshot at {base}: {}", e.0)))?;
+    // The lease is this node's: nobody else commits from here on, so this is all of it.
+    if !catch_up(&mut client, &mut loaded)? {
+        loaded = load(&mut client, UserTable::new())?;
     }
-    let rows = client
-        .query(
-            "SELECT seq, kind, body FROM sessiond_events WHERE seq > $1 ORDER BY seq",
-            &[&base],
-        )
-        .map_err(err("reading the log"))?;
-    let mut since_snapshot = 0u64;
-    for (expect, row) in (base + 1..).zip(rows.iter()) {
-        let (seq, kind, body): (i64, i16, &[u8]) = (row.get(0), row.get(1), row.get(2));
-        if seq != expect {
-            return Err(ClusterError(format!(
-                "the log skips from {} to {seq}: records are missing",
-                expect - 1
-            )));
-        }
-        since_snapshot += body.len() as u64;
-        let ev = decode(seq, kind, body)?;
-        state
-            .apply(ev)
-            .map_err(|e| ClusterError(format!("log record {seq}: {}", e.0)))?;
-    }
-    info!(
-        "cluster log: a snapshot at record {base} ({} events) and {} record(s) after it; \
-         {} user(s), {} live session(s)",
-        snapshot.len(),
-        rows.len(),
-        state.users.len(),
-        state.sessions.len()
-    );
+    let Loaded {
+        state,
+        since_snapshot,
+        ..
+    } = loaded;
     let store = ClusterStore {
         opts: opts.clone(),
         client: Some(client),
