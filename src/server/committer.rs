@@ -309,7 +309,7 @@ impl Thread {
                     self.handed_over = Vec::new();
                 }
                 if self.full.take().is_some() {
-                    info!("storage writable again: the journal caught up to batch {seq}");
+                    info!("storage writable again: the store caught up to batch {seq}");
                     tell(Report::Storage { available: true });
                 }
                 let journal_bytes = self.store.size_bytes();
@@ -320,8 +320,8 @@ impl Thread {
                 let wait = match self.full {
                     None => {
                         error!(
-                            "{e}: writes that need the journal are refused until space \
-                             returns (heartbeats go on); retrying"
+                            "{e}: writes that need the store are refused until it takes \
+                             commits again (heartbeats go on); retrying"
                         );
                         tell(Report::Storage { available: false });
                         RETRY_FIRST
