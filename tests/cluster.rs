@@ -553,3 +553,39 @@ fn a_snapshot_bounds_what_a_start_reads_and_the_state_survives_it() {
         }
     }
 }
+
+/// A standby outlives the database going away while it waits, and still takes over.
+#[test]
+fn a_standby_waits_through_a_database_outage() {
+    let Some(pg) = Pg::start_or_skip("standby-outage") else {
+        return;
+    };
+    let (mut a, _dir) = node_with(&pg, "a", "1s");
+    let standby = {
+        let url = pg.url();
+        std::thread::spawn(move || {
+            let dir = fresh_dir("cluster-b2");
+            Running::start_with(
+                &dir,
+                &["--cluster", &url, "--node-id", "b", "--cluster-lease", "1s"],
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1_500));
+    pg.stop_server();
+    // a is cut off for its whole lease: it stops by itself.
+    let code = a.wait_exit(Duration::from_secs(15));
+    assert!(matches!(code, Some(c) if c != 0), "exit {code:?}");
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert!(
+        !standby.is_finished(),
+        "the standby gave up or started without the database"
+    );
+    pg.start_server().unwrap();
+    let b = standby.join().unwrap();
+    let mut c = b.client();
+    assert!(matches!(
+        register(&mut c, "after"),
+        RegisterOutcome::Success(_)
+    ));
+}

@@ -1,10 +1,11 @@
 //! The store on PostgreSQL (`--cluster URL`): the journal's events in one ordered log
 //! table, shared through the database instead of a file.
 //!
-//! Owns the schema (created and migrated here, versioned in `sessiond_schema`), the log's
-//! order, the writer's exclusion, and exactly-once commits. What the events mean is the
-//! engine's, as for the journal: a start folds the log into the state (`engine::replay`),
-//! and each group commit appends its events in one transaction.
+//! Owns the schema (created and migrated here in one transaction, versioned in
+//! `sessiond_schema`), the log's order, the writer's exclusion, and exactly-once commits.
+//! What the events mean is the engine's, as for the journal: a start folds the log into
+//! the state (`engine::replay`), and each group commit appends its events in one
+//! transaction.
 //!
 //! - **Order**: every commit moves the one row of `sessiond_log` (`head`, the last
 //!   sequence number given out) under its row lock and numbers its events after it, so the
@@ -250,17 +251,19 @@ pub fn open_cluster(
     let writer = i64::from_le_bytes(id);
     let mut loaded = load(&mut client, users)?;
     let mut told = false;
+    let pause = (opts.lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let renewed_at = loop {
         let asked = now();
-        match acquire(&mut client, &opts.node, writer, opts.lease)? {
-            Ok(epoch) => {
+        let attempt = acquire(&mut client, &opts.node, writer, opts.lease);
+        match attempt {
+            Ok(Ok(epoch)) => {
                 info!(
                     "cluster: node {} holds the write lease (epoch {epoch})",
                     opts.node
                 );
                 break asked;
             }
-            Err((holder, left)) if wait => {
+            Ok(Err((holder, left))) if wait => {
                 if !told {
                     info!(
                         "cluster: standby: node {holder} holds the write lease ({left:.1} s left); \
@@ -268,18 +271,32 @@ pub fn open_cluster(
                     );
                     told = true;
                 }
-                std::thread::sleep(
-                    (opts.lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
-                );
-                if !catch_up(&mut client, &mut loaded)? {
-                    loaded = load(&mut client, UserTable::new())?;
+                std::thread::sleep(pause);
+                // Keeping up; a failure here is the database's (below), not the standby's.
+                let kept_up = catch_up(&mut client, &mut loaded);
+                match kept_up {
+                    Ok(true) => {}
+                    Ok(false) => loaded = load(&mut client, UserTable::new())?,
+                    Err(e) => warn!("cluster: standby: {e}; trying again"),
                 }
             }
-            Err((holder, left)) => {
+            Ok(Err((holder, left))) => {
                 return Err(ClusterError(format!(
                 "node {holder} holds the cluster's write lease ({left:.1} s left): stop it first"
             )))
             }
+            // A standby outlives the database going away: it waits for it too.
+            Err(e) if wait => {
+                warn!("cluster: standby: {e}; trying again");
+                std::thread::sleep(pause.max(Duration::from_millis(500)));
+                if client.is_closed() {
+                    match connect(&opts.url) {
+                        Ok(c) => client = c,
+                        Err(e) => warn!("cluster: standby: {e}"),
+                    }
+                }
+            }
+            Err(e) => return Err(e),
         }
     };
     // The lease is this node's: nobody else commits from here on, so this is all of it.
@@ -405,8 +422,8 @@ fn connect(url: &str) -> Result<Client, ClusterError> {
     })
 }
 
-/// Brings the schema to [`SCHEMA_VERSION`], one transaction per step; concurrent starts
-/// wait for each other (an advisory lock for the transaction).
+/// Brings the schema to [`SCHEMA_VERSION`], every step in one transaction (all or
+/// nothing); concurrent starts wait for each other (an advisory lock for the transaction).
 fn migrate(client: &mut Client) -> Result<(), ClusterError> {
     let mut tx = client.transaction().map_err(err("migration"))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
