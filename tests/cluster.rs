@@ -459,13 +459,18 @@ fn operator_commands_work_against_the_cluster() {
         text.contains("user_created") && text.contains("session_created"),
         "{text}"
     );
-    // Killed: its lease runs out (1 s) before the next command may write.
+    // Killed: its lease runs out (1 s, and half a lease of grace) before the next command
+    // may write.
     drop(a);
-    std::thread::sleep(Duration::from_millis(1_500));
+    std::thread::sleep(Duration::from_millis(2_500));
     let out = ops(&["user", "list"], "");
     let text = String::from_utf8_lossy(&out.stdout);
     // (bob came first: the node made no admin of its own)
-    assert!(text.contains("bob") && !text.contains("admin"), "{text}");
+    assert!(
+        text.contains("bob") && !text.contains("admin"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = ops(&["repair"], "");
     assert!(!out.status.success());
     let _ = std::fs::remove_dir_all(dir);

@@ -18,7 +18,8 @@
 //!   across nodes), one server at a time writes it, holding the write lease in
 //!   `sessiond_writer` (renewed on the database's clock every third of `--cluster-lease`,
 //!   and by every commit). Another server waits as a standby until the lease ends (its
-//!   holder stopped, or died and did not renew), then takes it, reads the log and serves;
+//!   holder stopped; or died and did not renew, and half a lease more has passed: see
+//!   `acquire`), then takes it, reads the log and serves;
 //!   an operator command is refused while the lease is held. Every commit checks, in its
 //!   transaction, that this process still holds the lease (the fencing): one that lost it
 //!   commits nothing more and stops. A holder that cannot renew for a whole lease stops by
@@ -85,7 +86,8 @@ const MIGRATIONS: &[&str] = &[
         node text,
         writer bigint,
         epoch bigint NOT NULL,
-        lease_until timestamptz
+        lease_until timestamptz,
+        lease_seconds float8 NOT NULL DEFAULT 0
     );
     INSERT INTO sessiond_writer (id, epoch) VALUES (1, 0);
     CREATE TABLE sessiond_snapshot (
@@ -464,8 +466,15 @@ fn now() -> Instant {
     Instant::now()
 }
 
-/// Takes the write lease if it is free (never held, or run out on the database's clock):
-/// the new epoch; else who holds it and for how many seconds more.
+/// Takes the write lease if it is free (never held, given up, or run out on the database's
+/// clock half of the holder's lease ago): the new epoch; else who holds it and for how many
+/// seconds more.
+///
+/// Design: the half lease of grace covers the holder's own reaction. A holder cut off from
+/// the database finds its lease over by its own clock (which starts each lease before the
+/// database's does) at its next upkeep, a third of a lease apart at most, and stops; only
+/// then may another node serve, or two nodes would each have clients heartbeating on
+/// sessions that only one of them still holds.
 fn acquire(
     client: &mut Client,
     node: &str,
@@ -477,8 +486,10 @@ fn acquire(
         .query_opt(
             "UPDATE sessiond_writer
                 SET node = $1, writer = $2, epoch = epoch + 1,
-                    lease_until = now() + $3 * interval '1 second'
-              WHERE id = 1 AND (writer IS NULL OR lease_until < now())
+                    lease_until = now() + $3 * interval '1 second', lease_seconds = $3
+              WHERE id = 1
+                AND (writer IS NULL
+                     OR lease_until < now() - lease_seconds * interval '0.5 second')
           RETURNING epoch",
             &[&node, &writer, &secs],
         )
@@ -489,7 +500,7 @@ fn acquire(
     let row = client
         .query_one(
             "SELECT coalesce(node, '?'),
-                    extract(epoch FROM lease_until - now())::float8
+                    extract(epoch FROM lease_until - now())::float8 + lease_seconds / 2
                FROM sessiond_writer WHERE id = 1",
             &[],
         )
