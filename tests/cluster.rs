@@ -594,3 +594,37 @@ fn a_standby_waits_through_a_database_outage() {
         RegisterOutcome::Success(_)
     ));
 }
+
+/// A database that hangs (frozen: connections open, nothing answered) leaves the store
+/// thread waiting; the event loop still stops the node when its lease runs out, so that a
+/// standby may take over without two nodes serving.
+#[test]
+fn a_writer_whose_database_hangs_stops_at_its_lease() {
+    let Some(pg) = Pg::start_or_skip("hang") else {
+        return;
+    };
+    let (mut a, _dir) = node_with(&pg, "a", "2s");
+    let (mut alice, _) = {
+        let mut c = a.client();
+        assert!(matches!(
+            register(&mut c, "alice"),
+            RegisterOutcome::Success(_)
+        ));
+        a.login("alice", PW)
+    };
+    pg.freeze();
+    let t = Instant::now();
+    // A change now waits on the frozen database; heartbeats are answered meanwhile.
+    let mut c = a.client();
+    c.set_timeout(Duration::from_millis(500));
+    let _ = c.register("bob", PW, "bob@example.org");
+    let _ = alice.heartbeat();
+    let code = a.wait_exit(Duration::from_secs(10));
+    let took = t.elapsed();
+    pg.thaw();
+    assert!(matches!(code, Some(c) if c != 0), "exit {code:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "stopped after {took:?}, lease 2 s"
+    );
+}

@@ -108,6 +108,15 @@ impl Committer {
         self.reports.try_recv().ok()
     }
 
+    /// Lets the thread go without waiting for it (it may be stuck on a database that does
+    /// not answer): for a server that stops because its store's fence passed, where nothing
+    /// more may be acknowledged anyway.
+    pub(super) fn abandon(mut self) {
+        self.tx = None;
+        // Dropping the handle detaches the thread; the process is about to end.
+        self.thread = None;
+    }
+
     /// Waits until everything sent is durable, and stops the thread. Returns the first
     /// failure not yet taken with `try_report`.
     pub(super) fn finish(&mut self) -> io::Result<()> {

@@ -40,7 +40,7 @@ use crate::conn::ConnId;
 use crate::engine::replay::State;
 use crate::engine::{Engine, EngineConfig, EventBatch, Shell, Stats, Transmit};
 use crate::session::UserTable;
-use crate::store::Store;
+use crate::store::{self, Store};
 use committer::{Committer, Report};
 use hash_pool::{HashPool, PoolFull};
 use notify::Notify;
@@ -216,6 +216,10 @@ struct Io {
     /// The store thread making each turn's events durable; replies that depend on them
     /// wait for it. None keeps everything in memory (tests, tools).
     committer: Option<Committer>,
+    /// The store's deadline to stop serving by, unless it moves it (the cluster's write
+    /// lease): watched here, so that a store thread stuck on a dead database cannot keep
+    /// the node serving past it.
+    fence: Option<store::Fence>,
     /// In memory: the batches to report durable at once, after the turn.
     durable_now: Option<u64>,
     /// The store asked for a snapshot; sent after the next batch.
@@ -393,6 +397,7 @@ impl Server {
         } else {
             None
         };
+        let fence = store.as_ref().and_then(|s| s.fence());
         let committer = match store {
             Some(store) => Some(Committer::start(store, waker.clone())?),
             None => None,
@@ -412,6 +417,7 @@ impl Server {
             socks: Vec::with_capacity(engine.config().reserved_connections()),
             pool,
             committer,
+            fence,
             durable_now: None,
             snapshot_wanted: false,
             waker,
@@ -496,6 +502,18 @@ impl Server {
             Err(e) => return Err(e),
         }
         let now = now();
+        if let Some(f) = self.io.fence.as_ref().filter(|f| now >= f.deadline()) {
+            // Design: no graceful shutdown here. Another node may hold the lease already;
+            // the connections close with the process, and their clients go to it.
+            let late = now.saturating_duration_since(f.deadline());
+            if let Some(c) = self.io.committer.take() {
+                c.abandon();
+            }
+            return Err(io::Error::other(format!(
+                "the cluster's write lease was not renewed in time ({late:?} past it): this \
+                 node stops serving (fenced), so that another may take over"
+            )));
+        }
         self.io.dispatch(&mut self.engine, events, now)?;
         // Every turn, not only when the waker's event comes up: with thousands of sockets
         // ready, a poll returns 1,024 events and the waker's may be ten polls away, and
@@ -535,6 +553,7 @@ impl Server {
         let resume = self.io.accept_resume.then_some(now);
         let watchdog = self.io.notify.deadline();
         let metrics = self.io.metrics.as_ref().and_then(|m| m.next_deadline());
+        let fence = self.io.fence.as_ref().map(|f| f.deadline());
         [
             engine,
             linger,
@@ -542,6 +561,7 @@ impl Server {
             resume,
             watchdog,
             metrics,
+            fence,
         ]
         .into_iter()
         .flatten()

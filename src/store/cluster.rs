@@ -44,7 +44,7 @@ use postgres::error::SqlState;
 use postgres::{Client, NoTls};
 
 use super::record;
-use super::{Store, StoreError};
+use super::{Fence, Store, StoreError};
 use crate::engine::event::Event;
 use crate::engine::replay::State;
 use crate::session::UserTable;
@@ -156,6 +156,8 @@ pub struct ClusterStore {
     renewed_at: Instant,
     /// Log bytes committed since the snapshot (a start reads them after it).
     since_snapshot: u64,
+    /// `renewed_at + lease`, for the event loop to watch (`Store::fence`).
+    fence: Fence,
 }
 
 /// What has been read from the database: the state folded so far, the last log record
@@ -246,7 +248,7 @@ pub fn open_cluster(
     users: UserTable,
     wait: bool,
 ) -> Result<(ClusterStore, State), ClusterError> {
-    let mut client = connect(&opts.url)?;
+    let mut client = connect_within(&opts.url, Some(opts.lease))?;
     migrate(&mut client)?;
     let mut id = [0u8; 8];
     getrandom::fill(&mut id).map_err(|e| ClusterError(format!("random writer id: {e}")))?;
@@ -292,7 +294,7 @@ pub fn open_cluster(
                 warn!("cluster: standby: {e}; trying again");
                 std::thread::sleep(pause.max(Duration::from_millis(500)));
                 if client.is_closed() {
-                    match connect(&opts.url) {
+                    match connect_within(&opts.url, Some(opts.lease)) {
                         Ok(c) => client = c,
                         Err(e) => warn!("cluster: standby: {e}"),
                     }
@@ -319,6 +321,7 @@ pub fn open_cluster(
         committing: Vec::new(),
         renewed_at,
         since_snapshot,
+        fence: Fence::new(renewed_at + opts.lease),
     };
     Ok((store, state))
 }
@@ -407,6 +410,13 @@ pub fn check_cluster(opts: &ClusterOptions) -> Result<String, ClusterError> {
 }
 
 fn connect(url: &str) -> Result<Client, ClusterError> {
+    connect_within(url, None)
+}
+
+/// A connection whose attempts and unanswered sends give up within a third of `lease`
+/// (TCP_USER_TIMEOUT), so that the store thread is not stuck on a database that went
+/// silent while its lease runs out.
+fn connect_within(url: &str, lease: Option<Duration>) -> Result<Client, ClusterError> {
     let mut cfg: postgres::Config = url.parse().map_err(|e| {
         ClusterError(format!(
             "--cluster: not a PostgreSQL connection string: {e}"
@@ -414,6 +424,14 @@ fn connect(url: &str) -> Result<Client, ClusterError> {
     })?;
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if let Some(lease) = lease {
+        // Whole seconds: the kernel's keepalive and the client's timeouts take no less.
+        let bound = Duration::from_secs((lease / 3).as_secs().max(1));
+        cfg.connect_timeout(bound.min(CONNECT_TIMEOUT));
+        cfg.tcp_user_timeout(bound);
+        cfg.keepalives(true);
+        cfg.keepalives_idle(bound);
     }
     cfg.application_name("sessiond");
     cfg.connect(NoTls).map_err(|e| {
@@ -541,8 +559,8 @@ impl ClusterStore {
             self.client = None;
         }
         if self.client.is_none() {
-            let c =
-                connect(&self.opts.url).map_err(|e| StoreError::retry(io::Error::other(e.0)))?;
+            let c = connect_within(&self.opts.url, Some(self.opts.lease))
+                .map_err(|e| StoreError::retry(io::Error::other(e.0)))?;
             info!("cluster database: reconnected");
             self.client = Some(c);
         }
@@ -642,6 +660,7 @@ impl Store for ClusterStore {
         let started = now();
         match self.write(self.commits) {
             Ok(true) => {
+                self.fence.extend_to(started + self.opts.lease);
                 self.since_snapshot += self
                     .committing
                     .iter()
@@ -758,11 +777,16 @@ impl Store for ClusterStore {
         match result {
             Ok(true) => {
                 self.renewed_at = started;
+                self.fence.extend_to(started + lease);
                 Ok(())
             }
             Ok(false) => Err(lost_lease()),
             Err(e) => Err(self.unreachable(&e)),
         }
+    }
+
+    fn fence(&self) -> Option<Fence> {
+        Some(self.fence.clone())
     }
 }
 

@@ -37,7 +37,9 @@ pub use layout::{
 pub use lock::{lock_data_dir, DataDirLock, LOCK_FILE};
 pub use repair::{repair, RepairReport};
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::engine::event::Event;
 
@@ -111,6 +113,44 @@ pub trait Store: Send {
     /// stops the server, as a failed commit does.
     fn tick(&mut self) -> Result<(), StoreError> {
         Ok(())
+    }
+    /// The deadline past which the server must stop serving, unless the store moves it
+    /// (the cluster store's write lease); None: no such deadline.
+    fn fence(&self) -> Option<Fence> {
+        None
+    }
+}
+
+/// A deadline the store thread moves and the event loop watches: past it, the server stops
+/// serving at once (the cluster's write lease may be another node's by then). The loop
+/// never waits on the store for it, so a store thread stuck on a dead database cannot
+/// keep a fenced node serving.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    base: Instant,
+    /// Nanoseconds after `base`.
+    deadline: Arc<AtomicU64>,
+}
+
+impl Fence {
+    /// A fence at `deadline`.
+    pub fn new(deadline: Instant) -> Fence {
+        let base = deadline;
+        Fence {
+            base,
+            deadline: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Moves the deadline (never back).
+    pub fn extend_to(&self, deadline: Instant) {
+        let ns = deadline.saturating_duration_since(self.base).as_nanos() as u64;
+        self.deadline.fetch_max(ns, Ordering::Release);
+    }
+
+    /// The deadline now.
+    pub fn deadline(&self) -> Instant {
+        self.base + Duration::from_nanos(self.deadline.load(Ordering::Acquire))
     }
 }
 

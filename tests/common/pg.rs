@@ -165,6 +165,26 @@ impl Pg {
         let _ = self.run("pg_ctl", &["-D", path(&data), "-m", "fast", "-w", "stop"]);
     }
 
+    /// Freezes the server and its backends (SIGSTOP): connections stay open and the
+    /// kernel still acknowledges what is sent, but nothing is answered, as with a database
+    /// host that hangs. `thaw` undoes it.
+    pub fn freeze(&self) {
+        self.signal_all("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal_all("-CONT");
+    }
+
+    fn signal_all(&self, sig: &str) {
+        let pid = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_owned))
+            .expect("postmaster.pid");
+        let _ = Command::new("pkill").args([sig, "-P", &pid]).status();
+        let _ = Command::new("kill").args([sig, &pid]).status();
+    }
+
     /// A connection string for database `postgres` as user `postgres`.
     pub fn url(&self) -> String {
         format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
@@ -190,6 +210,7 @@ impl Pg {
 
 impl Drop for Pg {
     fn drop(&mut self) {
+        self.thaw();
         let data = self.data();
         let _ = self.run(
             "pg_ctl",
