@@ -503,7 +503,7 @@ fn a_snapshot_bounds_what_a_start_reads_and_the_state_survives_it() {
     let base = loop {
         let base: i64 = db
             .query_one(
-                "SELECT coalesce(max(base_seq), 0) FROM sessiond_snapshot",
+                "SELECT coalesce(max(base_seq), 0) FROM sessiond_snapshots WHERE complete",
                 &[],
             )
             .unwrap()

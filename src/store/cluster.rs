@@ -90,6 +90,10 @@ const MIGRATIONS: &[&str] = &[
         lease_seconds float8 NOT NULL DEFAULT 0
     );
     INSERT INTO sessiond_writer (id, epoch) VALUES (1, 0);
+    CREATE TABLE sessiond_snapshots (
+        base_seq bigint PRIMARY KEY,
+        complete boolean NOT NULL DEFAULT false
+    );
     CREATE TABLE sessiond_snapshot (
         base_seq bigint NOT NULL,
         ord integer NOT NULL,
@@ -176,7 +180,7 @@ fn load(client: &mut Client, users: UserTable) -> Result<Loaded, ClusterError> {
     };
     let base: i64 = client
         .query_one(
-            "SELECT coalesce(max(base_seq), 0) FROM sessiond_snapshot",
+            "SELECT coalesce(max(base_seq), 0) FROM sessiond_snapshots WHERE complete",
             &[],
         )
         .map_err(err("reading the snapshot"))?
@@ -335,7 +339,8 @@ pub fn read_cluster_audit(url: &str) -> Result<super::AuditTrail, ClusterError> 
     for row in client
         .query(
             "SELECT base_seq, kind, body FROM sessiond_snapshot
-              WHERE base_seq = (SELECT max(base_seq) FROM sessiond_snapshot) ORDER BY ord",
+              WHERE base_seq = (SELECT max(base_seq) FROM sessiond_snapshots WHERE complete)
+              ORDER BY ord",
             &[],
         )
         .map_err(err("reading the snapshot"))?
@@ -692,63 +697,112 @@ impl Store for ClusterStore {
         self.since_snapshot > self.opts.snapshot_bytes
     }
 
-    /// The whole state (`events`, as of the last commit) as the new snapshot, in one
-    /// transaction that also checks the lease; the previous snapshot goes with it. The log
-    /// itself is kept (it is the audit trail).
+    /// The whole state (`events`, as of the last commit) as the new snapshot: written in
+    /// chunks, each in a transaction of its own that renews the lease (a large state takes
+    /// longer than a lease to write), then marked complete, and the previous one removed,
+    /// in a last transaction. A start reads only a complete snapshot; one left half written
+    /// by a crash is removed by the next. The log is kept (it is the audit trail) but for
+    /// the records past the retention that the new snapshot holds.
     fn write_snapshot(&mut self, events: &[Event]) -> Result<(), StoreError> {
+        const CHUNK: usize = 10_000;
         self.commit()?;
         if !self.committing.is_empty() || !self.pending.is_empty() {
             return Err(StoreError::retry(io::Error::other("commits pending")));
         }
         let (writer, lease) = (self.writer, self.opts.lease);
         let retention = self.opts.audit_retention.as_secs_f64();
-        let (kinds, bodies): (Vec<i16>, Vec<Vec<u8>>) = events
+        let encoded: Vec<(i16, Vec<u8>)> = events
             .iter()
             .map(|ev| {
                 let (k, b) = record::encode(ev);
                 (i16::from(k), b)
             })
-            .unzip();
-        let client = self.client()?;
-        let result = (|| -> Result<Option<i64>, postgres::Error> {
-            let mut tx = client.transaction()?;
-            if !renew(&mut tx, writer, lease)? {
-                return Ok(None);
-            }
+            .collect();
+        // One step: a transaction that renews the lease first (None: lost), then `f`.
+        let step =
+            |store: &mut ClusterStore,
+             f: &mut dyn FnMut(&mut postgres::Transaction<'_>) -> Result<i64, postgres::Error>|
+             -> Result<i64, StoreError> {
+                let started = now();
+                let client = store.client()?;
+                let result = (|| -> Result<Option<i64>, postgres::Error> {
+                    let mut tx = client.transaction()?;
+                    if !renew(&mut tx, writer, lease)? {
+                        return Ok(None);
+                    }
+                    let v = f(&mut tx)?;
+                    tx.commit()?;
+                    Ok(Some(v))
+                })();
+                match result {
+                    Ok(Some(v)) => {
+                        store.renewed_at = started;
+                        store.fence.extend_to(started + lease);
+                        Ok(v)
+                    }
+                    Ok(None) => Err(lost_lease()),
+                    Err(e) => Err(store.unreachable(&e)),
+                }
+            };
+        let base = step(self, &mut |tx| {
             let base: i64 = tx
-                .query_one("SELECT head FROM sessiond_log WHERE id = 1 FOR UPDATE", &[])?
+                .query_one("SELECT head FROM sessiond_log WHERE id = 1", &[])?
                 .get(0);
-            tx.execute("DELETE FROM sessiond_snapshot", &[])?;
             tx.execute(
-                "INSERT INTO sessiond_snapshot (base_seq, ord, kind, body)
-                 SELECT $1, o, k, b FROM unnest($2::smallint[], $3::bytea[])
-                     WITH ORDINALITY AS e(k, b, o)",
-                &[&base, &kinds, &bodies],
+                "DELETE FROM sessiond_snapshot WHERE base_seq = $1",
+                &[&base],
+            )?;
+            tx.execute(
+                "INSERT INTO sessiond_snapshots (base_seq) VALUES ($1)
+                 ON CONFLICT (base_seq) DO UPDATE SET complete = false",
+                &[&base],
+            )?;
+            Ok(base)
+        })?;
+        for (i, chunk) in encoded.chunks(CHUNK).enumerate() {
+            let kinds: Vec<i16> = chunk.iter().map(|(k, _)| *k).collect();
+            let bodies: Vec<&[u8]> = chunk.iter().map(|(_, b)| b.as_slice()).collect();
+            let first = (i * CHUNK) as i64;
+            step(self, &mut |tx| {
+                tx.execute(
+                    "INSERT INTO sessiond_snapshot (base_seq, ord, kind, body)
+                     SELECT $1, $2 + o, k, b FROM unnest($3::smallint[], $4::bytea[])
+                         WITH ORDINALITY AS e(k, b, o)",
+                    &[&base, &first, &kinds, &bodies],
+                )
+                .map(|n| n as i64)
+            })?;
+        }
+        let removed = step(self, &mut |tx| {
+            tx.execute(
+                "UPDATE sessiond_snapshots SET complete = true WHERE base_seq = $1",
+                &[&base],
+            )?;
+            tx.execute(
+                "DELETE FROM sessiond_snapshot WHERE base_seq <> $1",
+                &[&base],
+            )?;
+            tx.execute(
+                "DELETE FROM sessiond_snapshots WHERE base_seq <> $1",
+                &[&base],
             )?;
             // The history past the retention, now that the snapshot holds the state.
-            let removed = tx.execute(
+            tx.execute(
                 "DELETE FROM sessiond_events
                   WHERE seq <= $1 AND committed_at < now() - $2 * interval '1 second'",
                 &[&base, &retention],
-            )?;
-            tx.commit()?;
-            if removed > 0 {
-                info!("cluster: {removed} log record(s) past the audit retention removed");
-            }
-            Ok(Some(base))
-        })();
-        match result {
-            Ok(Some(base)) => {
-                info!(
-                    "cluster: snapshot of {} events at log record {base}",
-                    events.len()
-                );
-                self.since_snapshot = 0;
-                Ok(())
-            }
-            Ok(None) => Err(lost_lease()),
-            Err(e) => Err(self.unreachable(&e)),
+            )
+            .map(|n| n as i64)
+        })?;
+        if removed > 0 {
+            info!("cluster: {removed} log record(s) past the audit retention removed");
         }
+        info!(
+            "cluster: snapshot of {} events at log record {base}",
+            events.len()
+        );
+        self.since_snapshot = 0;
+        Ok(())
     }
 
     fn tick_interval(&self) -> Option<Duration> {
