@@ -628,3 +628,81 @@ fn a_writer_whose_database_hangs_stops_at_its_lease() {
         "stopped after {took:?}, lease 2 s"
     );
 }
+
+/// A snapshot of more than one chunk (over 1,000 events: one per live session), written
+/// while logins go on, read back whole by the next node.
+#[test]
+fn a_snapshot_larger_than_a_chunk_is_read_back_whole() {
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 150;
+    let Some(pg) = Pg::start_or_skip("big-snapshot") else {
+        return;
+    };
+    let (mut a, _dir) = node_args(&pg, "a", "2s", &["--snapshot-kb", "32"]);
+    let mut c = a.client();
+    assert!(matches!(
+        register(&mut c, "alice"),
+        RegisterOutcome::Success(_)
+    ));
+    let addr = a.addr.clone();
+    let workers: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                for _ in 0..PER_THREAD {
+                    let mut c = Client::connect(addr.as_str(), Duration::from_secs(10)).unwrap();
+                    match c.login("alice", PW, "t", "p").unwrap() {
+                        LoginOutcome::Success(_) => {}
+                        other => panic!("{other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let mut db = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
+    let t = Instant::now();
+    let (base, rows) = loop {
+        let row = db
+            .query_one(
+                "SELECT s.base_seq, (SELECT count(*) FROM sessiond_snapshot e
+                                      WHERE e.base_seq = s.base_seq)
+                   FROM sessiond_snapshots s WHERE complete
+                  ORDER BY base_seq DESC LIMIT 1",
+                &[],
+            )
+            .ok();
+        if let Some(row) = row {
+            let (base, rows): (i64, i64) = (row.get(0), row.get(1));
+            if rows > 1_000 {
+                break (base, rows);
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no snapshot over a chunk"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        a.child.try_wait().unwrap().is_none(),
+        "the writer stopped during snapshots"
+    );
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(3_500)); // the killed node's lease and grace
+    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args(["user", "list", "--cluster", &pg.url()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let live = THREADS * PER_THREAD;
+    assert!(
+        text.lines()
+            .any(|l| l.contains("alice") && l.split_whitespace().nth(4) == Some(&live.to_string())),
+        "snapshot at {base} with {rows} rows; want {live} live sessions:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -698,13 +698,13 @@ impl Store for ClusterStore {
     }
 
     /// The whole state (`events`, as of the last commit) as the new snapshot: written in
-    /// chunks, each in a transaction of its own that renews the lease (a large state takes
+    /// chunks of 1,000 events, each in a transaction of its own that renews the lease (a large state takes
     /// longer than a lease to write), then marked complete, and the previous one removed,
     /// in a last transaction. A start reads only a complete snapshot; one left half written
     /// by a crash is removed by the next. The log is kept (it is the audit trail) but for
     /// the records past the retention that the new snapshot holds.
     fn write_snapshot(&mut self, events: &[Event]) -> Result<(), StoreError> {
-        const CHUNK: usize = 10_000;
+        const CHUNK: usize = 1_000;
         self.commit()?;
         if !self.committing.is_empty() || !self.pending.is_empty() {
             return Err(StoreError::retry(io::Error::other("commits pending")));
