@@ -843,7 +843,7 @@ function adminSessionRow(e) {
       'danger', () => client.adminRevokeSession(e.sessionId), () => `Ended session ${id} of ${user}.`));
   }
   if (!mine) {
-    actions.push(adminButton('admin-logout-user', 'Log out user', `Log out ${user} everywhere`,
+    actions.push(adminButton('admin-logout-user', 'Log out user', `Log out user ${user} everywhere`,
       'danger', () => client.adminLogoutUser(user), (n) => `Logged out ${user}: ${plural(n, 'session')} ended.`));
     actions.push(adminButton('admin-suspend', 'Suspend', `Suspend ${user}`,
       'danger', () => client.adminSuspendUser(user), (n) => `Suspended ${user}: ${plural(n, 'session')} ended.`));
@@ -872,7 +872,7 @@ function adminUserRow(u) {
   if (mine) {
     actions.push(h('span', { class: 'badge badge-current', text: 'You' }));
   } else {
-    actions.push(adminButton('admin-logout-user', 'Log out everywhere', `Log out ${user} everywhere`,
+    actions.push(adminButton('admin-logout-user', 'Log out everywhere', `Log out everywhere: ${user}`,
       'danger', () => client.adminLogoutUser(user), (n) => `Logged out ${user}: ${plural(n, 'session')} ended.`));
     actions.push(suspended
       ? adminButton('admin-unsuspend', 'Unsuspend', `Unsuspend ${user}`, 'secondary',

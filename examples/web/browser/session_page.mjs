@@ -14,6 +14,8 @@
 //                            for scenario 4; without it scenario 4 is skipped (said so)
 //   SESSIOND_WSS_URL         the same server over TLS (wss://, a certificate the test made),
 //                            for scenario 5; without it scenario 5 is skipped (said so)
+// Scenario 6 runs axe-core (a dev dependency) on four views and fails on any serious or
+// critical WCAG 2 A/AA finding.
 //   SESSIOND_ARTIFACTS       where the screenshots go (each scenario's key moment, and one per page
 //                            of a scenario that failed); default: a temporary directory
 //   SESSIOND_CHROMIUM        the browser (default /usr/bin/chromium)
@@ -28,6 +30,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+
+/** axe-core, injected into the page for the accessibility checks (scenario 6). */
+const AXE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', 'axe-core', 'axe.min.js');
 
 const WEB_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const WS_URL = process.env.SESSIOND_WS_URL;
@@ -495,6 +500,48 @@ scenario(5, 'wss', async (run) => {
   await expectHeartbeats(b);
   return `over ${WSS_URL}; screenshot ${shot}`;
 }, () => (WSS_URL ? true : 'SESSIOND_WSS_URL is not set'));
+
+/** axe-core's serious and critical findings on the page as it is now (WCAG 2 A and AA). */
+async function accessibilityProblems(page) {
+  await page.addScriptTag({ path: AXE });
+  const found = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] });
+    return r.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`);
+  });
+  return found;
+}
+
+scenario(6, 'accessibility', async (run) => {
+  // The login view, the live session with its device list, a revocation notice, and an
+  // administrator's panel: no serious or critical WCAG 2 A/AA finding by axe-core.
+  const user = newUsername('six');
+  const ctxA = await run.context();
+  const ctxB = await run.context({ userAgent: OTHER_UA });
+  const a = await run.open(ctxA, WS_URL, 'first browser');
+  const views = [];
+  const checkView = async (page, what) => {
+    const problems = await accessibilityProblems(page);
+    check(problems.length === 0, `${what}: ${problems.join('; ')}`);
+    views.push(what);
+  };
+  await checkView(a, 'login view');
+  await register(a, user);
+  await expectHeartbeats(a);
+  await checkView(a, 'session view');
+  const b = await run.open(ctxB, WS_URL, 'second browser');
+  await login(b, user);
+  await expectNotice(a, 'revoked', 'NEW_LOGIN', PUSH_MS);
+  await checkView(a, 'revocation notice');
+  const adminCtx = await run.context();
+  const admin = await run.open(adminCtx, WS_URL, 'administrator');
+  await login(admin, 'admin', ADMIN_PASSWORD);
+  await tid(admin, 'admin-panel').waitFor({ state: 'visible' });
+  await checkView(admin, 'administration panel');
+  return `no serious or critical finding in: ${views.join(', ')}`;
+}, () => (fs.existsSync(AXE) ? true : `${AXE} is missing (npm ci)`));
 
 async function main() {
   const server = await serve(WEB_ROOT);
