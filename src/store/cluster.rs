@@ -676,7 +676,11 @@ impl Store for ClusterStore {
                 Ok(())
             }
             Ok(false) => Err(lost_lease()),
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            Err(e)
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                    && e.as_db_error().and_then(|d| d.constraint())
+                        == Some("sessiond_commits_pkey") =>
+            {
                 // The commit number is taken: an earlier attempt of this very commit did
                 // land (its COMMIT's answer was lost).
                 info!("cluster database: a commit retried after a lost answer had landed");
