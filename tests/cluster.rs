@@ -706,3 +706,150 @@ fn a_snapshot_larger_than_a_chunk_is_read_back_whole() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A TCP proxy in front of PostgreSQL that, once armed, lets the next client message that
+/// names `sessiond_commits` (a group commit) through, waits for the database's answer,
+/// and then cuts the client's side without passing the answer on: the commit landed, and
+/// the node cannot know it.
+struct LosingProxy {
+    port: u16,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LosingProxy {
+    fn start(upstream: u16) -> LosingProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let armed = Arc::new(AtomicBool::new(false));
+        let cut = Arc::new(AtomicUsize::new(0));
+        let (armed2, cut2) = (armed.clone(), cut.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let Ok(mut server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    return;
+                };
+                let (armed, cut) = (armed2.clone(), cut2.clone());
+                // The commit went through and its answer is being held back.
+                let holding = Arc::new(AtomicBool::new(false));
+                let mut c2 = client.try_clone().unwrap();
+                let mut s2 = server.try_clone().unwrap();
+                let holding2 = holding.clone();
+                std::thread::spawn(move || {
+                    // database -> node
+                    let mut buf = [0u8; 65536];
+                    loop {
+                        let Ok(n) = s2.read(&mut buf) else { return };
+                        if n == 0 {
+                            let _ = c2.shutdown(std::net::Shutdown::Both);
+                            return;
+                        }
+                        if holding2.load(Ordering::SeqCst) {
+                            // The commit's answer: dropped, and the node's connection cut.
+                            std::thread::sleep(Duration::from_millis(100));
+                            let _ = c2.shutdown(std::net::Shutdown::Both);
+                            let _ = s2.shutdown(std::net::Shutdown::Both);
+                            cut.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        }
+                        if c2.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
+                std::thread::spawn(move || {
+                    // node -> database
+                    let mut buf = [0u8; 65536];
+                    loop {
+                        let Ok(n) = client.read(&mut buf) else { return };
+                        if n == 0 {
+                            let _ = server.shutdown(std::net::Shutdown::Both);
+                            return;
+                        }
+                        let commit = buf[..n].windows(16).any(|w| w == b"sessiond_commits");
+                        if commit && armed.swap(false, Ordering::SeqCst) {
+                            holding.store(true, Ordering::SeqCst);
+                        }
+                        if server.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        LosingProxy { port, armed, cut }
+    }
+
+    fn url(&self) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+/// A commit whose answer is lost (it landed; the connection broke before the node heard)
+/// is retried on a new connection, recognised as landed, and acknowledged once: its
+/// events are in the log once, not twice.
+#[test]
+fn a_commit_whose_answer_is_lost_is_applied_once() {
+    use std::sync::atomic::Ordering;
+    let Some(pg) = Pg::start_or_skip("lost-answer") else {
+        return;
+    };
+    let proxy = LosingProxy::start(pg.port);
+    let dir = fresh_dir("cluster-lost");
+    let url = proxy.url();
+    let a = Running::start_with(
+        &dir,
+        &[
+            "--cluster",
+            &url,
+            "--node-id",
+            "a",
+            "--cluster-lease",
+            "30s",
+        ],
+    );
+    proxy.armed.store(true, Ordering::SeqCst);
+    let mut c = a.client();
+    c.set_timeout(Duration::from_secs(20));
+    match register(&mut c, "dora") {
+        RegisterOutcome::Success(_) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        proxy.cut.load(Ordering::SeqCst),
+        1,
+        "the answer was not cut"
+    );
+    // In the log once: the registration's account record.
+    let mut db = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
+    let commits: i64 = db
+        .query_one("SELECT count(*) FROM sessiond_commits", &[])
+        .unwrap()
+        .get(0);
+    let events: i64 = db
+        .query_one("SELECT count(*) FROM sessiond_events", &[])
+        .unwrap()
+        .get(0);
+    let head: i64 = db
+        .query_one("SELECT head FROM sessiond_log", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(events, head, "a gap or a duplicate in the log");
+    let (_dora, _) = a.login("dora", PW);
+    // And a new node reads it back consistent (a double UserCreated would not fold).
+    drop(a);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut db2 = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
+    db2.execute(
+        "UPDATE sessiond_writer SET lease_until = now() - interval '1 hour'",
+        &[],
+    )
+    .unwrap();
+    let (b, _dir_b) = node(&pg, "b");
+    let (_dora, _) = b.login("dora", PW);
+    assert!(commits >= 2, "the admin's and dora's commits: {commits}");
+}
