@@ -853,3 +853,32 @@ fn a_commit_whose_answer_is_lost_is_applied_once() {
     let (_dora, _) = b.login("dora", PW);
     assert!(commits >= 2, "the admin's and dora's commits: {commits}");
 }
+
+/// `/metrics` of a cluster node says how long its write lease has left.
+#[test]
+fn metrics_show_the_lease_left() {
+    use std::io::{Read, Write};
+    let Some(pg) = Pg::start_or_skip("metrics") else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    let (_a, _dir) = node_args(&pg, "a", "9s", &["--metrics-listen", &metrics]);
+    let mut s = std::net::TcpStream::connect(&metrics).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let left: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sessiond_cluster_lease_remaining_seconds "))
+        .unwrap_or_else(|| panic!("no lease gauge in {text}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(left > 3.0 && left <= 9.0, "{left}");
+}

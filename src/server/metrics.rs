@@ -98,6 +98,8 @@ pub(super) struct Scrape {
     pub storage_backlog: u64,
     pub start_unix_ms: u64,
     pub uptime: Duration,
+    /// With a cluster store: the write lease's time left before this node must stop.
+    pub lease_left: Option<Duration>,
 }
 
 impl Io {
@@ -189,6 +191,10 @@ impl Io {
             storage_backlog: engine.undurable_events() as u64,
             start_unix_ms: engine.unix_ms(started),
             uptime: now.saturating_duration_since(started),
+            lease_left: self
+                .fence
+                .as_ref()
+                .map(|f| f.deadline().saturating_duration_since(now)),
         }
     }
 }
@@ -356,6 +362,13 @@ pub(super) fn render(s: &Scrape) -> String {
         "Seconds since the server started.",
         Seconds(s.uptime),
     );
+    if let Some(left) = s.lease_left {
+        w.gauge_value(
+            "sessiond_cluster_lease_remaining_seconds",
+            "Seconds before this node stops serving unless it renews the cluster's write lease.",
+            Seconds(left),
+        );
+    }
     w.out
 }
 
