@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Command;
 
-use common::process::{fresh_dir, Running};
+use common::process::{fresh_dir, sessiond, Running};
 use sessiond::client::{LoginOutcome, RegisterOutcome, ResumeOutcome};
 use sessiond::protocol::InvalidReason;
 
@@ -237,31 +237,6 @@ fn the_journal_is_compacted_into_a_snapshot_and_everything_survives() {
     again.login("admin", &password);
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Runs `sessiond ARGS` to completion with `stdin`, returning (status, stdout, stderr).
-fn sessiond(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]
@@ -736,15 +711,7 @@ impl Piped {
     fn start(dir: &std::path::Path, extra: &[&str], stdin: &str) -> Piped {
         use std::io::{BufRead, BufReader, Write};
         use std::process::Stdio;
-        let child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--iterations",
-                "1000",
-                "--data-dir",
-            ])
-            .arg(dir)
+        let child = common::process::server_command(dir)
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::piped())

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::pg::Pg;
-use common::process::{fresh_dir, Running};
+use common::process::{fresh_dir, sessiond, Running};
 use sessiond::client::{Client, LoginOutcome, RegisterOutcome, ResumeOutcome};
 use sessiond::protocol::{LoginFailureReason, RegisterFailureReason};
 
@@ -54,6 +54,21 @@ fn node_args(pg: &Pg, name: &str, lease: &str, extra: &[&str]) -> (Running, std:
     (running, dir)
 }
 
+/// Registers `name` on a new connection to `node`, which must accept it.
+fn register_on(node: &Running, name: &str) {
+    let mut c = node.client();
+    assert!(matches!(
+        register(&mut c, name),
+        RegisterOutcome::Success(_)
+    ));
+}
+
+/// alice, registered and logged in on `node`.
+fn alice_on(node: &Running) -> (Client, sessiond::protocol::LoginSuccess) {
+    register_on(node, "alice");
+    node.login("alice", PW)
+}
+
 fn register(c: &mut Client, name: &str) -> RegisterOutcome {
     c.register(name, PW, &format!("{name}@example.org"))
         .expect("register answered")
@@ -66,12 +81,7 @@ fn a_node_keeps_accounts_and_sessions_in_postgresql_across_a_kill() {
     };
     let (mut a, dir) = node(&pg, "a");
     assert!(a.password.is_some(), "first start: an admin is created");
-    let mut c = a.client();
-    assert!(matches!(
-        register(&mut c, "alice"),
-        RegisterOutcome::Success(_)
-    ));
-    let (_alice, s) = a.login("alice", PW);
+    let (_alice, s) = alice_on(&a);
     let token = s.token.clone();
     // kill -9: what was acknowledged is in the database.
     a.child.kill().unwrap();
@@ -102,12 +112,11 @@ fn a_node_keeps_accounts_and_sessions_in_postgresql_across_a_kill() {
         .collect();
     assert_eq!(nodes, ["a"]);
     // check-config looks, changing nothing.
-    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-        .args(["check-config", "--cluster", &pg.url(), "--node-id", "c"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let (code, text, _) = sessiond(
+        &["check-config", "--cluster", &pg.url(), "--node-id", "c"],
+        "",
+    );
+    assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains("reachable, schema version 1; node c"),
         "{text}"
@@ -123,16 +132,9 @@ fn an_unreachable_database_is_a_clear_error_at_check_and_start() {
         vec!["check-config", "--cluster", url],
         vec!["--listen", "127.0.0.1:0", "--cluster", url],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{args:?}");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (code, out, err) = sessiond(&args, "");
+        assert_ne!(code, Some(0), "{args:?}");
+        let text = format!("{out}{err}");
         assert!(
             text.contains("cannot connect to the cluster database"),
             "{args:?}: {text}"
@@ -147,12 +149,7 @@ fn a_standby_waits_then_takes_over_when_the_writer_dies() {
         return;
     };
     let (mut a, _dir) = node(&pg, "a");
-    let mut c = a.client();
-    assert!(matches!(
-        register(&mut c, "alice"),
-        RegisterOutcome::Success(_)
-    ));
-    let (_alice, s) = a.login("alice", PW);
+    let (_alice, s) = alice_on(&a);
     // b waits: it neither listens nor writes while a holds the lease. It is given a's
     // own address: on one machine, the clients come back to the same one.
     let standby = {
@@ -182,11 +179,7 @@ fn a_standby_waits_then_takes_over_when_the_writer_dies() {
         "the standby started while the writer held the lease"
     );
     // Written while b waits: b keeps up with the log, and serves it after the takeover.
-    let mut c = a.client();
-    assert!(matches!(
-        register(&mut c, "carol"),
-        RegisterOutcome::Success(_)
-    ));
+    register_on(&a, "carol");
     std::thread::sleep(Duration::from_millis(500));
     let killed = Instant::now();
     a.child.kill().unwrap();
@@ -202,26 +195,15 @@ fn a_standby_waits_then_takes_over_when_the_writer_dies() {
         other => panic!("the session did not move to the standby: {other:?}"),
     }
     // An operator command is refused while b holds the lease.
-    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-        .args(["user", "list", "--cluster", &pg.url()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("node b holds"),
-        "{err}"
-    );
+    let (code, _, err) = sessiond(&["user", "list", "--cluster", &pg.url()], "");
+    assert!(code != Some(0) && err.contains("node b holds"), "{err}");
     // Nor does a database from the future start.
     let mut db = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
     db.execute("UPDATE sessiond_schema SET version = 99", &[])
         .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-        .args(["--listen", "127.0.0.1:0", "--cluster", &pg.url()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = sessiond(&["--listen", "127.0.0.1:0", "--cluster", &pg.url()], "");
     assert!(
-        !out.status.success() && err.contains("schema version 99"),
+        code != Some(0) && err.contains("schema version 99"),
         "{err}"
     );
 }
@@ -269,14 +251,7 @@ fn a_writer_cut_off_for_a_whole_lease_fences_itself_and_a_new_one_takes_over() {
         return;
     };
     let (mut a, _dir) = node(&pg, "a");
-    let (_alice, _) = {
-        let mut c = a.client();
-        assert!(matches!(
-            register(&mut c, "alice"),
-            RegisterOutcome::Success(_)
-        ));
-        a.login("alice", PW)
-    };
+    let (_alice, _) = alice_on(&a);
     pg.stop_server();
     let t = Instant::now();
     let code = a.wait_exit(Duration::from_secs(15));
@@ -298,14 +273,7 @@ fn the_database_away_and_back_heartbeats_go_on_and_nothing_acknowledged_is_lost(
     };
     // A lease longer than the outage: the node keeps serving through it.
     let (a, dir) = node_with(&pg, "a", "60s");
-    let (mut alice, _) = {
-        let mut c = a.client();
-        assert!(matches!(
-            register(&mut c, "alice"),
-            RegisterOutcome::Success(_)
-        ));
-        a.login("alice", PW)
-    };
+    let (mut alice, _) = alice_on(&a);
     let mut acknowledged = vec!["alice".to_owned()];
     let mut reg = a.client();
     for i in 0..5 {
@@ -396,29 +364,15 @@ fn the_database_away_and_back_heartbeats_go_on_and_nothing_acknowledged_is_lost(
 /// (refused beside one, as beside a server on a data directory), the audit read any time.
 #[test]
 fn operator_commands_work_against_the_cluster() {
-    use std::io::Write;
     let Some(pg) = Pg::start_or_skip("ops") else {
         return;
     };
     let url = pg.url();
     let ops = |args: &[&str], stdin: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-            .args(args)
-            .args(["--cluster", &url])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        let args: Vec<&str> = args.iter().copied().chain(["--cluster", &url]).collect();
+        sessiond(&args, stdin)
     };
-    let out = ops(
+    let (code, _, err) = ops(
         &[
             "user",
             "add",
@@ -429,11 +383,7 @@ fn operator_commands_work_against_the_cluster() {
         ],
         "bob-password-1\n",
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(code, Some(0), "{err}");
     let (a, dir) = node(&pg, "a");
     assert!(
         a.password.is_none(),
@@ -441,20 +391,18 @@ fn operator_commands_work_against_the_cluster() {
     );
     let (_bob, _) = a.login("bob", "bob-password-1");
     // Beside a running node: refused, nothing changed.
-    let out = ops(
+    let (code, _, err) = ops(
         &["user", "add", "carol", "--password-stdin"],
         "carol-password-1\n",
     );
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("node a holds the cluster's write lease"));
-    // The audit trail reads beside it.
-    let out = ops(&["audit", "--user", "bob"], "");
-    let text = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(code, Some(0));
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        err.contains("node a holds the cluster's write lease"),
+        "{err}"
     );
+    // The audit trail reads beside it.
+    let (code, text, err) = ops(&["audit", "--user", "bob"], "");
+    assert_eq!(code, Some(0), "{err}");
     assert!(
         text.contains("user_created") && text.contains("session_created"),
         "{text}"
@@ -463,16 +411,14 @@ fn operator_commands_work_against_the_cluster() {
     // may write.
     drop(a);
     std::thread::sleep(Duration::from_millis(2_500));
-    let out = ops(&["user", "list"], "");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, text, err) = ops(&["user", "list"], "");
     // (bob came first: the node made no admin of its own)
     assert!(
         text.contains("bob") && !text.contains("admin"),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{text}{err}"
     );
-    let out = ops(&["repair"], "");
-    assert!(!out.status.success());
+    let (code, _, _) = ops(&["repair"], "");
+    assert_ne!(code, Some(0));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -488,11 +434,7 @@ fn a_snapshot_bounds_what_a_start_reads_and_the_state_survives_it() {
         "1s",
         &["--snapshot-kb", "1", "--audit-retention-days", "0"],
     );
-    let mut c = a.client();
-    assert!(matches!(
-        register(&mut c, "alice"),
-        RegisterOutcome::Success(_)
-    ));
+    register_on(&a, "alice");
     let mut tokens = Vec::new();
     for _ in 0..20 {
         let (_c, s) = a.login("alice", PW);
@@ -542,12 +484,8 @@ fn a_snapshot_bounds_what_a_start_reads_and_the_state_survives_it() {
         "records past the retention held by the snapshot remain"
     );
     // The audit still names the account (from the snapshot).
-    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-        .args(["audit", "--user", "alice", "--cluster", &pg.url()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("alice"), "{text}");
+    let (code, text, _) = sessiond(&["audit", "--user", "alice", "--cluster", &pg.url()], "");
+    assert!(code == Some(0) && text.contains("alice"), "{text}");
     std::thread::sleep(Duration::from_millis(1_200)); // the killed node's lease
     let (b, _dir_b) = node(&pg, "b");
     for token in &tokens {
@@ -604,14 +542,7 @@ fn a_writer_whose_database_hangs_stops_at_its_lease() {
         return;
     };
     let (mut a, _dir) = node_with(&pg, "a", "2s");
-    let (mut alice, _) = {
-        let mut c = a.client();
-        assert!(matches!(
-            register(&mut c, "alice"),
-            RegisterOutcome::Success(_)
-        ));
-        a.login("alice", PW)
-    };
+    let (mut alice, _) = alice_on(&a);
     pg.freeze();
     let t = Instant::now();
     // A change now waits on the frozen database; heartbeats are answered meanwhile.
@@ -639,11 +570,7 @@ fn a_snapshot_larger_than_a_chunk_is_read_back_whole() {
         return;
     };
     let (mut a, _dir) = node_args(&pg, "a", "2s", &["--snapshot-kb", "32"]);
-    let mut c = a.client();
-    assert!(matches!(
-        register(&mut c, "alice"),
-        RegisterOutcome::Success(_)
-    ));
+    register_on(&a, "alice");
     let addr = a.addr.clone();
     let workers: Vec<_> = (0..THREADS)
         .map(|_| {
@@ -693,17 +620,12 @@ fn a_snapshot_larger_than_a_chunk_is_read_back_whole() {
     a.child.kill().unwrap();
     a.child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(3_500)); // the killed node's lease and grace
-    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-        .args(["user", "list", "--cluster", &pg.url()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, text, err) = sessiond(&["user", "list", "--cluster", &pg.url()], "");
     let live = THREADS * PER_THREAD;
     assert!(
         text.lines()
             .any(|l| l.contains("alice") && l.split_whitespace().nth(4) == Some(&live.to_string())),
-        "snapshot at {base} with {rows} rows; want {live} live sessions:\n{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+        "snapshot at {base} with {rows} rows; want {live} live sessions:\n{text}{err}"
     );
 }
 

@@ -17,29 +17,11 @@ use sessiond::client::{Client, LoginOutcome, ResumeOutcome};
 const LIMIT: Duration = Duration::from_secs(20);
 
 fn start(dir: &std::path::Path, extra: &[&str]) -> (Live, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessiond"));
-    cmd.args([
-        "--listen",
-        "127.0.0.1:0",
-        "--iterations",
-        "1000",
-        "--data-dir",
-    ])
-    .arg(dir)
-    .args(extra)
-    .env("RUST_LOG", "info");
+    let mut cmd = common::process::server_command(dir);
+    cmd.args(extra).env("RUST_LOG", "info");
     let server = Live::spawn(&mut cmd);
     let out = server.wait_for("sessiond: listening on ", LIMIT);
-    let addr = out
-        .lines()
-        .find_map(|l| l.strip_prefix("sessiond: listening on "))
-        .unwrap()
-        .to_owned();
-    let pw = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .unwrap()
-        .to_owned();
+    let (addr, pw) = common::process::address_and_password(&out);
     (server, addr, pw)
 }
 

@@ -32,17 +32,7 @@ fn start(config: &Path) -> (Live, String, String) {
         .env("RUST_LOG", "info");
     let server = Live::spawn(&mut cmd);
     let out = server.wait_for("sessiond: listening on ", LIMIT);
-    let addr = out
-        .lines()
-        .find_map(|l| l.strip_prefix("sessiond: listening on "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap()
-        .to_owned();
-    let password = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .unwrap()
-        .to_owned();
+    let (addr, password) = common::process::address_and_password(&out);
     (server, addr, password)
 }
 

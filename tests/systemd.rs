@@ -41,18 +41,10 @@ fn the_server_tells_systemd_ready_watchdog_reloading_and_stopping() {
     let sock = UnixDatagram::bind(&path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessiond"));
-    cmd.args([
-        "--listen",
-        "127.0.0.1:0",
-        "--iterations",
-        "1000",
-        "--data-dir",
-    ])
-    .arg(dir.join("data"))
-    .env("NOTIFY_SOCKET", &path)
-    .env("WATCHDOG_USEC", "200000")
-    .env_remove("WATCHDOG_PID");
+    let mut cmd = common::process::server_command(&dir.join("data"));
+    cmd.env("NOTIFY_SOCKET", &path)
+        .env("WATCHDOG_USEC", "200000")
+        .env_remove("WATCHDOG_PID");
     let server = Live::spawn(&mut cmd);
     let mut seen = Vec::new();
     until(&sock, "READY=1", &mut seen);

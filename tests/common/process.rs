@@ -74,15 +74,7 @@ impl Running {
     }
 
     fn spawn(mut cmd: Command, dir: &Path, extra: &[&str]) -> Running {
-        let mut child = cmd
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--iterations",
-                "1000",
-                "--data-dir",
-            ])
-            .arg(dir)
+        let mut child = with_test_server_args(&mut cmd, dir)
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -246,4 +238,64 @@ pub fn unavailable(what: &str, why: &str) {
         "SESSIOND_REQUIRE_BROWSER=1, but {what} cannot run: {why}"
     );
     println!("skipping {what}: {why}");
+}
+
+/// `sessiond` as the tests run a server: on 127.0.0.1:0, quick hashes, data in `dir`
+/// (more arguments may follow).
+pub fn server_command(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessiond"));
+    with_test_server_args(&mut cmd, dir);
+    cmd
+}
+
+fn with_test_server_args<'a>(cmd: &'a mut Command, dir: &Path) -> &'a mut Command {
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--iterations",
+        "1000",
+        "--data-dir",
+    ])
+    .arg(dir)
+}
+
+/// Runs `sessiond ARGS` to completion with `stdin`, returning (status, stdout, stderr).
+pub fn sessiond(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The address (`sessiond: listening on ADDR`) and the first admin's password
+/// (`password: ...`) in what a first start printed.
+pub fn address_and_password(printed: &str) -> (String, String) {
+    let addr = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("sessiond: listening on "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a listening line")
+        .to_owned();
+    let password = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .expect("a password line")
+        .to_owned();
+    (addr, password)
 }
