@@ -107,17 +107,10 @@ fn a_peer_that_never_reads_is_cut_off_at_the_output_cap() {
     s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
     let t = Instant::now();
     let (mut admin, _) = server.login_as("bob", common::BOB_PW, "admin");
-    let overflows = |admin: &mut sessiond::client::Client| {
-        admin
-            .admin_stats()
-            .unwrap()
-            .get("output_overflows")
-            .unwrap()
-    };
     // (the kernel's socket buffers on loopback take megabytes before the server's own
     // output starts to grow, hence the volume; once cut, the server discards what the
     // peer still sends until it closes, so writing alone does not fail at once)
-    while overflows(&mut admin) == 0 {
+    while common::output_overflows(&mut admin) == 0 {
         assert!(
             t.elapsed() < Duration::from_secs(20),
             "the server kept buffering for a peer that never reads"
@@ -126,7 +119,7 @@ fn a_peer_that_never_reads_is_cut_off_at_the_output_cap() {
             break;
         }
     }
-    assert_eq!(overflows(&mut admin), 1);
+    assert_eq!(common::output_overflows(&mut admin), 1);
     // the connection is closed: what was in flight, then EOF
     assert!(closed_within(&mut s, Duration::from_secs(10)));
     by.check();

@@ -405,15 +405,8 @@ fn a_websocket_peer_that_never_reads_is_cut_off_at_the_output_cap() {
     }
     ws.s.set_write_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let overflows = |admin: &mut sessiond::client::Client| {
-        admin
-            .admin_stats()
-            .unwrap()
-            .get("output_overflows")
-            .unwrap()
-    };
     let t = Instant::now();
-    while overflows(&mut admin) == 0 {
+    while common::output_overflows(&mut admin) == 0 {
         assert!(
             t.elapsed() < Duration::from_secs(20),
             "the server kept buffering for a WebSocket peer that never reads"

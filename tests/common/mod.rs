@@ -185,3 +185,12 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// ADMIN_STATS `output_overflows`: peers cut off at the output cap so far.
+pub fn output_overflows(admin: &mut Client) -> u64 {
+    admin
+        .admin_stats()
+        .unwrap()
+        .get("output_overflows")
+        .unwrap()
+}

@@ -191,14 +191,11 @@ impl Drop for Served {
     }
 }
 
-/// Runs a client's test suite: `cmd` in its own process group, its output (stdout and
-/// stderr) into a log file, the whole group killed after `limit`. The exit status (None:
-/// killed at the limit) and the output.
-pub fn run_suite(
-    cmd: &mut Command,
-    tag: &str,
-    limit: Duration,
-) -> (Option<std::process::ExitStatus>, String) {
+/// Runs a client's test suite (`what`, for the messages): `cmd` in its own process group,
+/// its output (stdout and stderr) into a log file and then printed, the whole group killed
+/// after `limit`. Fails the test if the suite was killed or failed; returns its output for
+/// the caller's checks of the suite's own verdict.
+pub fn run_suite(cmd: &mut Command, tag: &str, what: &str, limit: Duration) -> String {
     use std::os::unix::process::CommandExt;
     let log_path = std::env::temp_dir().join(format!("sessiond-{tag}-{}.log", std::process::id()));
     let log = std::fs::File::create(&log_path).expect("log file");
@@ -225,8 +222,15 @@ pub fn run_suite(
     };
     let output = std::fs::read_to_string(&log_path).unwrap_or_default();
     let _ = std::fs::remove_file(&log_path);
-    println!("{tag}: ran for {:.1} s", started.elapsed().as_secs_f64());
-    (status, output)
+    println!(
+        "{what} ran for {:.1} s:\n{output}",
+        started.elapsed().as_secs_f64()
+    );
+    let Some(status) = status else {
+        panic!("{what} took over {limit:?} and were killed:\n{output}");
+    };
+    assert!(status.success(), "{what} failed ({status}):\n{output}");
+    output
 }
 
 /// A client suite that cannot run on this machine: passes, saying why, unless
