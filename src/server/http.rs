@@ -111,7 +111,7 @@ pub(super) struct Reply {
     body: String,
 }
 
-const TEXT: &str = "text/plain; charset=utf-8";
+pub(super) const TEXT: &str = "text/plain; charset=utf-8";
 
 impl Reply {
     fn text(status: Status, body: impl Into<String>) -> Reply {
@@ -143,16 +143,16 @@ impl Reply {
 
     /// The response's bytes (without the body for HEAD).
     fn encode(&self, head_only: bool) -> Vec<u8> {
-        let mut out = format!(
-            "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
+        let allow = if self.status == Status::MethodNotAllowed {
+            "Allow: GET, HEAD\r\n"
+        } else {
+            ""
+        };
+        let mut out = closing_head(
             self.status.line(),
+            allow,
             self.content_type,
             self.body.len(),
-            if self.status == Status::MethodNotAllowed {
-                "Allow: GET, HEAD\r\n"
-            } else {
-                ""
-            }
         )
         .into_bytes();
         if !head_only {
@@ -160,6 +160,15 @@ impl Reply {
         }
         out
     }
+}
+
+/// The head of a response after which the connection closes: the status line, `extra`
+/// headers (each ending in CRLF), the body's type and length. The metrics listener's and
+/// the WebSocket upgrade's refusals both answer this way.
+pub(super) fn closing_head(status: &str, extra: &str, content_type: &str, length: usize) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    )
 }
 
 /// What a request head says, once parsed.

@@ -7,6 +7,8 @@
 
 use ring::digest;
 
+use crate::server::http::{closing_head, TEXT};
+
 /// The longest request head taken (request line and headers), in bytes: beyond it, 431.
 pub(crate) const MAX_HEAD: usize = 8 * 1024;
 
@@ -110,12 +112,14 @@ impl Refusal {
             Refusal::UpgradeRequired => "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
             _ => "",
         };
-        format!(
-            "HTTP/1.1 {}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}\n",
+        let text = format!("{body}\n");
+        let head = closing_head(
             self.status(),
-            body.len() + 1,
-        )
-        .into_bytes()
+            extra,
+            "text/plain; charset=utf-8",
+            text.len(),
+        );
+        (head + &text).into_bytes()
     }
 }
 
