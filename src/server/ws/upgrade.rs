@@ -113,12 +113,7 @@ impl Refusal {
             _ => "",
         };
         let text = format!("{body}\n");
-        let head = closing_head(
-            self.status(),
-            extra,
-            "text/plain; charset=utf-8",
-            text.len(),
-        );
+        let head = closing_head(self.status(), extra, TEXT, text.len());
         (head + &text).into_bytes()
     }
 }
