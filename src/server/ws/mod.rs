@@ -618,8 +618,8 @@ mod tests {
         assert!(ws.wire.starts_with(b"HTTP/1.1 101 "));
     }
 
-    #[test]
-    fn a_handshake_abandoned_by_the_peer_gets_no_answer() {
+    /// A connection whose upgrade request has only begun.
+    fn half_open() -> WsConn {
         let mut ws = WsConn::new();
         ws.feed(
             b"GET / HTTP/1.1\r\n",
@@ -627,6 +627,12 @@ mod tests {
             4096,
             |_| {},
         );
+        ws
+    }
+
+    #[test]
+    fn a_handshake_abandoned_by_the_peer_gets_no_answer() {
+        let mut ws = half_open();
         ws.peer_closed();
         let mut out = BytesMut::from(&b"SD frame"[..]);
         ws.fill(Some(&mut out), true);
@@ -650,13 +656,7 @@ mod tests {
             (timeout, &b"HTTP/1.1 408 Request Timeout\r\n"[..]),
             (busy, &b"HTTP/1.1 503 Service Unavailable\r\n"[..]),
         ] {
-            let mut ws = WsConn::new();
-            ws.feed(
-                b"GET / HTTP/1.1\r\n",
-                &OriginPolicy::default(),
-                4096,
-                |_| {},
-            );
+            let mut ws = half_open();
             let mut out = BytesMut::from(&frame.to_vec()[..]);
             ws.fill(Some(&mut out), true);
             assert!(out.is_empty());
