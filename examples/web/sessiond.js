@@ -397,35 +397,39 @@ export class DecodeError extends SessiondError {
   }
 }
 
-/** LOGIN_FAILURE: `reason`, `reasonName`, `retryAfterMs`, `serverMessage`. */
-export class LoginFailed extends SessiondError {
-  constructor(m, frame) {
-    const reasonName = nameOf(LoginFailureReason, m.reason);
-    const wait = m.retryAfterMs ? ` (retry after ${m.retryAfterMs} ms)` : '';
-    super(`login failed: ${reasonName}${wait}: ${m.message}`, { codeName: reasonName, frame, serverMessage: m.message });
+/**
+ * A refusal that carries a reason from one of protocol.md's tables: `reason`, `reasonName`
+ * and `serverMessage`. The three below differ only in the table and the words.
+ */
+class ReasonRefusal extends SessiondError {
+  constructor(what, table, m, frame, detail = '') {
+    const reasonName = nameOf(table, m.reason);
+    super(`${what}: ${reasonName}${detail}: ${m.message}`, { codeName: reasonName, frame, serverMessage: m.message });
     this.reason = m.reason;
     this.reasonName = reasonName;
+  }
+}
+
+/** LOGIN_FAILURE: `reason`, `reasonName`, `retryAfterMs`, `serverMessage`. */
+export class LoginFailed extends ReasonRefusal {
+  constructor(m, frame) {
+    const wait = m.retryAfterMs ? ` (retry after ${m.retryAfterMs} ms)` : '';
+    super('login failed', LoginFailureReason, m, frame, wait);
     this.retryAfterMs = m.retryAfterMs;
   }
 }
 
 /** REGISTER_FAILURE: `reason`, `reasonName`, `serverMessage`. */
-export class RegisterFailed extends SessiondError {
+export class RegisterFailed extends ReasonRefusal {
   constructor(m, frame) {
-    const reasonName = nameOf(RegisterFailureReason, m.reason);
-    super(`registration failed: ${reasonName}: ${m.message}`, { codeName: reasonName, frame, serverMessage: m.message });
-    this.reason = m.reason;
-    this.reasonName = reasonName;
+    super('registration failed', RegisterFailureReason, m, frame);
   }
 }
 
 /** SESSION_INVALID: the token will never work again (`reason`, `reasonName`). */
-export class SessionInvalid extends SessiondError {
+export class SessionInvalid extends ReasonRefusal {
   constructor(m, frame) {
-    const reasonName = nameOf(InvalidReason, m.reason);
-    super(`session invalid: ${reasonName}: ${m.message}`, { codeName: reasonName, frame, serverMessage: m.message });
-    this.reason = m.reason;
-    this.reasonName = reasonName;
+    super('session invalid', InvalidReason, m, frame);
   }
 }
 
