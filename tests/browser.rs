@@ -26,16 +26,9 @@ use std::time::Duration;
 
 use common::process::{run_suite, unavailable, Served};
 
-/// Generous limits so that the logins of one run from 127.0.0.1 are never throttled; a
-/// WebSocket listener open to any Origin; heartbeats every second so the page shows them
-/// at once.
+/// A WebSocket listener open to any Origin; heartbeats every second so the page shows them
+/// at once (`Served` adds the generous login limits).
 const COMMON: &[&str] = &[
-    "--login-burst",
-    "100000",
-    "--login-rate",
-    "600000",
-    "--shutdown-grace",
-    "500ms",
     "--heartbeat-interval",
     "1s",
     "--heartbeat-timeout",

@@ -24,25 +24,8 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-/// Generous limits so that the many logins of one test run from 127.0.0.1 are never
-/// throttled, and a quick graceful stop.
-const COMMON: &[&str] = &[
-    "--login-burst",
-    "100000",
-    "--login-rate",
-    "600000",
-    "--shutdown-grace",
-    "500ms",
-];
-
 /// The whole Python run, bounded: it takes a few seconds.
 const PYTHON_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// A server with [`COMMON`] and `extra`.
-fn start(tag: &str, extra: &[&str]) -> Served {
-    let args: Vec<&str> = COMMON.iter().chain(extra).copied().collect();
-    Served::start(tag, &args)
-}
 
 /// `PREFIX_ADDR` and `PREFIX_ADMIN_PASSWORD` for the Python test.
 fn pass_env(server: &Served, cmd: &mut Command, prefix: &str, addr: &str) {
@@ -116,7 +99,7 @@ fn the_python_client_passes_its_tests_against_live_servers() {
         other => panic!("{python} is needed for this test (`.ci/run` uses python3 too): {other:?}"),
     };
 
-    let main = start(
+    let main = Served::start(
         "py-main",
         &[
             "--heartbeat-interval",
@@ -125,14 +108,14 @@ fn the_python_client_passes_its_tests_against_live_servers() {
             "1500ms",
         ],
     );
-    let multi = start(
+    let multi = Served::start(
         "py-multi",
         &["--max-sessions-per-user", "0", "--role", "educator"],
     );
     let pki = TestPki::new("a");
     let other_ca = TestPki::new("b");
     let (cert, key) = (pki.path("cert.pem"), pki.path("key.pem"));
-    let tls = start(
+    let tls = Served::start(
         "py-tls",
         &[
             "--tls-cert",
@@ -143,7 +126,7 @@ fn the_python_client_passes_its_tests_against_live_servers() {
             "closed",
         ],
     );
-    let mut short = start("py-short", &["--session-lifetime", "1s"]);
+    let mut short = Served::start("py-short", &["--session-lifetime", "1s"]);
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cmd = Command::new(&python);

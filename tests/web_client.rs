@@ -23,16 +23,9 @@ use std::time::Duration;
 
 use common::process::{run_suite, unavailable, Served};
 
-/// Generous limits so that the logins of one run from 127.0.0.1 are never throttled, a
-/// quick graceful stop, heartbeats every 250 ms (so the tests see several at once), and
-/// the WebSocket listener.
+/// Heartbeats every 250 ms (so the tests see several at once) and the WebSocket listener
+/// (`Served` adds the generous login limits and the quick stop).
 const ARGS: &[&str] = &[
-    "--login-burst",
-    "100000",
-    "--login-rate",
-    "600000",
-    "--shutdown-grace",
-    "500ms",
     "--heartbeat-interval",
     "250ms",
     "--heartbeat-timeout",

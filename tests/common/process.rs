@@ -151,8 +151,9 @@ pub fn fresh_dir(tag: &str) -> PathBuf {
 }
 
 /// A `sessiond` binary for a client's test suite (Python, JavaScript, the browser): a fresh
-/// data directory, the one-time admin password captured; killed and the directory removed
-/// on drop.
+/// data directory, login limits so generous that a suite's many logins from 127.0.0.1
+/// are never throttled, a quick graceful stop, the one-time admin password captured;
+/// killed and the directory removed on drop.
 pub struct Served {
     pub running: Running,
     dir: PathBuf,
@@ -160,8 +161,17 @@ pub struct Served {
 
 impl Served {
     pub fn start(tag: &str, args: &[&str]) -> Served {
+        const SUITE: &[&str] = &[
+            "--login-burst",
+            "100000",
+            "--login-rate",
+            "600000",
+            "--shutdown-grace",
+            "500ms",
+        ];
         let dir = fresh_dir(tag);
-        let running = Running::start_with(&dir, args);
+        let args: Vec<&str> = SUITE.iter().chain(args).copied().collect();
+        let running = Running::start_with(&dir, &args);
         assert!(
             running.password.is_some(),
             "{tag}: no admin password printed: {:?}",
