@@ -23,12 +23,13 @@
 //!   an operator command is refused while the lease is held. Every commit checks, in its
 //!   transaction, that this process still holds the lease (the fencing): one that lost it
 //!   commits nothing more and stops. A holder that cannot renew for a whole lease stops by
-//!   itself (fences itself: its connections close), since a standby may take over then.
+//!   itself (its connections close), since a standby may take over then: the event loop
+//!   watches the deadline this store moves at each renewal (`Store::fence`), so that a
+//!   store thread stuck on a silent database cannot delay it.
 //! - **The database away**: a commit that cannot reach the database is a retryable
 //!   failure; the committer retries with backoff and the engine refuses what needs a
 //!   durable write (STORAGE_UNAVAILABLE) until a commit goes through, while heartbeats go
 //!   on. Nothing acknowledged depends on a commit that did not land.
-//!
 //! - **Snapshots**: past `--snapshot-kb` of log since the last one, the whole state is
 //!   written to `sessiond_snapshot` (replacing the previous one) as of the log's head; a
 //!   start reads it and the log after it. The log is the audit trail: the records a
@@ -619,19 +620,11 @@ impl ClusterStore {
         result.map(|rows| rows as i64 == n)
     }
 
-    /// A failure to reach the database: retryable while the lease may still be this
-    /// node's, fatal once a whole lease has passed without a renewal (a standby may hold it
-    /// now: this node must not go on as if it did).
+    /// A failure to reach the database: retryable, the connection dropped for the next try.
+    /// (A lease that runs out meanwhile is the event loop's to act on: `Store::fence`.)
     fn unreachable(&mut self, e: &postgres::Error) -> StoreError {
         self.client = None;
         let text = format!("cluster database: {}", describe(e));
-        if self.renewed_at.elapsed() >= self.opts.lease {
-            return StoreError::fatal(io::Error::other(format!(
-                "{text}; the write lease was not renewed for {:?}: this node stops (fenced) so \
-                 that another may take over",
-                self.opts.lease
-            )));
-        }
         warn!("{text}");
         StoreError::retry(io::Error::other(text))
     }
@@ -653,15 +646,7 @@ impl Store for ClusterStore {
             self.committing = std::mem::take(&mut self.pending);
             self.commits += 1;
         }
-        if let Err(e) = self.client() {
-            if self.renewed_at.elapsed() >= self.opts.lease {
-                return Err(StoreError::fatal(io::Error::other(format!(
-                    "{e}; the write lease was not renewed for {:?}: this node stops (fenced)",
-                    self.opts.lease
-                ))));
-            }
-            return Err(e);
-        }
+        self.client()?;
         let started = now();
         match self.write(self.commits) {
             Ok(true) => {
@@ -820,18 +805,7 @@ impl Store for ClusterStore {
         }
         let (writer, lease) = (self.writer, self.opts.lease);
         let started = now();
-        let result = match self.client() {
-            Ok(c) => renew(c, writer, lease),
-            Err(e) => {
-                if self.renewed_at.elapsed() >= lease {
-                    return Err(StoreError::fatal(io::Error::other(format!(
-                        "{e}; the write lease was not renewed for {lease:?}: this node stops \
-                         (fenced) so that another may take over"
-                    ))));
-                }
-                return Err(e);
-            }
-        };
+        let result = renew(self.client()?, writer, lease);
         match result {
             Ok(true) => {
                 self.renewed_at = started;
