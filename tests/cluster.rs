@@ -783,11 +783,7 @@ fn metrics_show_the_lease_left() {
     let Some(pg) = Pg::start_or_skip("metrics") else {
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let metrics = format!("127.0.0.1:{port}");
     let (_a, _dir) = node_args(&pg, "a", "9s", &["--metrics-listen", &metrics]);
     let mut s = std::net::TcpStream::connect(&metrics).unwrap();

@@ -345,11 +345,7 @@ fn interactive_mode_reads_a_password_at_a_terminal_without_echo() {
 #[test]
 fn a_server_never_reached_ends_with_its_address_and_status_3() {
     // a loopback port with nothing listening
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let tok = token_file("unreachable");
     let addr = format!("127.0.0.1:{port}");
     let bin = example(); // built before the clock starts

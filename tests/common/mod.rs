@@ -194,3 +194,9 @@ pub fn output_overflows(admin: &mut Client) -> u64 {
         .get("output_overflows")
         .unwrap()
 }
+
+/// A loopback port that was free a moment ago (nothing listens on it now).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}

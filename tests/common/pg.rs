@@ -59,7 +59,7 @@ impl Pg {
                 return Err("cannot give the data directory to the postgres user".into());
             }
         }
-        let port = free_port();
+        let port = super::free_port();
         let pg = Pg {
             bin,
             dir,
@@ -222,10 +222,4 @@ impl Drop for Pg {
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 temporary path")
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
 }
