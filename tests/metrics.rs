@@ -12,17 +12,12 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{ALICE_PW, BOB_PW, TEST_ITERATIONS};
-use sessiond::auth::PasswordRecord;
+use common::{TestServer, ALICE_PW, BOB_PW};
 use sessiond::client::{Client, ClientError, LoginOutcome, RegisterOutcome, ResumeOutcome};
 use sessiond::engine::event::Event;
-use sessiond::engine::replay::State;
-use sessiond::protocol::{RevokeReason, Role};
-use sessiond::server::{Server, ServerConfig, ServerHandle};
-use sessiond::session::UserTable;
+use sessiond::protocol::RevokeReason;
 use sessiond::store::{Store, StoreError};
 
 /// How long the server keeps a metrics connection (`server::http::DEADLINE`).
@@ -54,46 +49,28 @@ impl Store for Disk {
     }
 }
 
+/// A test server (alice, a user, and bob, an administrator) journaling into `disk`, with
+/// its metrics listener.
 struct Metered {
+    /// Runs until dropped.
+    _server: TestServer,
     addr: SocketAddr,
     metrics: SocketAddr,
-    handle: ServerHandle,
-    thread: Option<JoinHandle<io::Result<()>>>,
 }
 
 impl Metered {
-    /// alice (a user) and bob (an administrator), journaling into `disk`.
     fn start(disk: &Disk) -> Metered {
-        let cfg = ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
-            iterations: TEST_ITERATIONS,
-            shutdown_grace: Duration::from_millis(500),
-            ..ServerConfig::default()
-        };
-        let mut users = UserTable::new();
-        for (name, pw, role) in [
-            ("alice", ALICE_PW, Role::User),
-            ("bob", BOB_PW, Role::Admin),
-        ] {
-            let rec = PasswordRecord::create(pw.as_bytes(), TEST_ITERATIONS).unwrap();
-            users.create(name, rec, role, "", 1_000).unwrap();
-        }
-        let state = State {
-            users,
-            ..State::new()
-        };
-        let mut server =
-            Server::bind_with_store(cfg, state, Some(Box::new(disk.clone()))).expect("bind");
-        let addr = server.local_addr();
-        let metrics = server.metrics_addr().expect("a metrics listener");
-        let handle = server.handle();
-        let thread = std::thread::spawn(move || server.run());
+        let server = TestServer::start_with_store_tuned(Box::new(disk.clone()), |c| {
+            c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+        });
+        let (addr, metrics) = (
+            server.addr,
+            server.metrics_addr.expect("a metrics listener"),
+        );
         Metered {
+            _server: server,
             addr,
             metrics,
-            handle,
-            thread: Some(thread),
         }
     }
 
@@ -120,18 +97,6 @@ impl Metered {
             r.head
         );
         Exposition::parse(&r.body)
-    }
-}
-
-impl Drop for Metered {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(t) = self.thread.take() {
-            let result = t.join().expect("server thread panicked");
-            if !std::thread::panicking() {
-                result.expect("server loop");
-            }
-        }
     }
 }
 

@@ -67,6 +67,14 @@ impl TestServer {
         Self::start_inner(|_| {}, Backing::Store(store))
     }
 
+    /// Like `start_with_store`, tuned by `tune`.
+    pub fn start_with_store_tuned(
+        store: Box<dyn Store>,
+        tune: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
+        Self::start_inner(tune, Backing::Store(store))
+    }
+
     fn start_inner(tune: impl FnOnce(&mut ServerConfig), backing: Backing<'_>) -> TestServer {
         let mut cfg = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
