@@ -111,11 +111,29 @@ fn a_flood_of_refusals_is_cut_and_counted() {
     let dir = fresh_dir("logs-flood");
     let (server, addr, _) = start(&dir, &["--max-connections", "1"]);
     let _held = TcpStream::connect(&addr).unwrap();
-    // 600 refusals as fast as they come: each would be a line
+    // 600 refusals, each of which would be a line, in bursts of 120 that the server takes
+    // at once: it is stopped (SIGSTOP) while the kernel queues a burst's connections (its
+    // listen backlog holds 128), then resumed; the burst's last connection getting its
+    // answer says the server took them all. So a loaded machine cannot spread the flood
+    // thinly over the log's one-second windows.
+    let signal = |sig: &str| {
+        let st = Command::new("kill")
+            .args([sig, &server.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
     let t0 = std::time::Instant::now();
-    let flood: Vec<TcpStream> = (0..600)
-        .map(|_| TcpStream::connect(&addr).unwrap())
-        .collect();
+    let mut flood: Vec<TcpStream> = Vec::new();
+    for _ in 0..5 {
+        signal("-STOP");
+        flood.extend((0..120).map(|_| TcpStream::connect(&addr).unwrap()));
+        signal("-CONT");
+        let last = flood.last_mut().unwrap();
+        last.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut answer = [0u8; 64];
+        let _ = std::io::Read::read(last, &mut answer);
+    }
     server.wait_for_stderr("connection refused", 100, LIMIT);
     drop(flood);
     // a window later, one more refusal: its line comes after the count of those dropped
