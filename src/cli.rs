@@ -120,8 +120,13 @@ fn with_config_file(mut args: Vec<OsString>) -> Result<Vec<OsString>, clap::Erro
     let at = usize::from(args.first().is_some_and(|a| a == "check-config"));
     let cmd = Cli::command();
     let known = |name: &str| {
-        !matches!(name, "help" | "version")
-            && cmd.get_arguments().any(|a| a.get_long() == Some(name))
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(name) && !matches!(name, "help" | "version"))?;
+        Some(match arg.get_action() {
+            clap::ArgAction::SetTrue => config_file::OptionKind::Switch,
+            _ => config_file::OptionKind::Value,
+        })
     };
     let from_file = config_file::arguments(&path, &known).map_err(usage)?;
     let alone = std::iter::once(OsString::from(NAME)).chain(from_file.iter().cloned());
@@ -235,6 +240,10 @@ struct ServerArgs {
     /// default
     #[arg(long, value_name = "ADDR")]
     ws_listen: Option<SocketAddr>,
+    /// let several servers listen on the same addresses (SO_REUSEPORT; the kernel spreads
+    /// new connections over them): cluster nodes sharing one machine's cores
+    #[arg(long)]
+    reuse_port: bool,
     /// a browser origin that may open a WebSocket, e.g. https://app.example (repeatable;
     /// `*`: any; reloaded on SIGHUP); with none, pages are refused; clients that send no
     /// Origin (not browsers) always may connect
@@ -271,9 +280,9 @@ struct ServerArgs {
         hide_default_value = true
     )]
     node_id: Option<String>,
-    /// with --cluster, how long the write lease lasts without a renewal: a standby takes
-    /// over this long after the writer stopped renewing, and a writer that cannot renew for
-    /// this long stops by itself
+    /// with --cluster, how long a node's lease lasts without a renewal: a node that cannot
+    /// renew for this long stops by itself, and half a lease later the others take its
+    /// sessions over
     #[arg(
         long,
         value_name = "DUR",
@@ -545,6 +554,7 @@ impl ServerArgs {
             plain_listen: self.plain_listen,
             metrics_listen: self.metrics_listen,
             ws_listen: self.ws_listen,
+            reuse_port: self.reuse_port,
             ws_origins: OriginPolicy::new(&self.ws_allowed_origins),
             ..ServerConfig::default()
         };

@@ -38,22 +38,51 @@ pub fn path_in(args: &[OsString]) -> Result<Option<PathBuf>, String> {
 
 /// The arguments the file at `path` stands for (`--key=value`, sorted by key); `known`
 /// says whether a long option (without dashes) may appear in it.
-pub fn arguments(path: &Path, known: &dyn Fn(&str) -> bool) -> Result<Vec<OsString>, String> {
+pub fn arguments(
+    path: &Path,
+    known: &dyn Fn(&str) -> Option<OptionKind>,
+) -> Result<Vec<OsString>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
     from_text(&text, known).map_err(|e| format!("config file {}: {e}", path.display()))
 }
 
-fn from_text(text: &str, known: &dyn Fn(&str) -> bool) -> Result<Vec<OsString>, String> {
+/// What a known option takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionKind {
+    /// A value (`listen = "..."`, `max-connections = 5`).
+    Value,
+    /// Nothing: a switch, on with `true` (`reuse-port = true`), off with `false`.
+    Switch,
+}
+
+fn from_text(
+    text: &str,
+    known: &dyn Fn(&str) -> Option<OptionKind>,
+) -> Result<Vec<OsString>, String> {
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
     let mut out = Vec::new();
     for (key, value) in &table {
         let name = key.replace('_', "-");
-        if name == FLAG.trim_start_matches('-') || !known(&name) {
+        let kind = known(&name).filter(|_| name != FLAG.trim_start_matches('-'));
+        let Some(kind) = kind else {
             return Err(format!(
                 "unknown option `{key}` (keys are the long options without `--`; see \
                  `sessiond --help`)"
             ));
+        };
+        if kind == OptionKind::Switch {
+            match value {
+                toml::Value::Boolean(true) => out.push(OsString::from(format!("--{name}"))),
+                toml::Value::Boolean(false) => {}
+                other => {
+                    return Err(format!(
+                        "`{key}` is a {}: this option is a switch, true or false",
+                        other.type_str()
+                    ))
+                }
+            }
+            continue;
         }
         let values = match value {
             toml::Value::Array(items) => items.iter().collect(),
@@ -85,8 +114,12 @@ fn from_text(text: &str, known: &dyn Fn(&str) -> bool) -> Result<Vec<OsString>, 
 mod tests {
     use super::*;
 
-    fn known(name: &str) -> bool {
-        ["listen", "max-connections", "tls-cert"].contains(&name)
+    fn known(name: &str) -> Option<OptionKind> {
+        match name {
+            "listen" | "max-connections" | "tls-cert" => Some(OptionKind::Value),
+            "reuse-port" => Some(OptionKind::Switch),
+            _ => None,
+        }
     }
 
     fn args(text: &str) -> Result<Vec<String>, String> {
@@ -110,6 +143,8 @@ mod tests {
             ]
         );
         assert_eq!(args("").unwrap(), Vec::<String>::new());
+        assert_eq!(args("reuse-port = true").unwrap(), ["--reuse-port"]);
+        assert_eq!(args("reuse-port = false").unwrap(), Vec::<String>::new());
     }
 
     #[test]
@@ -122,6 +157,8 @@ mod tests {
         assert!(e.contains("`listen` is a boolean"), "{e}");
         let e = args("[server]\nlisten = \"x\"").unwrap_err();
         assert!(e.contains("unknown option `server`"), "{e}");
+        let e = args("reuse-port = \"yes\"").unwrap_err();
+        assert!(e.contains("switch, true or false"), "{e}");
         let e = args("max-connections = 1.5").unwrap_err();
         assert!(e.contains("string"), "{e}");
         let e = args("listen = ").unwrap_err();

@@ -361,13 +361,8 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         log_filter: opts.log_level.clone(),
         ..opts.server.clone()
     };
-    // A data directory's server binds first, so that a start that cannot listen changes
-    // nothing; a cluster node first takes the write lease (waiting as a standby while
-    // another node holds it), since a standby must not take connections it cannot serve.
-    let mut listeners = match opts.cluster {
-        Some(_) => None,
-        None => Some(Listeners::bind(&cfg)?),
-    };
+    // The server binds first, so that a start that cannot listen changes nothing.
+    let listeners = Listeners::bind(&cfg)?;
     // Read and checked (8 to 1024 bytes) before the data directory is touched, like
     // everything that can refuse a start; used only if this is the first start.
     let admin_password = match &opts.admin_password_file {
@@ -380,7 +375,6 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
     let (mut journal, mut state, place): (Box<dyn store::Store>, _, String) = match &opts.cluster {
         Some(c) => {
             let (s, state) = store::cluster::open_cluster(c, UserTable::new(), true)?;
-            listeners = Some(Listeners::bind(&cfg)?);
             (
                 Box::new(s),
                 state,
@@ -407,46 +401,55 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         let record = PasswordRecord::create(password.as_bytes(), opts.server.iterations)?;
         #[allow(clippy::disallowed_methods)] // the binary stamps the first account at its creation
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
-        let admin = state
-            .users
-            .create("admin", record, Role::Admin, "", now_ms)
-            .map_err(|_| "cannot create the admin account")?
-            .clone();
-        // Durable before the password is shown.
-        journal.append(&Event::UserCreated(admin))?;
-        journal.commit()?;
-        let mut out = std::io::stdout().lock();
-        match &opts.admin_password_file {
-            // The operator knows the password: nothing of it is printed or logged.
-            Some(path) => {
-                let from = if path.as_os_str() == "-" {
-                    "stdin".to_owned()
-                } else {
-                    path.display().to_string()
-                };
-                writeln!(
-                    out,
-                    "sessiond: first start, created the administrator account admin with \
+        // In a cluster another node starting at the same moment may make it first.
+        let made = store::create_account(
+            &mut *journal,
+            &mut state.users,
+            "admin",
+            record,
+            Role::Admin,
+            "",
+            now_ms,
+        )?;
+        if let Some(admin) = made {
+            // Durable before the password is shown.
+            journal.append(&Event::UserCreated(admin))?;
+            journal.commit()?;
+            let mut out = std::io::stdout().lock();
+            match &opts.admin_password_file {
+                // The operator knows the password: nothing of it is printed or logged.
+                Some(path) => {
+                    let from = if path.as_os_str() == "-" {
+                        "stdin".to_owned()
+                    } else {
+                        path.display().to_string()
+                    };
+                    writeln!(
+                        out,
+                        "sessiond: first start, created the administrator account admin with \
                      the password from {from}"
-                )?;
+                    )?;
+                }
+                // Printed once, to stdout only (never to the log); only the hash is stored.
+                None => {
+                    writeln!(
+                        out,
+                        "sessiond: first start, created the administrator account"
+                    )?;
+                    writeln!(out, "    username: admin")?;
+                    let shown = String::from_utf8_lossy(password.as_bytes());
+                    writeln!(out, "    password: {shown}")?;
+                    writeln!(
+                        out,
+                        "This password is shown only now; sessiond keeps only its hash."
+                    )?;
+                }
             }
-            // Printed once, to stdout only (never to the log); only the hash is stored.
-            None => {
-                writeln!(
-                    out,
-                    "sessiond: first start, created the administrator account"
-                )?;
-                writeln!(out, "    username: admin")?;
-                let shown = String::from_utf8_lossy(password.as_bytes());
-                writeln!(out, "    password: {shown}")?;
-                writeln!(
-                    out,
-                    "This password is shown only now; sessiond keeps only its hash."
-                )?;
-            }
+            out.flush()?;
+            info!("created account admin in {place}");
+        } else {
+            info!("the administrator account admin was just created by another node");
         }
-        out.flush()?;
-        info!("created account admin in {place}");
     } else if admin_password.is_some() {
         info!("--admin-password-file not used: {place} has accounts");
     }
@@ -459,7 +462,6 @@ fn run(opts: cli::Options) -> Result<(), Box<dyn std::error::Error>> {
         opts.server.hash_workers,
         opts.server.iterations
     );
-    let listeners = listeners.ok_or("no listeners")?;
     let mut server = Server::start(cfg, listeners, state, Some(journal))?;
     let scheme = if opts.tls.is_some() { " (TLS)" } else { "" };
     if let Some(a) = server.ws_addr() {

@@ -375,11 +375,16 @@ pub fn run(cmd: OpsCommand, out: &mut dyn Write) -> RunResult<()> {
             let (password, generated) = new_password(password_stdin)?;
             let record = PasswordRecord::create(password.as_bytes(), iterations)?;
             let at = now_ms();
-            let user = state
-                .users
-                .create(&name, record, role, &email, at)
-                .map_err(|_| format!("user {name} exists"))?
-                .clone();
+            let user = store::create_account(
+                &mut *journal,
+                &mut state.users,
+                &name,
+                record,
+                role,
+                &email,
+                at,
+            )?
+            .ok_or_else(|| format!("user {name} exists"))?;
             journal.append(&Event::UserCreated(user.clone()))?;
             let mut a = Audit::new(AuditKind::UserCreated, user.id, 0, "")
                 .reason(u16::from(role.to_u8()))

@@ -49,18 +49,25 @@ fn declared_options() -> BTreeMap<String, String> {
         let long = arg
             .get_long()
             .unwrap_or_else(|| panic!("{} has no long name", arg.get_id()));
-        let values: Vec<String> = arg
-            .get_value_names()
-            .unwrap_or_default()
-            .iter()
-            .map(|v| v.to_string())
-            .collect();
+        // A switch (`--reuse-port`) takes no value and is off unless given.
+        let switch = matches!(arg.get_action(), ArgAction::SetTrue);
+        let values: Vec<String> = match switch {
+            true => Vec::new(),
+            false => arg
+                .get_value_names()
+                .unwrap_or_default()
+                .iter()
+                .map(|v| v.to_string())
+                .collect(),
+        };
         let flag = [format!("--{long}")]
             .into_iter()
             .chain(values)
             .collect::<Vec<_>>()
             .join(" ");
-        let default = if arg.is_hide_default_value_set() {
+        let default = if switch {
+            "off".to_owned()
+        } else if arg.is_hide_default_value_set() {
             let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
             let words = help
                 .split_once("[default: ")

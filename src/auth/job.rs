@@ -17,6 +17,37 @@ pub struct HashJob {
     pub ticket: u64,
     /// What to compute.
     pub kind: JobKind,
+    /// A name to reserve once the hash is done (a cluster's new account), handed back in
+    /// the result as [`Reservation::Wanted`]. (Boxed: one word in the job, which queues.)
+    pub reserve: Option<Box<String>>,
+}
+
+impl HashJob {
+    /// The job's [`HashJob::reserve`] as its result says it.
+    pub fn reservation(&mut self) -> Reservation {
+        match self.reserve.take() {
+            Some(name) => Reservation::Wanted(*name),
+            None => Reservation::None,
+        }
+    }
+}
+
+/// A new account's name to reserve in a store shared by several servers, which gives out
+/// names and ids (`store::cluster_link`), and what came of it. A single server gives ids
+/// out itself and asks for nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Reservation {
+    /// Nothing to reserve.
+    #[default]
+    None,
+    /// This name is to be reserved (the job's result goes to the shared store first).
+    Wanted(String),
+    /// Reserved for the new account, with this id.
+    Reserved(u64),
+    /// Another account has the name.
+    Taken,
+    /// The shared store could not be asked: retry later.
+    Unavailable,
 }
 
 /// What a hash job computes.
@@ -67,6 +98,8 @@ pub struct HashResult {
     pub ticket: u64,
     /// What it computed.
     pub outcome: JobOutcome,
+    /// The job's [`HashJob::reserve`], answered once the shared store has been asked.
+    pub reserve: Reservation,
 }
 
 /// What a job computed.

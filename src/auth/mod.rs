@@ -8,7 +8,7 @@
 mod job;
 mod password;
 
-pub use job::{run_job, HashJob, HashResult, JobKind, JobOutcome};
+pub use job::{run_job, HashJob, HashResult, JobKind, JobOutcome, Reservation};
 pub use password::{PasswordRecord, RecordParseError};
 
 /// PBKDF2-HMAC-SHA256 iterations for new records (OWASP's 2023 recommendation).

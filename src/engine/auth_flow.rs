@@ -8,7 +8,7 @@ use log::{debug, error, info};
 use super::ending::By;
 use super::event::{Actor, Audit, AuditKind, Event, StoredSession};
 use super::{millis, slot, DuplicatePolicy, End, Engine, OnLimit, Refusal, TimerKey};
-use crate::auth::{HashJob, HashResult, JobKind, JobOutcome};
+use crate::auth::{HashJob, HashResult, JobKind, JobOutcome, Reservation};
 use crate::conn::{Conn, ConnId, ConnState, Peer, PendingAuth, PendingKind};
 use crate::protocol::{
     valid_email, valid_new_username, DuplicateSession, ErrorCode, Flags, InvalidReason,
@@ -137,9 +137,17 @@ impl Engine {
     }
 
     fn start_hash(&mut self, id: ConnId, kind: JobKind, pending: PendingAuth) {
+        // A cluster's new account: its name is reserved in the shared store once hashed.
+        let reserve = match &pending.kind {
+            PendingKind::Register { .. } if self.cfg.cluster => {
+                Some(Box::new(pending.username.clone()))
+            }
+            _ => None,
+        };
         self.hash_jobs.push_back(HashJob {
             ticket: id.to_u64(),
             kind,
+            reserve,
         });
         let Some(conn) = slot(&mut self.conns, id) else {
             return;
@@ -193,17 +201,30 @@ impl Engine {
             (JobOutcome::Verified(_), PendingKind::Login { .. }) => {
                 self.login_failed(id, &pending, now)
             }
+            (JobOutcome::Created(_), PendingKind::Register { .. })
+                if result.reserve == Reservation::Unavailable =>
+            {
+                self.rearm_login_deadline(id, pending.deadline);
+                self.refuse_registration_for_storage(id, pending.request_id, now);
+            }
             (JobOutcome::Created(record), PendingKind::Register { email }) => {
-                // Checked again: another registration of the name may have won meanwhile.
+                // Checked again: another registration of the name may have won meanwhile
+                // (here, or in a cluster on any node: the shared store reserved it).
                 let now_ms = self.unix_ms(now);
                 let email = email.clone();
-                let created = self.users.create(
-                    &pending.username,
-                    record,
-                    crate::protocol::Role::User,
-                    &email,
-                    now_ms,
-                );
+                let role = crate::protocol::Role::User;
+                let created = match result.reserve {
+                    Reservation::Reserved(uid) => {
+                        let name = &pending.username;
+                        self.users
+                            .create_as(uid, name, record, role, &email, now_ms)
+                    }
+                    Reservation::None => {
+                        self.users
+                            .create(&pending.username, record, role, &email, now_ms)
+                    }
+                    _ => Err(crate::session::UsernameTaken),
+                };
                 match created {
                     Ok(user) => {
                         let user = user.clone();
@@ -421,7 +442,7 @@ impl Engine {
             user_id: uid,
             at_ms: now_ms,
         });
-        self.notify_new_login(uid, session_id, id, now);
+        self.notify_new_login(uid, session_id, Some(id), now);
         self.stats.logins_ok += 1;
         let a = Audit::new(AuditKind::SessionCreated, uid, session_id, peer.to_string())
             .device(&pending.client, &pending.platform);
@@ -682,6 +703,18 @@ impl Engine {
         let Some(peer) = self.conn(id).map(|c| c.peer) else {
             return;
         };
+        if self.cfg.duplicate == DuplicatePolicy::Reject && self.bound_elsewhere(sid) {
+            // In use on another node (which, under Takeover, closes its connection when
+            // it reads this resume: `remote`).
+            info!("resume refused, session in use on another node: session={sid:016x} peer={peer}");
+            let msg = Message::DuplicateSession(DuplicateSession {
+                session_id: sid,
+                message: "session is in use on another connection".into(),
+            });
+            self.send(id, rid, Flags::FATAL, &msg, now);
+            self.close(id, now);
+            return;
+        }
         if let Some(other) = s.conn.filter(|&c| self.contains(c)) {
             match self.cfg.duplicate {
                 DuplicatePolicy::Reject => {

@@ -23,6 +23,9 @@ pub(super) struct By<'a> {
     pub address: &'a str,
 }
 
+/// How long a node that does not sweep a due session waits before it looks again.
+const SWEEP_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Engine {
     /// protocol.md 6, the token check: the token is this connection's session's (its tag,
     /// or failing that its digest), then expiry. Returns the session id when it is;
@@ -264,7 +267,15 @@ impl Engine {
         match s.expired(now, idle, &self.clock) {
             // Lazy reset: activity since the timer was set only stored a timestamp.
             None => self.watch_session(sid),
-            Some(why) => self.end_session(sid, End::Expired(why), 0, now),
+            Some(why) if self.sweeps(sid) => self.end_session(sid, End::Expired(why), 0, now),
+            // Another node's to end (`remote`): looked at again later, in case that
+            // node leaves.
+            Some(_) => {
+                let t = self.wheel.insert(now + SWEEP_RETRY, TimerKey::Session(sid));
+                if let Some(s) = self.sessions.get_mut(sid) {
+                    s.timer = Some(t);
+                }
+            }
         }
     }
 

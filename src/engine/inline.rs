@@ -125,9 +125,14 @@ impl InlineShell {
     }
 
     fn run(&mut self, job: HashJob) {
-        let ticket = job.ticket;
+        let mut job = job;
+        let (ticket, reserve) = (job.ticket, job.reservation());
         let outcome = run_job(job.kind);
-        self.results.push(HashResult { ticket, outcome });
+        self.results.push(HashResult {
+            ticket,
+            outcome,
+            reserve,
+        });
     }
 }
 

@@ -313,6 +313,7 @@ impl Engine {
         }
         self.hash_jobs.push_back(HashJob {
             ticket: id.to_u64(),
+            reserve: None,
             kind: JobKind::Change {
                 old: r.old,
                 record,
@@ -454,6 +455,7 @@ impl Engine {
         );
         self.hash_jobs.push_back(HashJob {
             ticket: id.to_u64(),
+            reserve: None,
             kind: JobKind::Reset {
                 user_id: uid,
                 password: r.password,
@@ -700,7 +702,7 @@ impl Engine {
         &mut self,
         user_id: u64,
         new_sid: u64,
-        except: ConnId,
+        except: Option<ConnId>,
         now: Instant,
     ) {
         let Some(s) = self.sessions.get(new_sid) else {
@@ -722,7 +724,7 @@ impl Engine {
             .sessions
             .connected_of_user(user_id)
             .map(|(_, c)| c)
-            .filter(|&c| c != except && self.contains(c))
+            .filter(|&c| Some(c) != except && self.contains(c))
             .take(MAX_NEW_LOGIN_NOTICES)
             .collect();
         for c in targets {

@@ -40,6 +40,7 @@ mod output;
 mod policy;
 mod profile;
 mod reconfigure;
+mod remote;
 pub mod replay;
 mod restore;
 mod storage;
@@ -180,6 +181,11 @@ pub struct EngineConfig {
     /// beyond `user` and `admin`, which only `admin` of grants the administrative
     /// requests.
     pub app_roles: Vec<String>,
+    /// Other servers share the store (a cluster): a new account's name is reserved in it
+    /// before the account is made (`auth::Reservation`), the others' changes come in
+    /// through [`Engine::apply_remote`], and a detached session's expiry is ended by the
+    /// sweeper node only. Set by the server from its store, not an option.
+    pub cluster: bool,
 }
 
 impl EngineConfig {
@@ -222,6 +228,7 @@ impl Default for EngineConfig {
             max_undurable_events: 50_000,
             storage_retry_after: Duration::from_secs(1),
             app_roles: Vec::new(),
+            cluster: false,
         }
     }
 }
@@ -374,6 +381,8 @@ pub struct Engine {
     per_address: hashbrown::HashMap<std::net::IpAddr, u32>,
     summary_expired: u64,
     last_summary: (Stats, usize, usize),
+    /// The other nodes of a cluster, as far as this one needs them (`remote`).
+    remote: remote::Remote,
 }
 
 impl Engine {
@@ -440,6 +449,7 @@ impl Engine {
             per_address: hashbrown::HashMap::new(),
             summary_expired: 0,
             last_summary: (Stats::default(), 0, 0),
+            remote: remote::Remote::default(),
         }
     }
 

@@ -122,12 +122,27 @@ impl Engine {
     /// or REGISTER_FAILURE with reason STORAGE_UNAVAILABLE, else GENERAL_FAILURE
     /// STORAGE_UNAVAILABLE; never fatal, never audited.
     pub(super) fn refuse_for_storage(&mut self, id: ConnId, rid: u32, m: &Message, now: Instant) {
+        let asked = match m {
+            Message::LoginRequest(_) => Asked::Login,
+            Message::RegisterRequest(_) => Asked::Register,
+            _ => Asked::Other,
+        };
+        self.refuse_asked_for_storage(id, rid, asked, now);
+    }
+
+    /// A registration whose name the shared store could not reserve (it is away):
+    /// REGISTER_FAILURE STORAGE_UNAVAILABLE, as for any store that refuses writes.
+    pub(super) fn refuse_registration_for_storage(&mut self, id: ConnId, rid: u32, now: Instant) {
+        self.refuse_asked_for_storage(id, rid, Asked::Register, now);
+    }
+
+    fn refuse_asked_for_storage(&mut self, id: ConnId, rid: u32, asked: Asked, now: Instant) {
         self.stats.storage_refusals += 1;
         self.mark_valid_streak(id);
         let retry_after_ms = millis(self.cfg.storage_retry_after);
         let message = format!("storage unavailable; retry in {retry_after_ms} ms");
-        let reply = match m {
-            Message::LoginRequest(_) => {
+        let reply = match asked {
+            Asked::Login => {
                 self.stats
                     .count_login_failure(LoginFailureReason::StorageUnavailable);
                 Message::LoginFailure(LoginFailure {
@@ -136,15 +151,22 @@ impl Engine {
                     message,
                 })
             }
-            Message::RegisterRequest(_) => Message::RegisterFailure(RegisterFailure {
+            Asked::Register => Message::RegisterFailure(RegisterFailure {
                 reason: RegisterFailureReason::StorageUnavailable,
                 message,
             }),
-            _ => Message::GeneralFailure(crate::protocol::GeneralFailure::new(
+            Asked::Other => Message::GeneralFailure(crate::protocol::GeneralFailure::new(
                 ErrorCode::StorageUnavailable,
                 &message,
             )),
         };
         self.send(id, rid, Flags::NONE, &reply, now);
     }
+}
+
+/// Which kind of refusal a request refused for storage gets.
+enum Asked {
+    Login,
+    Register,
+    Other,
 }

@@ -43,8 +43,13 @@ enum Command {
 
 /// What the thread tells the loop.
 pub(super) enum Report {
-    /// Every batch up to `seq` is durable; the journal now holds `journal_bytes`.
-    Durable { seq: u64, journal_bytes: u64 },
+    /// Every batch up to `seq` is durable; the journal now holds `journal_bytes`; in a
+    /// log shared with other servers, they end at record `position`.
+    Durable {
+        seq: u64,
+        journal_bytes: u64,
+        position: u64,
+    },
     /// The journal passed its size threshold: send a snapshot.
     WantsSnapshot,
     /// The store refuses commits (a full disk), or takes them again: the engine refuses
@@ -322,7 +327,12 @@ impl Thread {
                     tell(Report::Storage { available: true });
                 }
                 let journal_bytes = self.store.size_bytes();
-                tell(Report::Durable { seq, journal_bytes });
+                let position = self.store.position();
+                tell(Report::Durable {
+                    seq,
+                    journal_bytes,
+                    position,
+                });
                 Ok(())
             }
             Err(e) if e.retryable => {

@@ -205,11 +205,19 @@ fn pop(q: &mut Queue, waits: &Histogram) -> Option<HashJob> {
 
 /// Runs `job` and sends its answer; false when the pool is gone.
 fn answer(shared: &Shared, tx: &Sender<HashResult>, waker: &Waker, job: HashJob) -> bool {
-    let ticket = job.ticket;
+    let mut job = job;
+    let (ticket, reserve) = (job.ticket, job.reservation());
     let outcome = catch_unwind(AssertUnwindSafe(|| run_job(job.kind)))
         .unwrap_or(JobOutcome::Failed(std::io::ErrorKind::Other));
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-    if tx.send(HashResult { ticket, outcome }).is_err() {
+    if tx
+        .send(HashResult {
+            ticket,
+            outcome,
+            reserve,
+        })
+        .is_err()
+    {
         return false;
     }
     if let Err(e) = waker.wake() {
@@ -396,6 +404,7 @@ mod tests {
         for (t, pw) in [(1, "right"), (2, "wrong")] {
             p.submit(HashJob {
                 ticket: t,
+                reserve: None,
                 kind: JobKind::Verify {
                     password: Secret::from(pw),
                     record: rec.clone(),
@@ -406,6 +415,7 @@ mod tests {
         }
         p.submit(HashJob {
             ticket: 3,
+            reserve: None,
             kind: JobKind::Create {
                 password: Secret::from("new"),
                 iterations: 1000,
@@ -465,6 +475,7 @@ mod tests {
             for (t, age) in jobs.iter().enumerate() {
                 let job = HashJob {
                     ticket: t as u64,
+                    reserve: None,
                     kind: JobKind::Verify {
                         password: Secret::from("pw"),
                         record: rec.clone(),
@@ -528,6 +539,7 @@ mod tests {
         for t in 0..6 {
             let job = HashJob {
                 ticket: t,
+                reserve: None,
                 kind: JobKind::Verify {
                     password: Secret::from("x"),
                     record: slow.clone(),

@@ -98,7 +98,7 @@ pub(super) struct Scrape {
     pub storage_backlog: u64,
     pub start_unix_ms: u64,
     pub uptime: Duration,
-    /// With a cluster store: the write lease's time left before this node must stop.
+    /// With a cluster store: the node's lease's time left before this node must stop.
     pub lease_left: Option<Duration>,
 }
 
@@ -365,7 +365,7 @@ pub(super) fn render(s: &Scrape) -> String {
     if let Some(left) = s.lease_left {
         w.gauge_value(
             "sessiond_cluster_lease_remaining_seconds",
-            "Seconds before this node stops serving unless it renews the cluster's write lease.",
+            "Seconds before this node stops serving unless it renews its cluster lease.",
             Seconds(left),
         );
     }

@@ -20,6 +20,7 @@ mod hash_pool;
 mod http;
 mod metrics;
 mod notify;
+mod peers;
 mod reload;
 mod transport;
 mod ws;
@@ -113,6 +114,9 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// The same protocol over WebSocket (protocol.md 1), TLS if `tls` is set; None: off.
     pub ws_listen: Option<SocketAddr>,
+    /// Listen with SO_REUSEPORT, so that several servers (cluster nodes) share the
+    /// addresses and the kernel spreads new connections over them.
+    pub reuse_port: bool,
     /// Which browser origins may open a WebSocket (requests without Origin always may).
     pub ws_origins: OriginPolicy,
     /// With `handle_signals`: what SIGHUP reloads (None: SIGHUP is logged and ignored).
@@ -136,6 +140,7 @@ impl Default for ServerConfig {
             plain_listen: None,
             metrics_listen: None,
             ws_listen: None,
+            reuse_port: false,
             ws_origins: OriginPolicy::default(),
             reloader: None,
             log_filter: String::new(),
@@ -220,6 +225,8 @@ struct Io {
     /// lease): watched here, so that a store thread stuck on a dead database cannot keep
     /// the node serving past it.
     fence: Option<store::Fence>,
+    /// A cluster node's link to the other nodes (`peers`).
+    peers: Option<peers::Peers>,
     /// In memory: the batches to report durable at once, after the turn.
     durable_now: Option<u64>,
     /// The store asked for a snapshot; sent after the next batch.
@@ -269,12 +276,28 @@ pub struct Listeners {
     ws: Option<std::net::TcpListener>,
 }
 
+/// A listening socket on `addr`; with `reuse_port`, SO_REUSEPORT is set before the bind
+/// (std's `TcpListener::bind` cannot), as SO_REUSEADDR is by std.
+fn listen_on(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    if !reuse_port {
+        return std::net::TcpListener::bind(addr);
+    }
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
+
 impl Listeners {
     /// Binds `cfg.listen`, `cfg.plain_listen`, `cfg.metrics_listen` and `cfg.ws_listen`;
     /// an error names the address.
     pub fn bind(cfg: &ServerConfig) -> io::Result<Listeners> {
+        let reuse = cfg.reuse_port;
         let bind = |addr: SocketAddr| {
-            std::net::TcpListener::bind(addr)
+            listen_on(addr, reuse)
                 .and_then(|l| l.set_nonblocking(true).map(|()| l))
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
         };
@@ -380,6 +403,7 @@ impl Server {
         let engine_cfg = EngineConfig {
             iterations: cfg.iterations,
             max_connections: budget.connections,
+            cluster: store.as_ref().is_some_and(|s| s.link_spec().is_some()),
             ..cfg.engine.clone()
         };
         let users = std::mem::take(&mut state.users);
@@ -398,6 +422,13 @@ impl Server {
             None
         };
         let fence = store.as_ref().and_then(|s| s.fence());
+        let peers = match store.as_ref().and_then(|s| s.link_spec()) {
+            Some(spec) => {
+                engine.bind_remote(&spec.bound);
+                Some(peers::Peers::start(spec, waker.clone())?)
+            }
+            None => None,
+        };
         let committer = match store {
             Some(store) => Some(Committer::start(store, waker.clone())?),
             None => None,
@@ -418,6 +449,7 @@ impl Server {
             pool,
             committer,
             fence,
+            peers,
             durable_now: None,
             snapshot_wanted: false,
             waker,
@@ -510,7 +542,7 @@ impl Server {
                 c.abandon();
             }
             return Err(io::Error::other(format!(
-                "the cluster's write lease was not renewed in time ({late:?} past it): this \
+                "the cluster lease of this node was not renewed in time ({late:?} past it): this \
                  node stops serving (fenced), so that another may take over"
             )));
         }
@@ -537,6 +569,9 @@ impl Server {
     /// sockets that ended, and (in memory) batches durable at once.
     fn turn(&mut self, now: Instant) {
         self.engine.turn(now, &mut self.io);
+        if let Some(p) = self.io.peers.as_mut() {
+            p.after_turn();
+        }
         for id in std::mem::take(&mut self.io.ended) {
             self.io.drop_conn(&mut self.engine, id, now);
         }
@@ -622,6 +657,9 @@ impl Shell for Io {
             self.durable_now = Some(batch.seq);
             return;
         };
+        if let Some(p) = self.peers.as_mut() {
+            p.sent(&batch);
+        }
         c.send_batch(batch);
         if std::mem::take(&mut self.snapshot_wanted) {
             // Design: the state's events are built on the loop (O(users + sessions), once
@@ -810,7 +848,16 @@ impl Io {
     /// What the other threads have answered: hash results, then the store thread's news.
     fn drain_threads(&mut self, engine: &mut Engine, now: Instant) -> io::Result<()> {
         while let Some(result) = self.pool.try_recv() {
-            engine.handle_hash_result(result, now);
+            let result = match self.peers.as_mut() {
+                Some(p) => p.reserve(result),
+                None => Some(result),
+            };
+            if let Some(result) = result {
+                engine.handle_hash_result(result, now);
+            }
+        }
+        if let Some(p) = self.peers.as_mut() {
+            p.drain(engine, now);
         }
         self.take_reload(engine);
         self.drain_reports(engine)
@@ -824,7 +871,19 @@ impl Io {
         };
         while let Some(report) = c.try_report() {
             match report {
-                Report::Durable { seq, journal_bytes } => engine.handle_durable(seq, journal_bytes),
+                Report::Durable {
+                    seq,
+                    journal_bytes,
+                    position,
+                } => {
+                    let waits = self
+                        .peers
+                        .as_mut()
+                        .is_some_and(|p| p.durable(seq, position));
+                    if !waits {
+                        engine.handle_durable(seq, journal_bytes);
+                    }
+                }
                 Report::WantsSnapshot => self.snapshot_wanted = true,
                 Report::Storage { available } => engine.handle_storage(available),
                 Report::Failed(e) => {

@@ -79,11 +79,23 @@ impl UserTable {
         email: &str,
         created_ms: u64,
     ) -> Result<&User, UsernameTaken> {
-        if self.by_name.contains_key(username) {
+        self.create_as(self.next_id, username, password, role, email, created_ms)
+    }
+
+    /// Creates a user with the id `id` (given out by a store shared with other servers).
+    pub fn create_as(
+        &mut self,
+        id: u64,
+        username: &str,
+        password: PasswordRecord,
+        role: Role,
+        email: &str,
+        created_ms: u64,
+    ) -> Result<&User, UsernameTaken> {
+        if self.by_name.contains_key(username) || self.by_id.contains_key(&id) {
             return Err(UsernameTaken);
         }
-        let id = self.next_id;
-        self.next_id += 1;
+        self.next_id = self.next_id.max(id + 1);
         self.by_name.insert(username.to_owned(), id);
         let user = User {
             id,

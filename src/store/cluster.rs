@@ -2,30 +2,30 @@
 //! table, shared through the database instead of a file.
 //!
 //! Owns the schema (created and migrated here in one transaction, versioned in
-//! `sessiond_schema`), the log's order, the writer's exclusion, and exactly-once commits.
-//! What the events mean is the engine's, as for the journal: a start folds the log into
-//! the state (`engine::replay`), and each group commit appends its events in one
-//! transaction.
+//! `sessiond_schema`), the log's order, the nodes' leases, account names, and exactly-once
+//! commits. What the events mean is the engine's, as for the journal: a start folds the
+//! log into the state (`engine::replay`), and each group commit appends its events in one
+//! statement. Following the other nodes' records is `cluster_link`'s.
 //!
 //! - **Order**: every commit moves the one row of `sessiond_log` (`head`, the last
 //!   sequence number given out) under its row lock and numbers its events after it, so the
-//!   log's order is the commits' order, without gaps, whoever writes.
+//!   log's order is the commits' order, without gaps, whichever node writes.
 //! - **Exactly once**: each commit first inserts its `(writer, commit_no)` into
 //!   `sessiond_commits`. When a connection breaks during COMMIT nobody knows whether it
 //!   landed; the retry's insert then fails with a unique violation if it did, and the
 //!   retry counts as done, so a commit is never applied twice nor lost.
-//! - **One writer, a lease, standbys**: until nodes share the log (issue 22's takeover
-//!   across nodes), one server at a time writes it, holding the write lease in
-//!   `sessiond_writer` (renewed on the database's clock every third of `--cluster-lease`,
-//!   and by every commit). Another server waits as a standby until the lease ends (its
-//!   holder stopped; or died and did not renew, and half a lease more has passed: see
-//!   `acquire`), then takes it, reads the log and serves;
-//!   an operator command is refused while the lease is held. Every commit checks, in its
-//!   transaction, that this process still holds the lease (the fencing): one that lost it
-//!   commits nothing more and stops. A holder that cannot renew for a whole lease stops by
-//!   itself (its connections close), since a standby may take over then: the event loop
-//!   watches the deadline this store moves at each renewal (`Store::fence`), so that a
-//!   store thread stuck on a silent database cannot delay it.
+//! - **Nodes and their leases**: every server (and operator command) is a writer with a
+//!   random id and a row of `sessiond_nodes`, its lease renewed on the database's clock
+//!   every third of `--cluster-lease` and by every commit. Every commit checks, in its
+//!   statement, that the lease has not run out (the fencing): a node whose lease ran out
+//!   (the others may have taken its sessions over) commits nothing more and stops. A node
+//!   that cannot renew for a whole lease stops by itself (its connections close): the
+//!   event loop watches the deadline this store moves at each renewal (`Store::fence`),
+//!   so that a store thread stuck on a silent database cannot delay it. The others count
+//!   it gone half a lease after its lease ran out (`LIVE`).
+//! - **Account names**: `sessiond_accounts` holds every account's name and id; a new one
+//!   is reserved there first, with an id from the sequence `sessiond_user_ids`
+//!   ([`reserve_account`]), so no two nodes make the same name or id.
 //! - **The database away**: a commit that cannot reach the database is a retryable
 //!   failure; the committer retries with backoff and the engine refuses what needs a
 //!   durable write (STORAGE_UNAVAILABLE) until a commit goes through, while heartbeats go
@@ -34,8 +34,6 @@
 //!   written to `sessiond_snapshot` (replacing the previous one) as of the log's head; a
 //!   start reads it and the log after it. The log is the audit trail: the records a
 //!   snapshot holds go once they are older than the audit retention.
-//!
-//! Not yet: several nodes serving at once.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -44,19 +42,24 @@ use log::{info, warn};
 use postgres::error::SqlState;
 use postgres::{Client, NoTls};
 
+use super::cluster_link::LinkSpec;
 use super::record;
 use super::{Fence, Store, StoreError};
+use crate::auth::Reservation;
 use crate::engine::event::Event;
 use crate::engine::replay::State;
 use crate::session::UserTable;
 
 /// The schema this build writes. A database at a newer version is refused.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock key that serializes migrations (`sessiond` in ASCII).
 const MIGRATION_LOCK: i64 = 0x7365_7373_696f_6e64;
 
-/// The write lease's length by default (`--cluster-lease`).
+/// The advisory lock key held by the node writing a snapshot (`snapshot` in ASCII).
+const SNAPSHOT_LOCK: i64 = 0x736e_6170_7368_6f74;
+
+/// A node's lease's length by default (`--cluster-lease`).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 
 /// How long a connection attempt may take.
@@ -102,6 +105,24 @@ const MIGRATIONS: &[&str] = &[
         body bytea NOT NULL,
         PRIMARY KEY (base_seq, ord)
     );",
+    // 1 -> 2: several nodes write at once, each under its own lease; who wrote each
+    // record; accounts' names and ids given out by the database.
+    "DROP TABLE sessiond_writer;
+    CREATE TABLE sessiond_nodes (
+        writer bigint PRIMARY KEY,
+        node text NOT NULL,
+        lease_until timestamptz NOT NULL,
+        lease_seconds float8 NOT NULL,
+        applied bigint NOT NULL DEFAULT 0,
+        serves boolean NOT NULL,
+        started_at timestamptz NOT NULL DEFAULT now()
+    );
+    ALTER TABLE sessiond_events ADD COLUMN writer bigint NOT NULL DEFAULT 0;
+    CREATE SEQUENCE sessiond_user_ids;
+    CREATE TABLE sessiond_accounts (
+        user_id bigint PRIMARY KEY,
+        username text NOT NULL UNIQUE
+    );",
 ];
 
 /// Where and as whom: the database and this node's name.
@@ -112,7 +133,7 @@ pub struct ClusterOptions {
     pub url: String,
     /// This node's name, recorded with every event it writes.
     pub node: String,
-    /// How long the write lease lasts without a renewal.
+    /// How long the node's lease lasts without a renewal.
     pub lease: Duration,
     /// Log bytes after the snapshot beyond which a new snapshot is written (`--snapshot-kb`).
     pub snapshot_bytes: u64,
@@ -138,7 +159,7 @@ fn err(what: &str) -> impl Fn(postgres::Error) -> ClusterError + '_ {
 }
 
 /// A database error in one line (the server's message when there is one).
-fn describe(e: &postgres::Error) -> String {
+pub(crate) fn describe(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => e.to_string(),
@@ -163,6 +184,16 @@ pub struct ClusterStore {
     since_snapshot: u64,
     /// `renewed_at + lease`, for the event loop to watch (`Store::fence`).
     fence: Fence,
+    /// Accounts deleted by the events pending or committing: their names are freed in
+    /// `sessiond_accounts` by the same commit.
+    deleted: Vec<i64>,
+    /// The log record the last commit ended at (`Store::position`).
+    position: i64,
+    /// The last log record the start read: the node's tail of the others' records
+    /// (`cluster_link`) goes on from it.
+    read_from: i64,
+    /// Sessions bound on other live nodes when the start read the log.
+    bound: Vec<(u64, i64)>,
 }
 
 /// What has been read from the database: the state folded so far, the last log record
@@ -171,6 +202,10 @@ struct Loaded {
     state: State,
     last: i64,
     since_snapshot: u64,
+    /// Sessions bound to a connection on some node, as the log's audit records say
+    /// (`session_created` and `session_resumed` bind, `session_detached` and the end
+    /// unbind): session -> that node's writer. Only for records after the snapshot.
+    bound: hashbrown::HashMap<u64, i64>,
 }
 
 /// Reads the snapshot (the whole state as of log record `base`), then the log after it.
@@ -202,6 +237,7 @@ fn load(client: &mut Client, users: UserTable) -> Result<Loaded, ClusterError> {
         state,
         last: base,
         since_snapshot: 0,
+        bound: hashbrown::HashMap::new(),
     };
     if !catch_up(client, &mut loaded)? {
         return Err(ClusterError(format!(
@@ -222,22 +258,41 @@ fn load(client: &mut Client, users: UserTable) -> Result<Loaded, ClusterError> {
 /// Applies the log records after `loaded.last`. False if the next one is gone (removed
 /// past the retention before this reader got to it): read everything again then.
 fn catch_up(client: &mut Client, loaded: &mut Loaded) -> Result<bool, ClusterError> {
+    use crate::engine::event::AuditKind;
     let rows = client
         .query(
-            "SELECT seq, kind, body FROM sessiond_events WHERE seq > $1 ORDER BY seq",
+            "SELECT seq, kind, body, writer FROM sessiond_events WHERE seq > $1 ORDER BY seq",
             &[&loaded.last],
         )
         .map_err(err("reading the log"))?;
     for row in &rows {
-        let (seq, kind, body): (i64, i16, &[u8]) = (row.get(0), row.get(1), row.get(2));
+        let (seq, kind, body, writer): (i64, i16, &[u8], i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
         if seq != loaded.last + 1 {
             return Ok(false);
         }
         let ev = decode(seq, kind, body)?;
-        loaded
-            .state
-            .apply(ev)
-            .map_err(|e| ClusterError(format!("log record {seq}: {}", e.0)))?;
+        match &ev {
+            Event::Audit(a) => match a.kind {
+                AuditKind::SessionCreated | AuditKind::SessionResumed => {
+                    loaded.bound.insert(a.session_id, writer);
+                }
+                AuditKind::SessionDetached if loaded.bound.get(&a.session_id) == Some(&writer) => {
+                    loaded.bound.remove(&a.session_id);
+                }
+                _ => {}
+            },
+            Event::SessionEnded { id, .. } => {
+                loaded.bound.remove(id);
+            }
+            _ => {}
+        }
+        // Several nodes write the log at once: a record that lost a race (an update of an
+        // account another node deleted a moment before) no longer applies, and is passed
+        // over rather than keeping every node from starting.
+        if let Err(e) = loaded.state.apply(ev) {
+            warn!("cluster log: record {seq} ({}) passed over", e.0);
+        }
         loaded.last = seq;
         loaded.since_snapshot += body.len() as u64;
     }
@@ -245,78 +300,82 @@ fn catch_up(client: &mut Client, loaded: &mut Loaded) -> Result<bool, ClusterErr
 }
 
 /// Connects, creates or migrates the schema, reads the state (`users` first, as
-/// `open_journal` takes them) and takes the write lease: with `wait`, as a standby until
-/// it is free, keeping up with the log meanwhile so that the takeover reads only the last
-/// records; else refusing when it is held.
+/// `open_journal` takes them), brings the database's account names up to date with it, and
+/// joins the cluster as a writer with a lease of its own (a row of `sessiond_nodes`).
+///
+/// `serves`: a server's node, which follows the log and which the others wait for (see
+/// `cluster_link`); false for an operator command, which only writes.
 pub fn open_cluster(
     opts: &ClusterOptions,
     users: UserTable,
-    wait: bool,
+    serves: bool,
 ) -> Result<(ClusterStore, State), ClusterError> {
     let mut client = connect_within(&opts.url, Some(opts.lease))?;
     migrate(&mut client)?;
     let mut id = [0u8; 8];
     getrandom::fill(&mut id).map_err(|e| ClusterError(format!("random writer id: {e}")))?;
-    let writer = i64::from_le_bytes(id);
+    // Positive, so that it sorts and prints plainly; never 0 (records of schema 1).
+    let writer = (i64::from_le_bytes(id) & i64::MAX).max(1);
     let mut loaded = load(&mut client, users)?;
-    let mut told = false;
-    let pause = (opts.lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-    let renewed_at = loop {
-        let asked = now();
-        let attempt = acquire(&mut client, &opts.node, writer, opts.lease);
-        match attempt {
-            Ok(Ok(epoch)) => {
-                info!(
-                    "cluster: node {} holds the write lease (epoch {epoch})",
-                    opts.node
-                );
-                break asked;
-            }
-            Ok(Err((holder, left))) if wait => {
-                if !told {
-                    info!(
-                        "cluster: standby: node {holder} holds the write lease ({left:.1} s left); \
-                         waiting for it"
-                    );
-                    told = true;
-                }
-                std::thread::sleep(pause);
-                // Keeping up; a failure here is the database's (below), not the standby's.
-                let kept_up = catch_up(&mut client, &mut loaded);
-                match kept_up {
-                    Ok(true) => {}
-                    Ok(false) => loaded = load(&mut client, UserTable::new())?,
-                    Err(e) => warn!("cluster: standby: {e}; trying again"),
-                }
-            }
-            Ok(Err((holder, left))) => {
-                return Err(ClusterError(format!(
-                "node {holder} holds the cluster's write lease ({left:.1} s left): stop it first"
-            )))
-            }
-            // A standby outlives the database going away: it waits for it too.
-            Err(e) if wait => {
-                warn!("cluster: standby: {e}; trying again");
-                std::thread::sleep(pause.max(Duration::from_millis(500)));
-                if client.is_closed() {
-                    match connect_within(&opts.url, Some(opts.lease)) {
-                        Ok(c) => client = c,
-                        Err(e) => warn!("cluster: standby: {e}"),
-                    }
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    // The lease is this node's: nobody else commits from here on, so this is all of it.
+    register_accounts(&mut client, &loaded.state.users)?;
+    let renewed_at = now();
+    client
+        .execute(
+            "INSERT INTO sessiond_nodes (writer, node, lease_until, lease_seconds, applied, serves)
+             VALUES ($1, $2, now() + $3 * interval '1 second', $3, $4, $5)",
+            &[
+                &writer,
+                &opts.node,
+                &opts.lease.as_secs_f64(),
+                &loaded.last,
+                &serves,
+            ],
+        )
+        .map_err(err("joining the cluster"))?;
+    // What was committed before the row existed, when the others did not wait for this
+    // node yet: read now, before it serves (later commits wait for it).
     if !catch_up(&mut client, &mut loaded)? {
-        loaded = load(&mut client, UserTable::new())?;
+        return Err(ClusterError(
+            "the log lost records while this node read it".into(),
+        ));
     }
+    let others: Vec<String> = client
+        .query(
+            &format!("SELECT node FROM sessiond_nodes WHERE writer <> $1 AND serves AND {LIVE}"),
+            &[&writer],
+        )
+        .map_err(err("the cluster's nodes"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    info!(
+        "cluster: node {} joined (writer {writer:016x}); other live nodes: {}",
+        opts.node,
+        if others.is_empty() {
+            "none".to_owned()
+        } else {
+            others.join(", ")
+        }
+    );
+    let live: Vec<i64> = client
+        .query(
+            &format!("SELECT writer FROM sessiond_nodes WHERE serves AND {LIVE}"),
+            &[],
+        )
+        .map_err(err("the cluster's nodes"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let Loaded {
         state,
         since_snapshot,
-        ..
+        last,
+        bound,
     } = loaded;
+    let bound = bound
+        .into_iter()
+        .filter(|(_, w)| *w != writer && live.contains(w))
+        .collect();
     let store = ClusterStore {
         opts: opts.clone(),
         client: Some(client),
@@ -324,11 +383,70 @@ pub fn open_cluster(
         commits: 0,
         pending: Vec::new(),
         committing: Vec::new(),
+        deleted: Vec::new(),
         renewed_at,
         since_snapshot,
         fence: Fence::new(renewed_at + opts.lease),
+        position: last,
+        read_from: last,
+        bound,
     };
     Ok((store, state))
+}
+
+/// Which rows of `sessiond_nodes` are live nodes: their lease has not run out, on the
+/// database's clock, for more than half a lease.
+///
+/// Design: the half lease of grace covers the holder's own reaction. A node cut off from
+/// the database finds its lease over by its own clock (which starts each lease before the
+/// database's does) at its next upkeep, a third of a lease apart at most, and stops; only
+/// then may the others treat its sessions as detached, or two nodes could each have a
+/// client heartbeating on one session.
+pub(crate) const LIVE: &str = "lease_until >= now() - lease_seconds * interval '0.5 second'";
+
+/// Puts every account of `users` into `sessiond_accounts` (a database of schema 1 had
+/// none there) and moves the id sequence past them, so that ids the database gives out
+/// are new.
+fn register_accounts(client: &mut Client, users: &UserTable) -> Result<(), ClusterError> {
+    let all = users.all();
+    let ids: Vec<i64> = all.iter().map(|u| u.id as i64).collect();
+    let names: Vec<&str> = all.iter().map(|u| u.username.as_str()).collect();
+    client
+        .execute(
+            "INSERT INTO sessiond_accounts (user_id, username)
+             SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT DO NOTHING",
+            &[&ids, &names],
+        )
+        .map_err(err("account names"))?;
+    let top = users
+        .next_id_beyond_accounts()
+        .unwrap_or(0)
+        .max(ids.iter().copied().max().unwrap_or(0) as u64 + 1) as i64;
+    client
+        .query_one(
+            "SELECT setval('sessiond_user_ids',
+                    greatest($1::bigint - 1, (SELECT last_value FROM sessiond_user_ids), 1))",
+            &[&top],
+        )
+        .map_err(err("account ids"))?;
+    Ok(())
+}
+
+/// Reserves `username` for a new account in the whole cluster and gives it an id from the
+/// database's sequence; None if the name is taken (by any node, or a deleted account's
+/// name not yet freed by its deletion's commit).
+pub fn reserve_account(
+    client: &mut impl postgres::GenericClient,
+    username: &str,
+) -> Result<Option<u64>, postgres::Error> {
+    let row = client.query_opt(
+        "INSERT INTO sessiond_accounts (user_id, username)
+         VALUES (nextval('sessiond_user_ids'), $1)
+         ON CONFLICT DO NOTHING
+         RETURNING user_id",
+        &[&username],
+    )?;
+    Ok(row.map(|r| r.get::<_, i64>(0) as u64))
 }
 
 /// `sessiond audit --cluster`: every audit record in the log (those past the retention are
@@ -374,7 +492,7 @@ pub fn read_cluster_audit(url: &str) -> Result<super::AuditTrail, ClusterError> 
 }
 
 /// Log record `seq` as an event.
-fn decode(seq: i64, kind: i16, body: &[u8]) -> Result<Event, ClusterError> {
+pub(crate) fn decode(seq: i64, kind: i16, body: &[u8]) -> Result<Event, ClusterError> {
     u8::try_from(kind)
         .ok()
         .and_then(|k| record::decode(k, body).ok())
@@ -422,7 +540,7 @@ fn connect(url: &str) -> Result<Client, ClusterError> {
 /// A connection whose attempts and unanswered sends give up within a third of `lease`
 /// (TCP_USER_TIMEOUT), so that the store thread is not stuck on a database that went
 /// silent while its lease runs out.
-fn connect_within(url: &str, lease: Option<Duration>) -> Result<Client, ClusterError> {
+pub(crate) fn connect_within(url: &str, lease: Option<Duration>) -> Result<Client, ClusterError> {
     let mut cfg: postgres::Config = url.parse().map_err(|e| {
         ClusterError(format!(
             "--cluster: not a PostgreSQL connection string: {e}"
@@ -490,70 +608,26 @@ fn now() -> Instant {
     Instant::now()
 }
 
-/// Takes the write lease if it is free (never held, given up, or run out on the database's
-/// clock half of the holder's lease ago): the new epoch; else who holds it and for how many
-/// seconds more.
-///
-/// Design: the half lease of grace covers the holder's own reaction. A holder cut off from
-/// the database finds its lease over by its own clock (which starts each lease before the
-/// database's does) at its next upkeep, a third of a lease apart at most, and stops; only
-/// then may another node serve, or two nodes would each have clients heartbeating on
-/// sessions that only one of them still holds.
-fn acquire(
-    client: &mut Client,
-    node: &str,
-    writer: i64,
-    lease: Duration,
-) -> Result<Result<i64, (String, f64)>, ClusterError> {
-    let secs = lease.as_secs_f64();
-    let row = client
-        .query_opt(
-            "UPDATE sessiond_writer
-                SET node = $1, writer = $2, epoch = epoch + 1,
-                    lease_until = now() + $3 * interval '1 second', lease_seconds = $3
-              WHERE id = 1
-                AND (writer IS NULL
-                     OR lease_until < now() - lease_seconds * interval '0.5 second')
-          RETURNING epoch",
-            &[&node, &writer, &secs],
-        )
-        .map_err(err("write lease"))?;
-    if let Some(row) = row {
-        return Ok(Ok(row.get(0)));
-    }
-    let row = client
-        .query_one(
-            "SELECT coalesce(node, '?'),
-                    extract(epoch FROM lease_until - now())::float8 + lease_seconds / 2
-               FROM sessiond_writer WHERE id = 1",
-            &[],
-        )
-        .map_err(err("write lease"))?;
-    Ok(Err((
-        row.get(0),
-        row.get::<_, Option<f64>>(1).unwrap_or(0.0),
-    )))
-}
-
-/// Renews this writer's lease (in a commit's transaction, or alone): false if another
-/// writer has it now.
+/// Renews this node's lease (in a commit's transaction, or alone): false if it ran out
+/// (on the database's clock) before this renewal, or the node's row is gone.
 fn renew(
     client: &mut impl postgres::GenericClient,
     writer: i64,
     lease: Duration,
 ) -> Result<bool, postgres::Error> {
     let n = client.execute(
-        "UPDATE sessiond_writer SET lease_until = now() + $2 * interval '1 second'
-          WHERE id = 1 AND writer = $1",
+        "UPDATE sessiond_nodes SET lease_until = now() + $2 * interval '1 second'
+          WHERE writer = $1 AND lease_until > now()",
         &[&writer, &lease.as_secs_f64()],
     )?;
     Ok(n == 1)
 }
 
-/// The fatal error of a writer that lost its lease to another.
+/// The fatal error of a node whose lease ran out: the others may have taken its sessions.
 fn lost_lease() -> StoreError {
     StoreError::fatal(io::Error::other(
-        "cluster: another node holds the write lease now: this node stops writing (fenced)",
+        "cluster: this node's lease ran out before it could renew it: it stops writing \
+         (fenced), since the other nodes may have taken its sessions over",
     ))
 }
 
@@ -581,17 +655,17 @@ impl ClusterStore {
     /// Design: one statement of data-modifying CTEs instead of BEGIN, four statements and
     /// COMMIT: a login's commit waited for six round trips before, now for one (and the
     /// database's own commit), which is most of what a login gains from the cluster.
-    fn write(&mut self, commit_no: i64) -> Result<bool, postgres::Error> {
+    fn write(&mut self, commit_no: i64) -> Result<Option<i64>, postgres::Error> {
         let (writer, node, lease) = (self.writer, self.opts.node.clone(), self.opts.lease);
         let events = std::mem::take(&mut self.committing);
         let n = events.len() as i64;
         let kinds: Vec<i16> = events.iter().map(|(k, _)| *k).collect();
         let bodies: Vec<&[u8]> = events.iter().map(|(_, b)| b.as_slice()).collect();
         let client = self.client.as_mut().expect("connected by commit");
-        let result = client.execute(
+        let result = client.query_opt(
             "WITH lease AS (
-                 UPDATE sessiond_writer SET lease_until = now() + $3 * interval '1 second'
-                  WHERE id = 1 AND writer = $1
+                 UPDATE sessiond_nodes SET lease_until = now() + $3 * interval '1 second'
+                  WHERE writer = $1 AND lease_until > now()
                  RETURNING 1
              ), done AS (
                  INSERT INTO sessiond_commits (writer, commit_no)
@@ -602,10 +676,19 @@ impl ClusterStore {
                    FROM done
                   WHERE id = 1
                  RETURNING head
+             ), ins AS (
+                 INSERT INTO sessiond_events (seq, kind, body, node, writer)
+                 SELECT head.head - $4 + e.o, e.k, e.b, $7, $1
+                   FROM head, unnest($5::smallint[], $6::bytea[]) WITH ORDINALITY AS e(k, b, o)
+                 RETURNING 1
+             ), freed AS (
+                 DELETE FROM sessiond_accounts
+                  WHERE user_id = ANY($8::bigint[]) AND EXISTS (SELECT 1 FROM done)
+                 RETURNING 1
+             ), bell AS (
+                 SELECT pg_notify('sessiond_log', '') FROM head
              )
-             INSERT INTO sessiond_events (seq, kind, body, node)
-             SELECT head.head - $4 + e.o, e.k, e.b, $7
-               FROM head, unnest($5::smallint[], $6::bytea[]) WITH ORDINALITY AS e(k, b, o)",
+             SELECT head.head FROM head, bell",
             &[
                 &writer,
                 &commit_no,
@@ -614,10 +697,11 @@ impl ClusterStore {
                 &kinds,
                 &bodies,
                 &node,
+                &self.deleted,
             ],
         );
         self.committing = events;
-        result.map(|rows| rows as i64 == n)
+        result.map(|row| row.map(|r| r.get(0)))
     }
 
     /// A failure to reach the database: retryable, the connection dropped for the next try.
@@ -628,76 +712,20 @@ impl ClusterStore {
         warn!("{text}");
         StoreError::retry(io::Error::other(text))
     }
-}
 
-impl Store for ClusterStore {
-    fn append(&mut self, ev: &Event) -> io::Result<()> {
-        let (kind, body) = record::encode(ev);
-        self.pending.push((i16::from(kind), body));
-        Ok(())
-    }
-
-    fn commit(&mut self) -> Result<(), StoreError> {
-        if self.committing.is_empty() {
-            if self.pending.is_empty() {
-                return Ok(());
-            }
-            // A new commit: its number is fixed until it is known to have landed.
-            self.committing = std::mem::take(&mut self.pending);
-            self.commits += 1;
-        }
-        self.client()?;
-        let started = now();
-        match self.write(self.commits) {
-            Ok(true) => {
-                self.fence.extend_to(started + self.opts.lease);
-                self.since_snapshot += self
-                    .committing
-                    .iter()
-                    .map(|(_, b)| b.len() as u64)
-                    .sum::<u64>();
-                self.committing.clear();
-                self.renewed_at = started;
-                Ok(())
-            }
-            Ok(false) => Err(lost_lease()),
-            Err(e)
-                if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
-                    && e.as_db_error().and_then(|d| d.constraint())
-                        == Some("sessiond_commits_pkey") =>
-            {
-                // The commit number is taken: an earlier attempt of this very commit did
-                // land (its COMMIT's answer was lost).
-                info!("cluster database: a commit retried after a lost answer had landed");
-                self.committing.clear();
-                Ok(())
-            }
-            Err(e) if e.is_closed() || e.as_db_error().is_none() || is_transient(&e) => {
-                Err(self.unreachable(&e))
-            }
-            Err(e) => Err(StoreError::fatal(io::Error::other(format!(
-                "cluster database: {}",
-                describe(&e)
-            )))),
-        }
-    }
-
-    fn needs_snapshot(&self) -> bool {
-        self.since_snapshot > self.opts.snapshot_bytes
-    }
-
-    /// The whole state (`events`, as of the last commit) as the new snapshot: written in
-    /// chunks of 1,000 events, each in a transaction of its own that renews the lease (a large state takes
-    /// longer than a lease to write), then marked complete, and the previous one removed,
-    /// in a last transaction. A start reads only a complete snapshot; one left half written
-    /// by a crash is removed by the next. The log is kept (it is the audit trail) but for
-    /// the records past the retention that the new snapshot holds.
-    fn write_snapshot(&mut self, events: &[Event]) -> Result<(), StoreError> {
+    /// The snapshot itself, under the snapshot lock: the log folded here, as of its last
+    /// record.
+    ///
+    /// Design: folded from the log, not taken from the engine. A node's engine holds its
+    /// own records at once and the others' a moment later, so its state is not the log up
+    /// to any one record; the log's prefix is, whoever wrote it.
+    fn write_folded_snapshot(&mut self) -> Result<(), StoreError> {
         const CHUNK: usize = 1_000;
-        self.commit()?;
-        if !self.committing.is_empty() || !self.pending.is_empty() {
-            return Err(StoreError::retry(io::Error::other("commits pending")));
-        }
+        let client = self.client()?;
+        let loaded =
+            load(client, UserTable::new()).map_err(|e| StoreError::retry(io::Error::other(e.0)))?;
+        let base = loaded.last;
+        let events = loaded.state.snapshot_events();
         let (writer, lease) = (self.writer, self.opts.lease);
         let retention = self.opts.audit_retention.as_secs_f64();
         let encoded: Vec<(i16, Vec<u8>)> = events
@@ -733,10 +761,7 @@ impl Store for ClusterStore {
                     Err(e) => Err(store.unreachable(&e)),
                 }
             };
-        let base = step(self, &mut |tx| {
-            let base: i64 = tx
-                .query_one("SELECT head FROM sessiond_log WHERE id = 1", &[])?
-                .get(0);
+        step(self, &mut |tx| {
             tx.execute(
                 "DELETE FROM sessiond_snapshot WHERE base_seq = $1",
                 &[&base],
@@ -793,12 +818,111 @@ impl Store for ClusterStore {
         self.since_snapshot = 0;
         Ok(())
     }
+}
 
+impl Store for ClusterStore {
+    fn append(&mut self, ev: &Event) -> io::Result<()> {
+        if let Event::UserDeleted { user_id } = ev {
+            self.deleted.push(*user_id as i64);
+        }
+        let (kind, body) = record::encode(ev);
+        self.pending.push((i16::from(kind), body));
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if self.committing.is_empty() {
+            if self.pending.is_empty() {
+                return Ok(());
+            }
+            // A new commit: its number is fixed until it is known to have landed.
+            self.committing = std::mem::take(&mut self.pending);
+            self.commits += 1;
+        }
+        self.client()?;
+        let started = now();
+        match self.write(self.commits) {
+            Ok(Some(head)) => {
+                self.position = head;
+                self.deleted.clear();
+                self.fence.extend_to(started + self.opts.lease);
+                self.since_snapshot += self
+                    .committing
+                    .iter()
+                    .map(|(_, b)| b.len() as u64)
+                    .sum::<u64>();
+                self.committing.clear();
+                self.renewed_at = started;
+                Ok(())
+            }
+            Ok(None) => Err(lost_lease()),
+            Err(e)
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                    && e.as_db_error().and_then(|d| d.constraint())
+                        == Some("sessiond_commits_pkey") =>
+            {
+                // The commit number is taken: an earlier attempt of this very commit did
+                // land (its COMMIT's answer was lost).
+                info!("cluster database: a commit retried after a lost answer had landed");
+                self.committing.clear();
+                self.deleted.clear();
+                // Where it ended is not known: the log's head now is at or past it.
+                if let Some(c) = self.client.as_mut() {
+                    if let Ok(row) = c.query_one("SELECT head FROM sessiond_log WHERE id = 1", &[])
+                    {
+                        self.position = row.get(0);
+                    }
+                }
+                Ok(())
+            }
+            Err(e) if e.is_closed() || e.as_db_error().is_none() || is_transient(&e) => {
+                Err(self.unreachable(&e))
+            }
+            Err(e) => Err(StoreError::fatal(io::Error::other(format!(
+                "cluster database: {}",
+                describe(&e)
+            )))),
+        }
+    }
+
+    fn needs_snapshot(&self) -> bool {
+        self.since_snapshot > self.opts.snapshot_bytes
+    }
+
+    /// The whole state (`events`, as of the last commit) as the new snapshot: written in
+    /// chunks of 1,000 events, each in a transaction of its own that renews the lease (a large state takes
+    /// longer than a lease to write), then marked complete, and the previous one removed,
+    /// in a last transaction. A start reads only a complete snapshot; one left half written
+    /// by a crash is removed by the next. The log is kept (it is the audit trail) but for
+    /// the records past the retention that the new snapshot holds.
+    fn write_snapshot(&mut self, _engine_state: &[Event]) -> Result<(), StoreError> {
+        self.commit()?;
+        if !self.committing.is_empty() || !self.pending.is_empty() {
+            return Err(StoreError::retry(io::Error::other("commits pending")));
+        }
+        // One node at a time (a session's lock: gone with its connection).
+        let client = self.client()?;
+        let got = client.query_one("SELECT pg_try_advisory_lock($1)", &[&SNAPSHOT_LOCK]);
+        match got {
+            Ok(row) if row.get::<_, bool>(0) => {}
+            Ok(_) => {
+                info!("cluster: another node is writing a snapshot; not this one");
+                self.since_snapshot = 0;
+                return Ok(());
+            }
+            Err(e) => return Err(self.unreachable(&e)),
+        }
+        let result = self.write_folded_snapshot();
+        if let Some(c) = self.client.as_mut().filter(|c| !c.is_closed()) {
+            let _ = c.query_one("SELECT pg_advisory_unlock($1)", &[&SNAPSHOT_LOCK]);
+        }
+        result
+    }
     fn tick_interval(&self) -> Option<Duration> {
         Some((self.opts.lease / 3).max(Duration::from_millis(50)))
     }
 
-    /// Renews the write lease when a third of it has passed since the last renewal.
+    /// Renews the node's lease when a third of it has passed since the last renewal.
     fn tick(&mut self) -> Result<(), StoreError> {
         if self.renewed_at.elapsed() < self.opts.lease / 3 {
             return Ok(());
@@ -820,15 +944,40 @@ impl Store for ClusterStore {
     fn fence(&self) -> Option<Fence> {
         Some(self.fence.clone())
     }
+
+    fn reserve_account(&mut self, username: &str) -> Result<Reservation, StoreError> {
+        let client = self.client()?;
+        match reserve_account(client, username) {
+            Ok(Some(id)) => Ok(Reservation::Reserved(id)),
+            Ok(None) => Ok(Reservation::Taken),
+            Err(e) => Err(self.unreachable(&e)),
+        }
+    }
+
+    fn position(&self) -> u64 {
+        self.position as u64
+    }
+
+    fn link_spec(&self) -> Option<LinkSpec> {
+        Some(LinkSpec {
+            url: self.opts.url.clone(),
+            node: self.opts.node.clone(),
+            writer: self.writer,
+            lease: self.opts.lease,
+            read_from: self.read_from,
+            bound: self.bound.clone(),
+        })
+    }
 }
 
 impl Drop for ClusterStore {
-    /// Gives the lease up, so that a standby or an operator command need not wait it out.
+    /// Leaves the cluster: the node's row goes, so that the others need not wait its
+    /// lease out before they count its sessions as detached.
     fn drop(&mut self) {
         if let Some(c) = self.client.as_mut().filter(|c| !c.is_closed()) {
             let _ = c.execute(
-                "UPDATE sessiond_writer SET writer = NULL, node = NULL, lease_until = NULL
-                  WHERE id = 1 AND writer = $1",
+                "WITH gone AS (DELETE FROM sessiond_nodes WHERE writer = $1 RETURNING 1)
+                 SELECT pg_notify('sessiond_applied', '') FROM gone",
                 &[&self.writer],
             );
         }

@@ -17,10 +17,14 @@
 //! - `repair`: `sessiond repair` and `sessiond repair --check`.
 //! - `lock`: one server per data directory.
 //! - `audit_trail`: the whole audit trail (archive and journal), read-only.
-//! - `cluster`: the same events in a log table on PostgreSQL (`--cluster URL`).
+//! - `cluster`: the same events in a log table on PostgreSQL (`--cluster URL`), written
+//!   by several nodes at once.
+//! - `cluster_link`: a node's thread that follows the others' records, tells the others
+//!   how far it has applied them, and reserves account names.
 
 mod audit_trail;
 pub mod cluster;
+pub mod cluster_link;
 mod crc32c;
 pub mod journal;
 mod journal_file;
@@ -41,6 +45,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::auth::Reservation;
 use crate::engine::event::Event;
 
 /// A store operation that failed.
@@ -109,20 +114,61 @@ pub trait Store: Send {
     fn tick_interval(&self) -> Option<Duration> {
         None
     }
-    /// Upkeep between commits (the cluster store renews its write lease). A fatal error
+    /// Upkeep between commits (the cluster store renews its node's lease). A fatal error
     /// stops the server, as a failed commit does.
     fn tick(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
     /// The deadline past which the server must stop serving, unless the store moves it
-    /// (the cluster store's write lease); None: no such deadline.
+    /// (the cluster node's lease); None: no such deadline.
     fn fence(&self) -> Option<Fence> {
         None
     }
+    /// Where the last commit ended in a log shared with other servers (the cluster's log
+    /// record number); 0 for a store of this server's own.
+    fn position(&self) -> u64 {
+        0
+    }
+    /// For a store shared with other servers: how to follow their changes and answer for
+    /// this one's (`cluster_link`); None for a store of this server's own.
+    fn link_spec(&self) -> Option<cluster_link::LinkSpec> {
+        None
+    }
+    /// Reserves `username` for a new account in a store shared with other servers, which
+    /// gives out names and ids: [`Reservation::Reserved`] with the id, or `Taken`. A store
+    /// of this server's own answers [`Reservation::None`]: the caller gives the id.
+    fn reserve_account(&mut self, username: &str) -> Result<Reservation, StoreError> {
+        let _ = username;
+        Ok(Reservation::None)
+    }
+}
+
+/// Makes an account in `users` for an operator command or the first start, with the id
+/// the store gives (a cluster reserves the name in the database first) or else the next
+/// one of `users`: None if the name is taken (here, or on any node of a cluster). The
+/// caller appends its `UserCreated`.
+pub fn create_account(
+    store: &mut dyn Store,
+    users: &mut crate::session::UserTable,
+    name: &str,
+    record: crate::auth::PasswordRecord,
+    role: crate::protocol::Role,
+    email: &str,
+    at_ms: u64,
+) -> Result<Option<crate::session::User>, StoreError> {
+    if users.by_name(name).is_some() {
+        return Ok(None);
+    }
+    let made = match store.reserve_account(name)? {
+        Reservation::Reserved(id) => users.create_as(id, name, record, role, email, at_ms),
+        Reservation::None => users.create(name, record, role, email, at_ms),
+        _ => return Ok(None),
+    };
+    Ok(made.ok().cloned())
 }
 
 /// A deadline the store thread moves and the event loop watches: past it, the server stops
-/// serving at once (the cluster's write lease may be another node's by then). The loop
+/// serving at once (the other nodes may have taken its sessions over by then). The loop
 /// never waits on the store for it, so a store thread stuck on a dead database cannot
 /// keep a fenced node serving.
 #[derive(Debug, Clone)]

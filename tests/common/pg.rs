@@ -177,10 +177,13 @@ impl Pg {
     }
 
     fn signal_all(&self, sig: &str) {
-        let pid = std::fs::read_to_string(self.data().join("postmaster.pid"))
+        // No pid file: the server is stopped, nothing to signal.
+        let Some(pid) = std::fs::read_to_string(self.data().join("postmaster.pid"))
             .ok()
             .and_then(|t| t.lines().next().map(str::to_owned))
-            .expect("postmaster.pid");
+        else {
+            return;
+        };
         let _ = Command::new("pkill").args([sig, "-P", &pid]).status();
         let _ = Command::new("kill").args([sig, &pid]).status();
     }
@@ -188,6 +191,34 @@ impl Pg {
     /// A connection string for database `postgres` as user `postgres`.
     pub fn url(&self) -> String {
         format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// A sessiond node on this database: named `name`, with a lease of `lease` (`1s` and
+    /// the like) and generous login limits, plus `extra` flags; its data directory too.
+    pub fn node(
+        &self,
+        name: &str,
+        lease: &str,
+        extra: &[&str],
+    ) -> (super::process::Running, PathBuf) {
+        let dir = super::process::fresh_dir(&format!("cluster-{name}"));
+        let url = self.url();
+        let mut args = vec![
+            "--cluster",
+            &url,
+            "--node-id",
+            name,
+            "--cluster-lease",
+            lease,
+            "--login-burst",
+            "100000",
+            "--login-rate",
+            "600000",
+            "--address-hashes",
+            "64",
+        ];
+        args.extend_from_slice(extra);
+        (super::process::Running::start_with(&dir, &args), dir)
     }
 
     /// Waits (bounded) until a TCP connection to the server succeeds or fails as `up` says.

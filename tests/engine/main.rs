@@ -8,6 +8,7 @@ mod common;
 mod s2_frames;
 mod s4_durable;
 mod s4_sessions_per_account;
+mod s4_several_servers;
 mod s4_storage;
 mod s5_admin_set_password;
 mod s5_attrs;
