@@ -49,6 +49,7 @@ pub(super) enum Report {
         seq: u64,
         journal_bytes: u64,
         position: u64,
+        alone: bool,
     },
     /// The journal passed its size threshold: send a snapshot.
     WantsSnapshot,
@@ -327,11 +328,12 @@ impl Thread {
                     tell(Report::Storage { available: true });
                 }
                 let journal_bytes = self.store.size_bytes();
-                let position = self.store.position();
+                let (position, alone) = (self.store.position(), self.store.alone());
                 tell(Report::Durable {
                     seq,
                     journal_bytes,
                     position,
+                    alone,
                 });
                 Ok(())
             }

@@ -875,11 +875,12 @@ impl Io {
                     seq,
                     journal_bytes,
                     position,
+                    alone,
                 } => {
                     let waits = self
                         .peers
                         .as_mut()
-                        .is_some_and(|p| p.durable(seq, position));
+                        .is_some_and(|p| p.durable(seq, position, alone));
                     if !waits {
                         engine.handle_durable(seq, journal_bytes);
                     }

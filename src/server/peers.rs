@@ -53,17 +53,17 @@ impl Peers {
         }
     }
 
-    /// Batches up to `seq` are durable, their records ending at log record `position`:
-    /// true if they wait for the other nodes (the link releases them later), false if
-    /// the engine may be told now.
-    pub(super) fn durable(&mut self, seq: u64, position: u64) -> bool {
+    /// Batches up to `seq` are durable, their records ending at log record `position`,
+    /// and no other node was live at their commit if `alone`: true if they wait for the
+    /// other nodes (the link releases them later), false if the engine may be told now.
+    pub(super) fn durable(&mut self, seq: u64, position: u64, alone: bool) -> bool {
         let mut gated = false;
         while self.gated.front().is_some_and(|&b| b <= seq) {
             self.gated.pop_front();
             gated = true;
         }
         // Behind a batch that waits, every later one waits too (answers go in order).
-        if !gated && self.awaiting.is_empty() {
+        if (alone || !gated) && self.awaiting.is_empty() {
             return false;
         }
         self.awaiting.push_back(seq);

@@ -187,8 +187,10 @@ pub struct ClusterStore {
     /// Accounts deleted by the events pending or committing: their names are freed in
     /// `sessiond_accounts` by the same commit.
     deleted: Vec<i64>,
-    /// The log record the last commit ended at (`Store::position`).
+    /// The log record the last commit ended at (`Store::position`), and whether no other
+    /// serving node was live then (`Store::alone`).
     position: i64,
+    alone: bool,
     /// The last log record the start read: the node's tail of the others' records
     /// (`cluster_link`) goes on from it.
     read_from: i64,
@@ -388,6 +390,7 @@ pub fn open_cluster(
         since_snapshot,
         fence: Fence::new(renewed_at + opts.lease),
         position: last,
+        alone: false,
         read_from: last,
         bound,
     };
@@ -655,7 +658,7 @@ impl ClusterStore {
     /// Design: one statement of data-modifying CTEs instead of BEGIN, four statements and
     /// COMMIT: a login's commit waited for six round trips before, now for one (and the
     /// database's own commit), which is most of what a login gains from the cluster.
-    fn write(&mut self, commit_no: i64) -> Result<Option<i64>, postgres::Error> {
+    fn write(&mut self, commit_no: i64) -> Result<Option<(i64, i64)>, postgres::Error> {
         let (writer, node, lease) = (self.writer, self.opts.node.clone(), self.opts.lease);
         let events = std::mem::take(&mut self.committing);
         let n = events.len() as i64;
@@ -686,9 +689,14 @@ impl ClusterStore {
                   WHERE user_id = ANY($8::bigint[]) AND EXISTS (SELECT 1 FROM done)
                  RETURNING 1
              ), bell AS (
-                 SELECT pg_notify('sessiond_log', '') FROM head
+                 SELECT pg_notify('sessiond_log', $1::text) FROM head
              )
-             SELECT head.head FROM head, bell",
+             SELECT head.head,
+                    -- the other live nodes (`LIVE`), which its answers wait for
+                    (SELECT count(*) FROM sessiond_nodes n
+                      WHERE n.writer <> $1 AND n.serves
+                        AND n.lease_until >= now() - n.lease_seconds * interval '0.5 second')
+               FROM head, bell",
             &[
                 &writer,
                 &commit_no,
@@ -701,7 +709,7 @@ impl ClusterStore {
             ],
         );
         self.committing = events;
-        result.map(|row| row.map(|r| r.get(0)))
+        result.map(|row| row.map(|r| (r.get(0), r.get(1))))
     }
 
     /// A failure to reach the database: retryable, the connection dropped for the next try.
@@ -842,8 +850,9 @@ impl Store for ClusterStore {
         self.client()?;
         let started = now();
         match self.write(self.commits) {
-            Ok(Some(head)) => {
+            Ok(Some((head, others))) => {
                 self.position = head;
+                self.alone = others == 0;
                 self.deleted.clear();
                 self.fence.extend_to(started + self.opts.lease);
                 self.since_snapshot += self
@@ -866,7 +875,9 @@ impl Store for ClusterStore {
                 info!("cluster database: a commit retried after a lost answer had landed");
                 self.committing.clear();
                 self.deleted.clear();
-                // Where it ended is not known: the log's head now is at or past it.
+                // Where it ended is not known: the log's head now is at or past it, and
+                // the others are waited for.
+                self.alone = false;
                 if let Some(c) = self.client.as_mut() {
                     if let Ok(row) = c.query_one("SELECT head FROM sessiond_log WHERE id = 1", &[])
                     {
@@ -956,6 +967,10 @@ impl Store for ClusterStore {
 
     fn position(&self) -> u64 {
         self.position as u64
+    }
+
+    fn alone(&self) -> bool {
+        self.alone
     }
 
     fn link_spec(&self) -> Option<LinkSpec> {

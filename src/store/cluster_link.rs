@@ -109,7 +109,8 @@ pub struct Link {
 /// How often the log and the nodes are looked at without a notification.
 const POLL: Duration = Duration::from_millis(200);
 /// ... and while batches wait for the others.
-const POLL_AWAITING: Duration = Duration::from_millis(5);
+/// (The doorbell rings when another node has applied more; this is the fallback.)
+const POLL_AWAITING: Duration = Duration::from_millis(50);
 /// Records read at once, at most (a node far behind catches up in several reads).
 const READ_LIMIT: i64 = 20_000;
 
@@ -120,10 +121,10 @@ impl Link {
         let (out_tx, out_rx) = mpsc::channel();
         let bell = tx.clone();
         let url = spec.url.clone();
-        let lease = spec.lease;
+        let (lease, me) = (spec.lease, spec.writer.to_string());
         thread::Builder::new()
             .name("sessiond-listen".into())
-            .spawn(move || listen(&url, lease, bell))?;
+            .spawn(move || listen(&url, lease, &me, bell))?;
         thread::Builder::new()
             .name("sessiond-link".into())
             .spawn(move || LinkThread::new(spec, out_tx, waker).run(rx))?;
@@ -146,9 +147,10 @@ fn now() -> Instant {
     Instant::now()
 }
 
-/// The listening thread: rings the link's doorbell at each notification; reconnects
-/// after a failure. Ends when the link thread is gone.
-fn listen(url: &str, lease: Duration, bell: Sender<ToLink>) {
+/// The listening thread: rings the link's doorbell at each notification but for this
+/// node's own commits (their payload is its writer id); reconnects after a failure. Ends
+/// when the link thread is gone.
+fn listen(url: &str, lease: Duration, me: &str, bell: Sender<ToLink>) {
     loop {
         let mut client = match connect_within(url, Some(lease)) {
             Ok(c) => c,
@@ -168,6 +170,7 @@ fn listen(url: &str, lease: Duration, bell: Sender<ToLink>) {
             let mut n = client.notifications();
             let mut it = n.timeout_iter(Duration::from_secs(1));
             match it.next() {
+                Ok(Some(n)) if n.channel() == "sessiond_log" && n.payload() == me => {}
                 Ok(Some(_)) => {
                     if bell.send(ToLink::Doorbell).is_err() {
                         return;

@@ -129,6 +129,11 @@ pub trait Store: Send {
     fn position(&self) -> u64 {
         0
     }
+    /// Whether no other server shared the store when the last commit was made (nothing
+    /// waits for others then); true for a store of this server's own.
+    fn alone(&self) -> bool {
+        true
+    }
     /// For a store shared with other servers: how to follow their changes and answer for
     /// this one's (`cluster_link`); None for a store of this server's own.
     fn link_spec(&self) -> Option<cluster_link::LinkSpec> {
