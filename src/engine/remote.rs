@@ -29,8 +29,8 @@ use log::{info, warn};
 use super::ending::By;
 use super::event::{Actor, Audit, AuditKind, EndKind, Event, StoredSession};
 use super::{End, Engine};
-use crate::conn::{ConnId, Peer};
-use crate::protocol::{ExpiredReason, Flags, InvalidReason, Message, RevokeReason, SessionExpired};
+use crate::conn::ConnId;
+use crate::protocol::{ExpiredReason, Flags, Message, RevokeReason, SessionExpired};
 
 /// What this node knows of the others (all empty outside a cluster).
 #[derive(Debug, Default)]
@@ -241,24 +241,7 @@ impl Engine {
         if self.users.get(s.user_id).is_none() || self.sessions.get(s.id).is_some() {
             return false;
         }
-        let peer = s
-            .peer
-            .parse::<std::net::SocketAddr>()
-            .map(Peer::from)
-            .unwrap_or(Peer::UNKNOWN);
-        let session = crate::session::Session {
-            id: s.id,
-            user_id: s.user_id,
-            digest: s.digest,
-            created_ms: s.created_ms,
-            expires_ms: s.expires_ms,
-            saved_activity_ms: s.last_activity_ms,
-            last_activity_ms: s.last_activity_ms,
-            device: self.sessions.intern_device(&s.client, &s.platform),
-            peer,
-            conn: None,
-            timer: None,
-        };
+        let session = self.detached_session(s);
         if self.sessions.insert(session).is_err() {
             return false;
         }
@@ -284,11 +267,7 @@ impl Engine {
         if let Some(cid) = bound {
             self.detach_for_end(cid, now);
         }
-        let why = match kind {
-            EndKind::LoggedOut => InvalidReason::LoggedOut,
-            EndKind::ExpiredIdle | EndKind::ExpiredAbsolute => InvalidReason::Expired,
-            EndKind::Revoked => InvalidReason::Revoked,
-        };
+        let why = super::restore::invalid_reason(kind);
         let keep_until_ms = expires_ms.max(at_ms + self.cfg.tombstone_min.as_millis() as u64);
         if let Some(s) = self.sessions.end(sid, why, keep_until_ms) {
             if let Some(t) = s.timer {

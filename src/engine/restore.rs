@@ -55,12 +55,29 @@ impl Engine {
         if self.users.get(s.user_id).is_none() {
             return;
         }
+        let session = self.detached_session(&s);
+        let (sid, expired) = (
+            session.id,
+            session.expired(now, self.cfg.session_idle, &self.clock),
+        );
+        if self.sessions.insert(session).is_err() {
+            return;
+        }
+        match expired {
+            Some(why) => self.end_session(sid, End::Expired(why), 0, now),
+            None => self.watch_session(sid),
+        }
+    }
+
+    /// A stored session as the table holds it, bound to no connection here (at startup,
+    /// or made by another node of a cluster).
+    pub(super) fn detached_session(&mut self, s: &StoredSession) -> crate::session::Session {
         let peer = s
             .peer
             .parse::<SocketAddr>()
             .map(Peer::from)
             .unwrap_or(Peer::UNKNOWN);
-        let session = crate::session::Session {
+        crate::session::Session {
             id: s.id,
             user_id: s.user_id,
             digest: s.digest,
@@ -72,17 +89,6 @@ impl Engine {
             peer,
             conn: None,
             timer: None,
-        };
-        let (sid, expired) = (
-            session.id,
-            session.expired(now, self.cfg.session_idle, &self.clock),
-        );
-        if self.sessions.insert(session).is_err() {
-            return;
-        }
-        match expired {
-            Some(why) => self.end_session(sid, End::Expired(why), 0, now),
-            None => self.watch_session(sid),
         }
     }
 
@@ -97,11 +103,7 @@ impl Engine {
         if keep_until_ms <= now_ms {
             return;
         }
-        let why = match ended.kind {
-            EndKind::LoggedOut => InvalidReason::LoggedOut,
-            EndKind::ExpiredIdle | EndKind::ExpiredAbsolute => InvalidReason::Expired,
-            EndKind::Revoked => InvalidReason::Revoked,
-        };
+        let why = invalid_reason(ended.kind);
         self.sessions.insert_ended(ended.digest, why, keep_until_ms);
     }
 
@@ -172,5 +174,14 @@ impl Engine {
             });
         }
         out
+    }
+}
+
+/// What a resume of a session that ended so is told (SESSION_INVALID's reason).
+pub(super) fn invalid_reason(kind: EndKind) -> InvalidReason {
+    match kind {
+        EndKind::LoggedOut => InvalidReason::LoggedOut,
+        EndKind::ExpiredIdle | EndKind::ExpiredAbsolute => InvalidReason::Expired,
+        EndKind::Revoked => InvalidReason::Revoked,
     }
 }
