@@ -492,6 +492,18 @@ fn a_writer_whose_database_hangs_stops_at_its_lease() {
         took < Duration::from_secs(4),
         "stopped after {took:?}, lease 2 s"
     );
+    // alice was told to go elsewhere before the node went.
+    let mut told = alice
+        .take_pushes()
+        .iter()
+        .any(|f| matches!(f.message, sessiond::protocol::Message::ServerShutdown(_)));
+    while !told {
+        match alice.recv(Duration::from_secs(2)) {
+            Ok(f) => told |= matches!(f.message, sessiond::protocol::Message::ServerShutdown(_)),
+            Err(_) => break,
+        }
+    }
+    assert!(told, "no SERVER_SHUTDOWN before a fenced node went");
 }
 
 /// A snapshot of more than one chunk (over 1,000 events: one per live session), written

@@ -142,4 +142,30 @@ impl Engine {
         }
         self.end_step();
     }
+
+    /// The store's fence passed (a cluster node's lease ran out: the other nodes may take
+    /// its sessions over): every connection is told SERVER_SHUTDOWN (reconnect, to
+    /// another node, and resume) and closed, and nothing is recorded, since nothing more
+    /// may be written. A connection whose output waits for a change not yet durable gets
+    /// nothing (that reply must not go out); it closes with the process.
+    pub fn handle_fenced(&mut self, now: Instant) {
+        self.begin_step();
+        let notice = Message::ServerShutdown(protocol::ServerShutdown {
+            reconnect_after_ms: 0,
+            message: "this node lost its cluster lease: reconnect and resume".into(),
+        });
+        let ids: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.hold <= self.durable_seq)
+            .map(|(_, c)| c.id)
+            .collect();
+        for id in ids {
+            // Unbound without a detach record: the node writes nothing more.
+            self.detach_for_end(id, now);
+            self.send(id, 0, Flags::PUSH, &notice, now);
+            self.push_close(id, DisconnectReason::ServerShutdown, now);
+        }
+        self.end_step();
+    }
 }

@@ -535,9 +535,12 @@ impl Server {
         }
         let now = now();
         if let Some(f) = self.io.fence.as_ref().filter(|f| now >= f.deadline()) {
-            // Design: no graceful shutdown here. Another node may hold the lease already;
-            // the connections close with the process, and their clients go to it.
+            // Design: no graceful shutdown here (it would wait for durable writes that
+            // cannot come). The clients are told at once to go elsewhere, and the
+            // connections close with the process.
             let late = now.saturating_duration_since(f.deadline());
+            self.engine.handle_fenced(now);
+            self.engine.turn(now, &mut self.io);
             if let Some(c) = self.io.committer.take() {
                 c.abandon();
             }
