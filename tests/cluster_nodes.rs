@@ -2,7 +2,7 @@
 //! itself, `common::pg`): accounts made on one node log in on another; a login on one node
 //! revokes the account's connection on another, which is told before the new login
 //! succeeds; a session resumes on another node, and a second resume of a session in use
-//! elsewhere is refused; an administrator's force logout reaches every node; 1,000 logins
+//! elsewhere is refused; an administrator's force logout and suspension reach every node; 1,000 logins
 //! racing over three nodes never leave two working sessions of one account; a node killed
 //! with -9 leaves its sessions resumable elsewhere after its lease; nodes share one port
 //! with `--reuse-port`.
@@ -139,7 +139,7 @@ fn a_session_resumes_on_another_node_and_a_duplicate_across_nodes_is_refused() {
 }
 
 #[test]
-fn an_administrators_force_logout_reaches_every_node() {
+fn an_administrators_force_logout_and_suspension_reach_every_node() {
     let Some(pg) = Pg::start_or_skip("nodes-admin") else {
         return;
     };
@@ -164,6 +164,24 @@ fn an_administrators_force_logout_reaches_every_node() {
         let (reason, by, _) = revoked(c);
         assert_eq!(reason, RevokeReason::ByAdmin);
         assert_eq!(by, "console");
+    }
+    // A suspension reaches every node the same way, and no node lets the account in.
+    let mut held: Vec<Client> = n
+        .iter()
+        .map(|node| login_at(node, "carol", "y").0)
+        .collect();
+    assert_eq!(admin.admin_suspend_user("carol").unwrap(), 3);
+    for c in &mut held {
+        assert_eq!(revoked(c).0, RevokeReason::AccountSuspended);
+    }
+    for node in &n {
+        let mut c = node.client();
+        match c.login("carol", PW, "z", "test").unwrap() {
+            LoginOutcome::Failure(f) => {
+                assert_eq!(f.reason, sessiond::protocol::LoginFailureReason::Suspended)
+            }
+            other => panic!("a suspended account logged in on {}: {other:?}", node.addr),
+        }
     }
 }
 
