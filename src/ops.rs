@@ -329,9 +329,10 @@ fn end_sessions(
     Ok(live.len())
 }
 
-/// The store and its state, for a command that may change accounts, with what keeps
-/// other writers out while it runs: the data directory's lock, or the cluster's writer
-/// lock inside its store (a live server holds either: the command is refused then).
+/// The store and its state, for a command that may change accounts: a data directory's
+/// journal with its lock (a live server holds it: the command is refused then), or the
+/// cluster's log, which the command writes as one more writer beside live nodes (which
+/// read its changes from the log; `serves` false, so they do not wait for it).
 fn open_locked(place: &DataDir) -> RunResult<(Option<store::DataDirLock>, Box<dyn Store>, State)> {
     if let Some(url) = &place.cluster {
         let opts = ClusterOptions {
