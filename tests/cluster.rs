@@ -468,8 +468,9 @@ fn a_snapshot_bounds_what_a_start_reads_and_the_state_survives_it() {
 }
 
 /// A database that hangs (frozen: connections open, nothing answered) leaves the store
-/// thread waiting; the event loop still stops the node when its lease runs out, so that a
-/// standby may take over without two nodes serving.
+/// thread waiting; the event loop still stops the node when its lease runs out (telling
+/// its clients to go elsewhere), so that the other nodes may take its sessions over
+/// without two nodes serving one.
 #[test]
 fn a_writer_whose_database_hangs_stops_at_its_lease() {
     let Some(pg) = Pg::start_or_skip("hang") else {
