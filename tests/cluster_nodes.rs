@@ -5,7 +5,7 @@
 //! elsewhere is refused; an administrator's force logout and suspension reach every node; 1,000 logins
 //! racing over three nodes never leave two working sessions of one account; a node killed
 //! with -9 leaves its sessions resumable elsewhere after its lease; nodes share one port
-//! with `--reuse-port`.
+//! with `--reuse-port`; two nodes ride out PostgreSQL going away and coming back.
 //!
 //! Without PostgreSQL installed the tests say so and pass, unless
 //! `SESSIOND_REQUIRE_POSTGRES=1` (as `.ci/run` sets), which makes them fail.
@@ -309,4 +309,68 @@ fn a_killed_nodes_sessions_resume_on_another_after_its_lease() {
         "taken over before the dead node's lease ran out: {:?}",
         killed.elapsed()
     );
+}
+
+/// PostgreSQL stopped under two nodes and started again: heartbeats answered on both
+/// throughout, logins refused with STORAGE_UNAVAILABLE, then served again on both, and a
+/// takeover across the nodes works again. Leases longer than the outage.
+#[test]
+fn two_nodes_ride_out_the_database_going_away() {
+    use sessiond::protocol::LoginFailureReason;
+    let Some(pg) = Pg::start_or_skip("nodes-away") else {
+        return;
+    };
+    let n: Vec<Running> = ["a", "b"]
+        .iter()
+        .map(|name| pg.node(name, "60s", &["--max-sessions-per-user", "0"]).0)
+        .collect();
+    register_on(&n[0], "erin");
+    register_on(&n[1], "fred");
+    let mut held: Vec<Client> = n.iter().map(|node| login_at(node, "erin", "x").0).collect();
+    pg.stop_server();
+    pg.wait_until(false, Duration::from_secs(10));
+    let t = Instant::now();
+    let mut refused = [false, false];
+    while refused != [true, true] {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "logins never refused"
+        );
+        for c in &mut held {
+            c.heartbeat()
+                .expect("heartbeats answered while the database is away");
+        }
+        for (i, node) in n.iter().enumerate() {
+            let mut c = node.client();
+            c.set_timeout(Duration::from_secs(2));
+            if let Ok(LoginOutcome::Failure(f)) = c.login("fred", PW, "y", "test") {
+                assert_eq!(f.reason, LoginFailureReason::StorageUnavailable);
+                refused[i] = true;
+            }
+        }
+    }
+    pg.start_server().unwrap();
+    let t = Instant::now();
+    let mut served = [false, false];
+    while served != [true, true] {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "logins never came back"
+        );
+        for c in &mut held {
+            c.heartbeat().expect("heartbeats answered");
+        }
+        for (i, node) in n.iter().enumerate() {
+            let mut c = node.client();
+            c.set_timeout(Duration::from_secs(5));
+            served[i] |= matches!(
+                c.login("fred", PW, "y", "test"),
+                Ok(LoginOutcome::Success(_))
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The nodes follow each other again: an account made on b now logs in on a.
+    register_on(&n[1], "gina");
+    login_at(&n[0], "gina", "z");
 }
