@@ -8,11 +8,13 @@
 //! - **How far this node has applied the log**: once the loop has applied records (and
 //!   written what they made it tell its connections), it says so ([`ToLink::Applied`]);
 //!   the link writes it to the node's row (`sessiond_nodes.applied`).
-//! - **Barriers**: a batch that creates, resumes or ends a session is not answered until
-//!   every other live node has applied it ([`ToLink::Await`], [`FromLink::Released`]): by
-//!   then the node holding an old connection of the account has told it and closed it,
-//!   or its lease ran out and it stopped by itself. So a new session is never usable
-//!   while an old one it displaced still answers heartbeats elsewhere.
+//! - **Barriers**: a batch that creates, resumes or ends a session, or makes or changes an
+//!   account, is not answered until every other live node has applied it
+//!   ([`ToLink::Await`], [`FromLink::Released`]): by then the node holding an old
+//!   connection of the account has told it and closed it, or its lease ran out and it
+//!   stopped by itself. So a new session is never usable while an old one it displaced
+//!   still answers heartbeats elsewhere. (A node alone, as its commit found, answers at
+//!   once: `server::peers`.)
 //! - **Live nodes**: which nodes' leases hold ([`FromLink::Nodes`]); the lowest-numbered
 //!   live node sweeps the detached sessions' expiry for the cluster.
 //! - **Account names**: a registration's name is reserved in `sessiond_accounts`, with an
