@@ -21,6 +21,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { inspect } from 'node:util';
 import WebSocket, { WebSocketServer } from 'ws';
+import { concat } from './bytes.js';
 
 import {
   ConnectionClosed,
@@ -156,16 +157,6 @@ after(async () => {
 
 // ---- a fake server ----
 
-const concat = (parts) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
-
 const TOKEN = Uint8Array.from({ length: 32 }, (_, i) => 100 + i);
 const INFO = {
   sessionId: 7,
@@ -197,7 +188,7 @@ async function fakeServer() {
     const conn = {
       ws,
       protocol: ws.protocol,
-      send: (...frames) => ws.send(concat(frames.map((f) => encodeFrame(f)))),
+      send: (...frames) => ws.send(concat(...frames.map((f) => encodeFrame(f)))),
     };
     conns.push(conn);
     ws.on('message', (data) => {

@@ -13,6 +13,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { concat } from './bytes.js';
 
 import {
   AuditKind,
@@ -71,15 +72,6 @@ const checked = new Set();
 
 const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ');
 const fromHex = (s) => Uint8Array.from(s.split(/\s+/).filter(Boolean), (t) => parseInt(t, 16));
-const concat = (...parts) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
 
 // The spec's example values (protocol.md 5, before 5.1).
 const T0 = 1767225600000; // 2026-01-01T00:00:00Z
