@@ -586,9 +586,30 @@ struct LosingProxy {
     cut: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// Copies `from` to `to` while `pass` says so of each chunk read; then, or at the end of
+/// `from`, shuts both down.
+fn pump(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    mut pass: impl FnMut(&[u8]) -> bool,
+) {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(n) if n > 0 && pass(&buf[..n]) => n,
+            _ => break,
+        };
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}
+
 impl LosingProxy {
     fn start(upstream: u16) -> LosingProxy {
-        use std::io::{Read, Write};
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         use std::sync::Arc;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -598,55 +619,37 @@ impl LosingProxy {
         let (armed2, cut2) = (armed.clone(), cut.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
-                let Ok(mut client) = client else { return };
-                let Ok(mut server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                let Ok(client) = client else { return };
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
                     return;
                 };
                 let (armed, cut) = (armed2.clone(), cut2.clone());
                 // The commit went through and its answer is being held back.
                 let holding = Arc::new(AtomicBool::new(false));
-                let mut c2 = client.try_clone().unwrap();
-                let mut s2 = server.try_clone().unwrap();
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let holding2 = holding.clone();
+                // database -> node: the commit's answer dropped, and the node's connection
+                // cut.
                 std::thread::spawn(move || {
-                    // database -> node
-                    let mut buf = [0u8; 65536];
-                    loop {
-                        let Ok(n) = s2.read(&mut buf) else { return };
-                        if n == 0 {
-                            let _ = c2.shutdown(std::net::Shutdown::Both);
-                            return;
+                    pump(s2, c2, |_| {
+                        if !holding2.load(Ordering::SeqCst) {
+                            return true;
                         }
-                        if holding2.load(Ordering::SeqCst) {
-                            // The commit's answer: dropped, and the node's connection cut.
-                            std::thread::sleep(Duration::from_millis(100));
-                            let _ = c2.shutdown(std::net::Shutdown::Both);
-                            let _ = s2.shutdown(std::net::Shutdown::Both);
-                            cut.fetch_add(1, Ordering::SeqCst);
-                            return;
-                        }
-                        if c2.write_all(&buf[..n]).is_err() {
-                            return;
-                        }
-                    }
+                        std::thread::sleep(Duration::from_millis(100));
+                        cut.fetch_add(1, Ordering::SeqCst);
+                        false
+                    })
                 });
+                // node -> database: the first commit after arming is let through and
+                // its answer held back.
                 std::thread::spawn(move || {
-                    // node -> database
-                    let mut buf = [0u8; 65536];
-                    loop {
-                        let Ok(n) = client.read(&mut buf) else { return };
-                        if n == 0 {
-                            let _ = server.shutdown(std::net::Shutdown::Both);
-                            return;
-                        }
-                        let commit = buf[..n].windows(16).any(|w| w == b"sessiond_commits");
+                    pump(client, server, |bytes| {
+                        let commit = bytes.windows(16).any(|w| w == b"sessiond_commits");
                         if commit && armed.swap(false, Ordering::SeqCst) {
                             holding.store(true, Ordering::SeqCst);
                         }
-                        if server.write_all(&buf[..n]).is_err() {
-                            return;
-                        }
-                    }
+                        true
+                    })
                 });
             }
         });
