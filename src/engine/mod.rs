@@ -40,7 +40,7 @@ mod output;
 mod policy;
 mod profile;
 mod reconfigure;
-mod remote;
+pub mod remote;
 pub mod replay;
 mod restore;
 mod storage;

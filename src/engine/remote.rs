@@ -41,6 +41,28 @@ pub(super) struct Remote {
     pub sweeper: bool,
 }
 
+/// Where sessions' connections are, as a log record says (the same rule at a start's read
+/// of the log, `store::cluster`, and here): a session is bound to the node (`writer`) that
+/// wrote its `session_created` or `session_resumed`, until that node's `session_detached`
+/// or the session's end.
+pub fn track_binding(bound: &mut HashMap<u64, i64>, writer: i64, ev: &Event) {
+    match ev {
+        Event::Audit(a) => match a.kind {
+            AuditKind::SessionCreated | AuditKind::SessionResumed => {
+                bound.insert(a.session_id, writer);
+            }
+            AuditKind::SessionDetached if bound.get(&a.session_id) == Some(&writer) => {
+                bound.remove(&a.session_id);
+            }
+            _ => {}
+        },
+        Event::SessionEnded { id, .. } => {
+            bound.remove(id);
+        }
+        _ => {}
+    }
+}
+
 /// How far after a record ending a session its audit record is looked for.
 const AUDIT_LOOKAHEAD: usize = 8;
 
@@ -51,9 +73,9 @@ impl Engine {
         let mut logins: Vec<(u64, u64)> = Vec::new();
         let mut suspended: Vec<u64> = Vec::new();
         for (i, (writer, ev)) in records.iter().enumerate() {
-            let writer = *writer;
+            track_binding(&mut self.remote.bound, *writer, ev);
             match ev {
-                Event::Audit(a) => self.remote_audit(writer, a, now),
+                Event::Audit(a) => self.remote_audit(a, now),
                 Event::UserCreated(u) => {
                     if self.users.restore(u.clone()).is_err() {
                         warn!("cluster: account {} ({}) is here already", u.username, u.id);
@@ -197,33 +219,23 @@ impl Engine {
         self.remote.bound.contains_key(&sid)
     }
 
-    fn remote_audit(&mut self, writer: i64, a: &Audit, now: Instant) {
+    fn remote_audit(&mut self, a: &Audit, now: Instant) {
         self.audit_log.push(a);
         let sid = a.session_id;
-        match a.kind {
-            AuditKind::SessionCreated => {
-                self.remote.bound.insert(sid, writer);
+        if a.kind == AuditKind::SessionResumed {
+            // Resumed there while bound here: this connection is the one left over.
+            if let Some(cid) = self.bound_here(sid) {
+                self.detach_for_end(cid, now);
+                let by = By {
+                    client: &a.client,
+                    platform: &a.platform,
+                    address: &a.address,
+                };
+                self.push_revoked(cid, sid, RevokeReason::TakenOver, &by, now);
+                self.stats.takeovers += 1;
+                self.close(cid, now);
+                info!("session taken over by another node: session={sid:016x}");
             }
-            AuditKind::SessionResumed => {
-                self.remote.bound.insert(sid, writer);
-                // Resumed there while bound here: this connection is the one left over.
-                if let Some(cid) = self.bound_here(sid) {
-                    self.detach_for_end(cid, now);
-                    let by = By {
-                        client: &a.client,
-                        platform: &a.platform,
-                        address: &a.address,
-                    };
-                    self.push_revoked(cid, sid, RevokeReason::TakenOver, &by, now);
-                    self.stats.takeovers += 1;
-                    self.close(cid, now);
-                    info!("session taken over by another node: session={sid:016x}");
-                }
-            }
-            AuditKind::SessionDetached if self.remote.bound.get(&sid) == Some(&writer) => {
-                self.remote.bound.remove(&sid);
-            }
-            _ => {}
         }
     }
 
@@ -259,7 +271,6 @@ impl Engine {
         cause: Option<&Audit>,
         now: Instant,
     ) {
-        self.remote.bound.remove(&sid);
         let Some(expires_ms) = self.sessions.get(sid).map(|s| s.expires_ms) else {
             return;
         };

@@ -47,6 +47,7 @@ use super::record;
 use super::{Fence, Store, StoreError};
 use crate::auth::Reservation;
 use crate::engine::event::Event;
+use crate::engine::remote::track_binding;
 use crate::engine::replay::State;
 use crate::session::UserTable;
 
@@ -260,7 +261,6 @@ fn load(client: &mut Client, users: UserTable) -> Result<Loaded, ClusterError> {
 /// Applies the log records after `loaded.last`. False if the next one is gone (removed
 /// past the retention before this reader got to it): read everything again then.
 fn catch_up(client: &mut Client, loaded: &mut Loaded) -> Result<bool, ClusterError> {
-    use crate::engine::event::AuditKind;
     let rows = client
         .query(
             "SELECT seq, kind, body, writer FROM sessiond_events WHERE seq > $1 ORDER BY seq",
@@ -274,21 +274,7 @@ fn catch_up(client: &mut Client, loaded: &mut Loaded) -> Result<bool, ClusterErr
             return Ok(false);
         }
         let ev = decode(seq, kind, body)?;
-        match &ev {
-            Event::Audit(a) => match a.kind {
-                AuditKind::SessionCreated | AuditKind::SessionResumed => {
-                    loaded.bound.insert(a.session_id, writer);
-                }
-                AuditKind::SessionDetached if loaded.bound.get(&a.session_id) == Some(&writer) => {
-                    loaded.bound.remove(&a.session_id);
-                }
-                _ => {}
-            },
-            Event::SessionEnded { id, .. } => {
-                loaded.bound.remove(id);
-            }
-            _ => {}
-        }
+        track_binding(&mut loaded.bound, writer, &ev);
         // Several nodes write the log at once: a record that lost a race (an update of an
         // account another node deleted a moment before) no longer applies, and is passed
         // over rather than keeping every node from starting.
