@@ -324,20 +324,21 @@ impl LinkThread {
         }
         let rows = client
             .query(
-                "SELECT seq, writer, kind, body FROM sessiond_events
-              WHERE seq > $1 ORDER BY seq LIMIT $2",
-                &[&self.read, &READ_LIMIT],
+                // This node's own records are applied already: their bodies stay there.
+                "SELECT seq, writer, kind, CASE WHEN writer = $3 THEN NULL ELSE body END
+                   FROM sessiond_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&self.read, &READ_LIMIT, &me],
             )
             .map_err(db)?;
         if let Some(last) = rows.last() {
             let through: i64 = last.get(0);
             let mut events = Vec::new();
             for row in &rows {
-                let (seq, writer, kind, body): (i64, i64, i16, &[u8]) =
+                let (seq, writer, kind, body): (i64, i64, i16, Option<&[u8]>) =
                     (row.get(0), row.get(1), row.get(2), row.get(3));
-                if writer == me {
+                let Some(body) = body.filter(|_| writer != me) else {
                     continue;
-                }
+                };
                 match decode(seq, kind, body) {
                     Ok(ev) => events.push((writer, ev)),
                     Err(e) => error!("cluster link: {e}; skipped"),
