@@ -244,6 +244,15 @@ struct ServerArgs {
     /// new connections over them): cluster nodes sharing one machine's cores
     #[arg(long)]
     reuse_port: bool,
+    /// connections each listener lets the kernel queue before they are accepted (capped by
+    /// net.core.somaxconn): room for every client of a restarted server coming back at once
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = ServerConfig::default().listen_backlog,
+        value_parser = clap::value_parser!(u32).range(1..=65535)
+    )]
+    listen_backlog: u32,
     /// a browser origin that may open a WebSocket, e.g. https://app.example (repeatable;
     /// `*`: any; reloaded on SIGHUP); with none, pages are refused; clients that send no
     /// Origin (not browsers) always may connect
@@ -555,6 +564,7 @@ impl ServerArgs {
             metrics_listen: self.metrics_listen,
             ws_listen: self.ws_listen,
             reuse_port: self.reuse_port,
+            listen_backlog: self.listen_backlog,
             ws_origins: OriginPolicy::new(&self.ws_allowed_origins),
             ..ServerConfig::default()
         };

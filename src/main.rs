@@ -270,7 +270,7 @@ fn reloader(argv: Vec<std::ffi::OsString>, running: cli::Options) -> Reloader {
         }
         // What a running server keeps until a restart: named with its old and new value.
         let (r, n) = (&running, &o);
-        let fixed: [(&str, String, String); 10] = [
+        let fixed: [(&str, String, String); 12] = [
             (
                 "listen",
                 r.server.listen.to_string(),
@@ -290,6 +290,16 @@ fn reloader(argv: Vec<std::ffi::OsString>, running: cli::Options) -> Reloader {
                 "metrics-listen",
                 format!("{:?}", r.server.metrics_listen),
                 format!("{:?}", n.server.metrics_listen),
+            ),
+            (
+                "reuse-port",
+                r.server.reuse_port.to_string(),
+                n.server.reuse_port.to_string(),
+            ),
+            (
+                "listen-backlog",
+                r.server.listen_backlog.to_string(),
+                n.server.listen_backlog.to_string(),
             ),
             (
                 "data-dir",

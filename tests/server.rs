@@ -496,3 +496,24 @@ fn a_request_followed_at_once_by_fin_is_answered_and_the_close_seen() {
         assert!(closed_within(&mut s, Duration::from_secs(3)));
     }
 }
+
+/// A restart's clients all come back at once: the listener queues them until the loop
+/// accepts. With std's backlog (128) the 130th connection's handshake would be dropped
+/// and this connect would time out; the default holds a thousand and more.
+#[test]
+fn the_listener_queues_a_crowd_before_any_is_accepted() {
+    let cfg = sessiond::server::ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    assert!(cfg.listen_backlog >= 1024, "{}", cfg.listen_backlog);
+    let listeners = sessiond::server::Listeners::bind(&cfg).unwrap();
+    let addr = listeners.local_addr().unwrap();
+    let queued: Vec<std::net::TcpStream> = (0..600)
+        .map(|i| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("connection {i} not queued: {e}"))
+        })
+        .collect();
+    assert_eq!(queued.len(), 600);
+}

@@ -117,6 +117,11 @@ pub struct ServerConfig {
     /// Listen with SO_REUSEPORT, so that several servers (cluster nodes) share the
     /// addresses and the kernel spreads new connections over them.
     pub reuse_port: bool,
+    /// How many connections each listener lets the kernel hold before they are accepted.
+    /// Every client of a restarted server comes back within a second or two: with std's
+    /// 128 the kernel dropped thousands of their handshakes (measured:
+    /// `benches/restart.sh`), and each dropped one waits 1 s, then 3 s, to try again.
+    pub listen_backlog: u32,
     /// Which browser origins may open a WebSocket (requests without Origin always may).
     pub ws_origins: OriginPolicy,
     /// With `handle_signals`: what SIGHUP reloads (None: SIGHUP is logged and ignored).
@@ -141,6 +146,7 @@ impl Default for ServerConfig {
             metrics_listen: None,
             ws_listen: None,
             reuse_port: false,
+            listen_backlog: 4096,
             ws_origins: OriginPolicy::default(),
             reloader: None,
             log_filter: String::new(),
@@ -276,18 +282,23 @@ pub struct Listeners {
     ws: Option<std::net::TcpListener>,
 }
 
-/// A listening socket on `addr`; with `reuse_port`, SO_REUSEPORT is set before the bind
-/// (std's `TcpListener::bind` cannot), as SO_REUSEADDR is by std.
-fn listen_on(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
-    if !reuse_port {
-        return std::net::TcpListener::bind(addr);
-    }
+/// A listening socket on `addr` (SO_REUSEADDR, as std's `TcpListener::bind` sets) with
+/// room for `backlog` connections waiting to be accepted (std's bind allows 128); with
+/// `reuse_port`, SO_REUSEPORT too.
+fn listen_on(
+    addr: SocketAddr,
+    reuse_port: bool,
+    backlog: u32,
+) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
     s.bind(&addr.into())?;
-    s.listen(1024)?;
+    // The kernel caps it at net.core.somaxconn (4096 by default since Linux 5.4).
+    s.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     Ok(s.into())
 }
 
@@ -295,9 +306,9 @@ impl Listeners {
     /// Binds `cfg.listen`, `cfg.plain_listen`, `cfg.metrics_listen` and `cfg.ws_listen`;
     /// an error names the address.
     pub fn bind(cfg: &ServerConfig) -> io::Result<Listeners> {
-        let reuse = cfg.reuse_port;
+        let (reuse, backlog) = (cfg.reuse_port, cfg.listen_backlog);
         let bind = |addr: SocketAddr| {
-            listen_on(addr, reuse)
+            listen_on(addr, reuse, backlog)
                 .and_then(|l| l.set_nonblocking(true).map(|()| l))
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
         };
