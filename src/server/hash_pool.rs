@@ -40,6 +40,11 @@ struct Queue {
     /// Each job with when it was queued.
     jobs: VecDeque<(Instant, HashJob)>,
     closed: bool,
+    /// The relief worker is waiting with nothing to time (it saw the queue empty): the
+    /// next job into an empty queue wakes it. Otherwise it is timing the oldest job and
+    /// wakes by itself, so a job costs no wake-up of a thread that will not take it (a
+    /// context switch per login, the biggest of a login's costs on a virtual machine).
+    relief_asleep: bool,
 }
 
 struct Shared {
@@ -54,6 +59,8 @@ struct Shared {
     share: AtomicU32,
     /// Jobs the relief worker took.
     relieved: AtomicU64,
+    /// Times the relief worker woke (by a notice or its own timeout).
+    relief_wakes: AtomicU64,
     /// How long each job waited in the queue before a thread took it (`/metrics`).
     waits: Histogram,
 }
@@ -64,12 +71,14 @@ impl Shared {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::with_capacity(queue_capacity.min(QUEUE_KEEP)),
                 closed: false,
+                relief_asleep: false,
             }),
             ready: Condvar::new(),
             relief: Condvar::new(),
             in_flight: AtomicUsize::new(0),
             share: AtomicU32::new(1000),
             relieved: AtomicU64::new(0),
+            relief_wakes: AtomicU64::new(0),
             waits: Histogram::new(),
         }
     }
@@ -131,11 +140,15 @@ impl HashPool {
         }
         q.jobs.push_back((super::now(), job));
         let n = q.jobs.len();
+        // it times the new oldest job from now; or the queue is filling
+        let relief = (n == 1 && q.relief_asleep) || n == self.capacity.div_ceil(2);
+        if relief {
+            q.relief_asleep = false;
+        }
         self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
         drop(q);
         self.shared.ready.notify_one();
-        if n == 1 || n == self.capacity.div_ceil(2) {
-            // it times the new oldest job from now; or the queue is filling
+        if relief {
             self.shared.relief.notify_one();
         }
         Ok(())
@@ -297,8 +310,13 @@ fn relief_worker(shared: &Shared, capacity: usize, tx: &Sender<HashResult>, wake
                         let r = shared.relief.wait_timeout(q, d);
                         r.map(|(q, _)| q).unwrap_or_else(|p| p.into_inner().0)
                     }
-                    None => shared.relief.wait(q).unwrap_or_else(|p| p.into_inner()),
+                    None => {
+                        q.relief_asleep = true;
+                        shared.relief.wait(q).unwrap_or_else(|p| p.into_inner())
+                    }
                 };
+                q.relief_asleep = false;
+                shared.relief_wakes.fetch_add(1, Ordering::Relaxed);
             }
         };
         let Some(job) = job else { continue };
@@ -526,6 +544,37 @@ mod tests {
             "after RELIEF_AFTER"
         );
         close(&shared);
+    }
+
+    #[test]
+    fn jobs_one_at_a_time_do_not_wake_the_relief_worker_each() {
+        let (mut poll, p) = pool(1, 16);
+        let rec = PasswordRecord::create(b"pw", 1).unwrap();
+        std::thread::sleep(Duration::from_millis(50)); // the relief worker asleep
+        let started = Instant::now();
+        for t in 0..100 {
+            p.submit(HashJob {
+                ticket: t,
+                reserve: None,
+                kind: JobKind::Verify {
+                    password: Secret::from("pw"),
+                    record: rec.clone(),
+                },
+            })
+            .map_err(|_| "full")
+            .unwrap();
+            collect(&mut poll, &p, 1);
+        }
+        // The first job woke it to time the queue; it then sleeps at least RELIEF_AFTER / 4
+        // before it looks again (and may be woken once more after that), however many
+        // jobs pass meanwhile. Before, each job into an empty queue woke it: 100 times.
+        let periods = started.elapsed().as_millis() / (RELIEF_AFTER / 4).as_millis();
+        let wakes = p.shared.relief_wakes.load(Ordering::Relaxed);
+        assert!(
+            wakes as u128 <= 2 + 2 * periods,
+            "the relief worker woke {wakes} times for 100 jobs in {:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
