@@ -13,7 +13,8 @@
 
 use std::time::{Duration, Instant};
 
-/// Hashes per second assumed until one has been measured.
+/// Hashes per second assumed until one has been measured, unless the shell says what to
+/// expect ([`BusyPacer::expect_rate`]).
 const PRIOR_RATE: f64 = 1000.0;
 /// The shortest window a rate is measured over, and the longest (a longer one has idle
 /// time in it and would understate the rate).
@@ -26,6 +27,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 pub struct BusyPacer {
     /// The least `retry_after` given.
     base: Duration,
+    /// Hashes per second to assume until one has been measured.
+    prior: f64,
     /// Verified hashes per second, as last measured while the queue was full (None: not
     /// measured yet).
     measured: Option<f64>,
@@ -40,9 +43,27 @@ impl BusyPacer {
     pub fn new(base: Duration) -> BusyPacer {
         BusyPacer {
             base,
+            prior: PRIOR_RATE,
             measured: None,
             window: None,
             tail: None,
+        }
+    }
+
+    /// The least `retry_after` from now on (a reload).
+    pub fn set_base(&mut self, base: Duration) {
+        self.base = base;
+    }
+
+    /// What the workers are expected to do per second before anything is measured (the
+    /// shell times a hash at start). The first burst of refusals, all made before a
+    /// measurement can close, is spaced by it: with the fixed prior of 1,000 a second and
+    /// workers doing 3,300, 10,000 logins at once were told to come back over 10 s and
+    /// took 11 s to get in, the workers idle two thirds of the time. A rate above zero
+    /// only.
+    pub fn expect_rate(&mut self, per_sec: f64) {
+        if per_sec.is_finite() && per_sec > 0.0 {
+            self.prior = per_sec;
         }
     }
 
@@ -55,7 +76,7 @@ impl BusyPacer {
 
     /// The hashes per second the slots are spaced for.
     pub fn rate(&self) -> f64 {
-        self.measured.unwrap_or(PRIOR_RATE)
+        self.measured.unwrap_or(self.prior)
     }
 
     /// A request is refused at `now`: how long it must wait before trying again.
@@ -108,6 +129,25 @@ mod tests {
         // 1,000 a second before any measurement: 1 ms apart, after the base second.
         let ms = |n| Duration::from_millis(n);
         assert_eq!(got, [ms(1000), ms(1001), ms(1002), ms(1003)]);
+    }
+
+    #[test]
+    fn before_a_measurement_slots_follow_the_expected_rate() {
+        let t = Instant::now();
+        let mut p = BusyPacer::new(BASE);
+        p.expect_rate(4000.0);
+        p.expect_rate(0.0); // ignored
+        p.expect_rate(f64::NAN); // ignored
+        let a = p.refuse(t);
+        let b = p.refuse(t);
+        assert_eq!((a, b - a), (BASE, Duration::from_micros(250)));
+        // a measurement takes over
+        for _ in 0..100 {
+            p.hash_done();
+        }
+        let t1 = t + Duration::from_millis(250);
+        p.refuse(t1);
+        assert!((p.rate() - 400.0).abs() < 1e-6, "{}", p.rate());
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! timer wheel's tick and the audit window's size keep their value until a restart.
 
 use super::{Engine, EngineConfig};
-use crate::engine::busy::BusyPacer;
 use crate::protocol::DecodeLimits;
 
 /// What a reconfiguration did: `name: old -> new` for each setting that changed, and the
@@ -31,6 +30,12 @@ macro_rules! differences {
 }
 
 impl Engine {
+    /// The password hashes a second the shell's workers are expected to verify, used to
+    /// space SERVER_BUSY refusals until the rate has been measured (`busy`).
+    pub fn expect_hash_rate(&mut self, per_sec: f64) {
+        self.busy.expect_rate(per_sec);
+    }
+
     /// Runs with `new` from now on, but for the settings only a restart changes.
     pub fn reconfigure(&mut self, mut new: EngineConfig) -> Reconfigured {
         let old = &self.cfg;
@@ -78,7 +83,7 @@ impl Engine {
             self.limits = DecodeLimits::server(new.max_frame);
         }
         if new.busy_retry_after != old.busy_retry_after {
-            self.busy = BusyPacer::new(new.busy_retry_after);
+            self.busy.set_base(new.busy_retry_after);
         }
         self.policy.set_config(new.policy.clone());
         self.cfg = new;

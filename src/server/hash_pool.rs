@@ -181,7 +181,6 @@ impl HashPool {
     }
 
     /// Worker threads started (the relief worker not counted).
-    #[cfg(test)]
     pub fn workers(&self) -> usize {
         self.workers.len() - 1
     }

@@ -282,6 +282,26 @@ pub struct Listeners {
     ws: Option<std::net::TcpListener>,
 }
 
+/// Password hashes a second `workers` threads can verify at `iterations`, from a short
+/// hash timed here (the best of three 1,000-iteration ones, about a millisecond in all):
+/// what SERVER_BUSY refusals are spaced by until the workers' rate has been measured.
+fn expected_hash_rate(workers: usize, iterations: u32) -> f64 {
+    const PROBE: u32 = 1000;
+    let Ok(probe) = PasswordRecord::dummy(PROBE) else {
+        return 0.0; // no estimate: the engine keeps its own
+    };
+    let best = (0..3)
+        .map(|_| {
+            let t = now();
+            probe.verify(b"timing a hash");
+            now().saturating_duration_since(t)
+        })
+        .min()
+        .unwrap_or_default();
+    let per_hash = best.as_secs_f64() * f64::from(iterations) / f64::from(PROBE);
+    workers.max(1) as f64 / per_hash.max(1e-9)
+}
+
 /// A listening socket on `addr` (SO_REUSEADDR, as std's `TcpListener::bind` sets) with
 /// room for `backlog` connections waiting to be accepted (std's bind allows 128); with
 /// `reuse_port`, SO_REUSEPORT too.
@@ -419,6 +439,7 @@ impl Server {
         };
         let users = std::mem::take(&mut state.users);
         let mut engine = Engine::new(engine_cfg, users, dummy, start, unix_ms_now());
+        engine.expect_hash_rate(expected_hash_rate(cfg.hash_workers, cfg.iterations));
         engine.restore(state, start);
         let signals = if cfg.handle_signals {
             let mut s = signal_hook_mio::v1_0::Signals::new([
@@ -813,6 +834,7 @@ impl Io {
                     max_connections: budget.connections,
                     ..r.engine
                 };
+                engine.expect_hash_rate(expected_hash_rate(self.pool.workers(), r.iterations));
                 let mut done = engine.reconfigure(cfg);
                 let mut restart = std::mem::take(&mut done.need_restart);
                 restart.extend(r.restart_only);
