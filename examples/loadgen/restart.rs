@@ -13,7 +13,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,8 @@ enum Phase {
 
 /// The longest a run waits for the stop, and then for everyone to be back.
 const PATIENCE: Duration = Duration::from_secs(300);
+/// A client thread's error when another one failed first.
+const STOPPED: &str = "stopped: another client thread failed";
 /// The first wait before connecting again to a server still down.
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 
@@ -52,22 +54,33 @@ pub(super) fn run(a: &Args) -> io::Result<()> {
     let logged_in = AtomicUsize::new(0);
     // This process's CPU time when the first SERVER_SHUTDOWN came.
     let cpu_at_stop = OnceLock::new();
+    // Set by a thread that failed, so that the others stop too.
+    let failed = AtomicBool::new(false);
     let threads = a.threads.min(a.conns);
     let shares: Vec<Share> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let clients: Vec<usize> = (t..a.conns).step_by(threads).collect();
-                let (logged_in, cpu_at_stop) = (&logged_in, &cpu_at_stop);
-                scope.spawn(move || share(a, &clients, logged_in, cpu_at_stop))
+                let (logged_in, cpu_at_stop, failed) = (&logged_in, &cpu_at_stop, &failed);
+                scope.spawn(move || {
+                    let r = share(a, &clients, logged_in, cpu_at_stop, failed);
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    r
+                })
             })
             .collect();
-        workers
+        let mut results: Vec<io::Result<Share>> = workers
             .into_iter()
             .map(|w| {
                 w.join()
                     .map_err(|_| io::Error::other("a client thread panicked"))?
             })
-            .collect::<io::Result<Vec<Share>>>()
+            .collect();
+        // The error of the thread that failed first, not of those it stopped.
+        results.sort_by_key(|r| matches!(r, Err(e) if e.to_string() == STOPPED));
+        results.into_iter().collect::<io::Result<Vec<Share>>>()
     })?;
     let t0 = shares
         .iter()
@@ -144,12 +157,14 @@ struct Share {
 
 /// Drives `clients` (their indexes among all of them) on this thread's own poll until
 /// every one is back; `logged_in` counts the logins of every thread, `cpu_at_stop` takes
-/// the process's CPU time at the first SERVER_SHUTDOWN any thread sees.
+/// the process's CPU time at the first SERVER_SHUTDOWN any thread sees; `failed` says
+/// another thread has given up.
 fn share(
     a: &Args,
     clients: &[usize],
     logged_in: &AtomicUsize,
     cpu_at_stop: &OnceLock<f64>,
+    failed: &AtomicBool,
 ) -> io::Result<Share> {
     let mut poll = Poll::new()?;
     let n = clients.len();
@@ -183,6 +198,9 @@ fn share(
     let started = Instant::now();
     let limits = DecodeLimits::client(1 << 20);
     while back < n {
+        if failed.load(Ordering::Relaxed) {
+            return Err(io::Error::other(STOPPED));
+        }
         let now = Instant::now();
         let waited = first_shutdown.map_or(now - started, |t| now - t);
         if waited > PATIENCE {
