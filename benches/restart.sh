@@ -24,8 +24,9 @@ MAX_SESSIONS=1 start_server restart 7630 1000 "${opts[@]}"
     --accounts "$N" >/dev/null
 for r in $(seq "$ROUNDS"); do
     echo "$SPID" >"$dir/pid"
-    "$bin/examples/loadgen" --addr 127.0.0.1:7630 --conns "$N" --accounts "$N" --mode restart --threads "${THREADS:-2}" \
-        --every "${EVERY:-1000}" --server-pid-file "$dir/pid" >"$dir/restart$r.out" 2>"$dir/restart$r.err" &
+    "$bin/examples/loadgen" --addr 127.0.0.1:7630 --conns "$N" --accounts "$N" \
+        --mode restart --threads "${THREADS:-2}" --every "${EVERY:-1000}" \
+        --server-pid-file "$dir/pid" >"$dir/restart$r.out" 2>"$dir/restart$r.err" &
     load=$!
     for _ in $(seq 1200); do
         grep -q "all $N in" "$dir/restart$r.err" && break
