@@ -59,7 +59,7 @@ impl UserTable {
         }
     }
 
-    /// Adds a user that already has an id (loading from the store).
+    /// Adds a user that already has an id (loading from the store, and `create_as`).
     pub fn restore(&mut self, user: User) -> Result<(), UsernameTaken> {
         if self.by_name.contains_key(&user.username) || self.by_id.contains_key(&user.id) {
             return Err(UsernameTaken);
@@ -92,12 +92,7 @@ impl UserTable {
         email: &str,
         created_ms: u64,
     ) -> Result<&User, UsernameTaken> {
-        if self.by_name.contains_key(username) || self.by_id.contains_key(&id) {
-            return Err(UsernameTaken);
-        }
-        self.next_id = self.next_id.max(id + 1);
-        self.by_name.insert(username.to_owned(), id);
-        let user = User {
+        self.restore(User {
             id,
             username: username.to_owned(),
             password,
@@ -106,8 +101,8 @@ impl UserTable {
             created_ms,
             last_login_ms: 0,
             suspended: false,
-        };
-        Ok(self.by_id.entry(id).or_insert(user))
+        })?;
+        Ok(&self.by_id[&id])
     }
 
     /// Removes a user by name (an account whose creation could not be stored, or one
