@@ -240,6 +240,24 @@ struct WsLayer {
 }
 
 impl Conn {
+    /// A connection just dialled: logging in, nothing sent or received, plain TCP (the
+    /// caller adds TLS or WebSocket).
+    fn new(stream: TcpStream, role: Role) -> Conn {
+        Conn {
+            stream,
+            tls: None,
+            role,
+            state: State::LoggingIn,
+            input: BytesMut::with_capacity(4096),
+            output: Vec::with_capacity(256),
+            token: None,
+            sent_at: Instant::now(),
+            pings: Default::default(),
+            next_id: 0,
+            ws: None,
+        }
+    }
+
     fn queue(&mut self, msg: Message) {
         self.next_id = self.next_id.wrapping_add(1);
         let Some(ws) = self.ws.as_deref_mut() else {
@@ -415,19 +433,8 @@ fn run(a: Args) -> io::Result<()> {
             )),
             None => None,
         };
-        let mut c = Conn {
-            stream,
-            tls,
-            role,
-            state: State::LoggingIn,
-            input: BytesMut::with_capacity(4096),
-            output: Vec::with_capacity(256),
-            token: None,
-            sent_at: Instant::now(),
-            pings: std::collections::VecDeque::new(),
-            next_id: 0,
-            ws: None,
-        };
+        let mut c = Conn::new(stream, role);
+        c.tls = tls;
         if a.ws {
             let host = a.addr.to_string();
             c.output = ws_client::upgrade_request(&host, None);

@@ -17,13 +17,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use mio::{Events, Interest, Poll, Token};
 use sessiond::protocol::{self, DecodeLimits, Message, VerifySession};
 
 use super::{
     cpu_secs, dial, flush, login_msg, percentile, ping, read_in, record, register_accounts, Args,
-    Conn, Role, State,
+    Conn, Role,
 };
 
 /// Where a client is in the restart.
@@ -380,17 +379,5 @@ fn connect(poll: &Poll, addr: SocketAddr, i: usize, token: usize) -> io::Result<
         Token(token),
         Interest::READABLE | Interest::WRITABLE,
     )?;
-    Ok(Conn {
-        stream,
-        tls: None,
-        role: Role::Pinger,
-        state: State::LoggingIn,
-        input: BytesMut::with_capacity(4096),
-        output: Vec::with_capacity(256),
-        token: None,
-        sent_at: Instant::now(),
-        pings: Default::default(),
-        next_id: 0,
-        ws: None,
-    })
+    Ok(Conn::new(stream, Role::Pinger))
 }
