@@ -37,4 +37,4 @@ for r in $(seq "$ROUNDS"); do
     ratios+=("$ratio")
     echo "round $r: sessiond $(echo "$s" | field rps) rt/s, $sc us of CPU per round trip; echo $(echo "$e" | field rps) rt/s, $ec us (${ratio}x)"
 done
-echo "sessiond / echo CPU per round trip at $N connections, median of $ROUNDS: $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')x"
+echo "sessiond / echo CPU per round trip at $N connections, median of $ROUNDS: $(printf '%s\n' "${ratios[@]}" | median)x"

@@ -46,3 +46,6 @@ field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 # ticks PID: the process's CPU time so far (user + system, in clock ticks).
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
+
+# median: the median of the numbers on stdin, one per line.
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

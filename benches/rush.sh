@@ -51,4 +51,4 @@ for r in $(seq "$ROUNDS"); do
     ratios+=("$ratio")
     echo "round $r: heartbeat p99 calm $c us, beside a login storm $s us (${ratio}x; $(echo "$storm" | field logins) storm logins)"
 done
-echo "storm / calm p99, median of $ROUNDS: $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')x"
+echo "storm / calm p99, median of $ROUNDS: $(printf '%s\n' "${ratios[@]}" | median)x"
