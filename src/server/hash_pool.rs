@@ -31,7 +31,7 @@ use log::{error, info, warn};
 use mio::Waker;
 
 use super::metrics::{Histogram, Snapshot};
-use crate::auth::{run_job, HashJob, HashResult, JobOutcome};
+use crate::auth::{run_job, HashJob, HashResult, JobOutcome, PasswordRecord};
 
 /// `submit` found the queue full; the job is handed back.
 pub(super) struct PoolFull(pub HashJob);
@@ -96,6 +96,8 @@ pub(super) struct HashPool {
     results: Receiver<HashResult>,
     workers: Vec<JoinHandle<()>>,
     capacity: usize,
+    /// What one PBKDF2 iteration cost when the pool started ([`HashPool::expected_rate`]).
+    per_iteration: Duration,
 }
 
 impl HashPool {
@@ -129,7 +131,20 @@ impl HashPool {
             results,
             workers: handles,
             capacity: queue_capacity,
+            per_iteration: time_per_iteration(),
         })
+    }
+
+    /// Password hashes a second the workers can verify at `iterations` (0: not known),
+    /// from the iteration cost timed at start: what SERVER_BUSY refusals are spaced by
+    /// until the workers' rate has been measured. Arithmetic only, so a reload may ask.
+    pub fn expected_rate(&self, iterations: u32) -> f64 {
+        let per_hash = self.per_iteration.as_secs_f64() * f64::from(iterations);
+        if per_hash > 0.0 {
+            self.workers() as f64 / per_hash
+        } else {
+            0.0
+        }
     }
 
     /// Queues a job without blocking; `Err(PoolFull(job))` when `queued() == capacity`.
@@ -357,6 +372,24 @@ fn thread_cpu() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
+/// What one PBKDF2 iteration costs here, from a short hash timed on the calling thread
+/// (the best of three 1,000-iteration ones, about a millisecond in all).
+fn time_per_iteration() -> Duration {
+    const PROBE: u32 = 1000;
+    let Ok(probe) = PasswordRecord::dummy(PROBE) else {
+        return Duration::ZERO; // no estimate: the engine keeps its own
+    };
+    let best = (0..3)
+        .map(|_| {
+            let t = super::now();
+            probe.verify(b"timing a hash");
+            super::now().saturating_duration_since(t)
+        })
+        .min()
+        .unwrap_or_default();
+    best / PROBE
+}
+
 /// Queue slots kept allocated (more grow in a burst and are given back when it drains).
 const QUEUE_KEEP: usize = 1024;
 
@@ -384,7 +417,7 @@ fn lower_priority() {
 #[allow(clippy::disallowed_methods)] // the shell's threads answer in real time
 mod tests {
     use super::*;
-    use crate::auth::{JobKind, PasswordRecord};
+    use crate::auth::JobKind;
     use crate::protocol::Secret;
     use mio::{Events, Poll, Token};
     use std::time::{Duration, Instant};

@@ -224,8 +224,6 @@ struct Io {
     metrics: Option<http::MetricsServer>,
     socks: Vec<Option<Sock>>,
     pool: HashPool,
-    /// What one PBKDF2 iteration cost at start, for the hash rate a reload expects.
-    per_iteration: Duration,
     /// The store thread making each turn's events durable; replies that depend on them
     /// wait for it. None keeps everything in memory (tests, tools).
     committer: Option<Committer>,
@@ -282,36 +280,6 @@ pub struct Listeners {
     plain: Option<std::net::TcpListener>,
     metrics: Option<std::net::TcpListener>,
     ws: Option<std::net::TcpListener>,
-}
-
-/// What one PBKDF2 iteration costs here, from a short hash timed once at start (the best
-/// of three 1,000-iteration ones, about a millisecond in all; never on the loop).
-fn time_per_iteration() -> Duration {
-    const PROBE: u32 = 1000;
-    let Ok(probe) = PasswordRecord::dummy(PROBE) else {
-        return Duration::ZERO; // no estimate: the engine keeps its own
-    };
-    let best = (0..3)
-        .map(|_| {
-            let t = now();
-            probe.verify(b"timing a hash");
-            now().saturating_duration_since(t)
-        })
-        .min()
-        .unwrap_or_default();
-    best / PROBE
-}
-
-/// Password hashes a second `workers` threads can verify at `iterations`, one iteration
-/// taking `per_iteration`: what SERVER_BUSY refusals are spaced by until the workers' rate
-/// has been measured (0: not known).
-fn expected_hash_rate(workers: usize, iterations: u32, per_iteration: Duration) -> f64 {
-    let per_hash = per_iteration.as_secs_f64() * f64::from(iterations);
-    if per_hash > 0.0 {
-        workers.max(1) as f64 / per_hash
-    } else {
-        0.0
-    }
 }
 
 /// A listening socket on `addr` (SO_REUSEADDR, as std's `TcpListener::bind` sets) with
@@ -451,12 +419,7 @@ impl Server {
         };
         let users = std::mem::take(&mut state.users);
         let mut engine = Engine::new(engine_cfg, users, dummy, start, unix_ms_now());
-        let per_iteration = time_per_iteration();
-        engine.expect_hash_rate(expected_hash_rate(
-            cfg.hash_workers,
-            cfg.iterations,
-            per_iteration,
-        ));
+        engine.expect_hash_rate(pool.expected_rate(cfg.iterations));
         engine.restore(state, start);
         let signals = if cfg.handle_signals {
             let mut s = signal_hook_mio::v1_0::Signals::new([
@@ -496,7 +459,6 @@ impl Server {
             metrics,
             socks: Vec::with_capacity(engine.config().reserved_connections()),
             pool,
-            per_iteration,
             committer,
             fence,
             peers,
@@ -852,9 +814,7 @@ impl Io {
                     max_connections: budget.connections,
                     ..r.engine
                 };
-                let workers = self.pool.workers();
-                let rate = expected_hash_rate(workers, r.iterations, self.per_iteration);
-                engine.expect_hash_rate(rate);
+                engine.expect_hash_rate(self.pool.expected_rate(r.iterations));
                 let mut done = engine.reconfigure(cfg);
                 let mut restart = std::mem::take(&mut done.need_restart);
                 restart.extend(r.restart_only);
