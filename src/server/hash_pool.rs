@@ -40,10 +40,11 @@ struct Queue {
     /// Each job with when it was queued.
     jobs: VecDeque<(Instant, HashJob)>,
     closed: bool,
-    /// The relief worker is waiting with nothing to time (it saw the queue empty): the
-    /// next job into an empty queue wakes it. Otherwise it is timing the oldest job and
-    /// wakes by itself, so a job costs no wake-up of a thread that will not take it (a
-    /// context switch per login, the biggest of a login's costs on a virtual machine).
+    /// The relief worker is waiting with nothing to time (it saw the queue empty for a
+    /// whole RELIEF_AFTER): the next job into an empty queue wakes it. Otherwise it is
+    /// timing the oldest job, or looking again soon, and wakes by itself, so a job costs
+    /// no wake-up of a thread that will not take it (a context switch per login, the
+    /// biggest of a login's costs on a virtual machine).
     relief_asleep: bool,
 }
 
@@ -295,6 +296,9 @@ const SHARE_WINDOW: Duration = Duration::from_millis(20);
 /// enough, or until a job comes into an empty queue.
 fn relief_worker(shared: &Shared, capacity: usize, tx: &Sender<HashResult>, waker: &Waker) {
     let mut relieving = false;
+    // The queue was empty when it last looked: it has waited one RELIEF_AFTER for jobs
+    // already, and sleeps without a timeout if it is still empty.
+    let mut idled = false;
     loop {
         let job = {
             let mut q = shared.lock();
@@ -313,8 +317,14 @@ fn relief_worker(shared: &Shared, capacity: usize, tx: &Sender<HashResult>, wake
                         break pop(&mut q, &shared.waits)
                     }
                     Some(w) => Some(RELIEF_AFTER.saturating_sub(w).max(RELIEF_AFTER / 4)),
+                    // Empty (a worker took the job it was woken for, most often): a job
+                    // may come any moment in a stream of logins, so it looks again after
+                    // RELIEF_AFTER, which times any job come meanwhile soon enough, before
+                    // it sleeps until woken.
+                    None if !idled => Some(RELIEF_AFTER),
                     None => None,
                 };
+                idled = waited.is_none();
                 if relieving {
                     relieving = false;
                     info!("logins no longer starved: hashing at low priority only");
@@ -597,9 +607,10 @@ mod tests {
             .unwrap();
             collect(&mut poll, &p, 1);
         }
-        // The first job woke it to time the queue; it then sleeps at least RELIEF_AFTER / 4
-        // before it looks again (and may be woken once more after that), however many
-        // jobs pass meanwhile. Before, each job into an empty queue woke it: 100 times.
+        // The first job woke it; it then sleeps at least RELIEF_AFTER / 4 before it looks
+        // again (and may be woken once more after that), however many jobs pass meanwhile,
+        // whether the worker took the job before it looked or not. Before, each job into an
+        // empty queue woke it: 100 times.
         let periods = started.elapsed().as_millis() / (RELIEF_AFTER / 4).as_millis();
         let wakes = p.shared.relief_wakes.load(Ordering::Relaxed);
         assert!(
